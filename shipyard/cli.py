@@ -1,0 +1,267 @@
+"""The `shipyard` command: thin commands over load -> validate -> compile -> run.
+
+Exit codes: 0 ok, 1 spec or user error (with a message naming the fix), 2 internal error.
+Heavy libraries (prefect, dvc, great_expectations) are imported only by the commands that run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from shipyard.errors import ShipyardError
+
+if TYPE_CHECKING:
+    from shipyard.compiler import Plan
+    from shipyard.loader import LoadedSpec
+
+EXIT_OK, EXIT_SPEC, EXIT_INTERNAL = 0, 1, 2
+
+
+def _load_and_validate(args: argparse.Namespace) -> tuple[LoadedSpec, list[object]]:
+    from shipyard.loader import load_spec
+    from shipyard.validation import validate
+
+    loaded = load_spec(args.file)
+    return loaded, list(validate(loaded))
+
+
+def _print_diagnostics(loaded: LoadedSpec, diagnostics: Sequence[object], fmt: str) -> None:
+    from shipyard.diagnostics import render_json, render_text
+
+    if fmt == "json":
+        print(render_json(diagnostics))  # type: ignore[arg-type]
+    elif diagnostics:
+        print(render_text(diagnostics, {loaded.display_name: loaded.text}), file=sys.stderr)  # type: ignore[arg-type]
+
+
+def load_plan(args: argparse.Namespace, quiet_warnings: bool = False) -> tuple[LoadedSpec, Plan]:
+    """Load, validate and compile, or raise SpecError with every diagnostic rendered."""
+    from shipyard.compiler import PlanError, compile_plan
+    from shipyard.diagnostics import render_text, sort_diagnostics
+    from shipyard.errors import SpecError
+
+    loaded, diagnostics = _load_and_validate(args)
+    errors = [d for d in diagnostics if d.is_error]  # type: ignore[attr-defined]
+    if errors or loaded.spec is None:
+        raise SpecError(render_text(diagnostics, {loaded.display_name: loaded.text}))  # type: ignore[arg-type]
+    if diagnostics and not quiet_warnings:
+        print(render_text(diagnostics, {loaded.display_name: loaded.text}), file=sys.stderr)  # type: ignore[arg-type]
+    try:
+        plan = compile_plan(loaded.spec, loaded.root_dir, loaded.secrets)
+    except PlanError as exc:
+        raise SpecError(
+            render_text(sort_diagnostics(exc.diagnostics), {loaded.display_name: loaded.text})
+        ) from None
+    return loaded, plan
+
+
+# -- commands -------------------------------------------------------------------------------
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    loaded, diagnostics = _load_and_validate(args)
+    _print_diagnostics(loaded, diagnostics, args.format)
+    if any(d.is_error for d in diagnostics):  # type: ignore[attr-defined]
+        return EXIT_SPEC
+    if args.format == "text":
+        n = len(loaded.spec.datasets) if loaded.spec else 0
+        print(f"{loaded.display_name}: ok ({n} dataset{'s' if n != 1 else ''})")
+    return EXIT_OK
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    from shipyard.compiler.render import render_plan
+
+    _, plan = load_plan(args)
+    if args.json:
+        print(plan.model_dump_json(indent=2))
+    else:
+        print(render_plan(plan))
+    return EXIT_OK
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from shipyard.spec.schema import spec_json_schema
+
+    text = json.dumps(spec_json_schema(), indent=2) + "\n"
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"wrote {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.write(text)
+    return EXIT_OK
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    from shipyard.runtime.apply import apply_plan
+
+    _, plan = load_plan(args)
+    apply_plan(plan)
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from shipyard.runtime.run import run_deployment_now
+
+    _, plan = load_plan(args)
+    return run_deployment_now(plan, args.flow, args.name)
+
+
+def cmd_server(args: argparse.Namespace) -> int:
+    from shipyard.runtime import server
+
+    _, plan = load_plan(args, quiet_warnings=True)
+    return server.command(plan, args.action)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from shipyard.runtime import worker
+
+    _, plan = load_plan(args, quiet_warnings=True)
+    return worker.command(plan, args.action, run_once=getattr(args, "once", False))
+
+
+def cmd_env(args: argparse.Namespace) -> int:
+    from shipyard.runtime.server import environment_for
+
+    _, plan = load_plan(args, quiet_warnings=True)
+    for key, value in sorted(environment_for(plan).items()):
+        print(f"export {key}={_shell_quote(value)}")
+    return EXIT_OK
+
+
+def cmd_data_versions(args: argparse.Namespace) -> int:
+    from shipyard.data.versioning import print_versions
+
+    _, plan = load_plan(args, quiet_warnings=True)
+    return print_versions(plan, args.dataset, as_json=args.json)
+
+
+def cmd_data_restore(args: argparse.Namespace) -> int:
+    from shipyard.data.versioning import restore_command
+
+    _, plan = load_plan(args, quiet_warnings=True)
+    return restore_command(plan, args.dataset, args.version)
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from shipyard.demo import run_demo
+
+    return run_demo(Path(args.file), rows=args.rows)
+
+
+def _shell_quote(value: str) -> str:
+    import shlex
+
+    return shlex.quote(value)
+
+
+# -- parser ---------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="shipyard",
+        description="Compile pipelines.yaml into Prometheus-monitored Prefect flows and run them.",
+    )
+    parser.add_argument(
+        "-f",
+        "--file",
+        default=os.environ.get("SHIPYARD_SPEC", "pipelines.yaml"),
+        help="spec file (default: pipelines.yaml, or $SHIPYARD_SPEC)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(
+        name: str, func: Callable[[argparse.Namespace], int], help: str
+    ) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help, description=help)
+        p.set_defaults(func=func)
+        return p
+
+    p = add("validate", cmd_validate, "check pipelines.yaml and report every problem at once")
+    p.add_argument("--format", choices=["text", "json"], default="text")
+    p = add("plan", cmd_plan, "show the steps, their graph and the Prefect deployments")
+    p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    p = add("schema", cmd_schema, "print the JSON Schema of pipelines.yaml")
+    p.add_argument("-o", "--output", help="write to this file instead of stdout")
+    add("apply", cmd_apply, "register blocks, work pool and every compiled deployment on Prefect")
+    p = add(
+        "run", cmd_run, "run one compiled flow now, e.g. `shipyard run validate-dataset customers`"
+    )
+    p.add_argument("flow", help="flow name, e.g. validate-dataset")
+    p.add_argument("name", help="deployment name (the resource), e.g. customers")
+    p = add("server", cmd_server, "start, stop or check the profile's local Prefect server")
+    p.add_argument("action", choices=["start", "stop", "status"])
+    p = add(
+        "worker", cmd_worker, "start, stop or check a Prefect worker on the profile's work pool"
+    )
+    p.add_argument("action", choices=["start", "stop", "status"])
+    p.add_argument(
+        "--once", action="store_true", help="run what is scheduled, then exit (foreground)"
+    )
+    add("env", cmd_env, "print shell exports for using `prefect` against this project's server")
+    data = add("data", lambda a: EXIT_OK, "list and restore dataset versions (DVC)")
+    data_sub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")
+    p = data_sub.add_parser("versions", help="list the recorded versions of a dataset")
+    p.add_argument("dataset")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_data_versions)
+    p = data_sub.add_parser("restore", help="bring back an earlier version of a dataset's file")
+    p.add_argument("dataset")
+    p.add_argument("version", help="md5 of the version (a unique prefix is enough)")
+    p.set_defaults(func=cmd_data_restore)
+    p = add("demo", cmd_demo, "generate the demo data and run the demo pipeline end to end")
+    p.add_argument("--rows", type=int, default=5000, help="rows of demo data (default 5000)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code: int = args.func(args)
+    except ShipyardError as exc:
+        print(
+            exc.render() if not exc.__class__.__name__ == "SpecError" else exc.message,
+            file=sys.stderr,
+        )
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # the last line of defence: no traceback reaches a user
+        return _internal_error(exc)
+    return code
+
+
+def _internal_error(exc: BaseException) -> int:
+    import traceback
+
+    if os.environ.get("SHIPYARD_DEBUG"):
+        traceback.print_exc()
+    else:
+        log = (
+            Path(os.environ.get("SHIPYARD_STATE_DIR", ".shipyard")) / "logs" / "internal-errors.log"
+        )
+        try:
+            log.parent.mkdir(parents=True, exist_ok=True)
+            with log.open("a", encoding="utf-8") as fh:
+                traceback.print_exc(file=fh)
+            where = f"the traceback is in {log}"
+        except OSError:
+            where = "set SHIPYARD_DEBUG=1 to see the traceback"
+        print(
+            f"internal error: {type(exc).__name__}: {exc}\n  = note: {where}; please report it",
+            file=sys.stderr,
+        )
+    return EXIT_INTERNAL
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""The Plan: a frozen, JSON-serializable description of everything a spec compiles to."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class FrozenModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RuntimeContext(FrozenModel):
+    """What every compiled flow needs to find the project, its state and its connections."""
+
+    project: str
+    profile: str
+    profile_kind: str
+    project_dir: str = Field(description="Absolute folder of pipelines.yaml; flows run from here.")
+    state_dir: str = Field(description="Absolute folder for all runtime state.")
+    spec_digest: str
+    blocks: dict[str, str] = Field(
+        default_factory=dict, description="Role (dvc_remote, pushgateway) -> saved block name."
+    )
+
+
+class CompiledExpectation(FrozenModel):
+    """One Great Expectations expectation, traced back to the rule written in the spec."""
+
+    type: str
+    kwargs: dict[str, Any]
+    rule: str = Field(description="The rule as written in the spec, e.g. not_null(customer_id).")
+    column: str | None = None
+
+
+class DatasetStep(FrozenModel):
+    """Parameter of the validate-dataset flow: one dataset, validated then versioned."""
+
+    id: str = Field(description="Resource id, e.g. dataset.customers.")
+    dataset: str
+    path: str = Field(description="File path relative to the project folder.")
+    format: str
+    columns: dict[str, Any] = Field(description="Column -> type name, or list of categories.")
+    key: list[str] = Field(default_factory=list)
+    timestamp: str | None = None
+    expectations: list[CompiledExpectation] = Field(default_factory=list)
+    version: bool = True
+    runtime: RuntimeContext
+
+
+class PlanStep(FrozenModel):
+    """A node of the plan's dependency graph."""
+
+    id: str
+    resource: str
+    action: str
+    needs: tuple[str, ...] = ()
+    flow: str = Field(description="The flow that performs this step.")
+
+
+class DeploymentPlan(FrozenModel):
+    """A Prefect deployment `shipyard apply` registers."""
+
+    flow_name: str
+    name: str
+    entrypoint: str = Field(description="path/to/file.py:function, relative to the project folder.")
+    description: str
+    parameters: dict[str, Any]
+    schedule: str | None = None
+    work_pool: str
+    tags: tuple[str, ...]
+    job_variables: dict[str, Any] = Field(default_factory=dict)
+    resource: str
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.flow_name}/{self.name}"
+
+
+class BlockPlan(FrozenModel):
+    """A Prefect block document `shipyard apply` saves (connections; secrets stay references)."""
+
+    type: str = Field(description="Block type slug, e.g. shipyard-dvc-remote.")
+    name: str
+    fields: dict[str, Any]
+
+
+class Plan(FrozenModel):
+    """Everything a spec compiles to. Pure data: building it imports no Prefect."""
+
+    project: str
+    profile: str
+    spec_digest: str
+    prefect_api_url: str
+    work_pool: str
+    runtime: RuntimeContext
+    steps: tuple[PlanStep, ...]
+    deployments: tuple[DeploymentPlan, ...]
+    blocks: tuple[BlockPlan, ...]
+    secrets: tuple[str, ...] = Field(description="Names of the secrets the spec references.")
+
+    def deployment(self, flow_name: str, name: str) -> DeploymentPlan | None:
+        for deployment in self.deployments:
+            if deployment.flow_name == flow_name and deployment.name == name:
+                return deployment
+        return None

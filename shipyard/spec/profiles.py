@@ -1,0 +1,82 @@
+"""Profiles: where flows run and where state lives (embedded default or scale-out engines)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from shipyard.spec.base import SpecModel
+
+
+class PrefectSettings(SpecModel):
+    """Prefect server and work pool used by the compiled deployments."""
+
+    api_url: str | None = Field(
+        None,
+        description="URL of an existing Prefect server API (e.g. http://prefect:4200/api). "
+        "Unset: Shipyard starts a local server under the state folder (`shipyard server start`).",
+    )
+    port: int = Field(4200, ge=1, le=65535, description="Port of the local Prefect server.")
+    database_url: str | None = Field(
+        None,
+        description="Database of the local Prefect server, e.g. "
+        "postgresql+asyncpg://postgres@127.0.0.1:5432/prefect. Unset: SQLite under the state folder.",
+    )
+    work_pool: str = Field(
+        "shipyard-process", description="Work pool the deployments are registered on."
+    )
+    work_pool_type: Literal["process"] = Field(
+        "process", description="Type of the work pool created by `shipyard apply`."
+    )
+
+
+class DvcSettings(SpecModel):
+    """Where DVC pushes versioned data."""
+
+    remote: str | None = Field(
+        None,
+        description="DVC remote URL (s3://bucket/path, gs://..., /abs/dir). "
+        "Unset: a git-ignored local directory under the state folder.",
+    )
+    options: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra remote options passed to `dvc remote modify` (e.g. endpointurl, "
+        "access_key_id: ${secret:aws-key}); secret references are resolved at run time.",
+    )
+
+
+class PrometheusSettings(SpecModel):
+    """Where flow metrics go."""
+
+    pushgateway: str | None = Field(
+        None,
+        description="Pushgateway URL (e.g. http://127.0.0.1:9091). Unset: metrics are written as "
+        "*.prom files under the state folder for a node-exporter textfile collector.",
+    )
+    username: str | None = Field(None, description="Basic-auth user for the Pushgateway.")
+    password: str | None = Field(
+        None, description="Basic-auth password for the Pushgateway, e.g. ${secret:pushgateway}."
+    )
+
+
+class ProfileSpec(SpecModel):
+    """One deployment target: the embedded default needs nothing; scale-out names real engines."""
+
+    kind: Literal["embedded", "scale-out"] = Field(
+        "embedded",
+        description="embedded: SQLite, local Prefect, local DVC remote, no servers to install. "
+        "scale-out: the engines named below (PostgreSQL, object store, Pushgateway, work pools).",
+    )
+    state_dir: str | None = Field(
+        None,
+        description="Folder for all runtime state (Prefect home, DVC cache and remote, metrics, "
+        "logs), relative to pipelines.yaml. Default: .shipyard",
+    )
+    prefect: PrefectSettings = Field(
+        default_factory=PrefectSettings, description=PrefectSettings.__doc__
+    )
+    dvc: DvcSettings = Field(default_factory=DvcSettings, description=DvcSettings.__doc__)
+    prometheus: PrometheusSettings = Field(
+        default_factory=PrometheusSettings, description=PrometheusSettings.__doc__
+    )

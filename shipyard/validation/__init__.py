@@ -1,0 +1,23 @@
+"""Validation rules: check_<thing>(spec, source_map) -> Iterator[Diagnostic], all in one pass."""
+
+from __future__ import annotations
+
+from shipyard.diagnostics import Diagnostic, sort_diagnostics
+from shipyard.loader import LoadedSpec
+from shipyard.validation.datasets import check_datasets
+from shipyard.validation.profiles import check_profiles
+
+RULES = (check_profiles, check_datasets)
+
+
+def validate(loaded: LoadedSpec) -> list[Diagnostic]:
+    """Every problem in the spec: load errors plus rule violations, sorted by position."""
+    diagnostics = list(loaded.diagnostics)
+    spec = loaded.spec or loaded.partial
+    if spec is not None:
+        for rule in RULES:
+            diagnostics.extend(rule(spec, loaded.source_map))
+    return sort_diagnostics(diagnostics)
+
+
+__all__ = ["validate"]

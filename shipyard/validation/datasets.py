@@ -1,0 +1,141 @@
+"""Rules for `datasets:`: columns named anywhere exist in the schema and suit their checks."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import PurePosixPath
+
+from shipyard.diagnostics import Diagnostic, Severity, did_you_mean
+from shipyard.loader.source_map import Path, SourceMap
+from shipyard.spec import DatasetSpec, PipelineSpec
+from shipyard.spec.datasets import (
+    Between,
+    InSet,
+    NotNull,
+    Regex,
+    Unique,
+    UniqueTogether,
+)
+
+NUMERIC = {"int", "float", "datetime", "date"}
+
+
+def check_datasets(spec: PipelineSpec, sm: SourceMap) -> Iterator[Diagnostic]:
+    seen_paths: dict[str, str] = {}
+    for name, dataset in spec.datasets.items():
+        base: Path = ("datasets", name)
+        yield from check_dataset(name, dataset, sm)
+        normalized = str(PurePosixPath(dataset.path))
+        if normalized in seen_paths:
+            yield Diagnostic(
+                "E206",
+                f"datasets '{seen_paths[normalized]}' and '{name}' use the same file '{dataset.path}'",
+                sm.value_span((*base, "path")),
+                "each dataset versions its own file; point one of them elsewhere",
+            )
+        else:
+            seen_paths[normalized] = name
+
+
+def check_dataset(name: str, dataset: DatasetSpec, sm: SourceMap) -> Iterator[Diagnostic]:
+    base: Path = ("datasets", name)
+    columns = dataset.columns
+    path = PurePosixPath(dataset.path)
+
+    def unknown(column: str, at: Path, role: str) -> Diagnostic:
+        return Diagnostic(
+            "E204",
+            f"dataset '{name}': {role} column '{column}' is not in its schema",
+            sm.value_span(at),
+            did_you_mean(column, columns) or "add it under `schema:` with its type",
+        )
+
+    if path.is_absolute() or ".." in path.parts:
+        yield Diagnostic(
+            "E209",
+            f"dataset '{name}': path '{dataset.path}' is outside the project folder",
+            sm.value_span((*base, "path")),
+            "DVC versions files inside the project; copy the file under the folder of pipelines.yaml",
+        )
+    if dataset.resolved_format is None:
+        yield Diagnostic(
+            "E205",
+            f"dataset '{name}': cannot tell the format of '{dataset.path}' from its suffix",
+            sm.value_span((*base, "path")),
+            "add `format: parquet` (or csv, json, jsonl)",
+        )
+    keys = dataset.key_columns
+    for i, column in enumerate(keys):
+        at = (*base, "key") if isinstance(dataset.key, str) else (*base, "key", i)
+        if column not in columns:
+            yield unknown(column, at, "key")
+    if dataset.timestamp is not None:
+        at = (*base, "timestamp")
+        if dataset.timestamp not in columns:
+            yield unknown(dataset.timestamp, at, "timestamp")
+        elif columns[dataset.timestamp] not in ("datetime", "date"):
+            yield Diagnostic(
+                "E203",
+                f"dataset '{name}': timestamp column '{dataset.timestamp}' has type "
+                f"'{columns[dataset.timestamp]}'",
+                sm.value_span(at),
+                f"declare it as `{dataset.timestamp}: datetime` in the schema",
+            )
+    if not dataset.expectations:
+        yield Diagnostic(
+            "W201",
+            f"dataset '{name}' has no expectations; only its schema is checked",
+            sm.key_span(base),
+            "add rules such as `- not_null: [...]` under `expectations:`",
+            severity=Severity.WARNING,
+        )
+    for i, rule in enumerate(dataset.expectations):
+        at: Path = (*base, "expectations", i)
+        for column, column_at, kind in _columns_of(rule, at):
+            if column not in columns:
+                yield unknown(column, column_at, kind)
+                continue
+            column_type = columns[column]
+            if kind == "between" and column_type not in NUMERIC:
+                yield Diagnostic(
+                    "E207",
+                    f"dataset '{name}': `between` needs a numeric or date column, "
+                    f"'{column}' is {_type_name(column_type)}",
+                    sm.value_span(column_at),
+                    "use `in_set` for categories, or fix the column type",
+                )
+            if kind == "regex" and column_type != "str":
+                yield Diagnostic(
+                    "E207",
+                    f"dataset '{name}': `regex` needs a str column, "
+                    f"'{column}' is {_type_name(column_type)}",
+                    sm.value_span(column_at),
+                    "declare the column as `str`, or use another rule",
+                )
+
+
+def _type_name(column_type: object) -> str:
+    return column_type if isinstance(column_type, str) else "a category"
+
+
+def _columns_of(rule: object, at: Path) -> Iterator[tuple[str, Path, str]]:
+    """(column, where it is written, rule kind) for each column a rule names."""
+    match rule:
+        case NotNull(not_null=sel) | Unique(unique=sel):
+            kind = "not_null" if isinstance(rule, NotNull) else "unique"
+            yield from _selection(sel.columns, (*at, kind))
+        case UniqueTogether(unique_together=cols):
+            yield from _selection(cols, (*at, "unique_together"))
+        case Between(between=args) | InSet(in_set=args) | Regex(regex=args):
+            kind = next(iter(type(rule).model_fields))
+            yield args.column, (*at, kind, "column"), kind
+
+
+def _selection(columns: list[str], at: Path) -> Iterator[tuple[str, Path, str]]:
+    kind = str(at[-1])
+    if len(columns) == 1:
+        # written as a bare name or a one-item list: either path resolves to the right place
+        yield columns[0], (*at, 0), kind
+        return
+    for j, column in enumerate(columns):
+        yield column, (*at, j), kind
