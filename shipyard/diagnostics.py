@@ -65,6 +65,9 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
 
 
 def one_of(candidates: Sequence[str], limit: int = 8) -> str:
+    """`expected one of 'a', 'b'`, shortened past `limit` (never to hide just one)."""
+    if len(candidates) == limit + 1:
+        limit += 1
     shown = ", ".join(f"'{c}'" for c in candidates[:limit])
     more = f" (and {len(candidates) - limit} more)" if len(candidates) > limit else ""
     return f"expected one of {shown}{more}" if candidates else "none are defined"

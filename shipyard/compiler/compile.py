@@ -20,6 +20,9 @@ from shipyard.diagnostics import Diagnostic
 from shipyard.settings import TELEMETRY_OFF, state_dir_for
 from shipyard.spec import DatasetSpec, PipelineSpec
 
+CODE_DIR = Path(__file__).resolve().parents[2]
+"""Where flows/ and blocks/ live: the deployments' source folder."""
+
 FLOWS = {
     "validate-dataset": "flows/validate_dataset.py:validate_dataset",
 }
@@ -84,6 +87,7 @@ def compile_plan(spec: PipelineSpec, project_dir: Path, secrets: set[str] | None
             DeploymentPlan(
                 flow_name="validate-dataset",
                 name=name,
+                source=str(CODE_DIR),
                 entrypoint=FLOWS["validate-dataset"],
                 description=dataset.description
                 or f"Validate dataset '{name}' with Great Expectations, then version it with DVC.",
@@ -105,6 +109,8 @@ def compile_plan(spec: PipelineSpec, project_dir: Path, secrets: set[str] | None
         profile=spec.profile,
         spec_digest=digest,
         prefect_api_url=profile.prefect.api_url or f"http://127.0.0.1:{profile.prefect.port}/api",
+        prefect_local=profile.prefect.api_url is None,
+        prefect_database_url=profile.prefect.database_url,
         work_pool=profile.prefect.work_pool,
         runtime=runtime,
         steps=tuple(steps),

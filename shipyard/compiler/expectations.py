@@ -59,7 +59,9 @@ DTYPES: dict[str, list[str]] = {
         "datetime64[ms, UTC]",
         "datetime64[s, UTC]",
     ],
-    "date": ["object", "datetime64[ns]", "datetime64[us]", "datetime64[ms]", "datetime64[s]"],
+    "date": [
+        "date",
+        "Timestamp","object", "datetime64[ns]", "datetime64[us]", "datetime64[ms]", "datetime64[s]"],
 }
 
 

@@ -64,7 +64,8 @@ class DeploymentPlan(FrozenModel):
 
     flow_name: str
     name: str
-    entrypoint: str = Field(description="path/to/file.py:function, relative to the project folder.")
+    source: str = Field(description="Folder holding the flow code (Shipyard's flows/ package).")
+    entrypoint: str = Field(description="path/to/file.py:function, relative to `source`.")
     description: str
     parameters: dict[str, Any]
     schedule: str | None = None
@@ -93,6 +94,10 @@ class Plan(FrozenModel):
     profile: str
     spec_digest: str
     prefect_api_url: str
+    prefect_local: bool = Field(description="True when Shipyard runs the Prefect server itself.")
+    prefect_database_url: str | None = Field(
+        None, description="Database of the local Prefect server (unset: SQLite in the state)."
+    )
     work_pool: str
     runtime: RuntimeContext
     steps: tuple[PlanStep, ...]

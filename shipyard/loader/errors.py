@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from functools import cache
 from typing import Any
 
@@ -10,6 +11,8 @@ from pydantic_core import ErrorDetails
 
 from shipyard.diagnostics import Diagnostic, did_you_mean, one_of
 from shipyard.loader.source_map import Path, SourceMap
+from shipyard.spec.base import NAME_PATTERN
+from shipyard.spec.datasets import EXPECTATION_KINDS, GX_TYPE_PATTERN
 
 
 def diagnostics_from_validation(
@@ -17,10 +20,37 @@ def diagnostics_from_validation(
 ) -> list[Diagnostic]:
     """One diagnostic per pydantic error, with the code, position and hint a person needs."""
     out: list[Diagnostic] = []
-    for detail in error.errors(include_url=False):
+    details = error.errors(include_url=False)
+    typos = _typo_keys(details, prefix, source_map)
+    for detail in details:
         loc = tuple(p for p in (*prefix, *detail["loc"]))
+        if detail["type"] == "missing" and (_clean_loc(loc[:-1], source_map), loc[-1]) in typos:
+            continue  # reported once, as the misspelt unknown key that names it
         out.append(_to_diagnostic(detail, loc, source_map, root))
     return out
+
+
+def _typo_keys(
+    details: list[ErrorDetails], prefix: Path, source_map: SourceMap
+) -> set[tuple[Path, str | int]]:
+    """(mapping, missing key) pairs where an unknown key in the same mapping is its misspelling."""
+    missing: dict[Path, list[str]] = {}
+    unknown: list[tuple[Path, str]] = []
+    for detail in details:
+        loc = (*prefix, *detail["loc"])
+        if not loc or not isinstance(loc[-1], str):
+            continue
+        parent = _clean_loc(loc[:-1], source_map)
+        if detail["type"] == "missing":
+            missing.setdefault(parent, []).append(loc[-1])
+        elif detail["type"] == "extra_forbidden":
+            unknown.append((parent, loc[-1]))
+    typos: set[tuple[Path, str | int]] = set()
+    for parent, key in unknown:
+        match = difflib.get_close_matches(key, missing.get(parent, []), n=1, cutoff=0.6)
+        if match:
+            typos.add((parent, match[0]))
+    return typos
 
 
 def _dotted(loc: Path) -> str:
@@ -44,11 +74,11 @@ def _to_diagnostic(detail: ErrorDetails, loc: Path, sm: SourceMap, root: type[An
             "E104",
             f"{_dotted(parent)}: invalid name '{bad_key}'",
             sm.key_span((*parent, bad_key)),
-            "names use lowercase letters, digits, '-' and '_', and start with a letter",
+            NAME_HINT,
         )
     if kind == "extra_forbidden":
         key = loc[-1]
-        allowed = _allowed_keys(root, tuple(p for p in loc[:-1] if p != "[key]"))
+        allowed = _allowed_keys(root, where[:-1])
         hint = did_you_mean(str(key), allowed) or (one_of(sorted(allowed)) if allowed else None)
         return Diagnostic(
             "E101",
@@ -68,8 +98,6 @@ def _to_diagnostic(detail: ErrorDetails, loc: Path, sm: SourceMap, root: type[An
         value = detail["input"]
         span = sm.value_span(where)
         if isinstance(value, dict) and len(value) == 1:
-            from shipyard.spec.datasets import EXPECTATION_KINDS
-
             name = str(next(iter(value)))
             return Diagnostic(
                 "E105",
@@ -91,20 +119,64 @@ def _to_diagnostic(detail: ErrorDetails, loc: Path, sm: SourceMap, root: type[An
         return Diagnostic(
             "E103", f"{_dotted(where)}: invalid value '{value}'", sm.value_span(where), hint
         )
-    message = detail["msg"].removeprefix("Value error, ")
+    if kind == "string_pattern_mismatch" and ctx.get("pattern") == NAME_PATTERN:
+        return Diagnostic(
+            "E104",
+            f"{_dotted(where)}: invalid name '{detail['input']}'",
+            sm.value_span(where),
+            NAME_HINT,
+        )
+    if kind == "string_pattern_mismatch" and ctx.get("pattern") == GX_TYPE_PATTERN:
+        return Diagnostic(
+            "E103",
+            f"{_dotted(where)}: '{detail['input']}' is not a Great Expectations expectation type",
+            sm.value_span(where),
+            "expectation types start with 'expect_', e.g. expect_column_mean_to_be_between",
+        )
+    if kind == "too_short" and ctx.get("min_length") == 1:
+        kind = "string_too_short"  # "must not be empty" reads better than "at least 1 entries"
+    message = _MESSAGES[kind].format(**ctx) if kind in _MESSAGES else detail["msg"]
     return Diagnostic(
         "E103",
-        f"{_dotted(where)}: {message}",
+        f"{_dotted(where)}: {message.removeprefix('Value error, ')}",
         sm.value_span(where) or sm.nearest_span(where),
-        _type_hint(kind, detail["input"]),
+        _got(kind, detail["input"]),
     )
 
 
-def _type_hint(kind: str, value: Any) -> str | None:
-    if kind.endswith("_type") or kind.endswith("_parsing"):
-        shown = repr(value) if not isinstance(value, dict | list) else type(value).__name__
-        return f"got {shown}"
-    return None
+NAME_HINT = "names use lowercase letters, digits, '-' and '_', and start with a letter"
+
+# pydantic's wording ("Input should be ...") rephrased for people editing YAML
+_MESSAGES: dict[str, str] = {
+    "greater_than": "must be greater than {gt}",
+    "greater_than_equal": "must be at least {ge}",
+    "less_than": "must be less than {lt}",
+    "less_than_equal": "must be at most {le}",
+    "bool_type": "must be true or false",
+    "bool_parsing": "must be true or false",
+    "int_type": "must be a whole number",
+    "int_parsing": "must be a whole number",
+    "int_from_float": "must be a whole number",
+    "float_type": "must be a number",
+    "float_parsing": "must be a number",
+    "string_type": "must be text",
+    "dict_type": "must be a mapping of `key: value` entries",
+    "model_type": "must be a mapping of `key: value` entries",
+    "model_attributes_type": "must be a mapping of `key: value` entries",
+    "list_type": "must be a list",
+    "string_too_short": "must not be empty",
+    "too_short": "needs at least {min_length} entries, has {actual_length}",
+    "string_pattern_mismatch": "does not match the pattern {pattern}",
+}
+
+
+def _got(kind: str, value: Any) -> str | None:
+    """For a wrong type: what the YAML parsed as (e.g. `yes` is a boolean, `1.0` a number)."""
+    if not (kind.endswith(("_type", "_parsing")) or kind == "column_type"):
+        return None
+    if isinstance(value, dict | list):
+        return f"got a {'mapping' if isinstance(value, dict) else 'list'}"
+    return f"got {value!r}" if value is not None else "got nothing (null)"
 
 
 def _allowed_keys(root: type[Any], loc: Path) -> list[str]:

@@ -13,7 +13,7 @@ from shipyard.diagnostics import Diagnostic, Span
 from shipyard.loader.errors import diagnostics_from_validation
 from shipyard.loader.interpolate import interpolate
 from shipyard.loader.source_map import SourceMap, parse_yaml
-from shipyard.spec import DatasetSpec, PipelineSpec
+from shipyard.spec import DatasetSpec, PipelineSpec, ProfileSpec
 
 DEFAULT_SPEC = "pipelines.yaml"
 
@@ -123,7 +123,20 @@ def _partial_spec(data: dict[str, object]) -> PipelineSpec:
             except ValidationError:
                 continue
     fields: dict[str, object] = {}
+    raw_profiles = data.get("profiles")
+    if isinstance(raw_profiles, dict):
+        # an invalid profile keeps its name (as the defaults), so `profile: <it>` is not reported
+        # as undefined on top of the profile's own errors
+        profiles: dict[str, ProfileSpec] = {}
+        for name, entry in raw_profiles.items():
+            try:
+                profiles[str(name)] = ProfileSpec.model_validate(entry)
+            except ValidationError:
+                profiles[str(name)] = ProfileSpec()
+        fields["profiles"] = profiles
     for key in ("project", "profile", "profiles"):
+        if key in fields:
+            continue
         try:
             base = PipelineSpec.model_validate({"project": "partial", key: data.get(key)})
             fields[key] = getattr(base, key)

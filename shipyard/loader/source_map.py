@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -61,18 +62,29 @@ class ParsedYaml:
 
 def parse_yaml(text: str, file: str) -> ParsedYaml:
     """Parse one YAML document; syntax errors and duplicate keys become diagnostics."""
+    # parsing allocates objects for every node, key, value and span; the cyclic collector would
+    # walk the growing tree many times over (half the time on a large spec) and find no garbage
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _parse(text, file)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _parse(text: str, file: str) -> ParsedYaml:
     source_map = SourceMap(file)
     try:
         node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
-        return ParsedYaml(None, source_map, [_syntax_error(exc, file)])
+        return ParsedYaml(None, source_map, [_syntax_error(exc, file, text)])
     except yaml.YAMLError as exc:
         return ParsedYaml(None, source_map, [Diagnostic("E001", f"invalid YAML: {exc}")])
     if node is None:
         return ParsedYaml({}, source_map, [])
     builder = _Builder(source_map)
-    data = builder.build(node, ())
-    return ParsedYaml(data, source_map, builder.diagnostics)
+    return ParsedYaml(builder.build(node, ()), source_map, builder.diagnostics)
 
 
 def _span(file: str, node: yaml.Node) -> Span:
@@ -80,17 +92,33 @@ def _span(file: str, node: yaml.Node) -> Span:
     return Span(file, start.line + 1, start.column + 1, end.line + 1, end.column + 1)
 
 
-def _syntax_error(exc: yaml.MarkedYAMLError, file: str) -> Diagnostic:
+def _syntax_error(exc: yaml.MarkedYAMLError, file: str, text: str) -> Diagnostic:
+    lines = text.splitlines()
     mark = exc.problem_mark or exc.context_mark
+    hint = "check the indentation and quoting of this line"
+    if mark is not None and mark.line >= len(lines) and exc.context_mark is not None:
+        # the parser ran to the end of the file: point at where the unclosed thing started
+        mark = exc.context_mark
+        hint = "this is never closed: check for a missing ']', '}' or quote"
     problem = exc.problem or "invalid YAML"
     context = f" ({exc.context})" if exc.context else ""
     span = (
         Span(file, mark.line + 1, mark.column + 1, mark.line + 1, mark.column + 2) if mark else None
     )
-    hint = "check the indentation and quoting of this line"
-    if "found character '\\t'" in problem:
-        hint = "YAML does not allow tabs for indentation; use spaces"
+    at = lines[mark.line][mark.column : mark.column + 1] if mark and mark.line < len(lines) else ""
+    # libyaml and the pure-Python parser word this differently; the character itself does not lie
+    if at == "\t" or "tab" in problem:
+        return Diagnostic(
+            "E001",
+            "invalid YAML: a tab character is used for indentation",
+            span,
+            "YAML does not allow tabs for indentation; use spaces",
+        )
     return Diagnostic("E001", f"invalid YAML: {problem}{context}", span, hint)
+
+
+_STR_TAG = "tag:yaml.org,2002:str"
+_MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
 class _Builder:
@@ -100,6 +128,7 @@ class _Builder:
         self.source_map = source_map
         self.constructor = yaml.constructor.SafeConstructor()
         self.diagnostics: list[Diagnostic] = []
+        self._entries: dict[int, list[tuple[yaml.Node, yaml.Node, bool]]] = {}
 
     def build(self, node: yaml.Node, path: Path) -> Any:
         self.source_map.values[path] = _span(self.source_map.file, node)
@@ -107,6 +136,11 @@ class _Builder:
             return dict(self._mapping_items(node, path))
         if isinstance(node, yaml.SequenceNode):
             return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+        return self._scalar(node)
+
+    def _scalar(self, node: yaml.Node) -> Any:
+        if node.tag == _STR_TAG:  # most values: skip the constructor's tag dispatch
+            return node.value
         try:
             return self.constructor.construct_object(node, deep=True)
         except yaml.constructor.ConstructorError as exc:
@@ -118,36 +152,57 @@ class _Builder:
             return None
 
     def _mapping_items(self, node: yaml.MappingNode, path: Path) -> Iterator[tuple[Any, Any]]:
-        try:
-            self.constructor.flatten_mapping(node)  # resolves `<<` merge keys
-        except yaml.constructor.ConstructorError as exc:
-            self.diagnostics.append(
-                Diagnostic(
-                    "E001", f"invalid merge key: {exc.problem}", _span(self.source_map.file, node)
-                )
-            )
-        seen: dict[Any, yaml.Node] = {}
-        for key_node, value_node in node.value:
-            key = self.build(key_node, (*path, "\0key"))
+        seen: dict[str, tuple[yaml.Node, bool]] = {}
+        for key_node, value_node, explicit in self._flattened(node):
             key_span = _span(self.source_map.file, key_node)
-            if not isinstance(key, str | int | float | bool) or key is None:
+            key = self._scalar(key_node) if isinstance(key_node, yaml.ScalarNode) else None
+            if not isinstance(key, str | int | float | bool):
                 self.diagnostics.append(
                     Diagnostic("E001", "mapping keys must be plain scalars", key_span)
                 )
                 continue
             key = str(key) if not isinstance(key, str) else key
-            if key in seen:
-                first = seen[key].start_mark.line + 1
+            first = seen.get(key)
+            if first is not None and first[1]:
+                # written twice in this mapping; a key merged in with `<<` may be overridden
                 self.diagnostics.append(
                     Diagnostic(
                         "E002",
-                        f"duplicate key '{key}' (first defined on line {first})",
+                        f"duplicate key '{key}' (first defined on line "
+                        f"{first[0].start_mark.line + 1})",
                         key_span,
                         "remove one of the two entries or merge them",
                     )
                 )
                 continue
-            seen[key] = key_node
+            seen[key] = (key_node, explicit)
             self.source_map.keys[(*path, key)] = key_span
             yield key, self.build(value_node, (*path, key))
-        self.source_map.values.pop((*path, "\0key"), None)
+
+    def _flattened(self, node: yaml.MappingNode) -> list[tuple[yaml.Node, yaml.Node, bool]]:
+        """Entries with `<<` merge keys resolved, each marked explicit (written here) or merged.
+
+        Merged entries come first so explicit ones override them. Cached per node: an anchored
+        mapping used again through an alias is already flattened the second time.
+        """
+        cached = self._entries.get(id(node))
+        if cached is not None:
+            return cached
+        if not any(key.tag == _MERGE_TAG for key, _ in node.value):
+            entries = [(key, value, True) for key, value in node.value]
+        else:
+            explicit = {id(key) for key, _ in node.value if key.tag != _MERGE_TAG}
+            try:
+                self.constructor.flatten_mapping(node)
+            except yaml.constructor.ConstructorError as exc:
+                self.diagnostics.append(
+                    Diagnostic(
+                        "E001",
+                        f"invalid merge key: {exc.problem}",
+                        _span(self.source_map.file, node),
+                        "`<<:` takes an alias of a mapping (`<<: *base`) or a list of them",
+                    )
+                )
+            entries = [(key, value, id(key) in explicit) for key, value in node.value]
+        self._entries[id(node)] = entries
+        return entries

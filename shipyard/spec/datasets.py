@@ -114,9 +114,12 @@ class RowCountArgs(SpecModel):
     max: int | None = Field(None, ge=0, description="Most rows allowed.")
 
 
+GX_TYPE_PATTERN = r"^expect_[a-z0-9_]+$"
+
+
 class GxArgs(SpecModel):
     type: str = Field(
-        pattern=r"^expect_[a-z0-9_]+$",
+        pattern=GX_TYPE_PATTERN,
         description="Any Great Expectations expectation type, e.g. expect_column_mean_to_be_between.",
     )
     kwargs: dict[str, Any] = Field(default_factory=dict, description="Its keyword arguments.")

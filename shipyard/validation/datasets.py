@@ -29,7 +29,8 @@ def check_datasets(spec: PipelineSpec, sm: SourceMap) -> Iterator[Diagnostic]:
         if normalized in seen_paths:
             yield Diagnostic(
                 "E206",
-                f"datasets '{seen_paths[normalized]}' and '{name}' use the same file '{dataset.path}'",
+                f"datasets '{seen_paths[normalized]}' and '{name}' use the same file "
+                f"'{dataset.path}'",
                 sm.value_span((*base, "path")),
                 "each dataset versions its own file; point one of them elsewhere",
             )
@@ -55,7 +56,8 @@ def check_dataset(name: str, dataset: DatasetSpec, sm: SourceMap) -> Iterator[Di
             "E209",
             f"dataset '{name}': path '{dataset.path}' is outside the project folder",
             sm.value_span((*base, "path")),
-            "DVC versions files inside the project; copy the file under the folder of pipelines.yaml",
+            "DVC versions files inside the project; "
+            "copy the file under the folder of pipelines.yaml",
         )
     if dataset.resolved_format is None:
         yield Diagnostic(
@@ -76,8 +78,8 @@ def check_dataset(name: str, dataset: DatasetSpec, sm: SourceMap) -> Iterator[Di
         elif columns[dataset.timestamp] not in ("datetime", "date"):
             yield Diagnostic(
                 "E203",
-                f"dataset '{name}': timestamp column '{dataset.timestamp}' has type "
-                f"'{columns[dataset.timestamp]}'",
+                f"dataset '{name}': timestamp column '{dataset.timestamp}' is "
+                f"{_type_name(columns[dataset.timestamp])}, not datetime or date",
                 sm.value_span(at),
                 f"declare it as `{dataset.timestamp}: datetime` in the schema",
             )
@@ -96,7 +98,7 @@ def check_dataset(name: str, dataset: DatasetSpec, sm: SourceMap) -> Iterator[Di
                 yield unknown(column, column_at, kind)
                 continue
             column_type = columns[column]
-            if kind == "between" and column_type not in NUMERIC:
+            if kind == "between" and not _is_numeric(column_type):
                 yield Diagnostic(
                     "E207",
                     f"dataset '{name}': `between` needs a numeric or date column, "
@@ -114,6 +116,11 @@ def check_dataset(name: str, dataset: DatasetSpec, sm: SourceMap) -> Iterator[Di
                 )
 
 
+def _is_numeric(column_type: object) -> bool:
+    # a category type is a (frozen, list-holding) model: unhashable, so no `in NUMERIC` on it
+    return isinstance(column_type, str) and column_type in NUMERIC
+
+
 def _type_name(column_type: object) -> str:
     return column_type if isinstance(column_type, str) else "a category"
 
@@ -123,19 +130,13 @@ def _columns_of(rule: object, at: Path) -> Iterator[tuple[str, Path, str]]:
     match rule:
         case NotNull(not_null=sel) | Unique(unique=sel):
             kind = "not_null" if isinstance(rule, NotNull) else "unique"
-            yield from _selection(sel.columns, (*at, kind))
-        case UniqueTogether(unique_together=cols):
-            yield from _selection(cols, (*at, "unique_together"))
+            # written as `kind: name`, `kind: [names]` or `kind: {columns: [names]}`: the source
+            # map skips the parts of this path a shorter form does not have
+            for j, column in enumerate(sel.columns):
+                yield column, (*at, kind, "columns", j), kind
+        case UniqueTogether(unique_together=columns):
+            for j, column in enumerate(columns):
+                yield column, (*at, "unique_together", j), "unique_together"
         case Between(between=args) | InSet(in_set=args) | Regex(regex=args):
             kind = next(iter(type(rule).model_fields))
             yield args.column, (*at, kind, "column"), kind
-
-
-def _selection(columns: list[str], at: Path) -> Iterator[tuple[str, Path, str]]:
-    kind = str(at[-1])
-    if len(columns) == 1:
-        # written as a bare name or a one-item list: either path resolves to the right place
-        yield columns[0], (*at, 0), kind
-        return
-    for j, column in enumerate(columns):
-        yield column, (*at, j), kind

@@ -1,0 +1,1 @@
+"""Runtime for datasets: reading files, checking expectations (GX), versioning (DVC)."""

@@ -1,0 +1,179 @@
+"""Check a data frame against the compiled expectations with Great Expectations."""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from shipyard.compiler.plan import CompiledExpectation
+from shipyard.errors import ShipyardError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger("shipyard.data.quality")
+SAMPLE_SIZE = 5
+
+
+@dataclass(frozen=True)
+class ExpectationOutcome:
+    rule: str
+    type: str
+    column: str | None
+    success: bool
+    unexpected_count: int | None = None
+    unexpected_percent: float | None = None
+    sample: tuple[Any, ...] = ()
+    observed: Any = None
+    error: str | None = None
+
+
+@dataclass
+class QualityReport:
+    """The outcome of one validation: which rules held and, for the rest, sample bad values."""
+
+    dataset: str
+    rows: int
+    outcomes: list[ExpectationOutcome] = field(default_factory=list)
+
+    @property
+    def success(self) -> bool:
+        return all(o.success for o in self.outcomes)
+
+    @property
+    def failed(self) -> list[ExpectationOutcome]:
+        return [o for o in self.outcomes if not o.success]
+
+    def table_rows(self, only_failed: bool = False) -> list[dict[str, Any]]:
+        chosen = self.failed if only_failed else self.outcomes
+        return [
+            {
+                "rule": o.rule,
+                "column": o.column or "(table)",
+                "result": "passed" if o.success else "FAILED",
+                "unexpected": "" if o.unexpected_count is None else o.unexpected_count,
+                "unexpected %": "" if o.unexpected_percent is None else round(o.unexpected_percent, 3),
+                "sample values": o.error or _show(o.sample, o.observed),
+                "expectation": o.type,
+            }
+            for o in chosen
+        ]
+
+    def markdown(self) -> str:
+        status = "passed" if self.success else f"FAILED ({len(self.failed)} rules)"
+        lines = [
+            f"## Data quality: dataset `{self.dataset}` {status}",
+            "",
+            f"{self.rows} rows, {len(self.outcomes)} expectations, {len(self.failed)} failed.",
+            "",
+            "| rule | column | result | unexpected | sample values |",
+            "|---|---|---|---|---|",
+        ]
+        for row in sorted(self.table_rows(), key=lambda r: r["result"] != "FAILED"):
+            lines.append(
+                f"| `{row['rule']}` | {row['column']} | {row['result']} | {row['unexpected']} "
+                f"| {str(row['sample values']).replace('|', '/')} |"
+            )
+        return "\n".join(lines)
+
+    def failure_text(self) -> str:
+        """A plain-text table of the failed rules, for the terminal and the flow's error."""
+        rows = self.table_rows(only_failed=True)
+        headers = ["rule", "column", "unexpected", "sample values"]
+        cells = [[str(r[h]) for h in headers] for r in rows]
+        widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(headers)]
+        fmt = "  ".join(f"{{:<{w}}}" for w in widths)
+        out = [fmt.format(*headers), fmt.format(*("-" * w for w in widths))]
+        out += [fmt.format(*c) for c in cells]
+        return "\n".join(out)
+
+
+def _show(sample: tuple[Any, ...], observed: Any) -> str:
+    if sample:
+        return ", ".join(_fmt(v) for v in sample)
+    return "" if observed is None else f"observed {_fmt(observed)}"
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float) and math.isnan(value):
+        return "null"
+    if value is None:
+        return "null"
+    text = repr(value) if isinstance(value, str) else str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _naive_utc(frame: pd.DataFrame) -> pd.DataFrame:
+    """Time-zone-aware columns as naive UTC: GX's type checks know only numpy datetimes."""
+    import pandas as pd
+
+    aware = [c for c in frame.columns if isinstance(frame[c].dtype, pd.DatetimeTZDtype)]
+    if not aware:
+        return frame
+    frame = frame.copy()
+    for column in aware:
+        frame[column] = frame[column].dt.tz_convert("UTC").dt.tz_localize(None)
+    return frame
+
+
+def check_expectations(
+    frame: pd.DataFrame, expectations: list[CompiledExpectation], dataset: str
+) -> QualityReport:
+    """Run every expectation on the frame in one Great Expectations validation."""
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+    from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
+
+    frame = _naive_utc(frame)
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    suite = gx.ExpectationSuite(name=f"dataset.{dataset}")
+    for i, expectation in enumerate(expectations):
+        config = ExpectationConfiguration(
+            type=expectation.type, kwargs=dict(expectation.kwargs), meta={"index": i}
+        )
+        try:
+            suite.add_expectation_configuration(config)
+        except Exception as exc:  # GX raises several types for an unknown or malformed expectation
+            raise ShipyardError(
+                f"expectation `{expectation.rule}` is not a valid Great Expectations "
+                f"expectation: {exc}",
+                hint="check the `gx:` rule's type and kwargs against the GX expectation gallery",
+                resource=f"dataset.{dataset}",
+            ) from exc
+    suite = context.suites.add(suite)
+    batch = (
+        context.data_sources.add_pandas("shipyard")
+        .add_dataframe_asset(dataset)
+        .add_batch_definition_whole_dataframe("all")
+        .get_batch(batch_parameters={"dataframe": frame})
+    )
+    result = batch.validate(suite, result_format={"result_format": "SUMMARY",
+                                                  "partial_unexpected_count": SAMPLE_SIZE})
+    report = QualityReport(dataset=dataset, rows=len(frame))
+    by_index = dict(enumerate(expectations))
+    ordered = sorted(result.results, key=lambda r: int((r.expectation_config.meta or {}).get("index", -1)))
+    for r in ordered:
+        index = int((r.expectation_config.meta or {}).get("index", -1))
+        compiled = by_index.get(index)
+        details = r.result or {}
+        error = None
+        info = r.exception_info or {}
+        if info.get("raised_exception"):
+            error = str(info.get("exception_message") or "raised an exception").splitlines()[0]
+        report.outcomes.append(
+            ExpectationOutcome(
+                rule=compiled.rule if compiled else r.expectation_config.type,
+                type=r.expectation_config.type,
+                column=compiled.column if compiled else None,
+                success=bool(r.success),
+                unexpected_count=details.get("unexpected_count"),
+                unexpected_percent=details.get("unexpected_percent"),
+                sample=tuple(details.get("partial_unexpected_list") or ())[:SAMPLE_SIZE],
+                observed=details.get("observed_value"),
+                error=error,
+            )
+        )
+    return report

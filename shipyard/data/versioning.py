@@ -1,0 +1,310 @@
+"""Versioning dataset files with DVC, and a catalog of every version for point-in-time recovery.
+
+DVC tracks the file (a `<file>.dvc` pointer beside it, content in the cache under the state
+folder) and pushes it to the profile's remote. DVC without git keeps no history, so each version
+is also recorded in a SQLite catalog: `shipyard data versions` lists it and `shipyard data
+restore` writes an earlier pointer back and pulls those exact bytes from the remote.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+import sys
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from shipyard.errors import ServiceUnavailable, ShipyardError
+from shipyard.retry import retrying
+from shipyard.settings import StateLayout
+
+if TYPE_CHECKING:
+    from dvc.repo import Repo
+
+    from shipyard.compiler.plan import Plan
+
+log = logging.getLogger("shipyard.data.versioning")
+REMOTE_NAME = "shipyard"
+
+
+@dataclass(frozen=True)
+class DataVersion:
+    """One recorded version of a dataset file; `md5` is DVC's content hash and the version id."""
+
+    dataset: str
+    md5: str
+    size: int
+    rows: int | None
+    path: str
+    created_at: str
+    flow_run_id: str | None
+    remote: str
+    pointer: str
+
+    @property
+    def short(self) -> str:
+        return self.md5[:10]
+
+
+class VersionCatalog:
+    """SQLite table of dataset versions, one row per (dataset, md5), in order of first sight."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            db.execute(
+                """CREATE TABLE IF NOT EXISTS dataset_versions (
+                    dataset TEXT NOT NULL, md5 TEXT NOT NULL, size INTEGER NOT NULL,
+                    rows INTEGER, path TEXT NOT NULL, created_at TEXT NOT NULL,
+                    flow_run_id TEXT, remote TEXT NOT NULL, pointer TEXT NOT NULL,
+                    PRIMARY KEY (dataset, md5))"""
+            )
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        with closing(sqlite3.connect(self.path, timeout=30)) as db, db:
+            yield db
+
+    def record(self, version: DataVersion) -> bool:
+        """Add a version; False when this content was already recorded."""
+        with self._connect() as db:
+            cursor = db.execute(
+                "INSERT OR IGNORE INTO dataset_versions VALUES (?,?,?,?,?,?,?,?,?)",
+                tuple(asdict(version).values()),
+            )
+            return cursor.rowcount == 1
+
+    def versions(self, dataset: str) -> list[DataVersion]:
+        with self._connect() as db:
+            rows = db.execute(
+                "SELECT * FROM dataset_versions WHERE dataset = ? ORDER BY created_at, rowid",
+                (dataset,),
+            ).fetchall()
+        return [DataVersion(*row) for row in rows]
+
+    def find(self, dataset: str, prefix: str) -> DataVersion:
+        versions = self.versions(dataset)
+        matches = [v for v in versions if v.md5.startswith(prefix.lower())]
+        if not matches:
+            known = ", ".join(v.short for v in versions[-5:]) or "none recorded yet"
+            raise ShipyardError(
+                f"no version '{prefix}' of dataset '{dataset}' (latest: {known})",
+                hint=f"list them with `shipyard data versions {dataset}`",
+                resource=f"dataset.{dataset}",
+            )
+        if len(matches) > 1:
+            raise ShipyardError(
+                f"version prefix '{prefix}' matches {len(matches)} versions of '{dataset}'",
+                hint="give more characters of the md5",
+                resource=f"dataset.{dataset}",
+            )
+        return matches[0]
+
+
+class DvcStore:
+    """The project's DVC repository (no git needed) with its cache under the state folder."""
+
+    def __init__(self, project_dir: Path, state_dir: Path, remote_url: str,
+                 remote_options: dict[str, str] | None = None) -> None:
+        self.project_dir = project_dir
+        self.layout = StateLayout(state_dir)
+        self.remote_url = remote_url
+        self.remote_options = remote_options or {}
+
+    def _open(self) -> Repo:
+        from dvc.repo import Repo
+
+        if not (self.project_dir / ".dvc").is_dir():
+            Repo.init(str(self.project_dir), no_scm=True, force=True).close()
+        repo = Repo(str(self.project_dir))
+        with repo.config.edit("local") as conf:
+            conf["cache"]["dir"] = str(self.layout.dvc_cache)
+            conf["core"]["remote"] = REMOTE_NAME
+            conf["remote"][REMOTE_NAME] = {"url": self._url(), **self.remote_options}
+        repo.close()
+        return Repo(str(self.project_dir))
+
+    def _url(self) -> str:
+        url = self.remote_url
+        if "://" not in url:
+            Path(url).mkdir(parents=True, exist_ok=True)
+        return url
+
+    @contextmanager
+    def repo(self) -> Iterator[Repo]:
+        from dvc.exceptions import DvcException
+
+        try:
+            repo = self._open()
+        except DvcException as exc:
+            raise ShipyardError(
+                f"cannot open the DVC repository in {self.project_dir}: {exc}",
+                hint="check .dvc/config and .dvc/config.local, or remove .dvc/ to start afresh",
+            ) from exc
+        try:
+            yield repo
+        finally:
+            repo.close()
+
+    def add(self, file: Path) -> dict[str, Any]:
+        """Track the file; returns the pointer (md5, size, path) DVC wrote beside it."""
+        with self.repo() as repo:
+            repo.add([str(file)])
+        return read_pointer(pointer_path(file))
+
+    def push(self, file: Path, resource: str) -> None:
+        """Upload the file's content to the remote, retrying transient failures."""
+        from dvc.exceptions import DvcException
+
+        def push() -> None:
+            with self.repo() as repo:
+                repo.push(targets=[str(pointer_path(file))], remote=REMOTE_NAME)
+
+        try:
+            retrying(push, what=f"dvc push to {self.remote_url}", retry_on=(DvcException,))
+        except DvcException as exc:
+            raise ServiceUnavailable(
+                f"could not push to the DVC remote '{self.remote_url}': {exc}",
+                hint="check the remote URL and credentials in the profile (or the DVC remote "
+                "block in the Prefect UI); the file is safe in the local DVC cache and the "
+                "next run pushes it",
+                resource=resource,
+            ) from exc
+
+    def checkout(self, file: Path, pointer: str, resource: str) -> None:
+        """Write an earlier pointer and bring its bytes back (from the cache or the remote)."""
+        from dvc.exceptions import DvcException
+
+        target = pointer_path(file)
+        target.write_text(pointer, encoding="utf-8")
+        try:
+            with self.repo() as repo:
+                retrying(
+                    lambda: repo.pull(targets=[str(target)], remote=REMOTE_NAME, force=True),
+                    what=f"dvc pull from {self.remote_url}",
+                    retry_on=(DvcException,),
+                )
+        except DvcException as exc:
+            raise ServiceUnavailable(
+                f"could not bring back the version from the DVC remote '{self.remote_url}': {exc}",
+                hint="check that the remote is reachable; the current file was left in place",
+                resource=resource,
+            ) from exc
+
+
+def pointer_path(file: Path) -> Path:
+    return file.with_name(file.name + ".dvc")
+
+
+def read_pointer(path: Path) -> dict[str, Any]:
+    import yaml
+
+    out = yaml.safe_load(path.read_text(encoding="utf-8"))["outs"][0]
+    return {"md5": out["md5"], "size": int(out["size"]), "path": out["path"],
+            "pointer": path.read_text(encoding="utf-8")}
+
+
+def version_file(
+    store: DvcStore, catalog: VersionCatalog, dataset: str, file: Path, rows: int | None,
+    flow_run_id: str | None = None,
+) -> tuple[DataVersion, bool]:
+    """Track, push and record the file; returns the version and whether it is new."""
+    resource = f"dataset.{dataset}"
+    pointer = store.add(file)
+    store.push(file, resource)
+    version = DataVersion(
+        dataset=dataset,
+        md5=pointer["md5"],
+        size=pointer["size"],
+        rows=rows,
+        path=str(file.relative_to(store.project_dir)),
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        flow_run_id=flow_run_id,
+        remote=store.remote_url,
+        pointer=pointer["pointer"],
+    )
+    is_new = catalog.record(version)
+    if not is_new:
+        version = next(v for v in catalog.versions(dataset) if v.md5 == version.md5)
+    return version, is_new
+
+
+def restore_version(store: DvcStore, catalog: VersionCatalog, dataset: str, file: Path,
+                    prefix: str) -> tuple[DataVersion, DataVersion | None]:
+    """Bring back an earlier version; the current content is versioned first so nothing is lost."""
+    wanted = catalog.find(dataset, prefix)
+    saved: DataVersion | None = None
+    if file.exists():
+        saved, _ = version_file(store, catalog, dataset, file, rows=None)
+        if saved.md5 == wanted.md5:
+            return wanted, None
+    store.checkout(file, wanted.pointer, f"dataset.{dataset}")
+    return wanted, saved
+
+
+# -- CLI --------------------------------------------------------------------------------------
+
+
+def _store_for(plan: Plan) -> tuple[DvcStore, VersionCatalog]:
+    from shipyard.secrets import resolve
+
+    runtime = plan.runtime
+    fields = next(b.fields for b in plan.blocks if b.type == "shipyard-dvc-remote")
+    options = {k: resolve(v) or "" for k, v in fields["options"].items()}
+    store = DvcStore(Path(runtime.project_dir), Path(runtime.state_dir), fields["url"], options)
+    return store, VersionCatalog(StateLayout(runtime.state_dir).catalog)
+
+
+def _dataset_file(plan: Plan, dataset: str) -> Path:
+    from shipyard.diagnostics import did_you_mean
+
+    deployment = plan.deployment("validate-dataset", dataset)
+    if deployment is None:
+        names = [d.name for d in plan.deployments if d.flow_name == "validate-dataset"]
+        raise ShipyardError(
+            f"dataset '{dataset}' is not defined in pipelines.yaml",
+            hint=did_you_mean(dataset, names) or f"defined datasets: {', '.join(names) or 'none'}",
+        )
+    return Path(plan.runtime.project_dir) / deployment.parameters["step"]["path"]
+
+
+def print_versions(plan: Plan, dataset: str, as_json: bool = False) -> int:
+    file = _dataset_file(plan, dataset)
+    catalog = VersionCatalog(StateLayout(plan.runtime.state_dir).catalog)
+    versions = catalog.versions(dataset)
+    current = read_pointer(pointer_path(file))["md5"] if pointer_path(file).exists() else None
+    if as_json:
+        print(json.dumps([{**asdict(v), "current": v.md5 == current} for v in versions], indent=2))
+        return 0
+    if not versions:
+        print(f"no versions of '{dataset}' recorded yet: run `shipyard run validate-dataset "
+              f"{dataset}`", file=sys.stderr)
+        return 0
+    print(f"{'version':<12} {'created (UTC)':<26} {'rows':>8} {'bytes':>10}  flow run")
+    for v in versions:
+        mark = "*" if v.md5 == current else " "
+        rows = "" if v.rows is None else str(v.rows)
+        print(f"{mark}{v.short:<11} {v.created_at:<26} {rows:>8} {v.size:>10}  {v.flow_run_id or '-'}")
+    print(f"\n* = current file ({file.relative_to(plan.runtime.project_dir)}); "
+          f"restore one with `shipyard data restore {dataset} <version>`")
+    return 0
+
+
+def restore_command(plan: Plan, dataset: str, prefix: str) -> int:
+    file = _dataset_file(plan, dataset)
+    store, catalog = _store_for(plan)
+    wanted, saved = restore_version(store, catalog, dataset, file, prefix)
+    if saved is None:
+        print(f"'{file.name}' already is version {wanted.short}; nothing to do")
+        return 0
+    print(f"restored {file.relative_to(plan.runtime.project_dir)} to version {wanted.short} "
+          f"({wanted.size} bytes, recorded {wanted.created_at})")
+    print(f"the content it replaced is kept as version {saved.short}: "
+          f"`shipyard data restore {dataset} {saved.short}` brings it back")
+    return 0

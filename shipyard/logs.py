@@ -1,0 +1,79 @@
+"""Structured JSON logs for the `shipyard` loggers, with the flow run id as correlation id."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, correlation id and extra fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        correlation = getattr(record, "flow_run_id", None) or current_flow_run_id()
+        if correlation:
+            entry["correlation_id"] = correlation
+        for key, value in vars(record).items():
+            if key not in _STANDARD and key not in entry and not key.startswith("_"):
+                entry[key] = value if isinstance(value, str | int | float | bool) else str(value)
+        if record.exc_info:
+            entry["error"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def current_flow_run_id() -> str | None:
+    """The id of the Prefect flow run this code runs in, if any (without importing Prefect)."""
+    if "prefect" not in sys.modules:
+        return None
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    return str(context.flow_run.id) if context and context.flow_run else None
+
+
+def configure_json_logs(log_dir: Path, level: int = logging.INFO) -> Path:
+    """Append `shipyard` logs as JSON lines to <state>/logs/shipyard.jsonl (idempotent)."""
+    log_dir.mkdir(parents=True, exist_ok=True)
+    target = log_dir / "shipyard.jsonl"
+    logger = logging.getLogger("shipyard")
+    logger.setLevel(level)
+    for handler in logger.handlers:
+        if isinstance(handler, logging.FileHandler) and Path(handler.baseFilename) == target:
+            return target
+    handler = logging.FileHandler(target, encoding="utf-8")
+    handler.setFormatter(JsonFormatter())
+    logger.addHandler(handler)
+    return target
+
+
+class _ExpectedErrorsWithoutTraceback(logging.Filter):
+    """Prefect logs a failed run's exception with its traceback; for errors Shipyard raises on
+    purpose (bad data, missing files) the message already says what to do, so drop the trace."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from shipyard.errors import ShipyardError
+
+        if record.exc_info and isinstance(record.exc_info[1], ShipyardError):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def quiet_expected_errors() -> None:
+    for name in ("prefect.flow_runs", "prefect.task_runs", "prefect.flow_engine",
+                 "prefect.task_engine"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _ExpectedErrorsWithoutTraceback) for f in logger.filters):
+            logger.addFilter(_ExpectedErrorsWithoutTraceback())
