@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, get_run_logger, task
+import logging
+
+from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from shipyard.compiler.plan import DatasetStep
@@ -19,6 +21,7 @@ from shipyard.runtime.connections import load_block, metrics_sink
 from shipyard.secrets import resolve
 from shipyard.settings import StateLayout
 
+log = logging.getLogger("shipyard.flows.validate_dataset")
 quiet_expected_errors()
 
 
@@ -56,7 +59,6 @@ def version_data(step: DatasetStep, rows: int) -> tuple[DataVersion, bool]:
 @flow(name="validate-dataset", description=__doc__)
 def validate_dataset(step: DatasetStep) -> dict[str, Any]:
     """Validate the dataset's file against its expectations; on success version it with DVC."""
-    logger = get_run_logger()
     configure_json_logs(StateLayout(step.runtime.state_dir).logs)
     with monitored_run("validate-dataset", step.id, step.runtime.project,
                        metrics_sink(step.runtime), current_flow_run_id()) as metrics:
@@ -73,7 +75,7 @@ def validate_dataset(step: DatasetStep) -> dict[str, Any]:
                 hint="fix the data (or the rule in pipelines.yaml); the data was not versioned",
                 resource=step.id,
             )
-        logger.info("%s: all %d expectations passed on %d rows", step.id, len(report.outcomes),
+        log.info("%s: all %d expectations passed on %d rows", step.id, len(report.outcomes),
                     report.rows)
         summary: dict[str, Any] = {"dataset": step.dataset, "rows": report.rows,
                                    "expectations": len(report.outcomes)}
@@ -88,6 +90,6 @@ def validate_dataset(step: DatasetStep) -> dict[str, Any]:
                 f"| {'yes' if is_new else 'no, unchanged'} |\n\nRemote: `{version.remote}`",
                 description=f"DVC version of {step.id}",
             )
-            logger.info("%s: version %s (%s)", step.id, version.md5,
+            log.info("%s: version %s (%s)", step.id, version.md5,
                         "new" if is_new else "unchanged")
         return summary

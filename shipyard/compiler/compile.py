@@ -59,7 +59,11 @@ def compile_plan(spec: PipelineSpec, project_dir: Path, secrets: set[str] | None
     )
     job_variables = {
         "working_dir": str(project_dir),
-        "env": {**TELEMETRY_OFF, "SHIPYARD_STATE_DIR": str(state_dir)},
+        "env": {
+            **TELEMETRY_OFF,
+            "SHIPYARD_STATE_DIR": str(state_dir),
+            "PREFECT_LOGGING_EXTRA_LOGGERS": "shipyard",
+        },
     }
     steps: list[PlanStep] = []
     deployments: list[DeploymentPlan] = []

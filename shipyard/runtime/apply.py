@@ -65,11 +65,14 @@ def load_flow(deployment: DeploymentPlan) -> Any:
 
 
 def register_deployment(deployment: DeploymentPlan, version: str) -> str:
+    """Create or update one deployment; a schedule removed from the spec is removed too."""
     from prefect import flow as prefect_flow
 
-    remote_flow = prefect_flow.from_source(source=deployment.source,
-                                           entrypoint=deployment.entrypoint)
-    deployment_id = remote_flow.deploy(
+    os.environ["PREFECT_DEPLOYMENTS_CLEAR_SCHEDULES_ON_EMPTY"] = "true"
+    remote_flow = prefect_flow.from_source(
+        source=deployment.source, entrypoint=deployment.entrypoint
+    )
+    runner_deployment = remote_flow.to_deployment(
         name=deployment.name,
         work_pool_name=deployment.work_pool,
         parameters=deployment.parameters,
@@ -78,10 +81,8 @@ def register_deployment(deployment: DeploymentPlan, version: str) -> str:
         description=deployment.description,
         job_variables=deployment.job_variables,
         version=version,
-        build=False,
-        push=False,
-        print_next_steps=False,
     )
+    deployment_id = runner_deployment.apply(schedules=None if deployment.schedule else [])
     return str(deployment_id)
 
 

@@ -13,7 +13,8 @@ Name = Annotated[
     str,
     StringConstraints(pattern=NAME_PATTERN, max_length=63),
     Field(
-        description="A resource name: lowercase letters, digits, '-' and '_', starting with a letter."
+        description="A resource name: lowercase letters, digits, '-' and '_', "
+        "starting with a letter."
     ),
 ]
 

@@ -71,8 +71,18 @@ Columns = Annotated[
                 {
                     "type": "object",
                     "properties": {
-                        "columns": {"type": "array", "items": {"type": "string"}},
-                        "mostly": {"type": "number", "exclusiveMinimum": 0, "maximum": 1},
+                        "columns": {
+                            "type": "array",
+                            "items": {"type": "string"},
+                            "minItems": 1,
+                            "description": "Column names.",
+                        },
+                        "mostly": {
+                            "type": "number",
+                            "exclusiveMinimum": 0,
+                            "maximum": 1,
+                            "description": "Fraction of rows that must pass (1.0 when unset).",
+                        },
                     },
                     "required": ["columns"],
                     "additionalProperties": False,
@@ -89,6 +99,8 @@ class _ColumnCheck(SpecModel):
 
 
 class BetweenArgs(_ColumnCheck):
+    """Arguments of `between`: the column and its bounds."""
+
     min: float | None = Field(None, description="Smallest allowed value (inclusive).")
     max: float | None = Field(None, description="Largest allowed value (inclusive).")
 
@@ -102,14 +114,20 @@ class BetweenArgs(_ColumnCheck):
 
 
 class InSetArgs(_ColumnCheck):
+    """Arguments of `in_set`: the column and its allowed values."""
+
     values: list[str | int | float | bool] = Field(min_length=1, description="Allowed values.")
 
 
 class RegexArgs(_ColumnCheck):
+    """Arguments of `regex`: the column and the pattern."""
+
     pattern: str = Field(description="Regular expression every value must match.")
 
 
 class RowCountArgs(SpecModel):
+    """Arguments of `row_count`: the bounds on the number of rows."""
+
     min: int | None = Field(None, ge=0, description="Fewest rows allowed.")
     max: int | None = Field(None, ge=0, description="Most rows allowed.")
 
@@ -118,44 +136,63 @@ GX_TYPE_PATTERN = r"^expect_[a-z0-9_]+$"
 
 
 class GxArgs(SpecModel):
+    """Arguments of `gx`: a Great Expectations expectation type and its keyword arguments."""
+
     type: str = Field(
         pattern=GX_TYPE_PATTERN,
-        description="Any Great Expectations expectation type, e.g. expect_column_mean_to_be_between.",
+        description="Any Great Expectations expectation type, "
+        "e.g. expect_column_mean_to_be_between.",
     )
     kwargs: dict[str, Any] = Field(default_factory=dict, description="Its keyword arguments.")
 
 
 class NotNull(SpecModel):
+    """`- not_null: [a, b]`: the columns have no missing values."""
+
     not_null: Columns = Field(description="These columns have no missing values.")
 
 
 class Unique(SpecModel):
+    """`- unique: [a]`: each column has no repeated values."""
+
     unique: Columns = Field(description="Each of these columns has no repeated values.")
 
 
 class UniqueTogether(SpecModel):
+    """`- unique_together: [a, b]`: the combination of the columns is unique."""
+
     unique_together: list[str] = Field(
         min_length=2, description="The combination of these columns is unique."
     )
 
 
 class Between(SpecModel):
+    """`- between: {column: a, min: 0, max: 9}`: values lie within the bounds."""
+
     between: BetweenArgs = Field(description="Values lie within [min, max].")
 
 
 class InSet(SpecModel):
+    """`- in_set: {column: a, values: [x, y]}`: values are drawn from a fixed set."""
+
     in_set: InSetArgs = Field(description="Values are drawn from a fixed set.")
 
 
 class Regex(SpecModel):
+    """`- regex: {column: a, pattern: ...}`: string values match a regular expression."""
+
     regex: RegexArgs = Field(description="String values match a regular expression.")
 
 
 class RowCount(SpecModel):
+    """`- row_count: {min: 100}`: the number of rows lies within the bounds."""
+
     row_count: RowCountArgs = Field(description="The number of rows lies within [min, max].")
 
 
 class Gx(SpecModel):
+    """`- gx: {type: expect_..., kwargs: {...}}`: any Great Expectations expectation."""
+
     gx: GxArgs = Field(description="A Great Expectations expectation by its type name.")
 
 

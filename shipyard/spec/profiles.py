@@ -21,7 +21,8 @@ class PrefectSettings(SpecModel):
     database_url: str | None = Field(
         None,
         description="Database of the local Prefect server, e.g. "
-        "postgresql+asyncpg://postgres@127.0.0.1:5432/prefect. Unset: SQLite under the state folder.",
+        "postgresql+asyncpg://postgres@127.0.0.1:5432/prefect. "
+        "Unset: SQLite under the state folder.",
     )
     work_pool: str = Field(
         "shipyard-process", description="Work pool the deployments are registered on."
