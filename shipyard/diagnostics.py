@@ -58,6 +58,27 @@ def sort_diagnostics(diagnostics: Iterable[Diagnostic]) -> list[Diagnostic]:
     return [unique[k] for k in sorted(unique)]
 
 
+def without_consequences(
+    diagnostics: Iterable[Diagnostic], causes: Iterable[Diagnostic]
+) -> list[Diagnostic]:
+    """Drop the diagnostics about a value that already has an error among `causes`.
+
+    A check on `profile: ${UNSET}` (read as '') or on `port: !!int x` (read as null) reports a
+    consequence of the first error, not a second problem to fix.
+    """
+    failed = [c.span for c in causes if c.span is not None and c.is_error]
+    return [d for d in diagnostics if not any(_contains(d.span, f) for f in failed)]
+
+
+def _contains(outer: Span | None, inner: Span) -> bool:
+    return (
+        outer is not None
+        and outer.file == inner.file
+        and (outer.line, outer.col) <= (inner.line, inner.col)
+        and (inner.end_line, inner.end_col) <= (outer.end_line, outer.end_col)
+    )
+
+
 def did_you_mean(name: str, candidates: Iterable[str]) -> str | None:
     """A hint naming the closest candidate, or None when nothing is close."""
     matches = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.6)

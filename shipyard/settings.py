@@ -22,10 +22,8 @@ DEFAULT_STATE_DIR = ".shipyard"
 
 
 def state_dir_for(project_dir: Path, configured: str | None = None) -> Path:
-    """The state folder: SHIPYARD_STATE_DIR, else the profile's state_dir, else .shipyard."""
-    override = os.environ.get("SHIPYARD_STATE_DIR")
-    raw = override or configured or DEFAULT_STATE_DIR
-    path = Path(raw)
+    """The state folder: the profile's state_dir, else .shipyard beside pipelines.yaml."""
+    path = Path(configured or DEFAULT_STATE_DIR)
     return (path if path.is_absolute() else project_dir / path).resolve()
 
 

@@ -16,7 +16,12 @@ def check_graph(steps: Iterable[PlanStep]) -> Iterator[Diagnostic]:
     for step in steps:
         for need in step.needs:
             if need not in ids:
-                yield Diagnostic("E302", f"step '{step.id}' depends on unknown step '{need}'")
+                yield Diagnostic(
+                    "E302",
+                    f"step '{step.id}' depends on unknown step '{need}'",
+                    hint="the compiler linked steps that do not exist: please report this "
+                    "with your pipelines.yaml",
+                )
     try:
         topological_order(steps)
     except CycleError as exc:

@@ -54,7 +54,7 @@ def _typo_keys(
 
 
 def _dotted(loc: Path) -> str:
-    return ".".join(str(p) for p in loc) or "(root)"
+    return ".".join(str(p) for p in loc) or "top level"
 
 
 def _clean_loc(loc: Path, source_map: SourceMap) -> Path:

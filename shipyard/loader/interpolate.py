@@ -6,7 +6,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from shipyard.diagnostics import Diagnostic
+from shipyard.diagnostics import Diagnostic, Span
 from shipyard.loader.source_map import Path, SourceMap
 
 # `$${` escapes a literal `${`; a reference is `${NAME}`, `${NAME:-default}` or `${secret:NAME}`.
@@ -44,7 +44,7 @@ def interpolate(
                         Diagnostic(
                             "E011",
                             f"invalid secret reference '${{{body}}}'",
-                            source_map.value_span(path),
+                            _reference_span(source_map.value_span(path), text, match),
                             "secret names use lowercase letters, digits and dashes, "
                             "e.g. ${secret:slack-url}",
                         )
@@ -58,7 +58,7 @@ def interpolate(
                     Diagnostic(
                         "E012",
                         f"invalid variable reference '${{{body}}}'",
-                        source_map.value_span(path),
+                        _reference_span(source_map.value_span(path), text, match),
                         "write ${NAME} or ${NAME:-default}; use $${ for a literal '${'",
                     )
                 )
@@ -71,7 +71,7 @@ def interpolate(
                 Diagnostic(
                     "E010",
                     f"environment variable '{name}' is not set",
-                    source_map.value_span(path),
+                    _reference_span(source_map.value_span(path), text, match),
                     f"export {name}=... or give a default: ${{{name}:-value}}",
                 )
             )
@@ -81,3 +81,14 @@ def interpolate(
         return result.replace("$${", "${")
 
     return walk(data, ()), diagnostics, secrets
+
+
+def _reference_span(span: Span | None, text: str, match: re.Match[str]) -> Span | None:
+    """Where one reference is written inside a one-line value; else the whole value."""
+    if span is None or span.line != span.end_line:
+        return span
+    quotes = span.end_col - span.col - len(text)
+    if quotes not in (0, 2):  # escapes or line folding: offsets inside the value are unknown
+        return span
+    col = span.col + quotes // 2 + match.start()
+    return Span(span.file, span.line, col, span.line, col + len(match.group(0)))

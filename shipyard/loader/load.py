@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from shipyard.diagnostics import Diagnostic, Span
+from shipyard.diagnostics import Diagnostic, Span, without_consequences
 from shipyard.loader.errors import diagnostics_from_validation
 from shipyard.loader.interpolate import interpolate
 from shipyard.loader.source_map import SourceMap, parse_yaml
@@ -63,7 +63,9 @@ def load_spec(path: str | Path = DEFAULT_SPEC, env: Mapping[str, str] | None = N
             name,
             "E003",
             f"spec file '{name}' not found",
-            "run in the folder holding pipelines.yaml, or pass -f PATH",
+            "run in the folder holding pipelines.yaml, or pass -f PATH"
+            if path.name == DEFAULT_SPEC and not path.parent.parts
+            else "check the path given with -f (or $SHIPYARD_SPEC)",
         )
     except (OSError, UnicodeDecodeError) as exc:
         return _failed(
@@ -102,7 +104,8 @@ def load_text(
     try:
         spec = PipelineSpec.model_validate(data)
     except ValidationError as exc:
-        loaded.diagnostics.extend(diagnostics_from_validation(exc, parsed.source_map, PipelineSpec))
+        problems = diagnostics_from_validation(exc, parsed.source_map, PipelineSpec)
+        loaded.diagnostics += without_consequences(problems, loaded.diagnostics)
         loaded.partial = _partial_spec(data)
         return loaded
     if any(d.is_error for d in loaded.diagnostics):

@@ -94,17 +94,18 @@ def _span(file: str, node: yaml.Node) -> Span:
 
 def _syntax_error(exc: yaml.MarkedYAMLError, file: str, text: str) -> Diagnostic:
     lines = text.splitlines()
-    mark = exc.problem_mark or exc.context_mark
+    mark, opened = exc.problem_mark or exc.context_mark, exc.context_mark
     hint = "check the indentation and quoting of this line"
-    if mark is not None and mark.line >= len(lines) and exc.context_mark is not None:
+    if mark is not None and mark.line >= len(lines) and opened is not None:
         # the parser ran to the end of the file: point at where the unclosed thing started
-        mark = exc.context_mark
+        mark = opened
         hint = "this is never closed: check for a missing ']', '}' or quote"
-    problem = exc.problem or "invalid YAML"
-    context = f" ({exc.context})" if exc.context else ""
+    elif mark is not None and opened is not None and opened.line != mark.line:
+        hint = _unclosed_bracket(lines, opened) or hint
     span = (
         Span(file, mark.line + 1, mark.column + 1, mark.line + 1, mark.column + 2) if mark else None
     )
+    problem = exc.problem or "invalid YAML"
     at = lines[mark.line][mark.column : mark.column + 1] if mark and mark.line < len(lines) else ""
     # libyaml and the pure-Python parser word this differently; the character itself does not lie
     if at == "\t" or "tab" in problem:
@@ -114,7 +115,17 @@ def _syntax_error(exc: yaml.MarkedYAMLError, file: str, text: str) -> Diagnostic
             span,
             "YAML does not allow tabs for indentation; use spaces",
         )
+    context = f" ({exc.context})" if exc.context else ""
     return Diagnostic("E001", f"invalid YAML: {problem}{context}", span, hint)
+
+
+def _unclosed_bracket(lines: list[str], opened: yaml.Mark) -> str | None:
+    """A hint for a `[` or `{` that runs into the next lines because it is never closed."""
+    bracket = lines[opened.line][opened.column : opened.column + 1]
+    closer = {"[": "]", "{": "}"}.get(bracket)
+    if closer is None:
+        return None
+    return f"the '{bracket}' on line {opened.line + 1} is not closed: add the missing '{closer}'"
 
 
 _STR_TAG = "tag:yaml.org,2002:str"
@@ -144,12 +155,21 @@ class _Builder:
         try:
             return self.constructor.construct_object(node, deep=True)
         except yaml.constructor.ConstructorError as exc:
-            self.diagnostics.append(
-                Diagnostic(
-                    "E001", f"invalid YAML value: {exc.problem}", _span(self.source_map.file, node)
-                )
+            problem = exc.problem
+        except (
+            ValueError,
+            TypeError,
+        ) as exc:  # an explicit tag on a value it does not fit: !!int x
+            problem = f"{node.value!r} is not a valid {node.tag.rsplit(':', 1)[-1]} ({exc})"
+        self.diagnostics.append(
+            Diagnostic(
+                "E001",
+                f"invalid YAML value: {problem}",
+                _span(self.source_map.file, node),
+                "write a plain value; specs use no YAML tags such as `!!int` or `!ref`",
             )
-            return None
+        )
+        return None
 
     def _mapping_items(self, node: yaml.MappingNode, path: Path) -> Iterator[tuple[Any, Any]]:
         seen: dict[str, tuple[yaml.Node, bool]] = {}
@@ -158,7 +178,12 @@ class _Builder:
             key = self._scalar(key_node) if isinstance(key_node, yaml.ScalarNode) else None
             if not isinstance(key, str | int | float | bool):
                 self.diagnostics.append(
-                    Diagnostic("E001", "mapping keys must be plain scalars", key_span)
+                    Diagnostic(
+                        "E001",
+                        "mapping keys must be plain scalars",
+                        key_span,
+                        "write a plain name as the key, e.g. `orders:`",
+                    )
                 )
                 continue
             key = str(key) if not isinstance(key, str) else key

@@ -67,8 +67,8 @@ def load_flow(deployment: DeploymentPlan) -> Any:
 def register_deployment(deployment: DeploymentPlan, version: str) -> str:
     """Create or update one deployment; a schedule removed from the spec is removed too."""
     from prefect import flow as prefect_flow
+    from prefect.settings import PREFECT_DEPLOYMENTS_CLEAR_SCHEDULES_ON_EMPTY, temporary_settings
 
-    os.environ["PREFECT_DEPLOYMENTS_CLEAR_SCHEDULES_ON_EMPTY"] = "true"
     remote_flow = prefect_flow.from_source(
         source=deployment.source, entrypoint=deployment.entrypoint
     )
@@ -82,7 +82,8 @@ def register_deployment(deployment: DeploymentPlan, version: str) -> str:
         job_variables=deployment.job_variables,
         version=version,
     )
-    deployment_id = runner_deployment.apply(schedules=None if deployment.schedule else [])
+    with temporary_settings(updates={PREFECT_DEPLOYMENTS_CLEAR_SCHEDULES_ON_EMPTY: True}):
+        deployment_id = runner_deployment.apply(schedules=None if deployment.schedule else [])
     return str(deployment_id)
 
 

@@ -1,0 +1,76 @@
+"""Test-wide environment: telemetry off, nothing written outside temporary folders."""
+
+from __future__ import annotations
+
+import os
+import socket
+import tempfile
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from shipyard.settings import TELEMETRY_OFF
+
+os.environ.update(TELEMETRY_OFF)
+for _var in ("PREFECT_API_URL", "SHIPYARD_STATE_DIR", "SHIPYARD_SPEC", "SHIPYARD_PROFILE"):
+    os.environ.pop(_var, None)
+_SESSION_HOME = Path(tempfile.mkdtemp(prefix="shipyard-tests-"))
+os.environ["PREFECT_HOME"] = str(_SESSION_HOME / "prefect")
+os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{_SESSION_HOME / 'mlflow.db'}"
+os.environ["BENTOML_HOME"] = str(_SESSION_HOME / "bentoml")
+Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SPEC = """\
+project: test-project
+profiles:
+  local:
+    prefect: {{port: {port}}}
+datasets:
+  customers:
+    path: data/customers.parquet
+    key: [customer_id, event_time]
+    timestamp: event_time
+    schema:
+      customer_id: int
+      event_time: datetime
+      signup_date: datetime
+      region: {{category: [north, south, east, west]}}
+      plan: {{category: [basic, plus, pro]}}
+      tenure_months: int
+      monthly_charges: float
+      support_calls: int
+      data_usage_gb: float
+      email: str
+      churned: bool
+    expectations:
+      - not_null: [customer_id, plan, churned]
+      - between: {{column: monthly_charges, min: 0, max: 500}}
+      - regex: {{column: email, pattern: "^[^@]+@[^@]+$"}}
+      - row_count: {{min: 10}}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def make_project(tmp_path: Path) -> Callable[..., Path]:
+    """A project folder with pipelines.yaml and demo data; returns the spec path."""
+
+    def make(rows: int = 200, spec: str | None = None, port: int | None = None) -> Path:
+        from shipyard.demo_data import write_customers
+
+        text = spec if spec is not None else SPEC.format(port=port or free_port())
+        (tmp_path / "pipelines.yaml").write_text(textwrap.dedent(text))
+        if rows:
+            write_customers(tmp_path / "data" / "customers.parquet", rows=rows)
+        return tmp_path / "pipelines.yaml"
+
+    return make
