@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -121,10 +122,9 @@ def _partial_spec(data: dict[str, object]) -> PipelineSpec:
     raw = data.get("datasets")
     if isinstance(raw, dict):
         for name, entry in raw.items():
-            try:
-                datasets[str(name)] = DatasetSpec.model_validate(entry)
-            except ValidationError:
-                continue
+            salvaged = _salvage_dataset(entry)
+            if salvaged is not None:
+                datasets[str(name)] = salvaged
     fields: dict[str, object] = {}
     raw_profiles = data.get("profiles")
     if isinstance(raw_profiles, dict):
@@ -146,6 +146,41 @@ def _partial_spec(data: dict[str, object]) -> PipelineSpec:
         except ValidationError:
             continue
     return PipelineSpec.model_construct(**fields, datasets=datasets)
+
+
+_NEUTRAL_EXPECTATION = {"row_count": {}}
+"""Stands in for an invalid expectation: names no column, so rules stay quiet, and keeps the
+positions of the following items."""
+
+
+def _salvage_dataset(entry: object) -> DatasetSpec | None:
+    """Validate an entry after setting aside the parts that already have a diagnostic.
+
+    Unknown keys and invalid optional fields are dropped and invalid expectations neutralised,
+    so the cross-reference rules still check the rest in the same pass. An entry missing a
+    required key or with an invalid schema is given up on (rules would report noise).
+    """
+    if not isinstance(entry, dict):
+        return None
+    data = copy.deepcopy(entry)
+    for _ in range(50):
+        try:
+            return DatasetSpec.model_validate(data)
+        except ValidationError as exc:
+            error = exc.errors()[0]
+            loc = error["loc"]
+            field = DatasetSpec.model_fields.get(str(loc[0])) or next(
+                (f for f in DatasetSpec.model_fields.values() if f.alias == loc[0]), None
+            )
+            if field is None:
+                data.pop(loc[0], None)  # unknown key
+            elif loc[0] == "expectations" and len(loc) > 1 and isinstance(loc[1], int):
+                data["expectations"][loc[1]] = _NEUTRAL_EXPECTATION
+            elif not field.is_required() and loc[0] not in ("schema", "columns"):
+                data.pop(loc[0], None)
+            else:
+                return None
+    return None
 
 
 def _failed(path: Path, name: str, code: str, message: str, hint: str) -> LoadedSpec:

@@ -1,0 +1,133 @@
+"""The README's commands, run as a user would: a subprocess per command, exit codes, output."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import ROOT
+
+pytestmark = pytest.mark.e2e
+SHIPYARD = str(Path(sys.executable).with_name("shipyard"))
+
+
+def run(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([SHIPYARD, *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env=os.environ.copy(), check=False)
+
+
+def test_validate_the_demo_spec() -> None:
+    done = run("validate", cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert "pipelines.yaml: ok (1 dataset)" in done.stdout
+
+
+def test_validate_reports_every_problem_with_position_and_exit_1(tmp_path: Path) -> None:
+    (tmp_path / "pipelines.yaml").write_text(
+        "project: demo\ndatasets:\n  a:\n    path: a.parquet\n    schema: {id: int}\n"
+        "    key: idd\n    expectations:\n      - not_nul: [id]\n"
+    )
+    done = run("validate", cwd=tmp_path)
+    assert done.returncode == 1
+    assert "pipelines.yaml:6:10: error[E204] dataset 'a': key column 'idd' is not in its schema" in (
+        done.stderr
+    )
+    assert "pipelines.yaml:8:9: error[E105]" in done.stderr and "did you mean 'not_null'?" in (
+        done.stderr
+    )
+    as_json = run("validate", "--format", "json", cwd=tmp_path)
+    assert as_json.returncode == 1
+    codes = [d["code"] for d in json.loads(as_json.stdout)]
+    assert codes == ["E204", "E105"]
+
+
+def test_missing_spec_file(tmp_path: Path) -> None:
+    done = run("validate", cwd=tmp_path)
+    assert done.returncode == 1
+    assert "error[E003] spec file 'pipelines.yaml' not found" in done.stderr
+
+
+def test_plan_text_and_json() -> None:
+    text = run("plan", cwd=ROOT)
+    assert text.returncode == 0, text.stderr
+    assert "dataset.customers/version   [validate-dataset]  after dataset.customers/validate" in (
+        text.stdout
+    )
+    plan = json.loads(run("plan", "--json", cwd=ROOT).stdout)
+    assert [d["flow_name"] + "/" + d["name"] for d in plan["deployments"]] == [
+        "validate-dataset/customers"
+    ]
+    assert plan["deployments"][0]["entrypoint"] == "flows/validate_dataset.py:validate_dataset"
+
+
+def test_committed_json_schema_is_current() -> None:
+    done = run("schema", cwd=ROOT)
+    assert done.returncode == 0
+    committed = (ROOT / "pipelines.schema.json").read_text()
+    assert json.loads(done.stdout) == json.loads(committed), (
+        "regenerate with `shipyard schema -o pipelines.schema.json`"
+    )
+    assert (ROOT / "pipelines.yaml").read_text().startswith(
+        "# yaml-language-server: $schema=./pipelines.schema.json"
+    )
+
+
+def test_run_versions_and_restore(make_project: Callable[..., Path]) -> None:
+    spec = make_project(rows=80)
+    project = spec.parent
+    first = run("run", "validate-dataset", "customers", cwd=project)
+    assert first.returncode == 0, first.stderr
+    first_md5 = json.loads(first.stdout[first.stdout.index("{"):first.stdout.rindex("}") + 1])[
+        "md5"
+    ]
+
+    data = project / "data" / "customers.parquet"
+    frame = pd.read_parquet(data)
+    frame.loc[0, "monthly_charges"] = 9999.0
+    frame.to_parquet(data, index=False)
+    failed = run("run", "validate-dataset", "customers", cwd=project)
+    assert failed.returncode == 1
+    assert "between(monthly_charges, 0.0..500.0)" in failed.stderr and "9999.0" in failed.stderr
+    assert "Traceback" not in failed.stderr
+
+    versions = run("data", "versions", "customers", cwd=project)
+    assert versions.returncode == 0
+    assert first_md5[:10] in versions.stdout
+    restored = run("data", "restore", "customers", first_md5[:8], cwd=project)
+    assert restored.returncode == 0, restored.stderr
+    assert "restored data/customers.parquet" in restored.stdout
+    assert pd.read_parquet(data)["monthly_charges"].max() < 500
+
+
+def test_unknown_flow_gets_a_suggestion(make_project: Callable[..., Path]) -> None:
+    spec = make_project(rows=0)
+    done = run("run", "validate-dataset", "customer", cwd=spec.parent)
+    assert done.returncode == 1
+    assert "did you mean 'validate-dataset/customers'?" in done.stderr
+
+
+def test_internal_errors_exit_2_without_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from shipyard import cli
+
+    def broken(args: object) -> int:
+        raise RuntimeError("unexpected")
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(cli, "cmd_validate", broken)
+    monkeypatch.delenv("SHIPYARD_DEBUG", raising=False)
+    parser = cli.build_parser()
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    parser._subparsers._group_actions[0].choices["validate"].set_defaults(func=broken)  # type: ignore[union-attr]
+    assert cli.main(["validate"]) == 2
+    err = capsys.readouterr().err
+    assert "internal error: RuntimeError: unexpected" in err and "Traceback" not in err
+    assert "Traceback" in (tmp_path / ".shipyard" / "logs" / "internal-errors.log").read_text()
