@@ -87,9 +87,14 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from shipyard.spec.schema import spec_json_schema
+    if args.format == "markdown":
+        from shipyard.spec.reference import spec_reference_markdown
 
-    text = json.dumps(spec_json_schema(), indent=2) + "\n"
+        text = spec_reference_markdown()
+    else:
+        from shipyard.spec.schema import spec_json_schema
+
+        text = json.dumps(spec_json_schema(), indent=2) + "\n"
     if args.output:
         Path(args.output).write_text(text, encoding="utf-8")
         print(f"wrote {args.output}", file=sys.stderr)
@@ -191,6 +196,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
     p = add("schema", cmd_schema, "print the JSON Schema of pipelines.yaml")
     p.add_argument("-o", "--output", help="write to this file instead of stdout")
+    p.add_argument("--format", choices=["json", "markdown"], default="json",
+                   help="json: JSON Schema; markdown: the spec reference in docs/")
     add("apply", cmd_apply, "register blocks, work pool and every compiled deployment on Prefect")
     p = add(
         "run", cmd_run, "run one compiled flow now, e.g. `shipyard run validate-dataset customers`"
