@@ -131,3 +131,11 @@ def test_internal_errors_exit_2_without_a_traceback(
     err = capsys.readouterr().err
     assert "internal error: RuntimeError: unexpected" in err and "Traceback" not in err
     assert "Traceback" in (tmp_path / ".shipyard" / "logs" / "internal-errors.log").read_text()
+
+
+def test_spec_reference_in_docs_is_current() -> None:
+    done = run("schema", "--format", "markdown", cwd=ROOT)
+    assert done.returncode == 0
+    assert done.stdout == (ROOT / "docs" / "spec-reference.md").read_text(), (
+        "regenerate with `shipyard schema --format markdown -o docs/spec-reference.md`"
+    )
