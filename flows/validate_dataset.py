@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
-
-import logging
 
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
@@ -52,22 +51,39 @@ def version_data(step: DatasetStep, rows: int) -> tuple[DataVersion, bool]:
     options = {k: resolve(v) or "" for k, v in remote.options.items()}
     layout = StateLayout(step.runtime.state_dir)
     store = DvcStore(Path(step.runtime.project_dir), layout.root, remote.url, options)
-    return version_file(store, VersionCatalog(layout.catalog), step.dataset, dataset_file(step),
-                        rows, current_flow_run_id())
+    return version_file(
+        store,
+        VersionCatalog(layout.catalog),
+        step.dataset,
+        dataset_file(step),
+        rows,
+        current_flow_run_id(),
+    )
 
 
 @flow(name="validate-dataset", description=__doc__)
 def validate_dataset(step: DatasetStep) -> dict[str, Any]:
     """Validate the dataset's file against its expectations; on success version it with DVC."""
     configure_json_logs(StateLayout(step.runtime.state_dir).logs)
-    with monitored_run("validate-dataset", step.id, step.runtime.project,
-                       metrics_sink(step.runtime), current_flow_run_id()) as metrics:
+    with monitored_run(
+        "validate-dataset",
+        step.id,
+        step.runtime.project,
+        metrics_sink(step.runtime),
+        current_flow_run_id(),
+    ) as metrics:
         report = check_quality(step)
         metrics.observe("dataset_rows_validated", report.rows, "Rows checked in the last run.")
-        metrics.observe("dataset_expectations_failed", len(report.failed),
-                        "Expectations that failed in the last run.")
-        metrics.observe("dataset_expectations_evaluated", len(report.outcomes),
-                        "Expectations evaluated in the last run.")
+        metrics.observe(
+            "dataset_expectations_failed",
+            len(report.failed),
+            "Expectations that failed in the last run.",
+        )
+        metrics.observe(
+            "dataset_expectations_evaluated",
+            len(report.outcomes),
+            "Expectations evaluated in the last run.",
+        )
         if not report.success:
             raise DataValidationFailed(
                 f"{len(report.failed)} of {len(report.outcomes)} expectations failed on "
@@ -75,10 +91,14 @@ def validate_dataset(step: DatasetStep) -> dict[str, Any]:
                 hint="fix the data (or the rule in pipelines.yaml); the data was not versioned",
                 resource=step.id,
             )
-        log.info("%s: all %d expectations passed on %d rows", step.id, len(report.outcomes),
-                    report.rows)
-        summary: dict[str, Any] = {"dataset": step.dataset, "rows": report.rows,
-                                   "expectations": len(report.outcomes)}
+        log.info(
+            "%s: all %d expectations passed on %d rows", step.id, len(report.outcomes), report.rows
+        )
+        summary: dict[str, Any] = {
+            "dataset": step.dataset,
+            "rows": report.rows,
+            "expectations": len(report.outcomes),
+        }
         if step.version:
             version, is_new = version_data(step, report.rows)
             metrics.observe("dataset_version_size_bytes", version.size, "Size of the version.")
@@ -90,6 +110,5 @@ def validate_dataset(step: DatasetStep) -> dict[str, Any]:
                 f"| {'yes' if is_new else 'no, unchanged'} |\n\nRemote: `{version.remote}`",
                 description=f"DVC version of {step.id}",
             )
-            log.info("%s: version %s (%s)", step.id, version.md5,
-                        "new" if is_new else "unchanged")
+            log.info("%s: version %s (%s)", step.id, version.md5, "new" if is_new else "unchanged")
         return summary

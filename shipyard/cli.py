@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from shipyard.errors import ShipyardError
+from shipyard.errors import ShipyardError, SpecError
 
 if TYPE_CHECKING:
     from shipyard.compiler import Plan
@@ -196,8 +196,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
     p = add("schema", cmd_schema, "print the JSON Schema of pipelines.yaml")
     p.add_argument("-o", "--output", help="write to this file instead of stdout")
-    p.add_argument("--format", choices=["json", "markdown"], default="json",
-                   help="json: JSON Schema; markdown: the spec reference in docs/")
+    p.add_argument(
+        "--format",
+        choices=["json", "markdown"],
+        default="json",
+        help="json: JSON Schema; markdown: the spec reference in docs/",
+    )
     add("apply", cmd_apply, "register blocks, work pool and every compiled deployment on Prefect")
     p = add(
         "run", cmd_run, "run one compiled flow now, e.g. `shipyard run validate-dataset customers`"
@@ -235,7 +239,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         code: int = args.func(args)
     except ShipyardError as exc:
         print(
-            exc.render() if not exc.__class__.__name__ == "SpecError" else exc.message,
+            exc.message if isinstance(exc, SpecError) else exc.render(),
             file=sys.stderr,
         )
         return exc.exit_code

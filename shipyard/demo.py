@@ -51,7 +51,7 @@ def run_demo(spec: Path, rows: int = 5000) -> int:
     print("\nTry next (after `source .venv/bin/activate`):")
     print("  shipyard plan                                   # what pipelines.yaml compiles to")
     print("  shipyard data versions customers                # versions recorded so far")
-    print("  eval \"$(shipyard env)\" && prefect deployment run validate-dataset/customers")
+    print('  eval "$(shipyard env)" && prefect deployment run validate-dataset/customers')
     print("  shipyard worker start                           # a worker executes that run")
     print("  shipyard server stop && shipyard worker stop    # when you are done")
     return 0

@@ -34,16 +34,27 @@ def customers_frame(rows: int = 5000, seed: int = 7, drift: float = 0.0) -> pd.D
     plan = rng.choice(PLANS, customers, p=plan_p / plan_p.sum())
     frames = []
     for month in range(snapshots):
-        event_time = start + pd.DateOffset(months=month) + pd.to_timedelta(
-            rng.integers(0, 28 * 24, customers), unit="h"
+        event_time = (
+            start
+            + pd.DateOffset(months=month)
+            + pd.to_timedelta(rng.integers(0, 28 * 24, customers), unit="h")
         )
         tenure = ((event_time - signup).days // 30).astype(int)
         price = np.vectorize(PLAN_PRICE.get)(plan)
-        monthly = np.round(price * rng.normal(1.0, 0.08, customers) + rng.normal(0, 3, customers), 2)
+        monthly = np.round(
+            price * rng.normal(1.0, 0.08, customers) + rng.normal(0, 3, customers),
+            2,
+        )
         calls = rng.poisson(1.2 + 2.5 * drift, customers)
         usage = np.round(rng.gamma(2.0, 6.0 * (1 + drift), customers), 2)
-        logit = (-1.4 + 0.45 * calls - 0.025 * tenure + 0.012 * (monthly - 50)
-                 - 0.02 * usage + np.where(plan == "basic", 0.4, 0.0))
+        logit = (
+            -1.4
+            + 0.45 * calls
+            - 0.025 * tenure
+            + 0.012 * (monthly - 50)
+            - 0.02 * usage
+            + np.where(plan == "basic", 0.4, 0.0)
+        )
         churned = rng.random(customers) < 1 / (1 + np.exp(-logit))
         frames.append(
             pd.DataFrame(

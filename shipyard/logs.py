@@ -72,8 +72,12 @@ class _ExpectedErrorsWithoutTraceback(logging.Filter):
 
 
 def quiet_expected_errors() -> None:
-    for name in ("prefect.flow_runs", "prefect.task_runs", "prefect.flow_engine",
-                 "prefect.task_engine"):
+    for name in (
+        "prefect.flow_runs",
+        "prefect.task_runs",
+        "prefect.flow_engine",
+        "prefect.task_engine",
+    ):
         logger = logging.getLogger(name)
         if not any(isinstance(f, _ExpectedErrorsWithoutTraceback) for f in logger.filters):
             logger.addFilter(_ExpectedErrorsWithoutTraceback())

@@ -111,16 +111,32 @@ def monitored_run(
         yield metrics
         success = True
     finally:
-        metrics.observe("flow_run_duration_seconds", time.time() - started,
-                        "Duration of the last flow run.")
-        metrics.observe("flow_run_success", 1.0 if success else 0.0,
-                        "1 if the last flow run completed, 0 if it failed.")
-        metrics.observe("flow_run_last_timestamp_seconds", time.time(),
-                        "Unix time the last flow run ended.")
+        metrics.observe(
+            "flow_run_duration_seconds", time.time() - started, "Duration of the last flow run."
+        )
+        metrics.observe(
+            "flow_run_success",
+            1.0 if success else 0.0,
+            "1 if the last flow run completed, 0 if it failed.",
+        )
+        metrics.observe(
+            "flow_run_last_timestamp_seconds", time.time(), "Unix time the last flow run ended."
+        )
         try:
             where = publish(metrics, sink)
-            log.info("metrics published", extra={"flow": flow, "resource": resource,
-                                                  "target": where, "flow_run_id": flow_run_id})
+            log.info(
+                "metrics published",
+                extra={
+                    "flow": flow,
+                    "resource": resource,
+                    "target": where,
+                    "flow_run_id": flow_run_id,
+                },
+            )
         except Exception as exc:  # metrics must never turn a good run into a failed one
-            log.warning("could not publish metrics for %s to %s: %s", resource,
-                        sink.pushgateway_url or sink.textfile_dir, exc)
+            log.warning(
+                "could not publish metrics for %s to %s: %s",
+                resource,
+                sink.pushgateway_url or sink.textfile_dir,
+                exc,
+            )

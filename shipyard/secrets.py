@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+from typing import Any
 
 from shipyard.errors import ShipyardError
 
@@ -26,7 +27,8 @@ def secret_value(name: str, use_prefect: bool = True) -> str:
         try:
             from prefect.blocks.system import Secret
 
-            value = Secret.load(name, _sync=True).get()  # type: ignore[call-arg]
+            block: Any = Secret.load(name, _sync=True)  # type: ignore[call-arg]
+            value = block.get()
             return str(value)
         except ValueError:
             log.debug("no Prefect Secret block named %s; trying the environment", name)

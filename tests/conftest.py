@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import socket
 import tempfile
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from support import SPEC, free_port
 
 from shipyard.settings import TELEMETRY_OFF
 
@@ -21,44 +21,6 @@ os.environ["PREFECT_HOME"] = str(_SESSION_HOME / "prefect")
 os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{_SESSION_HOME / 'mlflow.db'}"
 os.environ["BENTOML_HOME"] = str(_SESSION_HOME / "bentoml")
 Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
-
-ROOT = Path(__file__).resolve().parents[1]
-
-SPEC = """\
-project: test-project
-profiles:
-  local:
-    prefect: {{port: {port}}}
-datasets:
-  customers:
-    path: data/customers.parquet
-    key: [customer_id, event_time]
-    timestamp: event_time
-    schema:
-      customer_id: int
-      event_time: datetime
-      signup_date: datetime
-      region: {{category: [north, south, east, west]}}
-      plan: {{category: [basic, plus, pro]}}
-      tenure_months: int
-      monthly_charges: float
-      support_calls: int
-      data_usage_gb: float
-      email: str
-      churned: bool
-    expectations:
-      - not_null: [customer_id, plan, churned]
-      - between: {{column: monthly_charges, min: 0, max: 500}}
-      - regex: {{column: email, pattern: "^[^@]+@[^@]+$"}}
-      - row_count: {{min: 10}}
-"""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
 
 @pytest.fixture
 def make_project(tmp_path: Path) -> Callable[..., Path]:

@@ -60,8 +60,12 @@ DTYPES: dict[str, list[str]] = {
         "datetime64[s, UTC]",
     ],
     "date": [
-        "date",
-        "Timestamp","object", "datetime64[ns]", "datetime64[us]", "datetime64[ms]", "datetime64[s]"],
+        "object",
+        "datetime64[ns]",
+        "datetime64[us]",
+        "datetime64[ms]",
+        "datetime64[s]",
+    ],
 }
 
 
@@ -173,10 +177,10 @@ def _rule_expectations(rule: object) -> Iterator[CompiledExpectation]:
                 max_value=a.max,
             )
         case Gx(gx=a):
-            column = a.kwargs.get("column")
+            gx_column = a.kwargs.get("column")
             yield CompiledExpectation(
                 type=a.type,
                 kwargs=dict(a.kwargs),
                 rule=f"gx({a.type})",
-                column=column if isinstance(column, str) else None,
+                column=gx_column if isinstance(gx_column, str) else None,
             )

@@ -54,7 +54,9 @@ class QualityReport:
                 "column": o.column or "(table)",
                 "result": "passed" if o.success else "FAILED",
                 "unexpected": "" if o.unexpected_count is None else o.unexpected_count,
-                "unexpected %": "" if o.unexpected_percent is None else round(o.unexpected_percent, 3),
+                "unexpected %": ""
+                if o.unexpected_percent is None
+                else round(o.unexpected_percent, 3),
                 "sample values": o.error or _show(o.sample, o.observed),
                 "expectation": o.type,
             }
@@ -150,14 +152,19 @@ def check_expectations(
         .add_batch_definition_whole_dataframe("all")
         .get_batch(batch_parameters={"dataframe": frame})
     )
-    result = batch.validate(suite, result_format={"result_format": "SUMMARY",
-                                                  "partial_unexpected_count": SAMPLE_SIZE})
+    result = batch.validate(
+        suite, result_format={"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_SIZE}
+    )
     report = QualityReport(dataset=dataset, rows=len(frame))
     by_index = dict(enumerate(expectations))
-    ordered = sorted(result.results, key=lambda r: int((r.expectation_config.meta or {}).get("index", -1)))
-    for r in ordered:
-        index = int((r.expectation_config.meta or {}).get("index", -1))
-        compiled = by_index.get(index)
+
+    def index_of(r: Any) -> int:
+        config = r.expectation_config
+        return int(((config.meta if config else None) or {}).get("index", -1))
+
+    for r in sorted(result.results, key=index_of):
+        compiled = by_index.get(index_of(r))
+        type_name = str(r.expectation_config.type) if r.expectation_config else "unknown"
         details = r.result or {}
         error = None
         info = r.exception_info or {}
@@ -165,8 +172,8 @@ def check_expectations(
             error = str(info.get("exception_message") or "raised an exception").splitlines()[0]
         report.outcomes.append(
             ExpectationOutcome(
-                rule=compiled.rule if compiled else r.expectation_config.type,
-                type=r.expectation_config.type,
+                rule=compiled.rule if compiled else type_name,
+                type=type_name,
                 column=compiled.column if compiled else None,
                 success=bool(r.success),
                 unexpected_count=details.get("unexpected_count"),

@@ -110,8 +110,13 @@ class VersionCatalog:
 class DvcStore:
     """The project's DVC repository (no git needed) with its cache under the state folder."""
 
-    def __init__(self, project_dir: Path, state_dir: Path, remote_url: str,
-                 remote_options: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        project_dir: Path,
+        state_dir: Path,
+        remote_url: str,
+        remote_options: dict[str, str] | None = None,
+    ) -> None:
         self.project_dir = project_dir
         self.layout = StateLayout(state_dir)
         self.remote_url = remote_url
@@ -206,12 +211,20 @@ def read_pointer(path: Path) -> dict[str, Any]:
     import yaml
 
     out = yaml.safe_load(path.read_text(encoding="utf-8"))["outs"][0]
-    return {"md5": out["md5"], "size": int(out["size"]), "path": out["path"],
-            "pointer": path.read_text(encoding="utf-8")}
+    return {
+        "md5": out["md5"],
+        "size": int(out["size"]),
+        "path": out["path"],
+        "pointer": path.read_text(encoding="utf-8"),
+    }
 
 
 def version_file(
-    store: DvcStore, catalog: VersionCatalog, dataset: str, file: Path, rows: int | None,
+    store: DvcStore,
+    catalog: VersionCatalog,
+    dataset: str,
+    file: Path,
+    rows: int | None,
     flow_run_id: str | None = None,
 ) -> tuple[DataVersion, bool]:
     """Track, push and record the file; returns the version and whether it is new."""
@@ -235,8 +248,9 @@ def version_file(
     return version, is_new
 
 
-def restore_version(store: DvcStore, catalog: VersionCatalog, dataset: str, file: Path,
-                    prefix: str) -> tuple[DataVersion, DataVersion | None]:
+def restore_version(
+    store: DvcStore, catalog: VersionCatalog, dataset: str, file: Path, prefix: str
+) -> tuple[DataVersion, DataVersion | None]:
     """Bring back an earlier version; the current content is versioned first so nothing is lost."""
     wanted = catalog.find(dataset, prefix)
     saved: DataVersion | None = None
@@ -271,7 +285,7 @@ def _dataset_file(plan: Plan, dataset: str) -> Path:
             f"dataset '{dataset}' is not defined in pipelines.yaml",
             hint=did_you_mean(dataset, names) or f"defined datasets: {', '.join(names) or 'none'}",
         )
-    return Path(plan.runtime.project_dir) / deployment.parameters["step"]["path"]
+    return Path(plan.runtime.project_dir) / str(deployment.parameters["step"]["path"])
 
 
 def print_versions(plan: Plan, dataset: str, as_json: bool = False) -> int:
@@ -283,16 +297,23 @@ def print_versions(plan: Plan, dataset: str, as_json: bool = False) -> int:
         print(json.dumps([{**asdict(v), "current": v.md5 == current} for v in versions], indent=2))
         return 0
     if not versions:
-        print(f"no versions of '{dataset}' recorded yet: run `shipyard run validate-dataset "
-              f"{dataset}`", file=sys.stderr)
+        print(
+            f"no versions of '{dataset}' recorded yet: run `shipyard run validate-dataset "
+            f"{dataset}`",
+            file=sys.stderr,
+        )
         return 0
     print(f"{'version':<12} {'created (UTC)':<26} {'rows':>8} {'bytes':>10}  flow run")
     for v in versions:
         mark = "*" if v.md5 == current else " "
         rows = "" if v.rows is None else str(v.rows)
-        print(f"{mark}{v.short:<11} {v.created_at:<26} {rows:>8} {v.size:>10}  {v.flow_run_id or '-'}")
-    print(f"\n* = current file ({file.relative_to(plan.runtime.project_dir)}); "
-          f"restore one with `shipyard data restore {dataset} <version>`")
+        print(
+            f"{mark}{v.short:<11} {v.created_at:<26} {rows:>8} {v.size:>10}  {v.flow_run_id or ''}"
+        )
+    print(
+        f"\n* = current file ({file.relative_to(plan.runtime.project_dir)}); "
+        f"restore one with `shipyard data restore {dataset} <version>`"
+    )
     return 0
 
 
@@ -303,8 +324,12 @@ def restore_command(plan: Plan, dataset: str, prefix: str) -> int:
     if saved is None:
         print(f"'{file.name}' already is version {wanted.short}; nothing to do")
         return 0
-    print(f"restored {file.relative_to(plan.runtime.project_dir)} to version {wanted.short} "
-          f"({wanted.size} bytes, recorded {wanted.created_at})")
-    print(f"the content it replaced is kept as version {saved.short}: "
-          f"`shipyard data restore {dataset} {saved.short}` brings it back")
+    print(
+        f"restored {file.relative_to(plan.runtime.project_dir)} to version {wanted.short} "
+        f"({wanted.size} bytes, recorded {wanted.created_at})"
+    )
+    print(
+        f"the content it replaced is kept as version {saved.short}: "
+        f"`shipyard data restore {dataset} {saved.short}` brings it back"
+    )
     return 0

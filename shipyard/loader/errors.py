@@ -6,7 +6,7 @@ import difflib
 from functools import cache
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from shipyard.diagnostics import Diagnostic, did_you_mean, one_of
@@ -179,8 +179,8 @@ def _got(kind: str, value: Any) -> str | None:
     return f"got {value!r}" if value is not None else "got nothing (null)"
 
 
-def _allowed_keys(root: type[Any], loc: Path) -> list[str]:
-    schema = _json_schema(root)
+def _allowed_keys(root: type[BaseModel], loc: Path) -> list[str]:
+    schema = _json_schema(root)  # root is a pydantic model class
     defs = schema.get("$defs", {})
     nodes = [schema]
     for part in loc:
@@ -215,6 +215,6 @@ def _expand(node: dict[str, Any], defs: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 @cache
-def _json_schema(root: type[Any]) -> dict[str, Any]:
+def _json_schema(root: type[BaseModel]) -> dict[str, Any]:
     schema: dict[str, Any] = root.model_json_schema(by_alias=True)
     return schema

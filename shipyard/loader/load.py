@@ -145,10 +145,10 @@ def _partial_spec(data: dict[str, object]) -> PipelineSpec:
             fields[key] = getattr(base, key)
         except ValidationError:
             continue
-    return PipelineSpec.model_construct(**fields, datasets=datasets)
+    return PipelineSpec.model_construct(**fields, datasets=datasets)  # type: ignore[arg-type]
 
 
-_NEUTRAL_EXPECTATION = {"row_count": {}}
+_NEUTRAL_EXPECTATION: dict[str, dict[str, object]] = {"row_count": {}}
 """Stands in for an invalid expectation: names no column, so rules stay quiet, and keeps the
 positions of the following items."""
 
@@ -176,6 +176,8 @@ def _salvage_dataset(entry: object) -> DatasetSpec | None:
                 data.pop(loc[0], None)  # unknown key
             elif loc[0] == "expectations" and len(loc) > 1 and isinstance(loc[1], int):
                 data["expectations"][loc[1]] = _NEUTRAL_EXPECTATION
+            elif loc[0] == "format":
+                data["format"] = "parquet"  # already reported; stands in so E205 stays quiet
             elif not field.is_required() and loc[0] not in ("schema", "columns"):
                 data.pop(loc[0], None)
             else:

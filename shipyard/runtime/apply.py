@@ -69,10 +69,10 @@ def register_deployment(deployment: DeploymentPlan, version: str) -> str:
     from prefect import flow as prefect_flow
     from prefect.settings import PREFECT_DEPLOYMENTS_CLEAR_SCHEDULES_ON_EMPTY, temporary_settings
 
-    remote_flow = prefect_flow.from_source(
+    remote_flow: Any = prefect_flow.from_source(
         source=deployment.source, entrypoint=deployment.entrypoint
     )
-    runner_deployment = remote_flow.to_deployment(
+    runner_deployment: Any = remote_flow.to_deployment(
         name=deployment.name,
         work_pool_name=deployment.work_pool,
         parameters=deployment.parameters,
@@ -130,11 +130,16 @@ def apply_plan(plan: Plan) -> None:
         print(f"  block      {block.type}/{block.name}")
     for name, deployment_id in ids.items():
         schedule = next(d.schedule for d in plan.deployments if d.full_name == name)
-        print(f"  deployment {name}" + (f"  schedule '{schedule}'" if schedule else "")
-              + f"  {ui}/deployments/deployment/{deployment_id}")
+        print(
+            f"  deployment {name}"
+            + (f"  schedule '{schedule}'" if schedule else "")
+            + f"  {ui}/deployments/deployment/{deployment_id}"
+        )
     for name in removed:
         print(f"  removed    {name} (no longer in the spec)")
     for note in notes:
         print(f"  note: {note}")
-    print("run one now with `prefect deployment run <flow>/<name>` (after `eval \"$(shipyard env)\"`)"
-          " and a worker: `shipyard worker start`")
+    print(
+        'run one now: `eval "$(shipyard env)"; prefect deployment run <flow>/<name>`, '
+        "executed by `shipyard worker start`"
+    )

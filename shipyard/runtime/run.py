@@ -23,8 +23,11 @@ def run_deployment_now(plan: Plan, flow_name: str, name: str) -> int:
         )
     with_server = activate(plan, require_server=False)
     if not with_server:
-        print("note: no Prefect server is running; using a temporary one "
-              "(start `shipyard server start` to see runs in the UI)", file=sys.stderr)
+        print(
+            "note: no Prefect server is running; using a temporary one "
+            "(start `shipyard server start` to see runs in the UI)",
+            file=sys.stderr,
+        )
     save_blocks(plan)
     flow = load_flow(deployment)
     state = flow(**deployment.parameters, return_state=True)
@@ -33,8 +36,10 @@ def run_deployment_now(plan: Plan, flow_name: str, name: str) -> int:
         print(f"{deployment.full_name}: completed")
         print(json.dumps(result, indent=2, default=str))
         if with_server:
-            print(f"flow run: {plan.prefect_api_url.removesuffix('/api')}/runs/flow-run/"
-                  f"{state.state_details.flow_run_id}")
+            print(
+                f"flow run: {plan.prefect_api_url.removesuffix('/api')}/runs/flow-run/"
+                f"{state.state_details.flow_run_id}"
+            )
         return 0
     if isinstance(result, ShipyardError):
         raise result

@@ -90,8 +90,11 @@ def start(plan: Plan, database_url: str | None = None, timeout: float = 180.0) -
     env.pop("PREFECT_API_URL", None)  # the server must not try to reach itself
     StateLayout(plan.runtime.state_dir).prefect_home.mkdir(parents=True, exist_ok=True)
     prefect = str(Path(sys.executable).with_name("prefect"))
-    process.start([prefect, "server", "start", "--host", "127.0.0.1", "--port", port],
-                  env, Path(plan.runtime.project_dir))
+    process.start(
+        [prefect, "server", "start", "--host", "127.0.0.1", "--port", port],
+        env,
+        Path(plan.runtime.project_dir),
+    )
     try:
         process.wait_until(health, timeout)
     except ServiceUnavailable:
@@ -141,9 +144,11 @@ def command(plan: Plan, action: str) -> int:
     if action == "start":
         ui = start(plan, database_url)
         pid = server_process(plan).pid()
-        print(f"Prefect server ready: UI {ui}  API {plan.prefect_api_url}" +
-              (f"  (pid {pid})" if pid else ""))
-        print("  use the `prefect` CLI against it: eval \"$(shipyard env)\"")
+        print(
+            f"Prefect server ready: UI {ui}  API {plan.prefect_api_url}"
+            + (f"  (pid {pid})" if pid else "")
+        )
+        print('  use the `prefect` CLI against it: eval "$(shipyard env)"')
         print("  stop it with: shipyard server stop")
         return 0
     if action == "stop":

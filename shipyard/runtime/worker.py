@@ -31,8 +31,7 @@ def command(plan: Plan, action: str, run_once: bool = False) -> int:
     if action == "start":
         activate(plan, require_server=True)
         if run_once:
-            return subprocess.call(worker_argv(plan, True), env=env,  # noqa: S603
-                                   cwd=plan.runtime.project_dir)
+            return subprocess.call(worker_argv(plan, True), env=env, cwd=plan.runtime.project_dir)
         if (pid := process.pid()) is not None:
             print(f"a worker for pool '{plan.work_pool}' is already running (pid {pid})")
             return 0
@@ -48,4 +47,4 @@ def command(plan: Plan, action: str, run_once: bool = False) -> int:
     return 0 if pid else 1
 
 
-__all__ = ["command", "worker_argv", "worker_process", "sys"]
+__all__ = ["command", "sys", "worker_argv", "worker_process"]

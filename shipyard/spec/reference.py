@@ -42,7 +42,7 @@ def _section(name: str, node: dict[str, Any], required: set[str]) -> list[str]:
         if key in required:
             default = "required"
         else:
-            default = f"`{json.dumps(prop['default'])}`" if "default" in prop else "(see description)"
+            default = f"`{json.dumps(prop['default'])}`" if "default" in prop else "(computed)"
         description = prop.get("description", "").replace("|", "\\|").replace("\n", " ")
         lines.append(f"| `{key}` | {_type(prop)} | {default} | {description} |")
     return [*lines, ""]
@@ -53,7 +53,7 @@ def spec_reference_markdown() -> str:
     out = [
         "# pipelines.yaml reference",
         "",
-        "Generated from the JSON Schema (`shipyard schema --format markdown`); do not edit by hand.",
+        "Generated from the JSON Schema by `shipyard schema --format markdown`; do not edit.",
         "Editors get completion from `pipelines.schema.json` through the modeline on the first",
         "line of `pipelines.yaml`.",
         "",

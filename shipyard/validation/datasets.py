@@ -68,19 +68,19 @@ def check_dataset(name: str, dataset: DatasetSpec, sm: SourceMap) -> Iterator[Di
         )
     keys = dataset.key_columns
     for i, column in enumerate(keys):
-        at = (*base, "key") if isinstance(dataset.key, str) else (*base, "key", i)
+        key_at: Path = (*base, "key") if isinstance(dataset.key, str) else (*base, "key", i)
         if column not in columns:
-            yield unknown(column, at, "key")
+            yield unknown(column, key_at, "key")
     if dataset.timestamp is not None:
-        at = (*base, "timestamp")
+        ts_at: Path = (*base, "timestamp")
         if dataset.timestamp not in columns:
-            yield unknown(dataset.timestamp, at, "timestamp")
+            yield unknown(dataset.timestamp, ts_at, "timestamp")
         elif columns[dataset.timestamp] not in ("datetime", "date"):
             yield Diagnostic(
                 "E203",
                 f"dataset '{name}': timestamp column '{dataset.timestamp}' is "
                 f"{_type_name(columns[dataset.timestamp])}, not datetime or date",
-                sm.value_span(at),
+                sm.value_span(ts_at),
                 f"declare it as `{dataset.timestamp}: datetime` in the schema",
             )
     if not dataset.expectations:

@@ -11,16 +11,22 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
-from conftest import ROOT
+from support import ROOT
 
 pytestmark = pytest.mark.e2e
 SHIPYARD = str(Path(sys.executable).with_name("shipyard"))
 
 
 def run(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([SHIPYARD, *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env=os.environ.copy(), check=False)
+    return subprocess.run(
+        [SHIPYARD, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=os.environ.copy(),
+        check=False,
+    )
 
 
 def test_validate_the_demo_spec() -> None:
@@ -36,9 +42,8 @@ def test_validate_reports_every_problem_with_position_and_exit_1(tmp_path: Path)
     )
     done = run("validate", cwd=tmp_path)
     assert done.returncode == 1
-    assert "pipelines.yaml:6:10: error[E204] dataset 'a': key column 'idd' is not in its schema" in (
-        done.stderr
-    )
+    expected = "pipelines.yaml:6:10: error[E204] dataset 'a': key column 'idd' is not in its schema"
+    assert expected in done.stderr
     assert "pipelines.yaml:8:9: error[E105]" in done.stderr and "did you mean 'not_null'?" in (
         done.stderr
     )
@@ -74,8 +79,10 @@ def test_committed_json_schema_is_current() -> None:
     assert json.loads(done.stdout) == json.loads(committed), (
         "regenerate with `shipyard schema -o pipelines.schema.json`"
     )
-    assert (ROOT / "pipelines.yaml").read_text().startswith(
-        "# yaml-language-server: $schema=./pipelines.schema.json"
+    assert (
+        (ROOT / "pipelines.yaml")
+        .read_text()
+        .startswith("# yaml-language-server: $schema=./pipelines.schema.json")
     )
 
 
@@ -84,7 +91,7 @@ def test_run_versions_and_restore(make_project: Callable[..., Path]) -> None:
     project = spec.parent
     first = run("run", "validate-dataset", "customers", cwd=project)
     assert first.returncode == 0, first.stderr
-    first_md5 = json.loads(first.stdout[first.stdout.index("{"):first.stdout.rindex("}") + 1])[
+    first_md5 = json.loads(first.stdout[first.stdout.index("{") : first.stdout.rindex("}") + 1])[
         "md5"
     ]
 

@@ -44,13 +44,13 @@ def _metrics(plan: Plan) -> str:
 
 
 def _md5(path: Path) -> str:
-    return hashlib.md5(path.read_bytes()).hexdigest()  # noqa: S324 - DVC's content hash
+    return hashlib.md5(path.read_bytes()).hexdigest()
 
 
 def test_good_data_is_validated_versioned_and_measured(make_project: Callable[..., Path]) -> None:
     spec = make_project(rows=200)
     plan = _plan(spec)
-    step, state = _run(plan)
+    _, state = _run(plan)
 
     assert state.is_completed()
     summary = state.result()

@@ -14,8 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
-from conftest import SPEC, free_port
+from support import SPEC, free_port
 
 pytestmark = pytest.mark.integration
 BIN = Path(sys.executable).parent
@@ -43,7 +42,7 @@ def api(url: str, body: dict[str, object] | None = None) -> dict[str, object]:
         method="POST" if data else "GET",
         headers={"content-type": "application/json"},
     )
-    with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310 - loopback
+    with urllib.request.urlopen(request, timeout=30) as response:
         result: dict[str, object] = json.loads(response.read())
         return result
 
@@ -137,7 +136,7 @@ def test_scale_out_prefect_server_on_postgresql(make_project: Callable[..., Path
     spec = make_project(
         rows=0,
         spec=SPEC.format(port=port).replace(
-            "    prefect: {port: %d}" % port,
+            f"    prefect: {{port: {port}}}",
             f"    kind: scale-out\n    prefect: {{port: {port}, database_url: '{url}'}}",
         ),
     )

@@ -16,7 +16,7 @@ from shipyard.metrics import MetricsSink, monitored_run
 class _Gateway(BaseHTTPRequestHandler):
     received: list[tuple[str, str, str, bytes]] = []
 
-    def do_PUT(self) -> None:  # noqa: N802 - http.server API
+    def do_PUT(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         self.received.append((self.command, self.path, self.headers.get("Authorization", ""), body))
         self.send_response(200)
@@ -83,7 +83,7 @@ def test_push_to_gateway_with_grouping_key_and_basic_auth(
 
 
 def test_an_unreachable_gateway_does_not_fail_the_run(tmp_path: Path) -> None:
-    from conftest import free_port
+    from support import free_port
 
     sink = MetricsSink(
         textfile_dir=str(tmp_path), pushgateway_url=f"http://127.0.0.1:{free_port()}"

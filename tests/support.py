@@ -1,0 +1,43 @@
+"""Shared test helpers: the standard test spec, the repository root, free ports."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SPEC = """\
+project: test-project
+profiles:
+  local:
+    prefect: {{port: {port}}}
+datasets:
+  customers:
+    path: data/customers.parquet
+    key: [customer_id, event_time]
+    timestamp: event_time
+    schema:
+      customer_id: int
+      event_time: datetime
+      signup_date: datetime
+      region: {{category: [north, south, east, west]}}
+      plan: {{category: [basic, plus, pro]}}
+      tenure_months: int
+      monthly_charges: float
+      support_calls: int
+      data_usage_gb: float
+      email: str
+      churned: bool
+    expectations:
+      - not_null: [customer_id, plan, churned]
+      - between: {{column: monthly_charges, min: 0, max: 500}}
+      - regex: {{column: email, pattern: "^[^@]+@[^@]+$"}}
+      - row_count: {{min: 10}}
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
