@@ -35,7 +35,21 @@ class MetricsSink(Block):
     textfile_dir: str = Field(description="Folder for *.prom files when no Pushgateway is set.")
 
 
+class MlflowTracking(Block):
+    """The MLflow tracking server and registry models are logged to."""
+
+    _block_type_name = "Shipyard MLflow Tracking"
+    _block_type_slug = "shipyard-mlflow-tracking"
+    _description = "MLflow tracking URI (server or database) and artifact root for training."
+
+    tracking_uri: str = Field(description="MLflow tracking URI, e.g. http://mlflow:5000.")
+    artifact_root: str | None = Field(
+        None, description="Artifact root for experiments Shipyard creates (local stores)."
+    )
+
+
 BLOCK_TYPES: dict[str, type[Block]] = {
+    MlflowTracking._block_type_slug: MlflowTracking,
     DvcRemote._block_type_slug: DvcRemote,
     MetricsSink._block_type_slug: MetricsSink,
 }

@@ -8,6 +8,7 @@ from typing import Any
 
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
 
 from shipyard.compiler.plan import DatasetStep
 from shipyard.data.files import dataset_file, read_dataset
@@ -28,7 +29,7 @@ def _artifact_key(step: DatasetStep, suffix: str) -> str:
     return f"{step.id.replace('.', '-').replace('_', '-')}-{suffix}"
 
 
-@task(name="check-expectations")
+@task(name="check-expectations", cache_policy=NO_CACHE, persist_result=False)
 def check_quality(step: DatasetStep) -> QualityReport:
     frame = read_dataset(step)
     report = check_expectations(frame, step.expectations, step.dataset)
@@ -45,7 +46,13 @@ def check_quality(step: DatasetStep) -> QualityReport:
     return report
 
 
-@task(name="version-with-dvc", retries=2, retry_delay_seconds=[2, 10])
+@task(
+    name="version-with-dvc",
+    retries=2,
+    retry_delay_seconds=[2, 10],
+    cache_policy=NO_CACHE,
+    persist_result=False,
+)
 def version_data(step: DatasetStep, rows: int) -> tuple[DataVersion, bool]:
     remote = load_block(step.runtime, "dvc_remote")
     options = {k: resolve(v) or "" for k, v in remote.options.items()}

@@ -115,7 +115,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from shipyard.runtime.run import run_deployment_now
 
     _, plan = load_plan(args)
-    return run_deployment_now(plan, args.flow, args.name)
+    return run_deployment_now(plan, args.flow, args.name, force=args.force)
 
 
 def cmd_server(args: argparse.Namespace) -> int:
@@ -130,6 +130,34 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     _, plan = load_plan(args, quiet_warnings=True)
     return worker.command(plan, args.action, run_once=getattr(args, "once", False))
+
+
+def cmd_mlflow(args: argparse.Namespace) -> int:
+    from shipyard.runtime import mlflow_server
+
+    _, plan = load_plan(args, quiet_warnings=True)
+    return mlflow_server.command(plan, args.action)
+
+
+def cmd_models_list(args: argparse.Namespace) -> int:
+    from shipyard.training.commands import list_models
+
+    _, plan = load_plan(args, quiet_warnings=True)
+    return list_models(plan, args.json)
+
+
+def cmd_models_show(args: argparse.Namespace) -> int:
+    from shipyard.training.commands import show_model
+
+    _, plan = load_plan(args, quiet_warnings=True)
+    return show_model(plan, args.model, args.json)
+
+
+def cmd_models_promote(args: argparse.Namespace) -> int:
+    from shipyard.training.commands import promote_model
+
+    _, plan = load_plan(args, quiet_warnings=True)
+    return promote_model(plan, args.model, args.version, args.reason)
 
 
 def cmd_env(args: argparse.Namespace) -> int:
@@ -208,6 +236,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("flow", help="flow name, e.g. validate-dataset")
     p.add_argument("name", help="deployment name (the resource), e.g. customers")
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="train-model: retrain even when data, spec and code are unchanged",
+    )
     p = add("server", cmd_server, "start, stop or check the profile's local Prefect server")
     p.add_argument("action", choices=["start", "stop", "status"])
     p = add(
@@ -217,6 +250,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--once", action="store_true", help="run what is scheduled, then exit (foreground)"
     )
+    p = add("mlflow", cmd_mlflow, "start, stop or check the profile's local MLflow server")
+    p.add_argument("action", choices=["start", "stop", "status"])
+    models = add("models", lambda a: EXIT_OK, "registered models: list, show, promote")
+    models_sub = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
+    p = models_sub.add_parser("list", help="every model with its champion and challenger")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_models_list)
+    p = models_sub.add_parser("show", help="versions, aliases, metrics and data version")
+    p.add_argument("model")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_models_show)
+    p = models_sub.add_parser("promote", help="make a version the champion (audited)")
+    p.add_argument("model")
+    p.add_argument("version", help="registry version, e.g. 3")
+    p.add_argument("--reason", default="", help="why, recorded in the audit log")
+    p.set_defaults(func=cmd_models_promote)
     add("env", cmd_env, "print shell exports for using `prefect` against this project's server")
     data = add("data", lambda a: EXIT_OK, "list and restore dataset versions (DVC)")
     data_sub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")

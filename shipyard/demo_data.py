@@ -48,12 +48,12 @@ def customers_frame(rows: int = 5000, seed: int = 7, drift: float = 0.0) -> pd.D
         calls = rng.poisson(1.2 + 2.5 * drift, customers)
         usage = np.round(rng.gamma(2.0, 6.0 * (1 + drift), customers), 2)
         logit = (
-            -1.4
-            + 0.45 * calls
-            - 0.025 * tenure
-            + 0.012 * (monthly - 50)
-            - 0.02 * usage
-            + np.where(plan == "basic", 0.4, 0.0)
+            0.3
+            + 0.75 * calls
+            - 0.035 * tenure
+            + 0.02 * (monthly - 50)
+            - 0.03 * usage
+            + np.where(plan == "basic", 0.6, 0.0)
         )
         churned = rng.random(customers) < 1 / (1 + np.exp(-logit))
         frames.append(

@@ -36,6 +36,25 @@ datasets:
       - row_count: {{min: 10}}
 """
 
+MODEL_SPEC = """
+models:
+  churn:
+    task: classification
+    dataset: customers
+    target: churned
+    features: [region, plan, tenure_months, monthly_charges, support_calls, data_usage_gb]
+    estimator:
+      class: sklearn.ensemble.HistGradientBoostingClassifier
+      params: {{max_iter: 60}}
+    search:
+      strategy: grid
+      space: {{learning_rate: [0.05, 0.2]}}
+    metrics: [roc_auc, accuracy, f1, log_loss]
+    gate:
+      roc_auc: "{threshold}"
+      vs_champion: {{metric: roc_auc, min_delta: -0.05}}
+"""
+
 
 def free_port() -> int:
     with socket.socket() as s:

@@ -9,6 +9,7 @@ from shipyard.compiler.plan import (
     Plan,
     PlanStep,
     RuntimeContext,
+    TrainModelStep,
 )
 
 __all__ = [
@@ -21,6 +22,7 @@ __all__ = [
     "PlanError",
     "PlanStep",
     "RuntimeContext",
+    "TrainModelStep",
     "compile_plan",
     "spec_digest",
 ]

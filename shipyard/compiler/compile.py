@@ -5,26 +5,32 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from typing import Any
 
 from shipyard.compiler.expectations import compile_expectations
 from shipyard.compiler.graph import check_graph, topological_order
 from shipyard.compiler.plan import (
     BlockPlan,
+    ChampionGate,
     DatasetStep,
     DeploymentPlan,
+    GateThreshold,
     Plan,
     PlanStep,
     RuntimeContext,
+    TrainModelStep,
 )
 from shipyard.diagnostics import Diagnostic
 from shipyard.settings import TELEMETRY_OFF, state_dir_for
-from shipyard.spec import DatasetSpec, PipelineSpec
+from shipyard.spec import DatasetSpec, ModelSpec, PipelineSpec, ProfileSpec
+from shipyard.spec.models import parse_condition
 
 CODE_DIR = Path(__file__).resolve().parents[2]
 """Where flows/ and blocks/ live: the deployments' source folder."""
 
 FLOWS = {
     "validate-dataset": "flows/validate_dataset.py:validate_dataset",
+    "train-model": "flows/train_model.py:train_model",
 }
 
 
@@ -37,8 +43,7 @@ class PlanError(Exception):
 
 
 def spec_digest(spec: PipelineSpec) -> str:
-    canonical = json.dumps(spec.model_dump(mode="json", by_alias=True), sort_keys=True)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    return _digest(spec.model_dump(mode="json", by_alias=True))
 
 
 def compile_plan(spec: PipelineSpec, project_dir: Path, secrets: set[str] | None = None) -> Plan:
@@ -67,8 +72,27 @@ def compile_plan(spec: PipelineSpec, project_dir: Path, secrets: set[str] | None
     }
     steps: list[PlanStep] = []
     deployments: list[DeploymentPlan] = []
+
+    def deploy(flow: str, name: str, step: Any, schedule: str | None, description: str) -> None:
+        deployments.append(
+            DeploymentPlan(
+                flow_name=flow,
+                name=name,
+                source=str(CODE_DIR),
+                entrypoint=FLOWS[flow],
+                description=description,
+                parameters={"step": step.model_dump(mode="json")},
+                schedule=schedule,
+                work_pool=profile.prefect.work_pool,
+                tags=("shipyard", f"project:{spec.project}", step.id),
+                job_variables=job_variables,
+                resource=step.id,
+            )
+        )
+
+    dataset_steps: dict[str, DatasetStep] = {}
     for name, dataset in spec.datasets.items():
-        step = _dataset_step(name, dataset, runtime)
+        step = dataset_steps[name] = _dataset_step(name, dataset, runtime)
         steps.append(
             PlanStep(
                 id=f"{step.id}/validate",
@@ -87,21 +111,37 @@ def compile_plan(spec: PipelineSpec, project_dir: Path, secrets: set[str] | None
                     flow="validate-dataset",
                 )
             )
-        deployments.append(
-            DeploymentPlan(
-                flow_name="validate-dataset",
-                name=name,
-                source=str(CODE_DIR),
-                entrypoint=FLOWS["validate-dataset"],
-                description=dataset.description
-                or f"Validate dataset '{name}' with Great Expectations, then version it with DVC.",
-                parameters={"step": step.model_dump(mode="json")},
-                schedule=dataset.schedule,
-                work_pool=profile.prefect.work_pool,
-                tags=("shipyard", f"project:{spec.project}", step.id),
-                job_variables=job_variables,
-                resource=step.id,
+        deploy(
+            "validate-dataset",
+            name,
+            step,
+            dataset.schedule,
+            dataset.description
+            or f"Validate dataset '{name}' with Great Expectations, then version it with DVC.",
+        )
+    for name, model in spec.models.items():
+        data_step = dataset_steps[model.dataset]
+        train = _train_step(spec, name, model, data_step, runtime)
+        data_done = f"{data_step.id}/{'version' if data_step.version else 'validate'}"
+        previous = data_done
+        for action in ("train", "evaluate", "gate", "register"):
+            steps.append(
+                PlanStep(
+                    id=f"{train.id}/{action}",
+                    resource=train.id,
+                    action=action,
+                    needs=(previous,),
+                    flow="train-model",
+                )
             )
+            previous = f"{train.id}/{action}"
+        deploy(
+            "train-model",
+            name,
+            train,
+            model.schedule,
+            model.description
+            or f"Train model '{name}' on dataset '{model.dataset}', gate it and register it.",
         )
     problems = list(check_graph(steps))
     if problems:
@@ -121,7 +161,74 @@ def compile_plan(spec: PipelineSpec, project_dir: Path, secrets: set[str] | None
         deployments=tuple(deployments),
         blocks=tuple(blocks.values()),
         secrets=tuple(sorted(secrets or ())),
+        mlflow_server={
+            "port": profile.mlflow.port,
+            "backend_store_uri": profile.mlflow.backend_store_uri,
+            "artifact_root": profile.mlflow.artifact_root
+            or str(state_dir / "mlflow" / "artifacts"),
+        }
+        if profile.mlflow.backend_store_uri and not profile.mlflow.tracking_uri
+        else None,
     )
+
+
+def _train_step(
+    spec: PipelineSpec, name: str, model: ModelSpec, data: DatasetStep, runtime: RuntimeContext
+) -> TrainModelStep:
+    dataset = spec.datasets[model.dataset]
+    split_by = model.split.by
+    if split_by == "auto":
+        split_by = "time" if dataset.timestamp else "random"
+    feature_types = {f: data.columns[f] for f in model.features}
+    schema = {"features": feature_types, "target": [model.target, data.columns[model.target]]}
+    profile = spec.active_profile
+    return TrainModelStep(
+        id=f"model.{name}",
+        model=name,
+        registered_name=f"{spec.project}.{name}",
+        task=model.task,
+        target=model.target,
+        features=list(model.features),
+        feature_types=feature_types,
+        estimator_class=model.estimator.class_ if model.estimator else None,
+        estimator_params=dict(model.estimator.params) if model.estimator else {},
+        train_function=model.train,
+        train_params=dict(model.params),
+        split_by=split_by,
+        test_size=model.split.test_size,
+        seed=model.split.seed,
+        search=model.search.model_dump(mode="json") if model.search else None,
+        metrics=model.all_metrics,
+        thresholds=[
+            GateThreshold(metric=metric, op=op, value=value)
+            for metric, (op, value) in (
+                (m, parse_condition(c)) for m, c in model.gate.thresholds.items()
+            )
+        ],
+        vs_champion=ChampionGate(**model.gate.vs_champion.model_dump())
+        if model.gate.vs_champion
+        else None,
+        model_digest=_digest(
+            {
+                "model": model.model_dump(mode="json", by_alias=True),
+                "dataset": dataset.model_dump(mode="json", by_alias=True),
+            }
+        ),
+        schema_digest=_digest(schema),
+        dataset=data,
+        trial_runner=_trial_runner(profile),
+        runtime=runtime,
+    )
+
+
+def _trial_runner(profile: ProfileSpec) -> dict[str, Any]:
+    if profile.dask is None:
+        return {"kind": "threads"}
+    return {"kind": "dask", **profile.dask.model_dump()}
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()
 
 
 def _dataset_step(name: str, dataset: DatasetSpec, runtime: RuntimeContext) -> DatasetStep:
@@ -155,6 +262,22 @@ def _blocks(spec: PipelineSpec, state_dir: Path) -> dict[str, BlockPlan]:
             },
         )
     }
+    mlflow = profile.mlflow
+    layout_mlflow = state_dir / "mlflow"
+    if mlflow.tracking_uri:
+        tracking_uri = mlflow.tracking_uri
+    elif mlflow.backend_store_uri:
+        tracking_uri = f"http://127.0.0.1:{mlflow.port}"
+    else:
+        tracking_uri = f"sqlite:///{layout_mlflow / 'mlflow.db'}"
+    blocks["mlflow"] = BlockPlan(
+        type="shipyard-mlflow-tracking",
+        name=f"{spec.project}-{spec.profile}-mlflow".replace("_", "-"),
+        fields={
+            "tracking_uri": tracking_uri,
+            "artifact_root": mlflow.artifact_root or str(layout_mlflow / "artifacts"),
+        },
+    )
     blocks["metrics"] = BlockPlan(
         type="shipyard-metrics-sink",
         name=f"{spec.project}-{spec.profile}-metrics".replace("_", "-"),

@@ -49,6 +49,61 @@ class DatasetStep(FrozenModel):
     runtime: RuntimeContext
 
 
+class GateThreshold(FrozenModel):
+    metric: str
+    op: str
+    value: float
+
+    def holds(self, observed: float) -> bool:
+        return {
+            ">=": observed >= self.value,
+            ">": observed > self.value,
+            "<=": observed <= self.value,
+            "<": observed < self.value,
+        }[self.op]
+
+    def __str__(self) -> str:
+        return f"{self.metric} {self.op} {self.value:g}"
+
+
+class ChampionGate(FrozenModel):
+    metric: str
+    min_delta: float
+    confidence: float
+    method: str
+
+
+class TrainModelStep(FrozenModel):
+    """Parameter of the train-model flow: data, estimator, search, metrics, gate, registry name."""
+
+    id: str = Field(description="Resource id, e.g. model.churn.")
+    model: str
+    registered_name: str = Field(description="Name in the MLflow model registry.")
+    task: str
+    target: str
+    features: list[str]
+    feature_types: dict[str, Any] = Field(description="Feature -> declared column type.")
+    estimator_class: str | None = None
+    estimator_params: dict[str, Any] = Field(default_factory=dict)
+    train_function: str | None = None
+    train_params: dict[str, Any] = Field(default_factory=dict)
+    split_by: str = Field(description="time or random.")
+    test_size: float
+    seed: int
+    search: dict[str, Any] | None = None
+    metrics: list[str]
+    thresholds: list[GateThreshold] = Field(default_factory=list)
+    vs_champion: ChampionGate | None = None
+    model_digest: str = Field(description="Digest of this model's spec (cache key part).")
+    schema_digest: str = Field(description="Digest of features, their types and the target.")
+    dataset: DatasetStep
+    trial_runner: dict[str, Any] = Field(
+        default_factory=lambda: {"kind": "threads"},
+        description="Where trials run: threads, or dask (with address / local cluster size).",
+    )
+    runtime: RuntimeContext
+
+
 class PlanStep(FrozenModel):
     """A node of the plan's dependency graph."""
 
@@ -104,6 +159,11 @@ class Plan(FrozenModel):
     deployments: tuple[DeploymentPlan, ...]
     blocks: tuple[BlockPlan, ...]
     secrets: tuple[str, ...] = Field(description="Names of the secrets the spec references.")
+    mlflow_server: dict[str, Any] | None = Field(
+        None,
+        description="The local MLflow server Shipyard runs (port, backend store, artifact root), "
+        "when the profile asks for one.",
+    )
 
     def deployment(self, flow_name: str, name: str) -> DeploymentPlan | None:
         for deployment in self.deployments:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import re
 from functools import cache
 from typing import Any
 
@@ -13,6 +14,7 @@ from shipyard.diagnostics import Diagnostic, did_you_mean, one_of
 from shipyard.loader.source_map import Path, SourceMap
 from shipyard.spec.base import NAME_PATTERN
 from shipyard.spec.datasets import EXPECTATION_KINDS, GX_TYPE_PATTERN
+from shipyard.spec.models import CLASS_PATTERN, SPEC_RULE, TRAIN_PATTERN
 
 
 def diagnostics_from_validation(
@@ -94,6 +96,15 @@ def _to_diagnostic(detail: ErrorDetails, loc: Path, sm: SourceMap, root: type[An
             sm.key_span(parent) or sm.nearest_span(parent),
             f"add `{loc[-1]}: ...` here",
         )
+    if kind == SPEC_RULE:
+        # a check of the spec models that says itself where it points (see spec.models.spec_rule)
+        at = _clean_loc((*loc, *ctx["at"]), sm)
+        return Diagnostic(
+            ctx["code"],
+            f"{_dotted(where)}: {ctx['message']}",
+            (sm.key_span(at) if ctx["key"] else sm.value_span(at)) or sm.nearest_span(at),
+            ctx["hint"],
+        )
     if kind == "expectation":
         value = detail["input"]
         span = sm.value_span(where)
@@ -132,6 +143,24 @@ def _to_diagnostic(detail: ErrorDetails, loc: Path, sm: SourceMap, root: type[An
             f"{_dotted(where)}: '{detail['input']}' is not a Great Expectations expectation type",
             sm.value_span(where),
             "expectation types start with 'expect_', e.g. expect_column_mean_to_be_between",
+        )
+    if kind == "string_pattern_mismatch" and ctx.get("pattern") == CLASS_PATTERN:
+        return Diagnostic(
+            "E103",
+            f"{_dotted(where)}: '{detail['input']}' is not an import path",
+            sm.value_span(where),
+            "name the class with its module, e.g. sklearn.linear_model.LogisticRegression",
+        )
+    if kind == "string_pattern_mismatch" and ctx.get("pattern") == TRAIN_PATTERN:
+        value = str(detail["input"])
+        module, dot, function = value.rpartition(".")
+        return Diagnostic(
+            "E103",
+            f"{_dotted(where)}: '{value}' is not a `module:function` reference",
+            sm.value_span(where),
+            f"did you mean '{module}:{function}'?"
+            if dot and ":" not in value and re.match(TRAIN_PATTERN, f"{module}:{function}")
+            else "separate the module and the function with ':', e.g. my_project.training:train",
         )
     if kind == "too_short" and ctx.get("min_length") == 1:
         kind = "string_too_short"  # "must not be empty" reads better than "at least 1 entries"

@@ -14,7 +14,7 @@ from shipyard.diagnostics import Diagnostic, Span, without_consequences
 from shipyard.loader.errors import diagnostics_from_validation
 from shipyard.loader.interpolate import interpolate
 from shipyard.loader.source_map import SourceMap, parse_yaml
-from shipyard.spec import DatasetSpec, PipelineSpec, ProfileSpec
+from shipyard.spec import DatasetSpec, ModelSpec, PipelineSpec, ProfileSpec
 
 DEFAULT_SPEC = "pipelines.yaml"
 
@@ -125,6 +125,14 @@ def _partial_spec(data: dict[str, object]) -> PipelineSpec:
             salvaged = _salvage_dataset(entry)
             if salvaged is not None:
                 datasets[str(name)] = salvaged
+    models: dict[str, ModelSpec] = {}
+    raw_models = data.get("models")
+    if isinstance(raw_models, dict):
+        for name, entry in raw_models.items():
+            try:
+                models[str(name)] = ModelSpec.model_validate(entry)
+            except ValidationError:
+                continue  # its diagnostics are already reported; rules skip it
     fields: dict[str, object] = {}
     raw_profiles = data.get("profiles")
     if isinstance(raw_profiles, dict):
@@ -145,7 +153,7 @@ def _partial_spec(data: dict[str, object]) -> PipelineSpec:
             fields[key] = getattr(base, key)
         except ValidationError:
             continue
-    return PipelineSpec.model_construct(**fields, datasets=datasets)  # type: ignore[arg-type]
+    return PipelineSpec.model_construct(**fields, datasets=datasets, models=models)  # type: ignore[arg-type]
 
 
 _NEUTRAL_EXPECTATION: dict[str, dict[str, object]] = {"row_count": {}}

@@ -14,7 +14,11 @@ def load_block(runtime: RuntimeContext, role: str) -> Any:
     from blocks.connections import BLOCK_TYPES
 
     name = runtime.blocks[role]
-    slug = {"dvc_remote": "shipyard-dvc-remote", "metrics": "shipyard-metrics-sink"}[role]
+    slug = {
+        "dvc_remote": "shipyard-dvc-remote",
+        "metrics": "shipyard-metrics-sink",
+        "mlflow": "shipyard-mlflow-tracking",
+    }[role]
     try:
         return BLOCK_TYPES[slug].load(name)
     except ValueError as exc:

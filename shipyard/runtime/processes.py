@@ -22,6 +22,27 @@ def http_ok(url: str, timeout: float = 2.0) -> bool:
         return False
 
 
+def _alive(pid: int) -> bool:
+    """True while the process runs; a child that exited (a zombie until reaped) is not alive."""
+    try:
+        finished, _ = os.waitpid(pid, os.WNOHANG)
+        if finished == pid:
+            return False
+    except ChildProcessError:
+        pass  # not our child: ask the kernel instead
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state != "Z"
+
+
 class ManagedProcess:
     """A named background process with its pid file and log file under the state folder."""
 
@@ -35,13 +56,9 @@ class ManagedProcess:
             pid = int(self.pid_file.read_text().strip())
         except (OSError, ValueError):
             return None
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
+        if not _alive(pid):
             self.pid_file.unlink(missing_ok=True)
             return None
-        except PermissionError:
-            pass
         return pid
 
     def start(self, argv: Sequence[str], env: dict[str, str], cwd: Path) -> int:
@@ -92,20 +109,9 @@ class ManagedProcess:
             except ProcessLookupError:
                 break
             deadline = time.monotonic() + wait
-            while time.monotonic() < deadline:
-                try:
-                    finished, _ = os.waitpid(pid, os.WNOHANG)
-                except ChildProcessError:
-                    finished = 0
-                    try:
-                        os.kill(pid, 0)
-                    except ProcessLookupError:
-                        finished = pid
-                if finished:
-                    break
+            while time.monotonic() < deadline and _alive(pid):
                 time.sleep(0.2)
-            else:
-                continue
-            break
+            if not _alive(pid):
+                break
         self.pid_file.unlink(missing_ok=True)
         return True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import sys
 
@@ -12,7 +13,7 @@ from shipyard.runtime.apply import load_flow, save_blocks
 from shipyard.runtime.server import activate
 
 
-def run_deployment_now(plan: Plan, flow_name: str, name: str) -> int:
+def run_deployment_now(plan: Plan, flow_name: str, name: str, force: bool = False) -> int:
     deployment = plan.deployment(flow_name, name)
     if deployment is None:
         known = [d.full_name for d in plan.deployments]
@@ -30,7 +31,12 @@ def run_deployment_now(plan: Plan, flow_name: str, name: str) -> int:
         )
     save_blocks(plan)
     flow = load_flow(deployment)
-    state = flow(**deployment.parameters, return_state=True)
+    parameters = dict(deployment.parameters)
+    if force:
+        if "force" not in inspect.signature(flow.fn).parameters:
+            raise ShipyardError(f"flow '{flow_name}' has no --force option")
+        parameters["force"] = True
+    state = flow(**parameters, return_state=True)
     result = state.result(raise_on_failure=False)
     if state.is_completed():
         print(f"{deployment.full_name}: completed")

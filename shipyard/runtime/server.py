@@ -84,7 +84,7 @@ def start(plan: Plan, database_url: str | None = None, timeout: float = 180.0) -
     if http_ok(health):
         return ui
     if database_url:
-        _ensure_postgres_database(database_url)
+        ensure_postgres_database(database_url, purpose="Prefect")
     port = plan.prefect_api_url.rsplit(":", 1)[-1].split("/")[0]
     env = {**os.environ, **environment_for(plan, database_url)}
     env.pop("PREFECT_API_URL", None)  # the server must not try to reach itself
@@ -107,12 +107,12 @@ def stop(plan: Plan) -> bool:
     return server_process(plan).stop()
 
 
-def _ensure_postgres_database(url: str) -> None:
-    """Create the server's PostgreSQL database if it does not exist yet."""
+def ensure_postgres_database(url: str, purpose: str) -> None:
+    """Create a server's PostgreSQL database if it does not exist yet."""
     import asyncio
     from urllib.parse import urlsplit
 
-    parts = urlsplit(url.replace("+asyncpg", ""))
+    parts = urlsplit(url.replace("+asyncpg", "").replace("+psycopg2", ""))
     name = parts.path.lstrip("/")
 
     async def create() -> None:
@@ -131,8 +131,8 @@ def _ensure_postgres_database(url: str) -> None:
         asyncio.run(create())
     except (OSError, Exception) as exc:  # asyncpg raises its own hierarchy plus OSError
         raise ServiceUnavailable(
-            f"cannot reach PostgreSQL for the Prefect database '{name}': {exc}",
-            hint="check `prefect.database_url` in the profile and that PostgreSQL is running",
+            f"cannot reach PostgreSQL for the {purpose} database '{name}': {exc}",
+            hint="check the database URL in the profile and that PostgreSQL is running",
         ) from exc
 
 

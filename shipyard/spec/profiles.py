@@ -61,6 +61,37 @@ class PrometheusSettings(SpecModel):
     )
 
 
+class MlflowSettings(SpecModel):
+    """MLflow tracking and registry."""
+
+    tracking_uri: str | None = Field(
+        None,
+        description="Tracking server URI (e.g. http://mlflow:5000). Unset: SQLite under the state "
+        "folder, or the local server `shipyard mlflow start` runs when `backend_store_uri` is set.",
+    )
+    backend_store_uri: str | None = Field(
+        None,
+        description="Database of the local MLflow server Shipyard starts, e.g. "
+        "postgresql://postgres@127.0.0.1:5432/mlflow.",
+    )
+    artifact_root: str | None = Field(
+        None,
+        description="Artifact root of the local MLflow server (a directory or object-store URL). "
+        "Default: mlflow/artifacts under the state folder.",
+    )
+    port: int = Field(5055, ge=1, le=65535, description="Port of the local MLflow server.")
+
+
+class DaskSettings(SpecModel):
+    """Run hyper-parameter trials on a Dask cluster (prefect-dask) instead of threads."""
+
+    address: str | None = Field(
+        None, description="Scheduler address of an existing cluster; unset: a local cluster."
+    )
+    n_workers: int = Field(2, ge=1, description="Workers of the local cluster.")
+    threads_per_worker: int = Field(1, ge=1, description="Threads per local worker.")
+
+
 class ProfileSpec(SpecModel):
     """One deployment target: the embedded default needs nothing; scale-out names real engines."""
 
@@ -78,6 +109,10 @@ class ProfileSpec(SpecModel):
         default_factory=PrefectSettings, description=PrefectSettings.__doc__
     )
     dvc: DvcSettings = Field(default_factory=DvcSettings, description=DvcSettings.__doc__)
+    mlflow: MlflowSettings = Field(
+        default_factory=MlflowSettings, description=MlflowSettings.__doc__
+    )
+    dask: DaskSettings | None = Field(None, description=DaskSettings.__doc__)
     prometheus: PrometheusSettings = Field(
         default_factory=PrometheusSettings, description=PrometheusSettings.__doc__
     )

@@ -6,6 +6,7 @@ from pydantic import Field
 
 from shipyard.spec.base import Name, SpecModel
 from shipyard.spec.datasets import DatasetSpec
+from shipyard.spec.models import ModelSpec
 from shipyard.spec.profiles import ProfileSpec
 
 
@@ -23,6 +24,10 @@ class PipelineSpec(SpecModel):
     )
     datasets: dict[Name, DatasetSpec] = Field(
         default_factory=dict, description="Data files with schema, expectations and versioning."
+    )
+    models: dict[Name, ModelSpec] = Field(
+        default_factory=dict,
+        description="Models trained on a dataset, tracked in MLflow, gated and registered.",
     )
 
     @property

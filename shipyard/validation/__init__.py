@@ -5,9 +5,10 @@ from __future__ import annotations
 from shipyard.diagnostics import Diagnostic, sort_diagnostics, without_consequences
 from shipyard.loader import LoadedSpec
 from shipyard.validation.datasets import check_datasets
+from shipyard.validation.models import check_models
 from shipyard.validation.profiles import check_profiles
 
-RULES = (check_profiles, check_datasets)
+RULES = (check_profiles, check_datasets, check_models)
 
 
 def validate(loaded: LoadedSpec) -> list[Diagnostic]:

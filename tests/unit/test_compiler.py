@@ -160,7 +160,11 @@ def test_active_profile_sets_pool_api_url_blocks_and_secrets(tmp_path: Path) -> 
         "options": {"access_key_id": "${secret:aws-key}"},  # a reference, never the value
     }
     assert scale.secrets == ("aws-key",)
-    assert scale.runtime.blocks == {"dvc_remote": dvc.name, "metrics": "shop-scale-out-metrics"}
+    assert scale.runtime.blocks == {
+        "dvc_remote": dvc.name,
+        "mlflow": "shop-scale-out-mlflow",
+        "metrics": "shop-scale-out-metrics",
+    }
 
 
 def test_spec_digest_is_stable(tmp_path: Path) -> None:

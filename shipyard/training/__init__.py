@@ -1,0 +1,1 @@
+"""Training runtime: data splits, search, evaluation, gates, registry."""

@@ -1,0 +1,120 @@
+"""`shipyard models list|show|promote`: the registry as people want to read it."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime
+
+from shipyard.audit import AuditLog
+from shipyard.compiler.plan import Plan
+from shipyard.errors import ShipyardError
+from shipyard.settings import StateLayout
+
+
+def _use_tracking(plan: Plan) -> None:
+    from shipyard.runtime.mlflow_server import tracking_uri
+    from shipyard.settings import TELEMETRY_OFF
+    from shipyard.training.tracking import use_tracking
+
+    for key, value in TELEMETRY_OFF.items():
+        os.environ.setdefault(key, value)
+    use_tracking(tracking_uri(plan), f"project {plan.project}")
+
+
+def _registered_name(plan: Plan, model: str) -> str:
+    from shipyard.diagnostics import did_you_mean
+
+    names = [d.name for d in plan.deployments if d.flow_name == "train-model"]
+    if model not in names:
+        raise ShipyardError(
+            f"model '{model}' is not defined in pipelines.yaml",
+            hint=did_you_mean(model, names) or f"defined models: {', '.join(names) or 'none'}",
+        )
+    return f"{plan.project}.{model}"
+
+
+def list_models(plan: Plan, as_json: bool) -> int:
+    from shipyard.training.registry import versions
+
+    _use_tracking(plan)
+    rows = []
+    for deployment in plan.deployments:
+        if deployment.flow_name != "train-model":
+            continue
+        name = f"{plan.project}.{deployment.name}"
+        found = versions(name)
+        champion = next((v for v in found if "champion" in v.aliases), None)
+        challenger = next((v for v in found if "challenger" in v.aliases), None)
+        rows.append(
+            {
+                "model": deployment.name,
+                "registered_name": name,
+                "versions": len(found),
+                "champion": champion.version if champion else None,
+                "champion_semver": champion.semver if champion else None,
+                "challenger": challenger.version if challenger else None,
+            }
+        )
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print("no models in pipelines.yaml")
+        return 0
+    print(f"{'model':<20} {'versions':>8}  {'champion':<16} {'challenger':<10}")
+    for r in rows:
+        shown_champion = f"v{r['champion']} ({r['champion_semver']})" if r["champion"] else "-"
+        shown_challenger = f"v{r['challenger']}" if r["challenger"] else "-"
+        print(f"{r['model']:<20} {r['versions']:>8}  {shown_champion:<16} {shown_challenger:<10}")
+    return 0
+
+
+def show_model(plan: Plan, model: str, as_json: bool) -> int:
+    from shipyard.training.registry import describe, versions
+
+    name = _registered_name(plan, model)
+    _use_tracking(plan)
+    found = versions(name)
+    if as_json:
+        print(json.dumps([describe(v) for v in found], indent=2, default=str))
+        return 0
+    if not found:
+        print(f"no registered versions of '{name}' yet: run `shipyard run train-model {model}`")
+        return 0
+    print(f"{name}")
+    for v in found:
+        when = datetime.fromtimestamp(v.created / 1000, UTC).strftime("%Y-%m-%d %H:%M")
+        metrics = ", ".join(
+            f"{k}={val:.4f}" for k, val in sorted(v.metrics.items()) if k != "training_seconds"
+        )
+        aliases = f"  @{', @'.join(v.aliases)}" if v.aliases else ""
+        data = str(v.tags.get("shipyard.data_version", ""))[:10]
+        print(f"  v{v.version:<4} {v.semver:<8} {when}  data {data}{aliases}")
+        print(f"         {metrics}")
+    entries = AuditLog(StateLayout(plan.runtime.state_dir).catalog).entries(f"model.{model}")
+    if entries:
+        print("  audit:")
+        for e in entries:
+            print(
+                f"    {e.time} {e.actor} {e.action} v{e.detail.get('from_version')} -> "
+                f"v{e.detail.get('to_version')}: {e.detail.get('reason') or ''}"
+            )
+    return 0
+
+
+def promote_model(plan: Plan, model: str, version: str, reason: str) -> int:
+    from shipyard.training.registry import promote
+
+    name = _registered_name(plan, model)
+    _use_tracking(plan)
+    audit = AuditLog(StateLayout(plan.runtime.state_dir).catalog)
+    previous = promote(name, version.lstrip("v"), audit, reason, f"model.{model}")
+    if previous == version.lstrip("v"):
+        print(f"v{version.lstrip('v')} of '{name}' already is the champion")
+    else:
+        print(
+            f"'{name}': champion is now v{version.lstrip('v')}"
+            + (f" (was v{previous}, kept as @previous-champion)" if previous else "")
+        )
+    return 0

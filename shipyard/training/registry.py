@@ -1,0 +1,189 @@
+"""The MLflow model registry: all-or-nothing registration, aliases, semantic versions, promotion."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from shipyard.audit import AuditLog
+from shipyard.errors import ShipyardError
+
+log = logging.getLogger("shipyard.training.registry")
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+TAG_SEMVER = "shipyard.semver"
+TAG_SCHEMA = "shipyard.schema_digest"
+TAG_DATA = "shipyard.data_version"
+
+
+@dataclass
+class VersionInfo:
+    """One registered version as people want to see it."""
+
+    name: str
+    version: str
+    aliases: list[str]
+    tags: dict[str, str]
+    run_id: str | None
+    created: int
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def semver(self) -> str:
+        return self.tags.get(TAG_SEMVER, "")
+
+
+def _client() -> Any:
+    from mlflow import MlflowClient
+
+    return MlflowClient()
+
+
+def champion_version(name: str) -> Any | None:
+    """The version holding the champion alias, or None (no model or no champion yet)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return _client().get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        return None
+
+
+def latest_version(name: str) -> Any | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        versions = _client().search_model_versions(f"name = '{name}'")
+    except MlflowException:
+        return None
+    return max(versions, key=lambda v: int(v.version)) if versions else None
+
+
+def next_semver(name: str, schema_digest: str, data_version: str) -> tuple[str, str]:
+    """(version, why): major when features or schema change, minor on new data, else patch."""
+    latest = latest_version(name)
+    if latest is None:
+        return "1.0.0", "first version"
+    tags = dict(latest.tags or {})
+    major, minor, patch = (int(p) for p in tags.get(TAG_SEMVER, "0.0.0").split("."))
+    if tags.get(TAG_SCHEMA) != schema_digest:
+        return f"{major + 1}.0.0", "features or schema changed"
+    if tags.get(TAG_DATA) != data_version:
+        return f"{major}.{minor + 1}.0", "retrained on new data"
+    return f"{major}.{minor}.{patch + 1}", "retrained on the same data"
+
+
+def register(
+    name: str, model_uri: str, run_id: str, tags: dict[str, str], resource: str
+) -> tuple[str, list[str]]:
+    """Register a passed candidate: `challenger`, or `champion` when there is none yet.
+
+    All or nothing: if tagging or aliasing fails, the new version is deleted again, so the
+    registry never holds a half-registered model.
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    client = _client()
+    version = None
+    try:
+        version = mlflow.register_model(model_uri, name, tags=tags)
+        aliases = [CHALLENGER] if champion_version(name) is not None else [CHAMPION]
+        for alias in aliases:
+            client.set_registered_model_alias(name, alias, version.version)
+        return str(version.version), aliases
+    except MlflowException as exc:
+        if version is not None:
+            try:
+                client.delete_model_version(name, version.version)
+            except MlflowException:
+                log.exception("could not roll back version %s of %s", version.version, name)
+        raise ShipyardError(
+            f"registering '{name}' failed and was rolled back: {exc}",
+            hint="check the tracking server; re-run with --force once it is healthy",
+            resource=resource,
+        ) from exc
+
+
+def promote(name: str, version: str, audit: AuditLog, reason: str, resource: str) -> str | None:
+    """Move `champion` to a version (audited); returns the previous champion's version."""
+    from mlflow.exceptions import MlflowException
+
+    client = _client()
+    try:
+        target = client.get_model_version(name, version)
+    except MlflowException:
+        known = ", ".join(v.version for v in versions(name)) or "none"
+        raise ShipyardError(
+            f"model '{name}' has no version {version} (versions: {known})",
+            hint="see `shipyard models show`",
+            resource=resource,
+        ) from None
+    previous = champion_version(name)
+    if previous is not None and str(previous.version) == str(target.version):
+        return str(previous.version)
+    client.set_registered_model_alias(name, CHAMPION, target.version)
+    if previous is not None:
+        client.set_registered_model_alias(name, "previous-champion", previous.version)
+    aliases = client.get_model_version(name, version).aliases
+    if CHALLENGER in aliases:
+        client.delete_registered_model_alias(name, CHALLENGER)
+    audit.record(
+        "promote",
+        resource,
+        model=name,
+        to_version=str(target.version),
+        from_version=str(previous.version) if previous else None,
+        reason=reason,
+    )
+    return str(previous.version) if previous else None
+
+
+def versions(name: str) -> list[VersionInfo]:
+    """Every version of a registered model, newest first, with its run's metrics."""
+    from mlflow.exceptions import MlflowException
+
+    client = _client()
+    try:
+        found = client.search_model_versions(f"name = '{name}'")
+    except MlflowException:
+        return []
+    try:
+        by_version: dict[str, list[str]] = {}
+        for alias, number in (client.get_registered_model(name).aliases or {}).items():
+            by_version.setdefault(str(number), []).append(alias)
+    except MlflowException:
+        by_version = {}
+    out = []
+    for v in sorted(found, key=lambda v: int(v.version), reverse=True):
+        metrics: dict[str, float] = {}
+        if v.run_id:
+            with contextlib.suppress(MlflowException):
+                metrics = dict(client.get_run(v.run_id).data.metrics)
+        out.append(
+            VersionInfo(
+                name=v.name,
+                version=str(v.version),
+                aliases=sorted(by_version.get(str(v.version), [])),
+                tags=dict(v.tags or {}),
+                run_id=v.run_id,
+                created=int(v.creation_timestamp or 0),
+                metrics=metrics,
+            )
+        )
+    return out
+
+
+def describe(info: VersionInfo) -> dict[str, Any]:
+    return {
+        "version": info.version,
+        "semver": info.semver,
+        "aliases": info.aliases,
+        "data_version": info.tags.get(TAG_DATA),
+        "metrics": info.metrics,
+        "run_id": info.run_id,
+        "gate": json.loads(info.tags.get("shipyard.gate", "null") or "null"),
+    }

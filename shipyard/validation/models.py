@@ -1,0 +1,143 @@
+"""Rules for `models:`: the dataset, target and features exist and suit the task and metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from shipyard.diagnostics import Diagnostic, did_you_mean, one_of
+from shipyard.loader.source_map import Path, SourceMap
+from shipyard.spec import ModelSpec, PipelineSpec
+from shipyard.spec.datasets import CategoryType
+from shipyard.training.evaluation import check_metrics_for_task
+
+CLASS_TARGET_TYPES = {"bool", "int", "str"}
+NUMERIC = {"int", "float"}
+
+
+def check_models(spec: PipelineSpec, sm: SourceMap) -> Iterator[Diagnostic]:
+    for name, model in spec.models.items():
+        yield from check_model(name, model, spec, sm)
+
+
+def check_model(
+    name: str, model: ModelSpec, spec: PipelineSpec, sm: SourceMap
+) -> Iterator[Diagnostic]:
+    base: Path = ("models", name)
+    dataset = spec.datasets.get(model.dataset)
+    if dataset is None:
+        yield Diagnostic(
+            "E501",
+            f"model '{name}' uses dataset '{model.dataset}', which is not defined",
+            sm.value_span((*base, "dataset")),
+            did_you_mean(model.dataset, spec.datasets) or one_of(sorted(spec.datasets)),
+        )
+    else:
+        columns = dataset.columns
+        target_type = columns.get(model.target)
+        if target_type is None:
+            yield Diagnostic(
+                "E502",
+                f"model '{name}': target '{model.target}' is not a column of dataset "
+                f"'{model.dataset}'",
+                sm.value_span((*base, "target")),
+                did_you_mean(model.target, columns) or "add it to the dataset's `schema:`",
+            )
+        elif model.task == "classification" and not (
+            isinstance(target_type, CategoryType) or target_type in CLASS_TARGET_TYPES
+        ):
+            yield Diagnostic(
+                "E506",
+                f"model '{name}': classification target '{model.target}' has type '{target_type}'",
+                sm.value_span((*base, "target")),
+                "a classification target is bool, int, str or a category; "
+                "use `task: regression` for numbers",
+            )
+        elif model.task == "regression" and (
+            isinstance(target_type, CategoryType) or target_type not in NUMERIC
+        ):
+            yield Diagnostic(
+                "E506",
+                f"model '{name}': regression target '{model.target}' is not numeric",
+                sm.value_span((*base, "target")),
+                "a regression target is int or float; use `task: classification` for labels",
+            )
+        for i, feature in enumerate(model.features):
+            at = (*base, "features", i)
+            if feature not in columns:
+                yield Diagnostic(
+                    "E503",
+                    f"model '{name}': feature '{feature}' is not a column of dataset "
+                    f"'{model.dataset}'",
+                    sm.value_span(at),
+                    did_you_mean(feature, columns) or "add it to the dataset's `schema:`",
+                )
+            elif feature == model.target:
+                yield Diagnostic(
+                    "E504",
+                    f"model '{name}': the target '{feature}' is also listed as a feature",
+                    sm.value_span(at),
+                    "remove it from `features:`: the model would see the answer",
+                )
+            elif columns[feature] in ("datetime", "date"):
+                yield Diagnostic(
+                    "E507",
+                    f"model '{name}': feature '{feature}' is a {columns[feature]} column",
+                    sm.value_span(at),
+                    "derive a number from it (e.g. tenure in days) and use that column",
+                )
+    yield from _check_metrics(name, model, sm)
+
+
+def _check_metrics(name: str, model: ModelSpec, sm: SourceMap) -> Iterator[Diagnostic]:
+    base: Path = ("models", name)
+    declared = model.all_metrics
+    for i, metric in enumerate(model.metrics or []):
+        if metric in check_metrics_for_task(model.task, [metric]):
+            yield Diagnostic(
+                "E505",
+                _unsuitable(name, model, metric),
+                sm.value_span((*base, "metrics", i)),
+                _metric_hint(model, metric),
+            )
+    computed = (
+        f"now {', '.join(declared)}"
+        if model.metrics
+        else f"without it, a {model.task} model computes {', '.join(declared)}"
+    )
+    used: list[tuple[str, Path]] = [
+        (metric, (*base, "gate", metric)) for metric in model.gate.thresholds
+    ]
+    if model.gate.vs_champion is not None:
+        used.append((model.gate.vs_champion.metric, (*base, "gate", "vs_champion", "metric")))
+    if model.search is not None and model.search.metric is not None:
+        used.append((model.search.metric, (*base, "search", "metric")))
+    for metric, at in used:
+        if metric in check_metrics_for_task(model.task, [metric]):
+            yield Diagnostic(
+                "E505",
+                _unsuitable(name, model, metric),
+                sm.key_span(at) if at[-1] == metric else sm.value_span(at),
+                _metric_hint(model, metric),
+            )
+        elif metric not in declared:
+            yield Diagnostic(
+                "E508",
+                f"model '{name}': metric '{metric}' is used but not computed",
+                sm.key_span(at) if at[-1] == metric else sm.value_span(at),
+                f"add it to `metrics:` ({computed})",
+            )
+
+
+def _unsuitable(name: str, model: ModelSpec, metric: str) -> str:
+    from shipyard.training.evaluation import METRICS_BY_TASK
+
+    if any(metric in names for names in METRICS_BY_TASK.values()):
+        return f"model '{name}': metric '{metric}' does not suit a {model.task} model"
+    return f"model '{name}': unknown metric '{metric}'"
+
+
+def _metric_hint(model: ModelSpec, metric: str) -> str:
+    from shipyard.training.evaluation import CLASSIFICATION_METRICS, REGRESSION_METRICS
+
+    allowed = CLASSIFICATION_METRICS if model.task == "classification" else REGRESSION_METRICS
+    return did_you_mean(metric, allowed) or one_of(list(allowed))

@@ -1,0 +1,242 @@
+"""The train-model flow on the embedded profile: MLflow tracking, gate, registry, cache."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from support import MODEL_SPEC, SPEC, free_port
+
+from shipyard.compiler import Plan, TrainModelStep, compile_plan
+from shipyard.errors import ServiceUnavailable, ShipyardError
+from shipyard.loader import load_spec
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+def _project(
+    make_project: Callable[..., Path],
+    rows: int = 1200,
+    threshold: str = ">= 0.6",
+    model_spec: str | None = None,
+    profile_extra: str = "",
+) -> Plan:
+    text = SPEC.format(port=free_port()) + (model_spec or MODEL_SPEC.format(threshold=threshold))
+    if profile_extra:
+        text = text.replace("  local:\n", f"  local:\n{profile_extra}")
+    spec = make_project(rows=rows, spec=text)
+    loaded = load_spec(spec)
+    assert loaded.spec is not None, loaded.diagnostics
+    return compile_plan(loaded.spec, spec.parent, loaded.secrets)
+
+
+def _train(plan: Plan, force: bool = False) -> Any:
+    from flows.train_model import train_model
+    from shipyard.runtime.apply import save_blocks
+
+    save_blocks(plan)
+    deployment = plan.deployment("train-model", "churn")
+    assert deployment is not None
+    step = TrainModelStep.model_validate(deployment.parameters["step"])
+    return train_model(step=step, force=force, return_state=True)
+
+
+def _client(plan: Plan) -> Any:
+    import mlflow
+
+    block = next(b for b in plan.blocks if b.type == "shipyard-mlflow-tracking")
+    mlflow.set_tracking_uri(block.fields["tracking_uri"])
+    return mlflow.MlflowClient()
+
+
+def test_first_model_is_tracked_registered_and_champion(make_project: Callable[..., Path]) -> None:
+    plan = _project(make_project)
+    state = _train(plan)
+    assert state.is_completed(), state.result(raise_on_failure=False)
+    summary = state.result()
+    assert summary["registered_version"] == "1"
+    assert summary["aliases"] == ["champion"]
+    assert summary["semver"] == "1.0.0"
+    assert summary["trials"] == 2
+    assert summary["skipped"] is False
+
+    client = _client(plan)
+    run = client.get_run(summary["run_id"])
+    assert run.data.tags["shipyard.resource"] == "model.churn"
+    assert run.data.tags["shipyard.data_version"] == summary["data_version"]
+    assert run.data.tags["shipyard.spec_digest"] == plan.spec_digest
+    assert run.data.tags["shipyard.gate"] == "passed"
+    assert {"roc_auc", "accuracy", "f1", "log_loss"} <= set(run.data.metrics)
+    assert run.data.params["estimator"] == "sklearn.ensemble.HistGradientBoostingClassifier"
+    assert run.data.params["learning_rate"] in ("0.05", "0.2")
+    inputs = run.inputs.dataset_inputs
+    assert inputs and inputs[0].dataset.digest == summary["data_version"]
+    assert inputs[0].dataset.name == "customers"
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
+    assert {"evaluation/gate.json", "evaluation/evaluation.csv"} <= artifacts
+    assert any(p.endswith(".png") for p in artifacts)
+    children = client.search_runs(
+        [run.info.experiment_id], f"tags.mlflow.parentRunId = '{run.info.run_id}'"
+    )
+    assert len(children) == 2
+    version = client.get_model_version("test-project.churn", "1")
+    assert version.tags["shipyard.semver"] == "1.0.0"
+    assert json.loads(version.tags["shipyard.features"])[0] == "region"
+
+    import mlflow
+
+    model = mlflow.pyfunc.load_model("models:/test-project.churn@champion")
+    assert model.metadata.signature is not None
+
+
+def test_unchanged_inputs_skip_training_and_force_retrains(
+    make_project: Callable[..., Path],
+) -> None:
+    plan = _project(make_project)
+    first = _train(plan).result()
+    again = _train(plan).result()
+    assert again["skipped"] is True
+    assert again["run_id"] == first["run_id"]
+    forced = _train(plan, force=True).result()
+    assert forced["skipped"] is False and forced["run_id"] != first["run_id"]
+    assert forced["registered_version"] == "2"
+    assert forced["aliases"] == ["challenger"]
+    assert forced["semver"] == "1.0.1"  # same data, same features: a patch
+    comparison = forced["gate"]["comparison"]
+    assert comparison["method"] == "delong" and comparison["champion_version"] == "1"
+
+
+def test_new_data_is_a_minor_version(make_project: Callable[..., Path]) -> None:
+    from shipyard.demo_data import write_customers
+
+    plan = _project(make_project)
+    assert _train(plan).result()["semver"] == "1.0.0"
+    write_customers(Path(plan.runtime.project_dir) / "data" / "customers.parquet", 1500, seed=3)
+    assert _train(plan).result()["semver"] == "1.1.0"
+
+
+def test_failed_gate_registers_nothing(make_project: Callable[..., Path]) -> None:
+    from flows.train_model import GateFailed
+
+    plan = _project(make_project, threshold=">= 0.99")
+    state = _train(plan)
+    assert state.is_failed()
+    error = state.result(raise_on_failure=False)
+    assert isinstance(error, GateFailed)
+    assert "roc_auc" in error.message and "needs >= 0.99" in error.message
+    client = _client(plan)
+    assert client.search_model_versions("name = 'test-project.churn'") == []
+    runs = client.search_runs(
+        [client.get_experiment_by_name("shipyard/test-project/churn").experiment_id],
+        "tags.`shipyard.gate` = 'failed'",
+    )
+    assert len(runs) == 1
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (
+            ("sklearn.ensemble.HistGradientBoostingClassifier", "sklearn.ensemble.NoSuchModel"),
+            "module 'sklearn.ensemble' has no 'NoSuchModel'",
+        ),
+        (("{max_iter: 60}", "{max_iters: 60}"), "does not accept parameter(s) max_iters"),
+        (("target: churned", "target: region"), "classes"),
+    ],
+    ids=["unknown-estimator", "bad-param", "not-binary"],
+)
+def test_bad_model_settings_fail_clearly(
+    make_project: Callable[..., Path], change: tuple[str, str], expected: str
+) -> None:
+    model_spec = MODEL_SPEC.format(threshold=">= 0.5").replace(*change)
+    plan = _project(make_project, model_spec=model_spec)
+    state = _train(plan)
+    assert state.is_failed()
+    error = state.result(raise_on_failure=False)
+    assert isinstance(error, ShipyardError), error
+    assert expected in error.message
+    assert _client(plan).search_model_versions("name = 'test-project.churn'") == []
+
+
+def test_one_class_target_is_a_clear_error(make_project: Callable[..., Path]) -> None:
+    import pandas as pd
+
+    plan = _project(make_project)
+    data = Path(plan.runtime.project_dir) / "data" / "customers.parquet"
+    frame = pd.read_parquet(data)
+    frame["churned"] = False
+    frame.to_parquet(data, index=False)
+    error = _train(plan).result(raise_on_failure=False)
+    assert isinstance(error, ShipyardError)
+    assert "has 1 class" in error.message and "at least two" in error.message
+
+
+def test_custom_training_function(make_project: Callable[..., Path]) -> None:
+    model_spec = MODEL_SPEC.format(threshold=">= 0.5").replace(
+        """    estimator:
+      class: sklearn.ensemble.HistGradientBoostingClassifier
+      params: {max_iter: 60}
+    search:
+      strategy: grid
+      space: {learning_rate: [0.05, 0.2]}""",
+        """    train: support_models:train_logistic
+    params: {C: 0.5}""",
+    )
+    plan = _project(make_project, model_spec=model_spec)
+    summary = _train(plan).result()
+    assert summary["registered_version"] == "1"
+    assert summary["metrics"]["roc_auc"] > 0.6
+
+
+def test_unreachable_tracking_server(make_project: Callable[..., Path]) -> None:
+    port = free_port()
+    plan = _project(
+        make_project, profile_extra=f"    mlflow: {{tracking_uri: 'http://127.0.0.1:{port}'}}\n"
+    )
+    error = _train(plan).result(raise_on_failure=False)
+    assert isinstance(error, ServiceUnavailable)
+    assert f"127.0.0.1:{port} is not reachable" in error.message
+    assert "shipyard mlflow start" in (error.hint or "")
+
+
+def test_promotion_is_audited(make_project: Callable[..., Path]) -> None:
+    from shipyard.audit import AuditLog
+    from shipyard.settings import StateLayout
+    from shipyard.training.commands import promote_model
+    from shipyard.training.registry import versions
+
+    plan = _project(make_project)
+    _train(plan)
+    _train(plan, force=True)
+    assert promote_model(plan, "churn", "2", "better on holdout") == 0
+    found = {v.version: v.aliases for v in versions("test-project.churn")}
+    assert found == {"2": ["champion"], "1": ["previous-champion"]}
+    entries = AuditLog(StateLayout(plan.runtime.state_dir).catalog).entries("model.churn")
+    assert [
+        (e.action, e.detail["from_version"], e.detail["to_version"], e.detail["reason"])
+        for e in entries
+    ] == [("promote", "1", "2", "better on holdout")]
+    with pytest.raises(ShipyardError, match="has no version 9"):
+        promote_model(plan, "churn", "9", "")
+
+
+def test_registration_is_rolled_back_when_aliasing_fails(
+    make_project: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    plan = _project(make_project)
+
+    def broken(self: Any, name: str, alias: str, version: str) -> None:
+        raise MlflowException("registry went away")
+
+    monkeypatch.setattr(MlflowClient, "set_registered_model_alias", broken)
+    error = _train(plan).result(raise_on_failure=False)
+    assert isinstance(error, ShipyardError)
+    assert "rolled back" in error.message
+    monkeypatch.undo()
+    assert _client(plan).search_model_versions("name = 'test-project.churn'") == []
