@@ -42,15 +42,31 @@ def run_demo(spec: Path, rows: int = 5000) -> int:
     if code:
         return code
 
+    models = [d.name for d in plan.deployments if d.flow_name == "train-model"]
+    for model in models:
+        _step(f"shipyard run train-model {model}: train, track in MLflow, gate, register")
+        code = run_deployment_now(plan, "train-model", model)
+        if code:
+            return code
+        _step("the same again: data, spec and code unchanged, so training is skipped")
+        run_deployment_now(plan, "train-model", model)
+
+    from shipyard.runtime.mlflow_server import tracking_uri
+
     layout = StateLayout(plan.runtime.state_dir)
     _step("done. Where to look:")
     print(f"  Prefect UI (runs, artifacts, deployments, blocks)  {ui}")
     print(f"  flow metrics (Prometheus textfile)                  {layout.metrics}")
     print(f"  JSON logs (correlation id = flow run id)            {layout.logs / 'shipyard.jsonl'}")
     print(f"  DVC remote with every version                       {layout.dvc_remote}")
+    if models:
+        print(f"  MLflow (runs, lineage, registry):  mlflow ui --backend-store-uri "
+              f"{tracking_uri(plan)}")
     print("\nTry next (after `source .venv/bin/activate`):")
     print("  shipyard plan                                   # what pipelines.yaml compiles to")
     print("  shipyard data versions customers                # versions recorded so far")
+    print("  shipyard models list; shipyard models show churn # registry: versions, aliases")
+    print("  shipyard run train-model churn --force          # retrain although unchanged")
     print('  eval "$(shipyard env)" && prefect deployment run validate-dataset/customers')
     print("  shipyard worker start                           # a worker executes that run")
     print("  shipyard server stop && shipyard worker stop    # when you are done")
