@@ -146,3 +146,25 @@ def test_spec_reference_in_docs_is_current() -> None:
     assert done.stdout == (ROOT / "docs" / "spec-reference.md").read_text(), (
         "regenerate with `shipyard schema --format markdown -o docs/spec-reference.md`"
     )
+
+
+def test_train_then_read_the_registry(make_project: Callable[..., Path]) -> None:
+    from support import MODEL_SPEC, SPEC, free_port
+
+    spec = make_project(rows=800, spec=SPEC.format(port=free_port())
+                        + MODEL_SPEC.format(threshold=">= 0.6"))
+    project = spec.parent
+    trained = run("run", "train-model", "churn", cwd=project)
+    assert trained.returncode == 0, trained.stderr[-3000:]
+    listed = json.loads(run("models", "list", "--json", cwd=project).stdout)
+    assert listed == [{"model": "churn", "registered_name": "test-project.churn", "versions": 1,
+                       "champion": "1", "champion_semver": "1.0.0", "challenger": None}]
+    shown = run("models", "show", "churn", cwd=project)
+    assert "v1    1.0.0" in shown.stdout and "@champion" in shown.stdout
+    assert "roc_auc=" in shown.stdout
+    promoted = run("models", "promote", "churn", "1", cwd=project)
+    assert "already is the champion" in promoted.stdout
+    unknown = run("models", "show", "chrun", cwd=project)
+    assert unknown.returncode == 1 and "did you mean 'churn'?" in unknown.stderr
+    no_force = run("run", "validate-dataset", "customers", "--force", cwd=project)
+    assert no_force.returncode == 1 and "has no --force option" in no_force.stderr
