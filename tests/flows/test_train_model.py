@@ -90,6 +90,14 @@ def test_first_model_is_tracked_registered_and_champion(make_project: Callable[.
 
     model = mlflow.pyfunc.load_model("models:/test-project.churn@champion")
     assert model.metadata.signature is not None
+    from shipyard.settings import StateLayout
+
+    prom = (StateLayout(plan.runtime.state_dir).metrics / "train-model__model.churn.prom")
+    text = prom.read_text()
+    labels = 'flow="train-model",project="test-project",resource="model.churn"'
+    assert f"shipyard_model_gate_passed{{{labels}}} 1.0" in text
+    assert f"shipyard_model_trials{{{labels}}} 2.0" in text
+    assert f"shipyard_model_roc_auc{{{labels}}} {summary['metrics']['roc_auc']}" in text
 
 
 def test_unchanged_inputs_skip_training_and_force_retrains(
