@@ -70,9 +70,17 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if any(d.is_error for d in diagnostics):  # type: ignore[attr-defined]
         return EXIT_SPEC
     if args.format == "text":
-        n = len(loaded.spec.datasets) if loaded.spec else 0
-        print(f"{loaded.display_name}: ok ({n} dataset{'s' if n != 1 else ''})")
+        print(f"{loaded.display_name}: ok ({_counts(loaded)})")
     return EXIT_OK
+
+
+def _counts(loaded: LoadedSpec) -> str:
+    spec = loaded.spec
+    sections = {"dataset": len(spec.datasets), "model": len(spec.models)} if spec else {}
+    return (
+        ", ".join(f"{n} {name}{'s' if n != 1 else ''}" for name, n in sections.items() if n)
+        or "empty"
+    )
 
 
 def cmd_plan(args: argparse.Namespace) -> int:

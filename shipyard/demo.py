@@ -60,8 +60,10 @@ def run_demo(spec: Path, rows: int = 5000) -> int:
     print(f"  JSON logs (correlation id = flow run id)            {layout.logs / 'shipyard.jsonl'}")
     print(f"  DVC remote with every version                       {layout.dvc_remote}")
     if models:
-        print(f"  MLflow (runs, lineage, registry):  mlflow ui --backend-store-uri "
-              f"{tracking_uri(plan)}")
+        print(
+            f"  MLflow (runs, lineage, registry):  mlflow ui --backend-store-uri "
+            f"{tracking_uri(plan)}"
+        )
     print("\nTry next (after `source .venv/bin/activate`):")
     print("  shipyard plan                                   # what pipelines.yaml compiles to")
     print("  shipyard data versions customers                # versions recorded so far")

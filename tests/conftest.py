@@ -22,6 +22,7 @@ os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{_SESSION_HOME / 'mlflow.db'}"
 os.environ["BENTOML_HOME"] = str(_SESSION_HOME / "bentoml")
 Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
 
+
 @pytest.fixture
 def make_project(tmp_path: Path) -> Callable[..., Path]:
     """A project folder with pipelines.yaml and demo data; returns the spec path."""

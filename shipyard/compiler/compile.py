@@ -180,7 +180,11 @@ def _train_step(
     if split_by == "auto":
         split_by = "time" if dataset.timestamp else "random"
     feature_types = {f: data.columns[f] for f in model.features}
-    schema = {"features": feature_types, "target": [model.target, data.columns[model.target]]}
+    # a list of pairs, not a dict: the digest must change when the feature order changes
+    schema = {
+        "features": [[f, data.columns[f]] for f in model.features],
+        "target": [model.target, data.columns[model.target]],
+    }
     profile = spec.active_profile
     return TrainModelStep(
         id=f"model.{name}",

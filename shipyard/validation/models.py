@@ -29,7 +29,8 @@ def check_model(
             "E501",
             f"model '{name}' uses dataset '{model.dataset}', which is not defined",
             sm.value_span((*base, "dataset")),
-            did_you_mean(model.dataset, spec.datasets) or one_of(sorted(spec.datasets)),
+            did_you_mean(model.dataset, spec.datasets)
+            or (one_of(sorted(spec.datasets)) if spec.datasets else "define it under `datasets:`"),
         )
     else:
         columns = dataset.columns
@@ -76,14 +77,14 @@ def check_model(
                     "E504",
                     f"model '{name}': the target '{feature}' is also listed as a feature",
                     sm.value_span(at),
-                    "remove it from `features:`: the model would see the answer",
+                    "remove it from `features:`; the model would otherwise see the answer",
                 )
             elif columns[feature] in ("datetime", "date"):
                 yield Diagnostic(
                     "E507",
                     f"model '{name}': feature '{feature}' is a {columns[feature]} column",
                     sm.value_span(at),
-                    "derive a number from it (e.g. tenure in days) and use that column",
+                    "add a column derived from it (e.g. an age in days, a weekday) and use that",
                 )
     yield from _check_metrics(name, model, sm)
 
@@ -104,8 +105,9 @@ def _check_metrics(name: str, model: ModelSpec, sm: SourceMap) -> Iterator[Diagn
         if model.metrics
         else f"without it, a {model.task} model computes {', '.join(declared)}"
     )
+    # (metric, where it is written); `thresholds:` is usually left out (gate: {roc_auc: ...})
     used: list[tuple[str, Path]] = [
-        (metric, (*base, "gate", metric)) for metric in model.gate.thresholds
+        (metric, (*base, "gate", "thresholds", metric)) for metric in model.gate.thresholds
     ]
     if model.gate.vs_champion is not None:
         used.append((model.gate.vs_champion.metric, (*base, "gate", "vs_champion", "metric")))

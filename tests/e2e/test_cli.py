@@ -32,7 +32,7 @@ def run(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProc
 def test_validate_the_demo_spec() -> None:
     done = run("validate", cwd=ROOT)
     assert done.returncode == 0, done.stderr
-    assert "pipelines.yaml: ok (1 dataset)" in done.stdout
+    assert "pipelines.yaml: ok (1 dataset, 1 model)" in done.stdout
 
 
 def test_validate_reports_every_problem_with_position_and_exit_1(tmp_path: Path) -> None:
@@ -67,7 +67,8 @@ def test_plan_text_and_json() -> None:
     )
     plan = json.loads(run("plan", "--json", cwd=ROOT).stdout)
     assert [d["flow_name"] + "/" + d["name"] for d in plan["deployments"]] == [
-        "validate-dataset/customers"
+        "validate-dataset/customers",
+        "train-model/churn",
     ]
     assert plan["deployments"][0]["entrypoint"] == "flows/validate_dataset.py:validate_dataset"
 
@@ -151,14 +152,23 @@ def test_spec_reference_in_docs_is_current() -> None:
 def test_train_then_read_the_registry(make_project: Callable[..., Path]) -> None:
     from support import MODEL_SPEC, SPEC, free_port
 
-    spec = make_project(rows=800, spec=SPEC.format(port=free_port())
-                        + MODEL_SPEC.format(threshold=">= 0.6"))
+    spec = make_project(
+        rows=800, spec=SPEC.format(port=free_port()) + MODEL_SPEC.format(threshold=">= 0.6")
+    )
     project = spec.parent
     trained = run("run", "train-model", "churn", cwd=project)
     assert trained.returncode == 0, trained.stderr[-3000:]
     listed = json.loads(run("models", "list", "--json", cwd=project).stdout)
-    assert listed == [{"model": "churn", "registered_name": "test-project.churn", "versions": 1,
-                       "champion": "1", "champion_semver": "1.0.0", "challenger": None}]
+    assert listed == [
+        {
+            "model": "churn",
+            "registered_name": "test-project.churn",
+            "versions": 1,
+            "champion": "1",
+            "champion_semver": "1.0.0",
+            "challenger": None,
+        }
+    ]
     shown = run("models", "show", "churn", cwd=project)
     assert "v1    1.0.0" in shown.stdout and "@champion" in shown.stdout
     assert "roc_auc=" in shown.stdout

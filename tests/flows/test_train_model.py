@@ -92,7 +92,7 @@ def test_first_model_is_tracked_registered_and_champion(make_project: Callable[.
     assert model.metadata.signature is not None
     from shipyard.settings import StateLayout
 
-    prom = (StateLayout(plan.runtime.state_dir).metrics / "train-model__model.churn.prom")
+    prom = StateLayout(plan.runtime.state_dir).metrics / "train-model__model.churn.prom"
     text = prom.read_text()
     labels = 'flow="train-model",project="test-project",resource="model.churn"'
     assert f"shipyard_model_gate_passed{{{labels}}} 1.0" in text

@@ -14,7 +14,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-
 from support import MODEL_SPEC, SPEC, free_port
 
 pytestmark = pytest.mark.integration
@@ -22,13 +21,19 @@ BIN = Path(sys.executable).parent
 
 
 def shipyard(spec: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(BIN / "shipyard"), "-f", str(spec), *args], capture_output=True,
-                          text=True, timeout=timeout, env=os.environ.copy(), cwd=spec.parent,
-                          check=False)
+    return subprocess.run(
+        [str(BIN / "shipyard"), "-f", str(spec), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=os.environ.copy(),
+        cwd=spec.parent,
+        check=False,
+    )
 
 
 def mlflow_api(base: str, path: str) -> dict[str, object]:
-    with urllib.request.urlopen(f"{base}/api/2.0/mlflow/{path}", timeout=30) as response:  # noqa: S310
+    with urllib.request.urlopen(f"{base}/api/2.0/mlflow/{path}", timeout=30) as response:
         result: dict[str, object] = json.loads(response.read())
         return result
 
@@ -51,9 +56,21 @@ def scale_out_project(make_project: Callable[..., Path]) -> Iterator[tuple[Path,
         yield spec, f"http://127.0.0.1:{mlflow_port}"
     finally:
         shipyard(spec, "mlflow", "stop")
-        subprocess.run(["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-c",
-                        f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'],
-                       capture_output=True, check=False)
+        subprocess.run(
+            [
+                "psql",
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-c",
+                f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)',
+            ],
+            capture_output=True,
+            check=False,
+        )
 
 
 def test_training_on_mlflow_server_with_postgresql_and_dask_trials(
@@ -76,8 +93,9 @@ def test_training_on_mlflow_server_with_postgresql_and_dask_trials(
 
 def test_train_model_deployment_through_a_worker(make_project: Callable[..., Path]) -> None:
     port = free_port()
-    spec = make_project(rows=800, spec=SPEC.format(port=port) + MODEL_SPEC.format(
-        threshold=">= 0.6"))
+    spec = make_project(
+        rows=800, spec=SPEC.format(port=port) + MODEL_SPEC.format(threshold=">= 0.6")
+    )
     assert shipyard(spec, "server", "start").returncode == 0
     try:
         applied = shipyard(spec, "apply")
@@ -87,15 +105,21 @@ def test_train_model_deployment_through_a_worker(make_project: Callable[..., Pat
         for line in shipyard(spec, "env").stdout.splitlines():
             key, _, value = line.removeprefix("export ").partition("=")
             env[key] = value.strip("'")
-        run = subprocess.run([str(BIN / "prefect"), "deployment", "run", "train-model/churn"],
-                             capture_output=True, text=True, env=env, timeout=120, check=False)
+        run = subprocess.run(
+            [str(BIN / "prefect"), "deployment", "run", "train-model/churn"],
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=120,
+            check=False,
+        )
         assert run.returncode == 0, run.stdout + run.stderr
         flow_run_id = re.search(r"UUID: ([0-9a-f-]{36})", run.stdout)
         assert flow_run_id
         worker = shipyard(spec, "worker", "start", "--once")
         assert worker.returncode == 0, worker.stdout[-2000:] + worker.stderr[-2000:]
         api = f"http://127.0.0.1:{port}/api/flow_runs/{flow_run_id.group(1)}"
-        with urllib.request.urlopen(api, timeout=30) as response:  # noqa: S310 - loopback
+        with urllib.request.urlopen(api, timeout=30) as response:
             assert json.loads(response.read())["state_type"] == "COMPLETED"
         shown = json.loads(shipyard(spec, "models", "show", "churn", "--json").stdout)
         assert shown[0]["aliases"] == ["champion"] and shown[0]["semver"] == "1.0.0"

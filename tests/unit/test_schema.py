@@ -11,9 +11,30 @@ import pytest
 import yaml
 
 from shipyard.cli import main
+from shipyard.loader import load_text
 from shipyard.spec.schema import SCHEMA_ID, spec_json_schema
 
 DEMO_SPEC = Path(__file__).resolve().parents[2] / "pipelines.yaml"
+
+MODEL_SPEC = """\
+project: demo
+datasets:
+  customers:
+    path: data/customers.csv
+    schema: {id: int, spend: float, churned: bool}
+    expectations: [{not_null: id}]
+models:
+  churn:
+    task: classification
+    dataset: customers
+    target: churned
+    features: [spend]
+"""
+
+
+def model(body: str) -> str:
+    """MODEL_SPEC with `body` (keys of the model, indented four spaces) added to the model."""
+    return MODEL_SPEC + body
 
 
 def properties(node: Any, where: str = "#") -> Iterator[tuple[str, dict[str, Any]]]:
@@ -41,7 +62,7 @@ def test_schema_is_draft_2020_12_with_an_id() -> None:
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert schema["$id"] == SCHEMA_ID
     assert schema["required"] == ["project"]
-    assert set(schema["properties"]) == {"project", "profile", "profiles", "datasets"}
+    assert set(schema["properties"]) == {"project", "profile", "profiles", "datasets", "models"}
 
 
 def test_every_property_has_a_description() -> None:
@@ -61,6 +82,27 @@ def test_schema_uses_the_yaml_spelling_of_aliased_keys() -> None:
     dataset = spec_json_schema()["$defs"]["DatasetSpec"]
     assert "schema" in dataset["properties"] and "columns" not in dataset["properties"]
     assert dataset["additionalProperties"] is False
+
+
+def test_gate_takes_inline_thresholds_of_the_conditions_the_loader_parses() -> None:
+    from shipyard.spec.models import _CONDITION
+
+    gate = spec_json_schema()["$defs"]["GateSpec"]
+    assert set(gate["properties"]) == {"thresholds", "vs_champion"}
+    # `roc_auc: '>= 0.80'` next to vs_champion: any other key is a metric with a condition
+    inline = gate["additionalProperties"]
+    assert inline["type"] == "string"
+    assert inline["pattern"] == _CONDITION.pattern
+    assert inline["description"]
+    assert gate["properties"]["thresholds"]["additionalProperties"]["pattern"] == _CONDITION.pattern
+
+
+def test_model_requires_what_the_loader_requires() -> None:
+    defs = spec_json_schema()["$defs"]
+    assert defs["ModelSpec"]["required"] == ["task", "dataset", "target", "features"]
+    assert defs["ModelSpec"]["additionalProperties"] is False
+    assert "class" in defs["EstimatorSpec"]["properties"]  # the YAML spelling, not class_
+    assert defs["SearchSpec"]["required"] == ["strategy", "space"]
 
 
 def test_schema_command_prints_the_same_schema(capsys: pytest.CaptureFixture[str]) -> None:
@@ -103,7 +145,42 @@ def test_demo_spec_validates_against_the_schema(validator: Any) -> None:
         "project: demo\ndatasets:\n  a: {path: a.csv, schema: {id: int}, "
         "expectations: [{not_null: {columns: [id], mostly: 2}}]}\n",
         "project: demo\nprofiles:\n  local: {kind: cloud}\n",
+        model("    estimator: {class: a.B}\n    metircs: [roc_auc]\n"),
+        model("    estimator: {class: LogisticRegression}\n"),
+        model("    estimator: {class: a.B, parms: {}}\n"),
+        model("    train: my_module.train\n"),
+        model("    estimator: {class: a.B}\n    split: {by: tiem}\n"),
+        model("    estimator: {class: a.B}\n    split: {test_size: 1.5}\n"),
+        model("    estimator: {class: a.B}\n    gate: {roc_auc: about 0.8}\n"),
+        model("    estimator: {class: a.B}\n    gate: {roc_auc: 0.8}\n"),
+        model("    estimator: {class: a.B}\n    gate: {thresholds: {roc_auc: '=> 0.8'}}\n"),
+        model("    estimator: {class: a.B}\n    gate: {vs_champoin: {metric: roc_auc}}\n"),
+        model(
+            "    estimator: {class: a.B}\n    gate: {vs_champion: {metric: f1, confidence: 2}}\n"
+        ),
+        model("    estimator: {class: a.B}\n    search: {strategy: grid}\n"),
+        model("    estimator: {class: a.B}\n    search: {strategy: best, space: {C: [1]}}\n"),
     ],
 )
 def test_schema_rejects_specs_the_loader_rejects(validator: Any, text: str) -> None:
+    assert [d.code for d in load_text(text, "spec.yaml", env={}).diagnostics]
     assert list(validator.iter_errors(yaml.safe_load(text)))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "    estimator: {class: a.B}\n",
+        "    train: my_project.training:fit\n    params: {C: 1.0}\n",
+        "    estimator: {class: a.B}\n    gate: {roc_auc: '>= 0.80', log_loss: '< 0.5'}\n",
+        "    estimator: {class: a.B}\n    gate: {roc_auc: ' > -1 '}\n",
+        "    estimator: {class: a.B}\n    gate: {thresholds: {f1: '<= 1'}}\n",
+        "    estimator: {class: a.B}\n    gate: {roc_auc: '>= 0.7', vs_champion: {metric: f1}}\n",
+        "    estimator: {class: a.B}\n    split: {by: time, test_size: 0.25, seed: 1}\n",
+        "    estimator: {class: a.B}\n    search: {strategy: random, space: {C: {int: [1, 9]}}}\n",
+    ],
+)
+def test_schema_accepts_model_specs_the_loader_accepts(validator: Any, body: str) -> None:
+    text = model(body)
+    assert load_text(text, "spec.yaml", env={}).ok
+    assert [e.message for e in validator.iter_errors(yaml.safe_load(text))] == []
