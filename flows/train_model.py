@@ -34,11 +34,39 @@ quiet_expected_errors()
 CODE_FILES = [
     Path(__file__),
     *sorted((Path(__file__).resolve().parents[1] / "shipyard" / "training").glob("*.py")),
+    *sorted((Path(__file__).resolve().parents[1] / "shipyard" / "features").glob("*.py")),
 ]
 
 
 class GateFailed(ShipyardError):
     """The candidate did not pass its gate; nothing was registered."""
+
+
+def _feature_service_tags(step: TrainModelStep) -> dict[str, str]:
+    if not step.feature_service or step.feature_repo is None:
+        return {}
+    service = step.feature_repo.service(step.feature_service)
+    return {
+        "shipyard.feature_service": service.name,
+        "shipyard.feature_service_version": str(service.version or ""),
+        "shipyard.feature_service_digest": service.digest,
+    }
+
+
+def _feature_inputs(step: TrainModelStep) -> str:
+    """Cache-key part for a feature service: its definition and its source files' content."""
+    if not step.feature_service or step.feature_repo is None:
+        return ""
+    service = step.feature_repo.service(step.feature_service)
+    sources = sorted(
+        {
+            v.source_path
+            for v in step.feature_repo.views
+            if any(r.startswith(f"{v.name}:") for r in service.references)
+        }
+    )
+    digests = [hashlib.md5(Path(p).read_bytes()).hexdigest() for p in sources]
+    return f"{service.digest}:{','.join(digests)}"
 
 
 def _cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
@@ -174,6 +202,10 @@ def train_gate_register(step: TrainModelStep, data_version: str, cache_key: str)
             resource=step.id,
         )
     frame = read_dataset(step.dataset)
+    if step.feature_service:
+        from shipyard.features.training import training_frame
+
+        frame = training_frame(step, frame)
     split = split_frame(frame, step)
     log.info("%s: %s", step.id, split.description)
     best_params: dict[str, Any] = {}
@@ -204,6 +236,7 @@ def train_gate_register(step: TrainModelStep, data_version: str, cache_key: str)
                 "shipyard.split": split.description,
                 "shipyard.gate": "passed" if verdict.passed else "failed",
                 "shipyard.flow_run_id": current_flow_run_id() or "",
+                **_feature_service_tags(step),
                 **({"mlflow.source.git.commit": commit} if commit else {}),
             }
         )
@@ -260,6 +293,7 @@ def train_gate_register(step: TrainModelStep, data_version: str, cache_key: str)
             "shipyard.gate": json.dumps(verdict.to_json(), default=str)[:4500],
             "shipyard.semver_reason": why,
             "shipyard.resource": step.id,
+            **_feature_service_tags(step),
         }
         version, aliases = registry.register(
             step.registered_name, info.model_uri, run_id, tags, step.id
@@ -319,10 +353,7 @@ def train_model(step: TrainModelStep, force: bool = False) -> dict[str, Any]:
     ) as metrics:
         data = validate_dataset(step.dataset)
         data_version = (
-            data.get("md5")
-            or hashlib.md5(
-                dataset_file(step.dataset).read_bytes()
-            ).hexdigest()
+            data.get("md5") or hashlib.md5(dataset_file(step.dataset).read_bytes()).hexdigest()
         )
         tracking_uri = load_block(step.runtime, "mlflow").tracking_uri
         cache_key = hashlib.sha256(
@@ -331,6 +362,7 @@ def train_model(step: TrainModelStep, force: bool = False) -> dict[str, Any]:
                     data_version,
                     step.model_digest,
                     tracking.code_version(CODE_FILES),
+                    _feature_inputs(step),
                     step.registered_name,
                     tracking_uri,
                     step.runtime.state_dir,

@@ -14,7 +14,11 @@ from shipyard.compiler.plan import (
     ChampionGate,
     DatasetStep,
     DeploymentPlan,
+    FeatureRepoStep,
+    FeatureServicePlan,
+    FeatureViewPlan,
     GateThreshold,
+    MaterializeStep,
     Plan,
     PlanStep,
     RuntimeContext,
@@ -23,6 +27,7 @@ from shipyard.compiler.plan import (
 from shipyard.diagnostics import Diagnostic
 from shipyard.settings import TELEMETRY_OFF, state_dir_for
 from shipyard.spec import DatasetSpec, ModelSpec, PipelineSpec, ProfileSpec
+from shipyard.spec.base import parse_duration
 from shipyard.spec.models import parse_condition
 
 CODE_DIR = Path(__file__).resolve().parents[2]
@@ -31,6 +36,7 @@ CODE_DIR = Path(__file__).resolve().parents[2]
 FLOWS = {
     "validate-dataset": "flows/validate_dataset.py:validate_dataset",
     "train-model": "flows/train_model.py:train_model",
+    "materialize-features": "flows/materialize_features.py:materialize_features",
 }
 
 
@@ -119,11 +125,59 @@ def compile_plan(spec: PipelineSpec, project_dir: Path, secrets: set[str] | None
             dataset.description
             or f"Validate dataset '{name}' with Great Expectations, then version it with DVC.",
         )
+    repo = _feature_repo(spec, runtime, state_dir) if spec.features.views else None
+    if repo is not None:
+        steps.append(
+            PlanStep(
+                id=f"{repo.id}/apply",
+                resource=repo.id,
+                action="apply",
+                needs=tuple(f"{dataset_steps[v.source_dataset].id}/validate" for v in repo.views),
+                flow="materialize-features",
+            )
+        )
+        for view in repo.views:
+            if not view.online:
+                continue
+            materialize = MaterializeStep(id=f"feature_view.{view.name}", view=view.name, repo=repo)
+            source_step = dataset_steps[view.source_dataset]
+            steps.append(
+                PlanStep(
+                    id=f"{materialize.id}/materialize",
+                    resource=materialize.id,
+                    action="materialize",
+                    needs=(
+                        f"{repo.id}/apply",
+                        f"{source_step.id}/{'version' if source_step.version else 'validate'}",
+                    ),
+                    flow="materialize-features",
+                )
+            )
+            view_spec = spec.features.views[view.name]
+            deploy(
+                "materialize-features",
+                view.name,
+                materialize,
+                view_spec.schedule,
+                view_spec.description
+                or f"Materialize feature view '{view.name}' incrementally into the online store.",
+            )
     for name, model in spec.models.items():
         data_step = dataset_steps[model.dataset]
-        train = _train_step(spec, name, model, data_step, runtime)
+        train = _train_step(spec, name, model, data_step, runtime, repo)
         data_done = f"{data_step.id}/{'version' if data_step.version else 'validate'}"
         previous = data_done
+        if model.feature_service and repo is not None:
+            steps.append(
+                PlanStep(
+                    id=f"{train.id}/training-set",
+                    resource=train.id,
+                    action="training-set",
+                    needs=(data_done, f"{repo.id}/apply"),
+                    flow="train-model",
+                )
+            )
+            previous = f"{train.id}/training-set"
         for action in ("train", "evaluate", "gate", "register"):
             steps.append(
                 PlanStep(
@@ -161,6 +215,7 @@ def compile_plan(spec: PipelineSpec, project_dir: Path, secrets: set[str] | None
         deployments=tuple(deployments),
         blocks=tuple(blocks.values()),
         secrets=tuple(sorted(secrets or ())),
+        features=repo,
         mlflow_server={
             "port": profile.mlflow.port,
             "backend_store_uri": profile.mlflow.backend_store_uri,
@@ -173,17 +228,33 @@ def compile_plan(spec: PipelineSpec, project_dir: Path, secrets: set[str] | None
 
 
 def _train_step(
-    spec: PipelineSpec, name: str, model: ModelSpec, data: DatasetStep, runtime: RuntimeContext
+    spec: PipelineSpec,
+    name: str,
+    model: ModelSpec,
+    data: DatasetStep,
+    runtime: RuntimeContext,
+    repo: FeatureRepoStep | None = None,
 ) -> TrainModelStep:
     dataset = spec.datasets[model.dataset]
     split_by = model.split.by
     if split_by == "auto":
         split_by = "time" if dataset.timestamp else "random"
-    feature_types = {f: data.columns[f] for f in model.features}
+    if model.feature_service is not None:
+        from shipyard.features.resolve import service_features
+
+        pairs = service_features(spec, model.feature_service)
+        features = [f for _, f in pairs]
+        feature_types = {
+            f: _column_type(spec.datasets[view.source].columns[f]) for view, f in pairs
+        }
+    else:
+        features = list(model.features)
+        feature_types = {f: data.columns[f] for f in features}
     # a list of pairs, not a dict: the digest must change when the feature order changes
     schema = {
-        "features": [[f, data.columns[f]] for f in model.features],
+        "features": [[f, feature_types[f]] for f in features],
         "target": [model.target, data.columns[model.target]],
+        "feature_service": model.feature_service,
     }
     profile = spec.active_profile
     return TrainModelStep(
@@ -192,8 +263,10 @@ def _train_step(
         registered_name=f"{spec.project}.{name}",
         task=model.task,
         target=model.target,
-        features=list(model.features),
+        features=features,
         feature_types=feature_types,
+        feature_service=model.feature_service,
+        feature_repo=repo if model.feature_service else None,
         estimator_class=model.estimator.class_ if model.estimator else None,
         estimator_params=dict(model.estimator.params) if model.estimator else {},
         train_function=model.train,
@@ -221,6 +294,95 @@ def _train_step(
         schema_digest=_digest(schema),
         dataset=data,
         trial_runner=_trial_runner(profile),
+        runtime=runtime,
+    )
+
+
+FEAST_TYPES = {"int": "Int64", "float": "Float64", "str": "String", "bool": "Bool"}
+
+
+def _column_type(column_type: Any) -> Any:
+    return list(column_type.category) if hasattr(column_type, "category") else column_type
+
+
+def _feature_repo(spec: PipelineSpec, runtime: RuntimeContext, state_dir: Path) -> FeatureRepoStep:
+    from shipyard.features.resolve import service_features, service_references
+    from shipyard.spec.features import service_version
+
+    profile = spec.active_profile
+    repo_dir = state_dir / "feast"
+    online: dict[str, Any] = {"type": "sqlite", "path": str(repo_dir / "online.db")}
+    if profile.feast.online_store:
+        address = profile.feast.online_store.removeprefix("redis://").rstrip("/")
+        online = {"type": "redis", "connection_string": address}
+    registry: dict[str, Any] = {"path": str(repo_dir / "registry.db")}
+    if profile.feast.registry:
+        url = profile.feast.registry
+        if url.startswith("postgresql://"):
+            url = "postgresql+psycopg2://" + url.removeprefix("postgresql://")
+        registry = {"registry_type": "sql", "path": url, "cache_ttl_seconds": 60}
+    entities = {}
+    for name, entity in spec.features.entities.items():
+        key_types = {
+            _column_type(spec.datasets[v.source].columns.get(entity.join_key, "int"))
+            for v in spec.features.views.values()
+            if v.entity == name and v.source in spec.datasets
+        }
+        entities[name] = {
+            "join_key": entity.join_key,
+            "value_type": "STRING" if "str" in key_types else "INT64",
+        }
+    views = []
+    for name, view in spec.features.views.items():
+        source = spec.datasets[view.source]
+        views.append(
+            FeatureViewPlan(
+                name=name,
+                entity=view.entity,
+                join_key=spec.features.entities[view.entity].join_key,
+                join_key_type=entities[view.entity]["value_type"],
+                source_dataset=view.source,
+                source_path=str(Path(runtime.project_dir) / source.path),
+                timestamp=source.timestamp or "",
+                features={f: _column_type(source.columns[f]) for f in view.features},
+                ttl_seconds=int(parse_duration(view.ttl)),
+                online=view.online,
+            )
+        )
+    services = []
+    for name, service in spec.features.services.items():
+        base, version = service_version(name)
+        references = service_references(spec, name)
+        services.append(
+            FeatureServicePlan(
+                name=name,
+                base=base,
+                version=version,
+                references=references,
+                features=[f for _, f in service_features(spec, name)],
+                on_missing=service.on_missing,
+                digest=_digest(
+                    {
+                        "references": references,
+                        "views": {
+                            r.split(":")[0]: spec.features.views[r.split(":")[0]].model_dump(
+                                mode="json"
+                            )
+                            for r in references
+                        },
+                    }
+                )[:16],
+            )
+        )
+    project = "".join(c if c.isalnum() else "_" for c in spec.project)
+    return FeatureRepoStep(
+        project=project,
+        repo_dir=str(repo_dir),
+        online_store=online,
+        registry=registry,
+        entities=entities,
+        views=views,
+        services=services,
         runtime=runtime,
     )
 

@@ -49,6 +49,61 @@ class DatasetStep(FrozenModel):
     runtime: RuntimeContext
 
 
+class FeatureViewPlan(FrozenModel):
+    """A Feast feature view over a dataset file."""
+
+    name: str
+    entity: str
+    join_key: str
+    join_key_type: str
+    source_dataset: str
+    source_path: str = Field(description="Absolute path of the dataset file.")
+    timestamp: str
+    features: dict[str, Any] = Field(description="Feature -> declared column type.")
+    ttl_seconds: int
+    online: bool
+
+
+class FeatureServicePlan(FrozenModel):
+    """A Feast feature service: the exact, versioned feature set a model pins."""
+
+    name: str
+    base: str
+    version: int | None
+    references: list[str] = Field(description="`view:feature` references, in order.")
+    features: list[str]
+    on_missing: str
+    digest: str
+
+
+class FeatureRepoStep(FrozenModel):
+    """The Feast repository the spec compiles to, with the profile's stores."""
+
+    id: str = "features.repo"
+    project: str = Field(description="Feast project name.")
+    repo_dir: str
+    online_store: dict[str, Any]
+    registry: dict[str, Any]
+    entities: dict[str, dict[str, str]]
+    views: list[FeatureViewPlan]
+    services: list[FeatureServicePlan]
+    runtime: RuntimeContext
+
+    def view(self, name: str) -> FeatureViewPlan:
+        return next(v for v in self.views if v.name == name)
+
+    def service(self, name: str) -> FeatureServicePlan:
+        return next(s for s in self.services if s.name == name)
+
+
+class MaterializeStep(FrozenModel):
+    """Parameter of the materialize-features flow: one view, incrementally."""
+
+    id: str = Field(description="Resource id, e.g. feature_view.customer_profile.")
+    view: str
+    repo: FeatureRepoStep
+
+
 class GateThreshold(FrozenModel):
     metric: str
     op: str
@@ -97,6 +152,10 @@ class TrainModelStep(FrozenModel):
     model_digest: str = Field(description="Digest of this model's spec (cache key part).")
     schema_digest: str = Field(description="Digest of features, their types and the target.")
     dataset: DatasetStep
+    feature_service: str | None = Field(
+        None, description="Train from this feature service (point-in-time joins)."
+    )
+    feature_repo: FeatureRepoStep | None = None
     trial_runner: dict[str, Any] = Field(
         default_factory=lambda: {"kind": "threads"},
         description="Where trials run: threads, or dask (with address / local cluster size).",
@@ -159,6 +218,9 @@ class Plan(FrozenModel):
     deployments: tuple[DeploymentPlan, ...]
     blocks: tuple[BlockPlan, ...]
     secrets: tuple[str, ...] = Field(description="Names of the secrets the spec references.")
+    features: FeatureRepoStep | None = Field(
+        None, description="The Feast repository, when the spec declares features."
+    )
     mlflow_server: dict[str, Any] | None = Field(
         None,
         description="The local MLflow server Shipyard runs (port, backend store, artifact root), "

@@ -15,6 +15,7 @@ from shipyard.loader.errors import diagnostics_from_validation
 from shipyard.loader.interpolate import interpolate
 from shipyard.loader.source_map import SourceMap, parse_yaml
 from shipyard.spec import DatasetSpec, ModelSpec, PipelineSpec, ProfileSpec
+from shipyard.spec.features import FeaturesSpec
 
 DEFAULT_SPEC = "pipelines.yaml"
 
@@ -153,7 +154,13 @@ def _partial_spec(data: dict[str, object]) -> PipelineSpec:
             fields[key] = getattr(base, key)
         except ValidationError:
             continue
-    return PipelineSpec.model_construct(**fields, datasets=datasets, models=models)  # type: ignore[arg-type]
+    try:
+        feature_store = FeaturesSpec.model_validate(data.get("features") or {})
+    except ValidationError:
+        feature_store = FeaturesSpec()
+    return PipelineSpec.model_construct(
+        **fields, datasets=datasets, models=models, features=feature_store
+    )  # type: ignore[arg-type]
 
 
 _NEUTRAL_EXPECTATION: dict[str, dict[str, object]] = {"row_count": {}}

@@ -225,8 +225,10 @@ class ModelSpec(SpecModel):
     task: Literal["classification", "regression"] = Field(description="What is predicted.")
     dataset: str = Field(description="The dataset (under `datasets:`) the model trains on.")
     target: str = Field(description="Label column (binary for classification).")
-    features: list[str] = Field(
-        min_length=1, description="Input columns, in the order the model receives them."
+    features: list[str] | str = Field(
+        description="Input columns of the dataset, in the order the model receives them; or the "
+        "name of a feature service (e.g. churn_v2): the training set is then built from the "
+        "feature store with point-in-time joins on the dataset's entity keys and timestamps.",
     )
     estimator: EstimatorSpec | None = Field(None, description=EstimatorSpec.__doc__)
     train: str | None = Field(
@@ -274,6 +276,10 @@ class ModelSpec(SpecModel):
                 key=True,
             )
         return self
+
+    @property
+    def feature_service(self) -> str | None:
+        return self.features if isinstance(self.features, str) else None
 
     @property
     def all_metrics(self) -> list[str]:

@@ -92,6 +92,21 @@ class DaskSettings(SpecModel):
     threads_per_worker: int = Field(1, ge=1, description="Threads per local worker.")
 
 
+class FeastSettings(SpecModel):
+    """Feast stores: embedded SQLite by default; Redis and a SQL registry at scale."""
+
+    online_store: str | None = Field(
+        None,
+        description="Online store: unset for SQLite under the state folder, or a Redis URL "
+        "such as redis://127.0.0.1:6379.",
+    )
+    registry: str | None = Field(
+        None,
+        description="Registry: unset for a file under the state folder, or a database URL such "
+        "as postgresql://postgres@127.0.0.1:5432/feast (a SQL registry).",
+    )
+
+
 class ProfileSpec(SpecModel):
     """One deployment target: the embedded default needs nothing; scale-out names real engines."""
 
@@ -113,6 +128,7 @@ class ProfileSpec(SpecModel):
         default_factory=MlflowSettings, description=MlflowSettings.__doc__
     )
     dask: DaskSettings | None = Field(None, description=DaskSettings.__doc__)
+    feast: FeastSettings = Field(default_factory=FeastSettings, description=FeastSettings.__doc__)
     prometheus: PrometheusSettings = Field(
         default_factory=PrometheusSettings, description=PrometheusSettings.__doc__
     )

@@ -6,6 +6,7 @@ from pydantic import Field
 
 from shipyard.spec.base import Name, SpecModel
 from shipyard.spec.datasets import DatasetSpec
+from shipyard.spec.features import FeaturesSpec
 from shipyard.spec.models import ModelSpec
 from shipyard.spec.profiles import ProfileSpec
 
@@ -24,6 +25,10 @@ class PipelineSpec(SpecModel):
     )
     datasets: dict[Name, DatasetSpec] = Field(
         default_factory=dict, description="Data files with schema, expectations and versioning."
+    )
+    features: FeaturesSpec = Field(
+        default_factory=FeaturesSpec,
+        description="Entities, feature views and versioned feature services (Feast).",
     )
     models: dict[Name, ModelSpec] = Field(
         default_factory=dict,

@@ -5,10 +5,11 @@ from __future__ import annotations
 from shipyard.diagnostics import Diagnostic, sort_diagnostics, without_consequences
 from shipyard.loader import LoadedSpec
 from shipyard.validation.datasets import check_datasets
+from shipyard.validation.features import check_features
 from shipyard.validation.models import check_models
 from shipyard.validation.profiles import check_profiles
 
-RULES = (check_profiles, check_datasets, check_models)
+RULES = (check_profiles, check_datasets, check_features, check_models)
 
 
 def validate(loaded: LoadedSpec) -> list[Diagnostic]:

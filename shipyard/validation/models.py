@@ -62,7 +62,9 @@ def check_model(
                 sm.value_span((*base, "target")),
                 "a regression target is int or float; use `task: classification` for labels",
             )
-        for i, feature in enumerate(model.features):
+        if model.feature_service is not None:
+            yield from check_model_feature_service(name, model, spec, sm)
+        for i, feature in enumerate(model.features if model.feature_service is None else []):
             at = (*base, "features", i)
             if feature not in columns:
                 yield Diagnostic(
@@ -87,6 +89,56 @@ def check_model(
                     "add a column derived from it (e.g. an age in days, a weekday) and use that",
                 )
     yield from _check_metrics(name, model, sm)
+
+
+def check_model_feature_service(
+    name: str, model: ModelSpec, spec: PipelineSpec, sm: SourceMap
+) -> Iterator[Diagnostic]:
+    """A model trained from a feature service: it exists, and the label dataset can be joined."""
+    from shipyard.features.resolve import service_features
+
+    at: Path = ("models", name, "features")
+    service_name = model.feature_service or ""
+    services = spec.features.services
+    if service_name not in services:
+        yield Diagnostic(
+            "E607",
+            f"model '{name}' uses feature service '{service_name}', which is not defined",
+            sm.value_span(at),
+            did_you_mean(service_name, services)
+            or "define it under `features.services`, or list dataset columns instead",
+        )
+        return
+    dataset = spec.datasets.get(model.dataset)
+    if dataset is None:
+        return
+    features = service_features(spec, service_name)
+    keys = sorted(
+        {
+            spec.features.entities[v.entity].join_key
+            for v, _ in features
+            if v.entity in spec.features.entities
+        }
+    )
+    missing = [k for k in keys if k not in dataset.columns]
+    if missing or dataset.timestamp is None:
+        what = ", ".join(f"'{k}'" for k in missing) or "an event timestamp"
+        yield Diagnostic(
+            "E608",
+            f"model '{name}': dataset '{model.dataset}' lacks {what} to join feature service "
+            f"'{service_name}' on",
+            sm.value_span(("models", name, "dataset")),
+            "the label dataset needs the entities' join keys and `timestamp:` for "
+            "point-in-time joins",
+        )
+    names = [f for _, f in features]
+    if model.target in names:
+        yield Diagnostic(
+            "E504",
+            f"model '{name}': the target '{model.target}' is a feature of '{service_name}'",
+            sm.value_span(at),
+            "serve the label from the dataset, not from the feature service",
+        )
 
 
 def _check_metrics(name: str, model: ModelSpec, sm: SourceMap) -> Iterator[Diagnostic]:

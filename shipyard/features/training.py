@@ -1,0 +1,65 @@
+"""Training sets from the feature store: point-in-time-correct historical retrieval."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from shipyard.compiler.plan import TrainModelStep
+from shipyard.errors import ShipyardError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+log = logging.getLogger("shipyard.features.training")
+
+
+def training_frame(step: TrainModelStep, labels: pd.DataFrame) -> pd.DataFrame:
+    """The label rows (entity keys, event time, target) joined with the service's features as
+    they were at each row's event time; features newer than a row never leak into it."""
+    from shipyard.features.repo import apply_repo, open_store
+
+    assert step.feature_service is not None and step.feature_repo is not None
+    repo = step.feature_repo
+    service = repo.service(step.feature_service)
+    keys = sorted(
+        {
+            v.join_key
+            for v in repo.views
+            if any(r.startswith(f"{v.name}:") for r in service.references)
+        }
+    )
+    timestamp = step.dataset.timestamp
+    if timestamp is None:
+        raise ShipyardError(
+            "the label dataset has no timestamp for point-in-time joins", resource=step.id
+        )
+    wanted = [*keys, timestamp, step.target]
+    missing = [c for c in wanted if c not in labels.columns]
+    if missing:
+        raise ShipyardError(
+            f"the label data lacks {', '.join(missing)} needed to join '{service.name}'",
+            hint="the file no longer matches its schema; re-run validate-dataset",
+            resource=step.id,
+        )
+    apply_repo(repo)
+    store = open_store(repo)
+    entity_df = labels[wanted].drop_duplicates(subset=[*keys, timestamp])
+    try:
+        joined = store.get_historical_features(
+            entity_df=entity_df, features=store.get_feature_service(service.name)
+        ).to_df()
+    except Exception as exc:  # Feast raises many types for bad sources; name the service
+        raise ShipyardError(
+            f"building the training set from feature service '{service.name}' failed: {exc}",
+            hint="check the views' source files (`shipyard features plan`)",
+            resource=step.id,
+        ) from exc
+    log.info(
+        "%s: training set from feature service %s: %d rows, %d features",
+        step.id,
+        service.name,
+        len(joined),
+        len(service.features),
+    )
+    return joined.sort_values(timestamp, kind="stable").reset_index(drop=True)
