@@ -91,6 +91,17 @@ def cmd_plan(args: argparse.Namespace) -> int:
         print(plan.model_dump_json(indent=2))
     else:
         print(render_plan(plan))
+    if plan.features is not None:
+        from shipyard.features.repo import changed_services
+
+        for name in changed_services(plan.features):
+            print(
+                f"warning[W601] feature service '{name}' changed since it was applied: models "
+                f"pinned to it would silently train on different features\n"
+                f"  = hint: keep '{name}' as it was and declare the change as a new version "
+                "(e.g. _v3)",
+                file=sys.stderr,
+            )
     return EXIT_OK
 
 
@@ -166,6 +177,17 @@ def cmd_models_promote(args: argparse.Namespace) -> int:
 
     _, plan = load_plan(args, quiet_warnings=True)
     return promote_model(plan, args.model, args.version, args.reason)
+
+
+def cmd_features(args: argparse.Namespace) -> int:
+    from shipyard.features import commands
+
+    _, plan = load_plan(args, quiet_warnings=True)
+    if args.features_command == "plan":
+        return commands.plan_command(plan)
+    if args.features_command == "apply":
+        return commands.apply_command(plan)
+    return commands.get_command(plan, args.service, args.keys)
 
 
 def cmd_env(args: argparse.Namespace) -> int:
@@ -274,6 +296,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("version", help="registry version, e.g. 3")
     p.add_argument("--reason", default="", help="why, recorded in the audit log")
     p.set_defaults(func=cmd_models_promote)
+    features = add("features", cmd_features, "the Feast repository: plan, apply, online lookup")
+    features_sub = features.add_subparsers(dest="features_command", required=True,
+                                           metavar="ACTION")
+    features_sub.add_parser("plan", help="what `apply` would change in the registry and stores")
+    features_sub.add_parser("apply", help="apply the compiled repository to Feast")
+    p = features_sub.add_parser("get", help="online features, e.g. `get churn_v2 customer_id=42`")
+    p.add_argument("service")
+    p.add_argument("keys", nargs="+", metavar="KEY=VALUE")
     add("env", cmd_env, "print shell exports for using `prefect` against this project's server")
     data = add("data", lambda a: EXIT_OK, "list and restore dataset versions (DVC)")
     data_sub = data.add_subparsers(dest="data_command", required=True, metavar="ACTION")

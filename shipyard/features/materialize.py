@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from shipyard.compiler.plan import FeatureRepoStep
@@ -18,16 +18,23 @@ def materialize_view(repo: FeatureRepoStep, view: str, end: datetime) -> dict[st
     plan = repo.view(view)
     apply_repo(repo)
     store = open_store(repo)
+    times = pd.to_datetime(
+        pd.read_parquet(plan.source_path, columns=[plan.timestamp])[plan.timestamp], utc=True
+    )
+    feature_view = store.get_feature_view(view)
     try:
-        store.materialize_incremental(end_date=end, feature_views=[view])
+        if not feature_view.materialization_intervals and len(times):
+            # first run: backfill the whole history, not just the last TTL (Feast's default)
+            start = times.min().to_pydatetime() - timedelta(seconds=1)
+            store.materialize(start_date=start, end_date=end, feature_views=[view])
+        else:
+            store.materialize_incremental(end_date=end, feature_views=[view])
     except Exception as exc:  # Feast raises many types (Redis down, bad source)
         raise ShipyardError(
             f"materializing feature view '{view}' failed: {exc}",
             hint="check the online store is reachable and the source file is readable",
             resource=f"feature_view.{view}",
         ) from exc
-    times = pd.read_parquet(plan.source_path, columns=[plan.timestamp])[plan.timestamp]
-    times = pd.to_datetime(times, utc=True)
     newest = times[times <= pd.Timestamp(end)].max()
     freshness = (pd.Timestamp(end) - newest).total_seconds() if pd.notna(newest) else float("inf")
     return {

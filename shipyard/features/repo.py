@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -120,11 +121,12 @@ def feast_objects(repo: FeatureRepoStep) -> dict[str, list[Any]]:
 
 
 def _repo_contents(repo: FeatureRepoStep) -> Any:
+    from feast.project import Project
     from feast.repo_contents import RepoContents
 
     objects = feast_objects(repo)
     return RepoContents(
-        projects=[],
+        projects=[Project(name=repo.project)],
         data_sources=objects["sources"],
         feature_views=objects["views"],
         on_demand_feature_views=[],
@@ -140,9 +142,14 @@ def plan_repo(repo: FeatureRepoStep) -> str:
     """What `apply` would change in the registry and the online store, as text."""
     store = open_store(repo)
     registry_diff, infra_diff, _ = store.plan(_repo_contents(repo))
-    text = registry_diff.to_string().strip() or "registry: no changes"
-    infra = infra_diff.to_string().strip()
+    text = _plain(registry_diff.to_string()).strip() or "registry: no changes"
+    infra = _plain(infra_diff.to_string()).strip()
     return text + ("\n" + infra if infra else "")
+
+
+def _plain(text: str) -> str:
+    """Feast colours its diffs for terminals; Shipyard prints and logs plain text."""
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)
 
 
 def apply_repo(repo: FeatureRepoStep) -> list[str]:
@@ -152,7 +159,7 @@ def apply_repo(repo: FeatureRepoStep) -> list[str]:
     store = open_store(repo)
     contents = _repo_contents(repo)
     registry_diff, _, _ = store.plan(contents)
-    changes = [line for line in registry_diff.to_string().splitlines() if line.strip()]
+    changes = [line for line in _plain(registry_diff.to_string()).splitlines() if line.strip()]
     try:
         apply_total_with_repo_instance(
             store, repo.project, store.registry, contents, skip_source_validation=True

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
+from pydantic import model_validator
 
-from shipyard.spec.base import Cron, Name, SpecModel, parse_duration
+from shipyard.spec.base import _DURATION, Cron, Name, SpecModel
+from shipyard.spec.models import spec_rule
 
 SERVICE_VERSION = re.compile(r"^(?P<base>[a-z][a-z0-9_-]*?)_v(?P<version>\d+)$")
 
@@ -19,15 +21,29 @@ class EntitySpec(SpecModel):
     description: str | None = Field(None, description="What the entity is, for people.")
 
 
+def _ttl_not_number(value: Any) -> Any:
+    """`ttl: 30` (no unit) is the usual slip: say what is missing."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        raise spec_rule(
+            f"{value} is not a duration", f"add a unit, e.g. {value}d (days) or {value}h (hours)"
+        )
+    return value
+
+
 class FeatureViewSpec(SpecModel):
     """Features of one entity read from a dataset with an event timestamp."""
 
     entity: str = Field(description="The entity (under `features.entities`) rows describe.")
     source: str = Field(description="The dataset the features come from; it needs `timestamp`.")
     features: list[str] = Field(min_length=1, description="Columns of the source to serve.")
-    ttl: str = Field(
+    ttl: Annotated[
+        str,
+        BeforeValidator(_ttl_not_number),
+        WithJsonSchema({"type": "string", "pattern": _DURATION.pattern}),
+    ] = Field(
         "30d",
-        description="How old a feature row may be and still be served, e.g. 30d, 12h.",
+        description="How old a feature row may be and still be served: a number and a unit "
+        "(s, m, h, d, w), e.g. 12h, 30d.",
     )
     online: bool = Field(True, description="Materialize to the online store for serving.")
     schedule: Cron | None = Field(
@@ -38,12 +54,42 @@ class FeatureViewSpec(SpecModel):
     @field_validator("ttl")
     @classmethod
     def _ttl(cls, value: str) -> str:
-        parse_duration(value)
+        if not _DURATION.match(value.strip()):
+            raise spec_rule(
+                f"'{value}' is not a duration",
+                "write a number and a unit (s, m, h, d, w) with no space, e.g. 12h, 30d or 2w",
+            )
         return value
 
 
+def _null_is_the_null_policy(value: Any) -> Any:
+    """`on_missing: null` reads as YAML null: it means the policy named 'null'."""
+    return "null" if value is None else value
+
+
+def _list_shorthand_schema(schema: dict[str, Any]) -> None:
+    """The schema accepts what the loader accepts: a mapping, or the list of views."""
+    mapping = {k: v for k, v in schema.items() if k not in ("description", "title")}
+    for key in mapping:
+        del schema[key]
+    schema["anyOf"] = [
+        mapping,
+        {
+            "type": "array",
+            "items": {"type": "string"},
+            "minItems": 1,
+            "description": "Shorthand for `views: [...]`, e.g. churn_v1: [customer_profile].",
+        },
+    ]
+
+
 class FeatureServiceSpec(SpecModel):
-    """A named, versioned set of features a model is trained on and served with."""
+    """A named, versioned set of features a model is trained on and served with.
+
+    Written as a mapping, or as the list of its views (`churn_v1: [customer_profile]`).
+    """
+
+    model_config = ConfigDict(json_schema_extra=_list_shorthand_schema)
 
     views: list[str] = Field(
         default_factory=list, description="Views whose features are all included."
@@ -51,7 +97,11 @@ class FeatureServiceSpec(SpecModel):
     features: list[str] = Field(
         default_factory=list, description="Single features as `view:feature`."
     )
-    on_missing: Literal["null", "error"] = Field(
+    on_missing: Annotated[
+        Literal["null", "error"],
+        BeforeValidator(_null_is_the_null_policy),
+        WithJsonSchema({"enum": ["null", "error", None]}),
+    ] = Field(
         "null",
         description="Online lookups of an unknown entity key: null values, or an error.",
     )
@@ -62,12 +112,22 @@ class FeatureServiceSpec(SpecModel):
     def _from_list(cls, value: Any) -> Any:
         if isinstance(value, list):
             return {"views": value}
+        if isinstance(value, str):
+            raise spec_rule(
+                f"'{value}' is not a list of views",
+                f"write the views as a list, e.g. [{value}], or a mapping with `views:`",
+            )
         return value
 
     @model_validator(mode="after")
     def _not_empty(self) -> FeatureServiceSpec:
         if not self.views and not self.features:
-            raise ValueError("a feature service needs `views` or `features`")
+            raise spec_rule(
+                "a feature service needs `views` or `features`",
+                "list whole views, e.g. [customer_profile], or single features as "
+                "`features: [view:feature]`",
+                key=True,
+            )
         return self
 
 
