@@ -297,8 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reason", default="", help="why, recorded in the audit log")
     p.set_defaults(func=cmd_models_promote)
     features = add("features", cmd_features, "the Feast repository: plan, apply, online lookup")
-    features_sub = features.add_subparsers(dest="features_command", required=True,
-                                           metavar="ACTION")
+    features_sub = features.add_subparsers(dest="features_command", required=True, metavar="ACTION")
     features_sub.add_parser("plan", help="what `apply` would change in the registry and stores")
     features_sub.add_parser("apply", help="apply the compiled repository to Feast")
     p = features_sub.add_parser("get", help="online features, e.g. `get churn_v2 customer_id=42`")

@@ -60,3 +60,31 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+FEATURE_SPEC = """\
+project: feature-test
+profiles:
+  local:
+    prefect: {{port: {port}}}
+{profile}
+datasets:
+  labels:
+    path: data/labels.parquet
+    timestamp: event_time
+    schema: {{customer_id: int, event_time: datetime, churned: bool}}
+    expectations: [{{not_null: [customer_id]}}]
+  profiles:
+    path: data/profiles.parquet
+    timestamp: event_time
+    schema: {{customer_id: int, event_time: datetime, tenure: int, plan: str}}
+    expectations: [{{not_null: [customer_id]}}]
+features:
+  entities:
+    customer: {{join_key: customer_id}}
+  views:
+    profile: {{entity: customer, source: profiles, ttl: 400d, features: [tenure, plan]}}
+  services:
+    profile_v1: [profile]
+    strict_v1: {{views: [profile], on_missing: error}}
+"""

@@ -28,6 +28,7 @@ from shipyard.diagnostics import Diagnostic
 from shipyard.settings import TELEMETRY_OFF, state_dir_for
 from shipyard.spec import DatasetSpec, ModelSpec, PipelineSpec, ProfileSpec
 from shipyard.spec.base import parse_duration
+from shipyard.spec.datasets import CategoryType
 from shipyard.spec.models import parse_condition
 
 CODE_DIR = Path(__file__).resolve().parents[2]
@@ -132,7 +133,11 @@ def compile_plan(spec: PipelineSpec, project_dir: Path, secrets: set[str] | None
                 id=f"{repo.id}/apply",
                 resource=repo.id,
                 action="apply",
-                needs=tuple(f"{dataset_steps[v.source_dataset].id}/validate" for v in repo.views),
+                needs=tuple(
+                    dict.fromkeys(
+                        f"{dataset_steps[v.source_dataset].id}/validate" for v in repo.views
+                    )
+                ),
                 flow="materialize-features",
             )
         )
@@ -323,10 +328,16 @@ def _feature_repo(spec: PipelineSpec, runtime: RuntimeContext, state_dir: Path) 
         registry = {"registry_type": "sql", "path": url, "cache_ttl_seconds": 60}
     entities = {}
     for name, entity in spec.features.entities.items():
+        # a category key is a string unless all its categories are numbers
         key_types = {
-            _column_type(spec.datasets[v.source].columns.get(entity.join_key, "int"))
+            (
+                ("str" if any(isinstance(c, str) for c in key_type.category) else "int")
+                if isinstance(key_type, CategoryType)
+                else key_type
+            )
             for v in spec.features.views.values()
             if v.entity == name and v.source in spec.datasets
+            for key_type in [spec.datasets[v.source].columns.get(entity.join_key, "int")]
         }
         entities[name] = {
             "join_key": entity.join_key,
@@ -369,6 +380,12 @@ def _feature_repo(spec: PipelineSpec, runtime: RuntimeContext, state_dir: Path) 
                                 mode="json"
                             )
                             for r in references
+                        },
+                        # a column whose type changes changes what the service serves
+                        "types": {
+                            r: _column_type(spec.datasets[spec.features.views[v].source].columns[f])
+                            for r in references
+                            for v, f in [r.split(":", 1)]
                         },
                     }
                 )[:16],

@@ -13,8 +13,10 @@ from shipyard.settings import TELEMETRY_OFF
 
 def _repo(plan: Plan) -> FeatureRepoStep:
     if plan.features is None:
-        raise ShipyardError("pipelines.yaml declares no feature views",
-                            hint="add `features:` with entities, views and services")
+        raise ShipyardError(
+            "pipelines.yaml declares no feature views",
+            hint="add `features:` with entities, views and services",
+        )
     for key, value in TELEMETRY_OFF.items():
         os.environ.setdefault(key, value)
     return plan.features
@@ -48,8 +50,9 @@ def get_command(plan: Plan, service: str, keys: list[str]) -> int:
     for key in keys:
         name, sep, value = key.partition("=")
         if not sep:
-            raise ShipyardError(f"'{key}' is not an entity key", hint="write join_key=value, "
-                                "e.g. customer_id=10042")
+            raise ShipyardError(
+                f"'{key}' is not an entity key", hint="write join_key=value, e.g. customer_id=10042"
+            )
         rows.append({name: int(value) if value.lstrip("-").isdigit() else value})
     print(json.dumps(get_online_features(service, rows, repo), indent=2, default=str))
     return 0

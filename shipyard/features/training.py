@@ -44,7 +44,7 @@ def training_frame(step: TrainModelStep, labels: pd.DataFrame) -> pd.DataFrame:
         )
     apply_repo(repo)
     store = open_store(repo)
-    entity_df = labels[wanted].drop_duplicates(subset=[*keys, timestamp])
+    entity_df = labels[wanted].drop_duplicates(subset=[*keys, timestamp]).copy()
     try:
         joined = store.get_historical_features(
             entity_df=entity_df, features=store.get_feature_service(service.name)
@@ -55,11 +55,21 @@ def training_frame(step: TrainModelStep, labels: pd.DataFrame) -> pd.DataFrame:
             hint="check the views' source files (`shipyard features plan`)",
             resource=step.id,
         ) from exc
+    # Feast's file store drops label rows that have no feature row yet; keep them (as missing
+    # features) so the training set has exactly the label rows, as a left join should.
+    import pandas as pd
+
+    on = [*keys, timestamp]
+    for frame in (entity_df, joined):
+        frame[timestamp] = pd.to_datetime(frame[timestamp], utc=True).astype("datetime64[ns, UTC]")
+    columns = [c for c in service.features if c in joined.columns]
+    result = entity_df.merge(joined[[*on, *columns]], on=on, how="left")
     log.info(
-        "%s: training set from feature service %s: %d rows, %d features",
+        "%s: training set from feature service %s: %d rows (%d without features yet), %d features",
         step.id,
         service.name,
-        len(joined),
-        len(service.features),
+        len(result),
+        len(result) - len(joined),
+        len(columns),
     )
-    return joined.sort_values(timestamp, kind="stable").reset_index(drop=True)
+    return result.sort_values(timestamp, kind="stable").reset_index(drop=True)

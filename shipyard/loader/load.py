@@ -7,6 +7,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -14,8 +15,8 @@ from shipyard.diagnostics import Diagnostic, Span, without_consequences
 from shipyard.loader.errors import diagnostics_from_validation
 from shipyard.loader.interpolate import interpolate
 from shipyard.loader.source_map import SourceMap, parse_yaml
-from shipyard.spec import DatasetSpec, ModelSpec, PipelineSpec, ProfileSpec
-from shipyard.spec.features import FeaturesSpec
+from shipyard.spec import DatasetSpec, ModelSpec, PipelineSpec, ProfileSpec, SpecModel
+from shipyard.spec.features import EntitySpec, FeatureServiceSpec, FeaturesSpec, FeatureViewSpec
 
 DEFAULT_SPEC = "pipelines.yaml"
 
@@ -154,13 +155,56 @@ def _partial_spec(data: dict[str, object]) -> PipelineSpec:
             fields[key] = getattr(base, key)
         except ValidationError:
             continue
-    try:
-        feature_store = FeaturesSpec.model_validate(data.get("features") or {})
-    except ValidationError:
-        feature_store = FeaturesSpec()
-    return PipelineSpec.model_construct(
-        **fields, datasets=datasets, models=models, features=feature_store
-    )  # type: ignore[arg-type]
+    partial: dict[str, Any] = {
+        **fields,
+        "datasets": datasets,
+        "models": models,
+        "features": _partial_features(data.get("features")),
+    }
+    return PipelineSpec.model_construct(**partial)
+
+
+def _partial_features(raw: object) -> FeaturesSpec:
+    """Entities, views and services one by one: one invalid view does not hide the others.
+
+    Entries that do not validate even without their invalid optional keys are left out; the
+    rules do not report references to them (their own errors are reported).
+    """
+    if not isinstance(raw, dict):
+        return FeaturesSpec()
+    sections: dict[str, dict[str, Any]] = {}
+    for section, model in (
+        ("entities", EntitySpec),
+        ("views", FeatureViewSpec),
+        ("services", FeatureServiceSpec),
+    ):
+        entries = raw.get(section)
+        salvaged: dict[str, Any] = {}
+        if isinstance(entries, dict):
+            for name, entry in entries.items():
+                valid = _salvage(model, entry)
+                if valid is not None:
+                    salvaged[str(name)] = valid
+        sections[section] = salvaged
+    return FeaturesSpec.model_construct(**sections)
+
+
+def _salvage(model: type[SpecModel], entry: object) -> SpecModel | None:
+    """`model` from `entry` without its unknown keys and invalid optional keys, if that works."""
+    data = copy.deepcopy(entry)
+    for _ in range(20):
+        try:
+            return model.model_validate(data)
+        except ValidationError as exc:
+            loc = exc.errors()[0]["loc"]
+            field = model.model_fields.get(str(loc[0])) if loc else None
+            if not isinstance(data, dict) or not loc or loc[0] not in data:
+                return None
+            if field is None or not field.is_required():
+                data.pop(loc[0])
+            else:
+                return None
+    return None
 
 
 _NEUTRAL_EXPECTATION: dict[str, dict[str, object]] = {"row_count": {}}

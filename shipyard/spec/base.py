@@ -58,7 +58,8 @@ Cron = Annotated[
     ),
 ]
 
-_DURATION = re.compile(r"^(\d+)(ms|s|m|h|d|w)$")
+DURATION_PATTERN = r"^(\d+)(ms|s|m|h|d|w)$"
+_DURATION = re.compile(DURATION_PATTERN)
 _DURATION_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 

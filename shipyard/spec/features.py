@@ -5,10 +5,16 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, ConfigDict, Field, WithJsonSchema, field_validator
-from pydantic import model_validator
+from pydantic import (
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
-from shipyard.spec.base import _DURATION, Cron, Name, SpecModel
+from shipyard.spec.base import DURATION_PATTERN, Cron, Name, SpecModel, parse_duration
 from shipyard.spec.models import spec_rule
 
 SERVICE_VERSION = re.compile(r"^(?P<base>[a-z][a-z0-9_-]*?)_v(?P<version>\d+)$")
@@ -39,7 +45,7 @@ class FeatureViewSpec(SpecModel):
     ttl: Annotated[
         str,
         BeforeValidator(_ttl_not_number),
-        WithJsonSchema({"type": "string", "pattern": _DURATION.pattern}),
+        WithJsonSchema({"type": "string", "pattern": DURATION_PATTERN}),
     ] = Field(
         "30d",
         description="How old a feature row may be and still be served: a number and a unit "
@@ -54,10 +60,17 @@ class FeatureViewSpec(SpecModel):
     @field_validator("ttl")
     @classmethod
     def _ttl(cls, value: str) -> str:
-        if not _DURATION.match(value.strip()):
+        try:
+            parse_duration(value)
+        except ValueError:
             raise spec_rule(
                 f"'{value}' is not a duration",
                 "write a number and a unit (s, m, h, d, w) with no space, e.g. 12h, 30d or 2w",
+            ) from None
+        if parse_duration(value) < 1:
+            raise spec_rule(
+                f"'{value}' is shorter than a second",
+                "Feast counts ttl in whole seconds (0 would mean no limit), e.g. 12h or 30d",
             )
         return value
 
@@ -72,6 +85,7 @@ def _list_shorthand_schema(schema: dict[str, Any]) -> None:
     mapping = {k: v for k, v in schema.items() if k not in ("description", "title")}
     for key in mapping:
         del schema[key]
+    mapping["anyOf"] = [{"required": ["views"]}, {"required": ["features"]}]
     schema["anyOf"] = [
         mapping,
         {

@@ -9,7 +9,9 @@ from pydantic import (
     AfterValidator,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
+    Tag,
     ValidationInfo,
     WithJsonSchema,
     model_validator,
@@ -131,6 +133,26 @@ def _check_space(space: Any, info: ValidationInfo) -> Any:
     return space
 
 
+def _features_kind(value: Any) -> str | None:
+    if isinstance(value, list):
+        return "columns"
+    if isinstance(value, str):
+        return "service"
+    return None
+
+
+Features = Annotated[
+    Annotated[list[str], Tag("columns"), Field(min_length=1)]
+    | Annotated[str, Tag("service"), Field(min_length=1)],
+    Discriminator(
+        _features_kind,
+        custom_error_type="features_type",
+        custom_error_message="must be a list of columns or the name of a feature service",
+    ),
+]
+"""`features:` of a model: dataset columns, or a feature service by name (one error, not two)."""
+
+
 class EstimatorSpec(SpecModel):
     """The estimator: a class by import path with its constructor parameters."""
 
@@ -225,7 +247,7 @@ class ModelSpec(SpecModel):
     task: Literal["classification", "regression"] = Field(description="What is predicted.")
     dataset: str = Field(description="The dataset (under `datasets:`) the model trains on.")
     target: str = Field(description="Label column (binary for classification).")
-    features: list[str] | str = Field(
+    features: Features = Field(
         description="Input columns of the dataset, in the order the model receives them; or the "
         "name of a feature service (e.g. churn_v2): the training set is then built from the "
         "feature store with point-in-time joins on the dataset's entity keys and timestamps.",

@@ -9,12 +9,22 @@ from shipyard.loader.source_map import Path, SourceMap
 from shipyard.spec import PipelineSpec
 
 
+def written(sm: SourceMap, *path: str) -> bool:
+    """The entry is in the file: when the spec lacks it, it failed to load and has its own error."""
+    return path in sm.values
+
+
 def check_features(spec: PipelineSpec, sm: SourceMap) -> Iterator[Diagnostic]:
+    yield from _check_views(spec, sm)
+    yield from _check_services(spec, sm)
+
+
+def _check_views(spec: PipelineSpec, sm: SourceMap) -> Iterator[Diagnostic]:
     features = spec.features
     for name, view in features.views.items():
         base: Path = ("features", "views", name)
         entity = features.entities.get(view.entity)
-        if entity is None:
+        if entity is None and not written(sm, "features", "entities", view.entity):
             yield Diagnostic(
                 "E601",
                 f"feature view '{name}' uses entity '{view.entity}', which is not defined",
@@ -24,19 +34,26 @@ def check_features(spec: PipelineSpec, sm: SourceMap) -> Iterator[Diagnostic]:
             )
         source = spec.datasets.get(view.source)
         if source is None:
-            yield Diagnostic(
-                "E602",
-                f"feature view '{name}' reads dataset '{view.source}', which is not defined",
-                sm.value_span((*base, "source")),
-                did_you_mean(view.source, spec.datasets) or one_of(sorted(spec.datasets)),
-            )
+            if not written(sm, "datasets", view.source):
+                yield Diagnostic(
+                    "E602",
+                    f"feature view '{name}' reads dataset '{view.source}', which is not defined",
+                    sm.value_span((*base, "source")),
+                    did_you_mean(view.source, spec.datasets)
+                    or (
+                        one_of(sorted(spec.datasets))
+                        if spec.datasets
+                        else "define it under `datasets:`"
+                    ),
+                )
             continue
         if source.timestamp is None:
             yield Diagnostic(
                 "E603",
                 f"feature view '{name}': dataset '{view.source}' has no `timestamp`",
                 sm.value_span((*base, "source")),
-                "declare the event-time column of the dataset: point-in-time joins need it",
+                "declare the dataset's event-time column with `timestamp:`; "
+                "point-in-time joins need it",
             )
         if entity is not None and entity.join_key not in source.columns:
             yield Diagnostic(
@@ -44,57 +61,122 @@ def check_features(spec: PipelineSpec, sm: SourceMap) -> Iterator[Diagnostic]:
                 f"feature view '{name}': join key '{entity.join_key}' of entity "
                 f"'{view.entity}' is not a column of dataset '{view.source}'",
                 sm.value_span((*base, "entity")),
-                did_you_mean(entity.join_key, source.columns) or "add it to the dataset schema",
+                # no did-you-mean: another `*_id` column is a different key, not a typo
+                f"every feature row needs the key of its entity: add '{entity.join_key}' to the "
+                f"schema of dataset '{view.source}'",
             )
         for i, feature in enumerate(view.features):
-            if feature not in source.columns:
+            column_type = source.columns.get(feature)
+            if column_type is None:
                 yield Diagnostic(
                     "E604",
                     f"feature view '{name}': feature '{feature}' is not a column of dataset "
                     f"'{view.source}'",
                     sm.value_span((*base, "features", i)),
-                    did_you_mean(feature, source.columns) or "add it to the dataset schema",
+                    did_you_mean(feature, source.columns) or "add it to the dataset's `schema:`",
                 )
-            elif source.columns[feature] in ("datetime", "date"):
+            elif column_type in ("datetime", "date"):
                 yield Diagnostic(
                     "E604",
-                    f"feature view '{name}': feature '{feature}' is a date column",
+                    f"feature view '{name}': feature '{feature}' is a {column_type} column",
                     sm.value_span((*base, "features", i)),
-                    "serve a number derived from it instead",
+                    "serve a number derived from it (e.g. an age in days) instead",
                 )
+
+
+def _check_services(spec: PipelineSpec, sm: SourceMap) -> Iterator[Diagnostic]:
+    features = spec.features
     for name, service in features.services.items():
-        base = ("features", "services", name)
+        base: Path = ("features", "services", name)
+        # the list shorthand `churn_v1: [customer_profile]` has the views right under the name
         views_at: Path = (*base, "views") if (*base, "views") in sm.values else base
+        # (view, feature, the entry that brings it in, whether that is a `view:feature` entry)
+        included: list[tuple[str, str, Path, bool]] = []
         for i, view_name in enumerate(service.views):
-            if view_name not in features.views:
+            view = features.views.get(view_name)
+            if view is not None:
+                included += [(view_name, f, (*views_at, i), False) for f in view.features]
+            elif not written(sm, "features", "views", view_name):
                 yield Diagnostic(
                     "E606",
                     f"feature service '{name}' includes view '{view_name}', which is not defined",
                     sm.value_span((*views_at, i)),
                     did_you_mean(view_name, features.views) or one_of(sorted(features.views)),
                 )
-        seen: dict[str, str] = {}
         for i, reference in enumerate(service.features):
+            at: Path = (*base, "features", i)
             view_name, sep, feature = reference.partition(":")
-            view = features.views.get(view_name)
-            if not sep or view is None or feature not in view.features:
-                candidates = [f"{v}:{f}" for v, fv in features.views.items() for f in fv.features]
-                yield Diagnostic(
-                    "E606",
-                    f"feature service '{name}': '{reference}' is not a feature of a defined view",
-                    sm.value_span((*base, "features", i)),
-                    did_you_mean(reference, candidates) or "write `view:feature`",
-                )
-        for view_name in service.views:
-            for feature in (
-                features.views[view_name].features if view_name in features.views else []
+            if (
+                sep
+                and view_name not in features.views
+                and written(sm, "features", "views", view_name)
             ):
-                if feature in seen and seen[feature] != view_name:
-                    yield Diagnostic(
-                        "E609",
-                        f"feature service '{name}': feature '{feature}' comes from both "
-                        f"'{seen[feature]}' and '{view_name}'",
-                        sm.key_span(base),
-                        "a feature name must be unique within a service; drop it from one view",
-                    )
-                seen.setdefault(feature, view_name)
+                continue  # its view failed to load and has its own error
+            problem = _reference_problem(spec, reference)
+            if problem is None:
+                included.append((view_name, feature, at, True))
+            else:
+                message, hint = problem
+                yield Diagnostic(
+                    "E606", f"feature service '{name}': {message}", sm.value_span(at), hint
+                )
+        yield from _check_unique(name, included, sm)
+
+
+def _reference_problem(spec: PipelineSpec, reference: str) -> tuple[str, str] | None:
+    """(message, hint) for a `view:feature` reference that does not resolve; None if it does."""
+    views = spec.features.views
+    candidates = [f"{v}:{f}" for v, fv in views.items() for f in fv.features]
+    view_name, sep, feature = reference.partition(":")
+    if not sep or not view_name or not feature:
+        return (
+            f"'{reference}' is not a `view:feature` reference",
+            did_you_mean(reference, candidates)
+            or "name the view and the feature, e.g. customer_profile:plan",
+        )
+    view = views.get(view_name)
+    if view is None:
+        return (
+            f"'{reference}' names view '{view_name}', which is not defined",
+            did_you_mean(reference, candidates)
+            or did_you_mean(view_name, views)
+            or one_of(sorted(views)),
+        )
+    if feature not in view.features:
+        source = spec.datasets.get(view.source)
+        in_source = source is not None and feature in source.columns
+        return (
+            f"'{reference}': view '{view_name}' has no feature '{feature}'",
+            f"add '{feature}' to the `features:` of view '{view_name}'"
+            if in_source
+            else did_you_mean(reference, [f"{view_name}:{f}" for f in view.features])
+            or one_of(view.features),
+        )
+    return None
+
+
+def _check_unique(
+    service: str, included: list[tuple[str, str, Path, bool]], sm: SourceMap
+) -> Iterator[Diagnostic]:
+    """A feature name appears once in a service: Feast and the model see columns by name."""
+    first: dict[str, str] = {}
+    # entry -> (view it brings in, single reference?, {view it repeats: [features]})
+    repeats: dict[Path, tuple[str, bool, dict[str, list[str]]]] = {}
+    for view_name, feature, at, single in included:
+        origin = first.setdefault(feature, view_name)
+        if origin != view_name:
+            entry = repeats.setdefault(at, (view_name, single, {}))
+            entry[2].setdefault(origin, []).append(feature)
+    for at, (view_name, single, by_origin) in repeats.items():
+        for origin, names in by_origin.items():
+            quoted = ", ".join(f"'{f}'" for f in names)
+            what = f"feature {quoted} comes" if len(names) == 1 else f"features {quoted} come"
+            yield Diagnostic(
+                "E609",
+                f"feature service '{service}': {what} from both '{origin}' and '{view_name}'",
+                sm.value_span(at),
+                "a feature name must be unique within a service; drop this reference"
+                if single
+                else "a feature name must be unique within a service; include the other "
+                f"features of '{view_name}' one by one under `features:` instead",
+            )

@@ -100,16 +100,22 @@ def check_model_feature_service(
     at: Path = ("models", name, "features")
     service_name = model.feature_service or ""
     services = spec.features.services
+    dataset = spec.datasets.get(model.dataset)
     if service_name not in services:
+        if ("features", "services", service_name) in sm.values:
+            return  # written but invalid: the service has its own error
         yield Diagnostic(
             "E607",
             f"model '{name}' uses feature service '{service_name}', which is not defined",
             sm.value_span(at),
             did_you_mean(service_name, services)
-            or "define it under `features.services`, or list dataset columns instead",
+            or (
+                f"a single column is still a list: [{service_name}]"
+                if dataset is not None and service_name in dataset.columns
+                else "define it under `features.services`, or list dataset columns instead"
+            ),
         )
         return
-    dataset = spec.datasets.get(model.dataset)
     if dataset is None:
         return
     features = service_features(spec, service_name)
@@ -120,16 +126,17 @@ def check_model_feature_service(
             if v.entity in spec.features.entities
         }
     )
-    missing = [k for k in keys if k not in dataset.columns]
-    if missing or dataset.timestamp is None:
-        what = ", ".join(f"'{k}'" for k in missing) or "an event timestamp"
+    lacks = [f"column '{k}'" for k in keys if k not in dataset.columns]
+    if dataset.timestamp is None:
+        lacks.append("a `timestamp`")
+    if lacks:
         yield Diagnostic(
             "E608",
-            f"model '{name}': dataset '{model.dataset}' lacks {what} to join feature service "
-            f"'{service_name}' on",
+            f"model '{name}': dataset '{model.dataset}' has no {' and no '.join(lacks)} to join "
+            f"feature service '{service_name}' on",
             sm.value_span(("models", name, "dataset")),
-            "the label dataset needs the entities' join keys and `timestamp:` for "
-            "point-in-time joins",
+            "point-in-time joins match each label row to features by the entities' join keys "
+            "and the dataset's `timestamp:`",
         )
     names = [f for _, f in features]
     if model.target in names:
