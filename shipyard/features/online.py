@@ -23,6 +23,7 @@ class OnlineFeatures:
         self.repo = repo
         self.store = open_store(repo)
         self._services: dict[str, Any] = {}
+        self._plans = {s.name: s for s in repo.services}
         self._lock = threading.Lock()
 
     def _service(self, name: str) -> Any:
@@ -74,15 +75,17 @@ class OnlineFeatures:
         return rows
 
 
-_CACHE: dict[str, OnlineFeatures] = {}
+_CACHE: dict[int, OnlineFeatures] = {}
 
 
 def get_online_features(
     service: str, entity_keys: Sequence[Mapping[str, Any]], repo: FeatureRepoStep
 ) -> list[dict[str, Any]]:
-    """Look up a feature service's features for entity keys, e.g. [{"customer_id": 42}]."""
-    key = repo.model_dump_json()
-    client = _CACHE.get(key)
-    if client is None:
-        client = _CACHE[key] = OnlineFeatures(repo)
+    """Look up a feature service's features for entity keys, e.g. [{"customer_id": 42}].
+
+    The warm store is kept per repository object (plans are frozen, so identity is enough).
+    """
+    client = _CACHE.get(id(repo))
+    if client is None or client.repo is not repo:
+        client = _CACHE[id(repo)] = OnlineFeatures(repo)
     return client.get(service, entity_keys)

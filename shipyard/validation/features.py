@@ -129,9 +129,14 @@ def _reference_problem(spec: PipelineSpec, reference: str) -> tuple[str, str] | 
     candidates = [f"{v}:{f}" for v, fv in views.items() for f in fv.features]
     view_name, sep, feature = reference.partition(":")
     if not sep or not view_name or not feature:
+        # a bare feature name: the view that has it; `view:` alone: that view's features
+        owners = [f"{v}:{reference}" for v, fv in views.items() if reference in fv.features]
+        own = [f"{view_name}:{f}" for f in views[view_name].features] if view_name in views else []
         return (
             f"'{reference}' is not a `view:feature` reference",
-            did_you_mean(reference, candidates)
+            (did_you_mean(reference, owners) if owners else None)
+            or (one_of(own) if sep and not feature and own else None)
+            or did_you_mean(reference, candidates)
             or "name the view and the feature, e.g. customer_profile:plan",
         )
     view = views.get(view_name)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 from shipyard.diagnostics import Diagnostic, did_you_mean, one_of
 from shipyard.loader.source_map import Path, SourceMap
@@ -108,12 +108,7 @@ def check_model_feature_service(
             "E607",
             f"model '{name}' uses feature service '{service_name}', which is not defined",
             sm.value_span(at),
-            did_you_mean(service_name, services)
-            or (
-                f"a single column is still a list: [{service_name}]"
-                if dataset is not None and service_name in dataset.columns
-                else "define it under `features.services`, or list dataset columns instead"
-            ),
+            _service_hint(service_name, services, dataset.columns if dataset else {}),
         )
         return
     if dataset is None:
@@ -128,7 +123,7 @@ def check_model_feature_service(
     )
     lacks = [f"column '{k}'" for k in keys if k not in dataset.columns]
     if dataset.timestamp is None:
-        lacks.append("a `timestamp`")
+        lacks.append("`timestamp`")
     if lacks:
         yield Diagnostic(
             "E608",
@@ -146,6 +141,23 @@ def check_model_feature_service(
             sm.value_span(at),
             "serve the label from the dataset, not from the feature service",
         )
+
+
+def _service_hint(service: str, services: Iterable[str], columns: Iterable[str]) -> str:
+    """What an undefined feature service name was probably meant to be."""
+    from shipyard.spec.features import service_version
+
+    if service in columns:
+        return f"a single column is still a list: [{service}]"
+    base, version = service_version(service)
+    versions = [s for s in services if version is not None and service_version(s)[0] == base]
+    if versions:
+        if len(versions) == 1:
+            return f"the defined version of '{base}' is {versions[0]}"
+        return f"the defined versions of '{base}' are {', '.join(versions)}"
+    return did_you_mean(service, services) or (
+        "define it under `features.services`, or list dataset columns instead"
+    )
 
 
 def _check_metrics(name: str, model: ModelSpec, sm: SourceMap) -> Iterator[Diagnostic]:

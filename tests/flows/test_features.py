@@ -3,6 +3,7 @@ online lookups."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -124,7 +125,9 @@ def test_materialize_then_look_up_online(make_project: Callable[..., Path]) -> N
     )
     assert rows[0]["tenure"] == 3 and rows[0]["plan"] == "pro"  # the latest row
     assert rows[1]["tenure"] is None and rows[1]["plan"] is None  # on_missing: null
-    with pytest.raises(MissingEntity, match="no online features for {'customer_id': 77}"):
+    with pytest.raises(
+        MissingEntity, match=re.escape("no online features for {'customer_id': 77}")
+    ):
         get_online_features("strict_v1", [{"customer_id": 77}], plan.features)
     with pytest.raises(ShipyardError, match="feature service 'profile_v2' is not defined") as info:
         get_online_features("profile_v2", [{"customer_id": 1}], plan.features)

@@ -1,0 +1,147 @@
+"""The feature store on real engines: Redis online store and a SQL registry on PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from support import FEATURE_SPEC, free_port
+
+pytestmark = pytest.mark.integration
+BIN = Path(sys.executable).parent
+T = pd.Timestamp
+
+
+def shipyard(spec: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / "shipyard"), "-f", str(spec), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=os.environ.copy(),
+        cwd=spec.parent,
+        check=False,
+    )
+
+
+def _write_data(folder: Path) -> None:
+    folder.mkdir(exist_ok=True)
+    pd.DataFrame(
+        {
+            "customer_id": [1, 1, 2],
+            "event_time": [
+                T("2025-01-01", tz="UTC"),
+                T("2025-03-01", tz="UTC"),
+                T("2025-02-01", tz="UTC"),
+            ],
+            "tenure": [1, 3, 10],
+            "plan": ["basic", "pro", "plus"],
+        }
+    ).to_parquet(folder / "profiles.parquet", index=False)
+    pd.DataFrame(
+        {
+            "customer_id": [1, 2],
+            "event_time": [T("2025-04-01", tz="UTC")] * 2,
+            "churned": [True, False],
+        }
+    ).to_parquet(folder / "labels.parquet", index=False)
+
+
+def _teardown(spec: Path) -> None:
+    """Remove the project's keys from the shared Redis (Feast's teardown)."""
+    from shipyard.compiler import compile_plan
+    from shipyard.features.repo import open_store
+    from shipyard.loader import load_spec
+
+    loaded = load_spec(spec)
+    assert loaded.spec is not None
+    plan = compile_plan(loaded.spec, spec.parent)
+    assert plan.features is not None
+    open_store(plan.features).teardown()
+
+
+@pytest.fixture
+def scale_out(make_project: Callable[..., Path]) -> Iterator[Path]:
+    database = f"shipyard_feast_{uuid.uuid4().hex[:8]}"
+    subprocess.run(
+        [
+            "psql",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-c",
+            f'CREATE DATABASE "{database}"',
+        ],
+        capture_output=True,
+        check=True,
+    )
+    profile = (
+        "    kind: scale-out\n    feast: {online_store: 'redis://127.0.0.1:6379', "
+        f"registry: 'postgresql://postgres@127.0.0.1:5432/{database}'}}\n"
+    )
+    text = FEATURE_SPEC.format(port=free_port(), profile=profile).replace(
+        "project: feature-test", f"project: feature-test-{uuid.uuid4().hex[:6]}"
+    )
+    spec = make_project(rows=0, spec=text)
+    _write_data(spec.parent / "data")
+    try:
+        yield spec
+    finally:
+        _teardown(spec)
+        subprocess.run(
+            [
+                "psql",
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-c",
+                f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)',
+            ],
+            capture_output=True,
+            check=False,
+        )
+
+
+def test_redis_online_store_and_postgresql_registry(scale_out: Path) -> None:
+    applied = shipyard(scale_out, "features", "apply")
+    assert applied.returncode == 0, applied.stderr
+    assert "profile_v1" in applied.stdout
+    planned = shipyard(scale_out, "features", "plan")
+    assert "No changes to registry" in planned.stdout, planned.stdout
+    done = shipyard(scale_out, "run", "materialize-features", "profile")
+    assert done.returncode == 0, done.stderr[-2000:]
+    got = shipyard(scale_out, "features", "get", "profile_v1", "customer_id=1", "customer_id=9")
+    assert got.returncode == 0, got.stderr
+    rows = json.loads(got.stdout)
+    assert rows[0]["tenure"] == 3 and rows[0]["plan"] == "pro"
+    assert rows[1]["tenure"] is None
+    import redis
+
+    client = redis.Redis(host="127.0.0.1", port=6379)
+    assert client.dbsize() >= 2, "the Redis online store holds one hash per entity key"
+
+
+def test_redis_down_is_a_clear_error(make_project: Callable[..., Path]) -> None:
+    port = free_port()
+    profile = f"    kind: scale-out\n    feast: {{online_store: 'redis://127.0.0.1:{port}'}}\n"
+    spec = make_project(rows=0, spec=FEATURE_SPEC.format(port=free_port(), profile=profile))
+    _write_data(spec.parent / "data")
+    assert shipyard(spec, "features", "apply").returncode == 0  # registry is a local file
+    got = shipyard(spec, "features", "get", "profile_v1", "customer_id=1")
+    assert got.returncode == 1
+    assert "online lookup in feature service 'profile_v1' failed" in got.stderr
+    assert "Traceback" not in got.stderr
