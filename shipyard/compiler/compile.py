@@ -376,8 +376,9 @@ def _feature_repo(spec: PipelineSpec, runtime: RuntimeContext, state_dir: Path) 
                     {
                         "references": references,
                         "views": {
+                            # what the view serves: not its description nor its schedule
                             r.split(":")[0]: spec.features.views[r.split(":")[0]].model_dump(
-                                mode="json"
+                                mode="json", exclude={"description", "schedule"}
                             )
                             for r in references
                         },

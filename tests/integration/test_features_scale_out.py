@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from support import FEATURE_SPEC, free_port
 
 pytestmark = pytest.mark.integration

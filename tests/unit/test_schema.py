@@ -62,7 +62,14 @@ def test_schema_is_draft_2020_12_with_an_id() -> None:
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
     assert schema["$id"] == SCHEMA_ID
     assert schema["required"] == ["project"]
-    assert set(schema["properties"]) == {"project", "profile", "profiles", "datasets", "models"}
+    assert set(schema["properties"]) == {
+        "project",
+        "profile",
+        "profiles",
+        "datasets",
+        "features",
+        "models",
+    }
 
 
 def test_every_property_has_a_description() -> None:
@@ -184,3 +191,67 @@ def test_schema_accepts_model_specs_the_loader_accepts(validator: Any, body: str
     text = model(body)
     assert load_text(text, "spec.yaml", env={}).ok
     assert [e.message for e in validator.iter_errors(yaml.safe_load(text))] == []
+
+
+FEATURES_SPEC = """\
+project: demo
+datasets:
+  customers:
+    path: data/customers.csv
+    timestamp: at
+    schema: {id: int, at: datetime, spend: float, calls: int, churned: bool}
+    expectations: [{not_null: id}]
+features:
+  entities:
+    customer: {join_key: id}
+  views:
+    usage: {entity: customer, source: customers, features: [spend, calls]%s}
+  services:
+    churn_v1: %s
+"""
+
+
+@pytest.mark.parametrize(
+    ("view", "service"),
+    [
+        ("", "[usage]"),
+        (", ttl: 12h, online: false", "{views: [usage], on_missing: error}"),
+        (", schedule: '*/30 * * * *'", "{features: ['usage:spend'], on_missing: null}"),
+    ],
+)
+def test_schema_accepts_feature_specs_the_loader_accepts(
+    validator: Any, view: str, service: str
+) -> None:
+    text = FEATURES_SPEC % (view, service)
+    assert load_text(text, "spec.yaml", env={}).ok
+    assert [e.message for e in validator.iter_errors(yaml.safe_load(text))] == []
+
+
+@pytest.mark.parametrize(
+    ("view", "service"),
+    [
+        (", ttl: 30 days", "[usage]"),
+        (", ttl: 30", "[usage]"),
+        (", tll: 30d", "[usage]"),
+        ("", "[]"),
+        ("", "{}"),
+        ("", "usage"),
+        ("", "{views: [usage], on_missing: skip}"),
+        ("", "{veiws: [usage]}"),
+    ],
+)
+def test_schema_rejects_feature_specs_the_loader_rejects(
+    validator: Any, view: str, service: str
+) -> None:
+    text = FEATURES_SPEC % (view, service)
+    assert [d.code for d in load_text(text, "spec.yaml", env={}).diagnostics]
+    assert list(validator.iter_errors(yaml.safe_load(text)))
+
+
+@pytest.mark.parametrize("features", ["[]", "''", "5"])
+def test_schema_rejects_model_features_the_loader_rejects(validator: Any, features: str) -> None:
+    text = MODEL_SPEC.replace("features: [spend]", f"features: {features}") + (
+        "    estimator: {class: a.B}\n"
+    )
+    assert [d.code for d in load_text(text, "spec.yaml", env={}).diagnostics] == ["E103"]
+    assert list(validator.iter_errors(yaml.safe_load(text)))
