@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -51,6 +52,21 @@ def run_demo(spec: Path, rows: int = 5000) -> int:
         _step("the same again: data, spec and code unchanged, so training is skipped")
         run_deployment_now(plan, "train-model", model)
 
+    views = [d.name for d in plan.deployments if d.flow_name == "materialize-features"]
+    for view in views:
+        _step(f"shipyard run materialize-features {view}: load the online store")
+        code = run_deployment_now(plan, "materialize-features", view)
+        if code:
+            return code
+    if plan.features is not None and plan.features.services:
+        from shipyard.features.online import get_online_features
+
+        service = plan.features.services[-1]
+        key = plan.features.views[0].join_key
+        _step(f"online features of one customer from feature service {service.name}")
+        print(json.dumps(get_online_features(service.name, [{key: 10042}], plan.features)[0],
+                         indent=2, default=str))
+
     from shipyard.runtime.mlflow_server import tracking_uri
 
     layout = StateLayout(plan.runtime.state_dir)
@@ -69,6 +85,8 @@ def run_demo(spec: Path, rows: int = 5000) -> int:
     print("  shipyard data versions customers                # versions recorded so far")
     print("  shipyard models list; shipyard models show churn # registry: versions, aliases")
     print("  shipyard run train-model churn --force          # retrain although unchanged")
+    print("  shipyard features plan                          # the Feast repository's diff")
+    print("  shipyard features get churn_v2 customer_id=10042  # online features")
     print('  eval "$(shipyard env)" && prefect deployment run validate-dataset/customers')
     print("  shipyard worker start                           # a worker executes that run")
     print("  shipyard server stop && shipyard worker stop    # when you are done")
