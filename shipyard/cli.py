@@ -76,7 +76,15 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 def _counts(loaded: LoadedSpec) -> str:
     spec = loaded.spec
-    sections = {"dataset": len(spec.datasets), "model": len(spec.models)} if spec else {}
+    sections = (
+        {
+            "dataset": len(spec.datasets),
+            "feature view": len(spec.features.views),
+            "model": len(spec.models),
+        }
+        if spec
+        else {}
+    )
     return (
         ", ".join(f"{n} {name}{'s' if n != 1 else ''}" for name, n in sections.items() if n)
         or "empty"

@@ -64,8 +64,13 @@ def run_demo(spec: Path, rows: int = 5000) -> int:
         service = plan.features.services[-1]
         key = plan.features.views[0].join_key
         _step(f"online features of one customer from feature service {service.name}")
-        print(json.dumps(get_online_features(service.name, [{key: 10042}], plan.features)[0],
-                         indent=2, default=str))
+        print(
+            json.dumps(
+                get_online_features(service.name, [{key: 10042}], plan.features)[0],
+                indent=2,
+                default=str,
+            )
+        )
 
     from shipyard.runtime.mlflow_server import tracking_uri
 

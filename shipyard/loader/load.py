@@ -186,7 +186,9 @@ def _partial_features(raw: object) -> FeaturesSpec:
                 if valid is not None:
                     salvaged[str(name)] = valid
         sections[section] = salvaged
-    return FeaturesSpec.model_construct(**sections)
+    return FeaturesSpec.model_construct(
+        entities=sections["entities"], views=sections["views"], services=sections["services"]
+    )
 
 
 def _salvage(model: type[SpecModel], entry: object) -> SpecModel | None:

@@ -92,16 +92,14 @@ def _list_shorthand_schema(schema: dict[str, Any]) -> None:
             "type": "array",
             "items": {"type": "string"},
             "minItems": 1,
-            "description": "Shorthand for `views: [...]`, e.g. churn_v1: [customer_profile].",
+            "description": "its views, e.g. `churn_v1: [customer_profile]` "
+            "(short for `views: [customer_profile]`).",
         },
     ]
 
 
 class FeatureServiceSpec(SpecModel):
-    """A named, versioned set of features a model is trained on and served with.
-
-    Written as a mapping, or as the list of its views (`churn_v1: [customer_profile]`).
-    """
+    """A named, versioned set of features a model is trained on and served with."""
 
     model_config = ConfigDict(json_schema_extra=_list_shorthand_schema)
 

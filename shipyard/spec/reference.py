@@ -18,7 +18,9 @@ def _type(node: dict[str, Any]) -> str:
             " (optional)" if any(n.get("type") == "null" for n in node.get("anyOf", [])) else ""
         )
     if "enum" in node:
-        return " \\| ".join(f"`{v}`" for v in node["enum"])
+        # YAML null and the string 'null' read the same here (on_missing: null)
+        names = dict.fromkeys("null" if v is None else str(v) for v in node["enum"])
+        return " \\| ".join(f"`{v}`" for v in names)
     if "const" in node:
         return f"`{node['const']}`"
     kind = node.get("type", "any")
@@ -35,6 +37,14 @@ def _type(node: dict[str, Any]) -> str:
 def _section(name: str, node: dict[str, Any], required: set[str]) -> list[str]:
     lines = [f"## {name}", "", node.get("description", "").strip(), ""]
     props: dict[str, Any] = node.get("properties", {})
+    # a mapping that may also be written in a short form (a feature service as a list of views)
+    forms = node.get("anyOf", [])
+    mapping = next((n for n in forms if n.get("properties")), None)
+    if not props and mapping is not None:
+        for other in forms:
+            if other is not mapping:
+                lines += [f"Also written as a {_type(other)}: {other.get('description', '')}", ""]
+        return _section(name, {**mapping, "description": "\n".join(lines[2:]).strip()}, required)
     if not props:
         return [*lines, f"Type: {_type(node)}", ""]
     lines += ["| key | type | default | description |", "|---|---|---|---|"]

@@ -134,7 +134,7 @@ def _reference_problem(spec: PipelineSpec, reference: str) -> tuple[str, str] | 
         own = [f"{view_name}:{f}" for f in views[view_name].features] if view_name in views else []
         return (
             f"'{reference}' is not a `view:feature` reference",
-            (did_you_mean(reference, owners) if owners else None)
+            (f"did you mean '{owners[0]}'?" if owners else None)
             or (one_of(own) if sep and not feature and own else None)
             or did_you_mean(reference, candidates)
             or "name the view and the feature, e.g. customer_profile:plan",

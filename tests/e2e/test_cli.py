@@ -32,7 +32,7 @@ def run(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProc
 def test_validate_the_demo_spec() -> None:
     done = run("validate", cwd=ROOT)
     assert done.returncode == 0, done.stderr
-    assert "pipelines.yaml: ok (1 dataset, 1 model)" in done.stdout
+    assert "pipelines.yaml: ok (1 dataset, 2 feature views, 1 model)" in done.stdout
 
 
 def test_validate_reports_every_problem_with_position_and_exit_1(tmp_path: Path) -> None:
@@ -62,12 +62,17 @@ def test_missing_spec_file(tmp_path: Path) -> None:
 def test_plan_text_and_json() -> None:
     text = run("plan", cwd=ROOT)
     assert text.returncode == 0, text.stderr
-    assert "dataset.customers/version   [validate-dataset]  after dataset.customers/validate" in (
-        text.stdout
-    )
+    lines = [" ".join(line.split()) for line in text.stdout.splitlines()]
+    assert "dataset.customers/version [validate-dataset] after dataset.customers/validate" in lines
+    assert (
+        "model.churn/training-set [train-model] after dataset.customers/version, "
+        "features.repo/apply"
+    ) in lines
     plan = json.loads(run("plan", "--json", cwd=ROOT).stdout)
     assert [d["flow_name"] + "/" + d["name"] for d in plan["deployments"]] == [
         "validate-dataset/customers",
+        "materialize-features/customer_profile",
+        "materialize-features/customer_usage",
         "train-model/churn",
     ]
     assert plan["deployments"][0]["entrypoint"] == "flows/validate_dataset.py:validate_dataset"

@@ -62,7 +62,10 @@ def test_validate_text_output(spec: Path, capsys: pytest.CaptureFixture[str]) ->
     compare(err, EXPECTED / f"{spec.stem}.txt")
     if exits_ok(spec):
         assert code == 0
-        assert re.fullmatch(rf"{spec.name}: ok \((\d+ datasets?(, \d+ models?)?|empty)\)\n", out)
+        assert re.fullmatch(
+            rf"{spec.name}: ok \((\d+ datasets?(, \d+ feature views?)?(, \d+ models?)?|empty)\)\n",
+            out,
+        )
     else:
         assert code == 1
         assert out == ""
@@ -105,7 +108,9 @@ def test_demo_spec_validates(
     monkeypatch.chdir(ROOT)
     assert main(["validate"]) == 0
     out, err = capsys.readouterr()
-    assert re.fullmatch(r"pipelines\.yaml: ok \(\d+ datasets?, \d+ models?\)\n", out)
+    assert re.fullmatch(
+        r"pipelines\.yaml: ok \(\d+ datasets?, \d+ feature views?, \d+ models?\)\n", out
+    )
     assert err == ""  # not even a warning in the spec people copy from
 
 

@@ -275,6 +275,11 @@ def test_undefined_view_under_views_is_e606_listing_the_views() -> None:
             "did you mean 'usage:charges'?",
         ),
         (
+            "plan",
+            "'plan' is not a `view:feature` reference",
+            "did you mean 'profile:plan'?",
+        ),
+        (
             "spend",
             "'spend' is not a `view:feature` reference",
             "name the view and the feature, e.g. customer_profile:plan",

@@ -255,3 +255,13 @@ def test_schema_rejects_model_features_the_loader_rejects(validator: Any, featur
     )
     assert [d.code for d in load_text(text, "spec.yaml", env={}).diagnostics] == ["E103"]
     assert list(validator.iter_errors(yaml.safe_load(text)))
+
+
+def test_reference_shows_the_feature_service_keys_and_its_list_form() -> None:
+    from shipyard.spec.reference import spec_reference_markdown
+
+    text = spec_reference_markdown()
+    section = text[text.index("## FeatureServiceSpec") : text.index("## FeatureViewSpec")]
+    assert "Also written as a list of string" in section
+    assert "| `views` | list of string |" in section
+    assert '| `on_missing` | `null` \\| `error` | `"null"` |' in section
