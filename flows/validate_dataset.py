@@ -46,13 +46,7 @@ def check_quality(step: DatasetStep) -> QualityReport:
     return report
 
 
-@task(
-    name="version-with-dvc",
-    retries=2,
-    retry_delay_seconds=[2, 10],
-    cache_policy=NO_CACHE,
-    persist_result=False,
-)
+@task(name="version-with-dvc", cache_policy=NO_CACHE, persist_result=False)
 def version_data(step: DatasetStep, rows: int) -> tuple[DataVersion, bool]:
     remote = load_block(step.runtime, "dvc_remote")
     options = {k: resolve(v) or "" for k, v in remote.options.items()}

@@ -165,15 +165,14 @@ class DvcStore:
 
     def push(self, file: Path, resource: str) -> None:
         """Upload the file's content to the remote, retrying transient failures."""
-        from dvc.exceptions import DvcException
 
         def push() -> None:
             with self.repo() as repo:
                 repo.push(targets=[str(pointer_path(file))], remote=REMOTE_NAME)
 
         try:
-            retrying(push, what=f"dvc push to {self.remote_url}", retry_on=(DvcException,))
-        except DvcException as exc:
+            retrying(push, what=f"dvc push to {self.remote_url}", retry_on=(Exception,))
+        except Exception as exc:  # remote plugins raise their own types (botocore, gcsfs, ...)
             raise ServiceUnavailable(
                 f"could not push to the DVC remote '{self.remote_url}': {exc}",
                 hint="check the remote URL and credentials in the profile (or the DVC remote "
@@ -184,18 +183,19 @@ class DvcStore:
 
     def checkout(self, file: Path, pointer: str, resource: str) -> None:
         """Write an earlier pointer and bring its bytes back (from the cache or the remote)."""
-        from dvc.exceptions import DvcException
-
         target = pointer_path(file)
+        current = target.read_text(encoding="utf-8") if target.exists() else None
         target.write_text(pointer, encoding="utf-8")
         try:
             with self.repo() as repo:
                 retrying(
                     lambda: repo.pull(targets=[str(target)], remote=REMOTE_NAME, force=True),
                     what=f"dvc pull from {self.remote_url}",
-                    retry_on=(DvcException,),
+                    retry_on=(Exception,),
                 )
-        except DvcException as exc:
+        except Exception as exc:  # remote plugins raise their own types (botocore, gcsfs, ...)
+            if current is not None:
+                target.write_text(current, encoding="utf-8")  # the pointer matches the file again
             raise ServiceUnavailable(
                 f"could not bring back the version from the DVC remote '{self.remote_url}': {exc}",
                 hint="check that the remote is reachable; the current file was left in place",
