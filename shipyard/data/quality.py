@@ -125,11 +125,19 @@ def check_expectations(
 ) -> QualityReport:
     """Run every expectation on the frame in one Great Expectations validation."""
     import great_expectations as gx
-    from great_expectations.data_context.types.base import ProgressBarsConfig
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
     frame = _naive_utc(frame)
-    context = gx.get_context(mode="ephemeral")
+    # in memory, without the temporary data-docs site GX would otherwise set up (and log) per run
+    config = DataContextConfig(
+        store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False)
+    )
+    context = gx.get_context(mode="ephemeral", project_config=config)
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     suite = gx.ExpectationSuite(name=f"dataset.{dataset}")
     for i, expectation in enumerate(expectations):
