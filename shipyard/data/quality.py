@@ -134,10 +134,10 @@ def check_expectations(
 
     frame = _naive_utc(frame)
     # in memory, without the temporary data-docs site GX would otherwise set up (and log) per run
-    config = DataContextConfig(
+    context_config = DataContextConfig(
         store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False)
     )
-    context = gx.get_context(mode="ephemeral", project_config=config)
+    context = gx.get_context(mode="ephemeral", project_config=context_config)
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     suite = gx.ExpectationSuite(name=f"dataset.{dataset}")
     for i, expectation in enumerate(expectations):
