@@ -1,11 +1,22 @@
-"""Shared test helpers: the standard test spec, the repository root, free ports."""
+"""Shared test helpers: the standard test spec, the repository root, free ports, and for the
+tests on real servers the `shipyard` CLI in a subprocess, JSON APIs and PostgreSQL databases."""
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import socket
+import subprocess
+import sys
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
 
 SPEC = """\
 project: test-project
@@ -88,3 +99,85 @@ features:
     profile_v1: [profile]
     strict_v1: {{views: [profile], on_missing: error}}
 """
+
+
+# --- real servers ------------------------------------------------------------------------------
+
+
+def run_shipyard(spec: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """`shipyard -f spec ARGS...` in the spec's folder, with this environment."""
+    return subprocess.run(
+        [str(BIN / "shipyard"), "-f", str(spec), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=os.environ.copy(),
+        cwd=spec.parent,
+        check=False,
+    )
+
+
+def shipyard_env(spec: Path) -> dict[str, str]:
+    """This environment plus the variables `shipyard env` exports for the spec."""
+    env = os.environ.copy()
+    for line in run_shipyard(spec, "env").stdout.splitlines():
+        key, _, value = line.removeprefix("export ").partition("=")
+        env[key] = value.strip("'")
+    return env
+
+
+def prefect_deployment_run(deployment: str, env: dict[str, str]) -> str:
+    """`prefect deployment run DEPLOYMENT` with `env` (see shipyard_env): the flow run's id."""
+    run = subprocess.run(
+        [str(BIN / "prefect"), "deployment", "run", deployment],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
+    flow_run_id = re.search(r"UUID: ([0-9a-f-]{36})", run.stdout)
+    assert flow_run_id, run.stdout
+    return flow_run_id.group(1)
+
+
+def fetch_json(url: str, body: dict[str, object] | None = None) -> dict[str, object]:
+    """GET `url`, or POST `body` to it, and read the JSON answer."""
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(
+        url,
+        data=data,
+        method="POST" if data else "GET",
+        headers={"content-type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        result: dict[str, object] = json.loads(response.read())
+        return result
+
+
+def psql(
+    sql: str, database: str = "postgres", check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """Run one SQL command as `postgres` on the local PostgreSQL; `-tA`: bare values."""
+    return subprocess.run(
+        ["psql", "-h", "127.0.0.1", "-U", "postgres", "-d", database, "-tAc", sql],
+        capture_output=True,
+        text=True,
+        check=check,
+    )
+
+
+@contextmanager
+def throwaway_database(prefix: str, create: bool = False) -> Iterator[str]:
+    """A new database name `prefix_<8 hex>` on the local PostgreSQL, dropped WITH (FORCE) at exit.
+
+    `create` creates it first; without it the code under test has to create it.
+    """
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    if create:
+        psql(f'CREATE DATABASE "{name}"')
+    try:
+        yield name
+    finally:
+        psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', check=False)

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from support import SPEC, free_port
 
 pytestmark = pytest.mark.integration

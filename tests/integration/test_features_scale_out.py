@@ -3,32 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from support import FEATURE_SPEC, free_port
+from support import FEATURE_SPEC, free_port, run_shipyard, throwaway_database
 
 pytestmark = pytest.mark.integration
-BIN = Path(sys.executable).parent
 T = pd.Timestamp
-
-
-def shipyard(spec: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(BIN / "shipyard"), "-f", str(spec), *args],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env=os.environ.copy(),
-        cwd=spec.parent,
-        check=False,
-    )
 
 
 def _write_data(folder: Path) -> None:
@@ -69,61 +53,31 @@ def _teardown(spec: Path) -> None:
 
 @pytest.fixture
 def scale_out(make_project: Callable[..., Path]) -> Iterator[Path]:
-    database = f"shipyard_feast_{uuid.uuid4().hex[:8]}"
-    subprocess.run(
-        [
-            "psql",
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "postgres",
-            "-d",
-            "postgres",
-            "-c",
-            f'CREATE DATABASE "{database}"',
-        ],
-        capture_output=True,
-        check=True,
-    )
-    profile = (
-        "    kind: scale-out\n    feast: {online_store: 'redis://127.0.0.1:6379', "
-        f"registry: 'postgresql://postgres@127.0.0.1:5432/{database}'}}\n"
-    )
-    text = FEATURE_SPEC.format(port=free_port(), profile=profile).replace(
-        "project: feature-test", f"project: feature-test-{uuid.uuid4().hex[:6]}"
-    )
-    spec = make_project(rows=0, spec=text)
-    _write_data(spec.parent / "data")
-    try:
-        yield spec
-    finally:
-        _teardown(spec)
-        subprocess.run(
-            [
-                "psql",
-                "-h",
-                "127.0.0.1",
-                "-U",
-                "postgres",
-                "-d",
-                "postgres",
-                "-c",
-                f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)',
-            ],
-            capture_output=True,
-            check=False,
+    with throwaway_database("shipyard_feast", create=True) as database:
+        profile = (
+            "    kind: scale-out\n    feast: {online_store: 'redis://127.0.0.1:6379', "
+            f"registry: 'postgresql://postgres@127.0.0.1:5432/{database}'}}\n"
         )
+        text = FEATURE_SPEC.format(port=free_port(), profile=profile).replace(
+            "project: feature-test", f"project: feature-test-{uuid.uuid4().hex[:6]}"
+        )
+        spec = make_project(rows=0, spec=text)
+        _write_data(spec.parent / "data")
+        try:
+            yield spec
+        finally:
+            _teardown(spec)
 
 
 def test_redis_online_store_and_postgresql_registry(scale_out: Path) -> None:
-    applied = shipyard(scale_out, "features", "apply")
+    applied = run_shipyard(scale_out, "features", "apply")
     assert applied.returncode == 0, applied.stderr
     assert "profile_v1" in applied.stdout
-    planned = shipyard(scale_out, "features", "plan")
+    planned = run_shipyard(scale_out, "features", "plan")
     assert "No changes to registry" in planned.stdout, planned.stdout
-    done = shipyard(scale_out, "run", "materialize-features", "profile")
+    done = run_shipyard(scale_out, "run", "materialize-features", "profile")
     assert done.returncode == 0, done.stderr[-2000:]
-    got = shipyard(scale_out, "features", "get", "profile_v1", "customer_id=1", "customer_id=9")
+    got = run_shipyard(scale_out, "features", "get", "profile_v1", "customer_id=1", "customer_id=9")
     assert got.returncode == 0, got.stderr
     rows = json.loads(got.stdout)
     assert rows[0]["tenure"] == 3 and rows[0]["plan"] == "pro"
@@ -139,8 +93,8 @@ def test_redis_down_is_a_clear_error(make_project: Callable[..., Path]) -> None:
     profile = f"    kind: scale-out\n    feast: {{online_store: 'redis://127.0.0.1:{port}'}}\n"
     spec = make_project(rows=0, spec=FEATURE_SPEC.format(port=free_port(), profile=profile))
     _write_data(spec.parent / "data")
-    assert shipyard(spec, "features", "apply").returncode == 0  # registry is a local file
-    got = shipyard(spec, "features", "get", "profile_v1", "customer_id=1")
+    assert run_shipyard(spec, "features", "apply").returncode == 0  # registry is a local file
+    got = run_shipyard(spec, "features", "get", "profile_v1", "customer_id=1")
     assert got.returncode == 1
     assert "online lookup in feature service 'profile_v1' failed" in got.stderr
     assert "Traceback" not in got.stderr

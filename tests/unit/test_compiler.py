@@ -7,12 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from shipyard.compiler import FLOWS, DatasetStep, Plan, PlanStep, compile_plan, spec_digest
+from shipyard.compiler import FLOWS, Plan, PlanStep, spec_digest
 from shipyard.compiler.expectations import DTYPES
 from shipyard.compiler.graph import check_graph, topological_order
 from shipyard.compiler.render import render_plan
 from shipyard.loader import load_text
 from shipyard.spec import PipelineSpec
+
+from .specs import compile_text, dataset_step
+
+pytestmark = pytest.mark.usefixtures("no_state_dir_override")
 
 SPEC = """\
 project: shop
@@ -54,11 +58,6 @@ datasets:
 """
 
 
-@pytest.fixture(autouse=True)
-def _no_state_dir_override(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("SHIPYARD_STATE_DIR", raising=False)
-
-
 def spec_of(text: str = SPEC, env: dict[str, str] | None = None) -> PipelineSpec:
     loaded = load_text(text, "pipelines.yaml", env=env or {})
     assert loaded.spec is not None, loaded.diagnostics
@@ -66,15 +65,7 @@ def spec_of(text: str = SPEC, env: dict[str, str] | None = None) -> PipelineSpec
 
 
 def plan_of(tmp_path: Path, text: str = SPEC, env: dict[str, str] | None = None) -> Plan:
-    loaded = load_text(text, "pipelines.yaml", env=env or {})
-    assert loaded.spec is not None, loaded.diagnostics
-    return compile_plan(loaded.spec, tmp_path, loaded.secrets)
-
-
-def step_of(plan: Plan, dataset: str) -> DatasetStep:
-    deployment = plan.deployment("validate-dataset", dataset)
-    assert deployment is not None
-    return DatasetStep.model_validate(deployment.parameters["step"])
+    return compile_text(tmp_path, text, env)
 
 
 def test_steps_validate_then_version_and_skip_version_when_disabled(tmp_path: Path) -> None:
@@ -122,15 +113,15 @@ def test_one_deployment_per_dataset_with_entrypoint_schedule_tags_and_pool(tmp_p
 
 def test_deployment_parameters_carry_the_whole_dataset_step(tmp_path: Path) -> None:
     plan = plan_of(tmp_path)
-    step = step_of(plan, "orders")
+    step = dataset_step(plan, "orders")
     assert step.id == "dataset.orders"
     assert step.path == "data/orders.parquet" and step.format == "parquet"
     assert step.key == ["order_id", "placed_at"] and step.timestamp == "placed_at"
     assert step.columns["status"] == ["open", "paid"] and step.columns["amount"] == "float"
     assert step.version is True
     assert step.runtime == plan.runtime
-    assert step_of(plan, "customers").format == "csv"
-    assert step_of(plan, "customers").version is False
+    assert dataset_step(plan, "customers").format == "csv"
+    assert dataset_step(plan, "customers").version is False
 
 
 def test_job_variables_run_flows_from_the_project_with_telemetry_off(tmp_path: Path) -> None:
@@ -195,7 +186,7 @@ def test_spec_digest_changes_when_the_spec_changes(old: str, new: str) -> None:
 
 
 def test_schema_and_key_expectations_come_first(tmp_path: Path) -> None:
-    step = step_of(plan_of(tmp_path), "orders")
+    step = dataset_step(plan_of(tmp_path), "orders")
     first = [(e.type, e.column) for e in step.expectations[:10]]
     assert first == [
         ("expect_column_to_exist", "order_id"),
@@ -224,7 +215,7 @@ def test_schema_and_key_expectations_come_first(tmp_path: Path) -> None:
 
 
 def test_single_column_key_compiles_to_unique_and_not_null(tmp_path: Path) -> None:
-    step = step_of(plan_of(tmp_path), "customers")
+    step = dataset_step(plan_of(tmp_path), "customers")
     keyed = [(e.type, e.kwargs) for e in step.expectations if e.rule == "key(customer_id)"]
     assert keyed == [
         ("expect_column_values_to_not_be_null", {"column": "customer_id"}),
@@ -233,7 +224,7 @@ def test_single_column_key_compiles_to_unique_and_not_null(tmp_path: Path) -> No
 
 
 def test_each_rule_kind_compiles_to_its_gx_expectation(tmp_path: Path) -> None:
-    step = step_of(plan_of(tmp_path), "orders")
+    step = dataset_step(plan_of(tmp_path), "orders")
     declared = [
         (e.rule, e.type, e.kwargs)
         for e in step.expectations

@@ -9,9 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from shipyard.compiler import FLOWS, Plan, TrainModelStep, compile_plan
+from shipyard.compiler import FLOWS, Plan
 from shipyard.compiler.plan import FeatureRepoStep, FeatureServicePlan, MaterializeStep
-from shipyard.loader import load_text
+
+from .specs import compile_text, replaced, train_step
+
+pytestmark = pytest.mark.usefixtures("no_state_dir_override")
 
 SPEC = """\
 project: churn-demo
@@ -88,15 +91,8 @@ models:
 """
 
 
-@pytest.fixture(autouse=True)
-def _no_state_dir_override(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("SHIPYARD_STATE_DIR", raising=False)
-
-
 def plan_of(tmp_path: Path, text: str = SPEC, profile: str = "local") -> Plan:
-    loaded = load_text(text, "pipelines.yaml", env={"PROFILE": profile})
-    assert loaded.spec is not None, loaded.diagnostics
-    return compile_plan(loaded.spec, tmp_path, loaded.secrets)
+    return compile_text(tmp_path, text, {"PROFILE": profile})
 
 
 def repo_of(tmp_path: Path, text: str = SPEC, profile: str = "local") -> FeatureRepoStep:
@@ -109,18 +105,8 @@ def service(tmp_path: Path, name: str, text: str = SPEC) -> FeatureServicePlan:
     return repo_of(tmp_path, text).service(name)
 
 
-def train_step(plan: Plan, model: str = "churn") -> TrainModelStep:
-    deployment = plan.deployment("train-model", model)
-    assert deployment is not None
-    return TrainModelStep.model_validate(deployment.parameters["step"])
-
-
 def edited(*replacements: tuple[str, str]) -> str:
-    text = SPEC
-    for old, new in replacements:
-        assert text.count(old) == 1, old
-        text = text.replace(old, new)
-    return text
+    return replaced(SPEC, *replacements)
 
 
 # --- the Feast repository ----------------------------------------------------------------------

@@ -8,9 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from shipyard.compiler import FLOWS, DatasetStep, Plan, TrainModelStep, compile_plan
+from shipyard.compiler import FLOWS, Plan, TrainModelStep
 from shipyard.compiler.plan import ChampionGate, GateThreshold
-from shipyard.loader import load_text
+
+from .specs import compile_text, dataset_step, replaced, train_step
+
+pytestmark = pytest.mark.usefixtures("no_state_dir_override")
 
 SPEC = """\
 project: shop
@@ -78,21 +81,8 @@ models:
 """
 
 
-@pytest.fixture(autouse=True)
-def _no_state_dir_override(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("SHIPYARD_STATE_DIR", raising=False)
-
-
 def plan_of(tmp_path: Path, text: str = SPEC, profile: str = "local") -> Plan:
-    loaded = load_text(text, "pipelines.yaml", env={"PROFILE": profile})
-    assert loaded.spec is not None, loaded.diagnostics
-    return compile_plan(loaded.spec, tmp_path, loaded.secrets)
-
-
-def train_step(plan: Plan, model: str) -> TrainModelStep:
-    deployment = plan.deployment("train-model", model)
-    assert deployment is not None
-    return TrainModelStep.model_validate(deployment.parameters["step"])
+    return compile_text(tmp_path, text, {"PROFILE": profile})
 
 
 def compiled(tmp_path: Path, text: str = SPEC, model: str = "churn") -> TrainModelStep:
@@ -100,8 +90,7 @@ def compiled(tmp_path: Path, text: str = SPEC, model: str = "churn") -> TrainMod
 
 
 def edited(old: str, new: str) -> str:
-    assert SPEC.count(old) == 1, old
-    return SPEC.replace(old, new)
+    return replaced(SPEC, (old, new))
 
 
 # --- deployments and steps ---------------------------------------------------------------------
@@ -176,9 +165,7 @@ def test_every_step_comes_after_the_steps_it_needs(tmp_path: Path) -> None:
 def test_train_step_carries_the_dataset_step_and_runtime(tmp_path: Path) -> None:
     plan = plan_of(tmp_path)
     step = train_step(plan, "churn")
-    validate = plan.deployment("validate-dataset", "customers")
-    assert validate is not None
-    assert step.dataset == DatasetStep.model_validate(validate.parameters["step"])
+    assert step.dataset == dataset_step(plan, "customers")
     assert step.runtime == plan.runtime
     assert (step.id, step.model, step.task, step.target) == (
         "model.churn",

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from shipyard.diagnostics import Diagnostic, Severity, Span
+from shipyard.diagnostics import Severity, Span
 from shipyard.loader import load_text
 from shipyard.validation import validate
+
+from .specs import check, only
 
 GOOD = """\
 project: demo
@@ -42,19 +44,9 @@ datasets:
 """
 
 
-def check(text: str) -> list[Diagnostic]:
-    return validate(load_text(text, "spec.yaml", env={}))
-
-
 def dataset(body: str, name: str = "orders") -> str:
     """A one-dataset spec; `body` is the dataset's keys, indented four spaces."""
     return f"project: demo\ndatasets:\n  {name}:\n{body}"
-
-
-def only(text: str) -> Diagnostic:
-    diagnostics = check(text)
-    assert len(diagnostics) == 1, diagnostics
-    return diagnostics[0]
 
 
 def test_good_spec_has_no_diagnostics() -> None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from shipyard.diagnostics import Diagnostic, Span
 from shipyard.loader import load_text
 from shipyard.validation import validate
+
+from .specs import check, only, replaced, span_of
 
 GOOD = """\
 project: demo
@@ -69,30 +70,7 @@ models:
 
 def variant(*replacements: tuple[str, str], text: str = GOOD) -> str:
     """GOOD with each (old, new) applied; `old` must occur exactly once."""
-    for old, new in replacements:
-        assert text.count(old) == 1, old
-        text = text.replace(old, new)
-    return text
-
-
-def check(text: str) -> list[Diagnostic]:
-    return validate(load_text(text, "spec.yaml", env={}))
-
-
-def only(text: str) -> Diagnostic:
-    diagnostics = check(text)
-    assert len(diagnostics) == 1, diagnostics
-    return diagnostics[0]
-
-
-def span_of(text: str, needle: str, within: str, nth: int = 1) -> Span:
-    """The span of the nth `needle` (on one line) from the first occurrence of `within`."""
-    at = text.index(within) - 1
-    for _ in range(nth):
-        at = text.index(needle, at + 1)
-    line = text.count("\n", 0, at) + 1
-    col = at - (text.rfind("\n", 0, at) + 1) + 1
-    return Span("spec.yaml", line, col, line, col + len(needle))
+    return replaced(text, *replacements)
 
 
 # --- a good spec -------------------------------------------------------------------------------

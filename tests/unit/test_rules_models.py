@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from shipyard.diagnostics import Diagnostic, Span
+from shipyard.diagnostics import Span
 from shipyard.loader import load_text
 from shipyard.validation import validate
+
+from . import specs
+from .specs import check, only
 
 DATA = """\
 project: demo
@@ -91,24 +94,9 @@ def spec(**keys: str | None) -> str:
     return f"{DATA}models:\n  churn:\n{body}"
 
 
-def check(text: str) -> list[Diagnostic]:
-    return validate(load_text(text, "spec.yaml", env={}))
-
-
-def only(text: str) -> Diagnostic:
-    diagnostics = check(text)
-    assert len(diagnostics) == 1, diagnostics
-    return diagnostics[0]
-
-
 def span_of(text: str, needle: str, nth: int = 1, within: str = "\nmodels:") -> Span:
     """The span of the nth occurrence of `needle` (on one line) after `within` in the spec text."""
-    at = text.index(within) - 1
-    for _ in range(nth):
-        at = text.index(needle, at + 1)
-    line = text.count("\n", 0, at) + 1
-    col = at - (text.rfind("\n", 0, at) + 1) + 1
-    return Span("spec.yaml", line, col, line, col + len(needle))
+    return specs.span_of(text, needle, within, nth)
 
 
 # --- a good spec -------------------------------------------------------------------------------

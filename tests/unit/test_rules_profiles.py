@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from shipyard.diagnostics import Diagnostic, Span
+from shipyard.diagnostics import Span
 from shipyard.loader import load_text
 from shipyard.validation import validate
+
+from .specs import check
 
 GOOD = """\
 project: demo
@@ -17,10 +19,6 @@ profiles:
     dvc: {remote: "s3://bucket/demo", options: {access_key_id: "${secret:aws-key}"}}
     prometheus: {pushgateway: "http://127.0.0.1:9091", password: "${secret:pushgateway}"}
 """
-
-
-def check(text: str, env: dict[str, str] | None = None) -> list[Diagnostic]:
-    return validate(load_text(text, "spec.yaml", env=env or {}))
 
 
 def test_good_profiles_have_no_diagnostics() -> None:

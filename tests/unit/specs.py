@@ -1,0 +1,67 @@
+"""Helpers the rule and compiler tests share: edit a spec text, validate it, compile it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from shipyard.compiler import DatasetStep, Plan, TrainModelStep, compile_plan
+from shipyard.diagnostics import Diagnostic, Span
+from shipyard.loader import load_text
+from shipyard.validation import validate
+
+
+def replaced(text: str, *replacements: tuple[str, str]) -> str:
+    """`text` with each (old, new) applied; `old` must occur exactly once."""
+    for old, new in replacements:
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+    return text
+
+
+# --- validation --------------------------------------------------------------------------------
+
+
+def check(text: str, env: dict[str, str] | None = None) -> list[Diagnostic]:
+    """The diagnostics of a spec text, loaded as `spec.yaml`."""
+    return validate(load_text(text, "spec.yaml", env=env or {}))
+
+
+def only(text: str) -> Diagnostic:
+    """The one diagnostic of a spec text."""
+    diagnostics = check(text)
+    assert len(diagnostics) == 1, diagnostics
+    return diagnostics[0]
+
+
+def span_of(text: str, needle: str, within: str, nth: int = 1) -> Span:
+    """The span of the nth `needle` (on one line) from the first occurrence of `within`."""
+    at = text.index(within) - 1
+    for _ in range(nth):
+        at = text.index(needle, at + 1)
+    line = text.count("\n", 0, at) + 1
+    col = at - (text.rfind("\n", 0, at) + 1) + 1
+    return Span("spec.yaml", line, col, line, col + len(needle))
+
+
+# --- compilation -------------------------------------------------------------------------------
+
+
+def compile_text(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> Plan:
+    """The plan of a valid spec text, loaded as `pipelines.yaml` in the project `tmp_path`."""
+    loaded = load_text(text, "pipelines.yaml", env=env or {})
+    assert loaded.spec is not None, loaded.diagnostics
+    return compile_plan(loaded.spec, tmp_path, loaded.secrets)
+
+
+def dataset_step(plan: Plan, dataset: str) -> DatasetStep:
+    """The step a dataset's validate-dataset deployment runs."""
+    deployment = plan.deployment("validate-dataset", dataset)
+    assert deployment is not None
+    return DatasetStep.model_validate(deployment.parameters["step"])
+
+
+def train_step(plan: Plan, model: str = "churn") -> TrainModelStep:
+    """The step a model's train-model deployment runs."""
+    deployment = plan.deployment("train-model", model)
+    assert deployment is not None
+    return TrainModelStep.model_validate(deployment.parameters["step"])
