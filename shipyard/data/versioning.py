@@ -12,6 +12,7 @@ import json
 import logging
 import sqlite3
 import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import asdict, dataclass
@@ -30,6 +31,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("shipyard.data.versioning")
 REMOTE_NAME = "shipyard"
+# DVC 3.67 trips over its own pygtrie deprecation on every add; nothing a user can act on
+warnings.filterwarnings(
+    "ignore", message="_NoneStep.value will soon raise", category=DeprecationWarning
+)
 
 
 @dataclass(frozen=True)
