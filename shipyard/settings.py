@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 # Every default-on phone-home switch of the stack, turned off.
@@ -68,21 +67,3 @@ class StateLayout:
     @property
     def bentoml_home(self) -> Path:
         return self.root / "bentoml"
-
-
-def apply_process_env(state_dir: Path, api_url: str | None = None) -> dict[str, str]:
-    """Set telemetry switches and state homes in os.environ (before importing the stack)."""
-    layout = StateLayout(state_dir)
-    env = {
-        **TELEMETRY_OFF,
-        "SHIPYARD_STATE_DIR": str(layout.root),
-        "PREFECT_HOME": str(layout.prefect_home),
-        "PREFECT_LOGGING_EXTRA_LOGGERS": "shipyard",
-        "MLFLOW_TRACKING_URI": f"sqlite:///{layout.mlflow / 'mlflow.db'}",
-        "BENTOML_HOME": str(layout.bentoml_home),
-    }
-    for key, value in env.items():
-        os.environ.setdefault(key, value)
-    if api_url:
-        os.environ["PREFECT_API_URL"] = api_url
-    return env

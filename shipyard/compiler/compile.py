@@ -10,6 +10,7 @@ from typing import Any
 from shipyard.compiler.expectations import compile_expectations
 from shipyard.compiler.graph import check_graph, topological_order
 from shipyard.compiler.plan import (
+    BLOCK_TYPES,
     BlockPlan,
     ChampionGate,
     DatasetStep,
@@ -438,7 +439,7 @@ def _blocks(spec: PipelineSpec, state_dir: Path) -> dict[str, BlockPlan]:
     profile = spec.active_profile
     blocks = {
         "dvc_remote": BlockPlan(
-            type="shipyard-dvc-remote",
+            type=BLOCK_TYPES["dvc_remote"],
             name=f"{spec.project}-{spec.profile}-dvc".replace("_", "-"),
             fields={
                 "url": profile.dvc.remote or str(state_dir / "dvc-remote"),
@@ -455,7 +456,7 @@ def _blocks(spec: PipelineSpec, state_dir: Path) -> dict[str, BlockPlan]:
     else:
         tracking_uri = f"sqlite:///{layout_mlflow / 'mlflow.db'}"
     blocks["mlflow"] = BlockPlan(
-        type="shipyard-mlflow-tracking",
+        type=BLOCK_TYPES["mlflow"],
         name=f"{spec.project}-{spec.profile}-mlflow".replace("_", "-"),
         fields={
             "tracking_uri": tracking_uri,
@@ -463,7 +464,7 @@ def _blocks(spec: PipelineSpec, state_dir: Path) -> dict[str, BlockPlan]:
         },
     )
     blocks["metrics"] = BlockPlan(
-        type="shipyard-metrics-sink",
+        type=BLOCK_TYPES["metrics"],
         name=f"{spec.project}-{spec.profile}-metrics".replace("_", "-"),
         fields={
             "pushgateway_url": profile.prometheus.pushgateway,

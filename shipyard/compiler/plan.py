@@ -193,6 +193,14 @@ class DeploymentPlan(FrozenModel):
         return f"{self.flow_name}/{self.name}"
 
 
+BLOCK_TYPES = {
+    "dvc_remote": "shipyard-dvc-remote",
+    "mlflow": "shipyard-mlflow-tracking",
+    "metrics": "shipyard-metrics-sink",
+}
+"""Connection role -> block type slug (the classes are in blocks/connections.py)."""
+
+
 class BlockPlan(FrozenModel):
     """A Prefect block document `shipyard apply` saves (connections; secrets stay references)."""
 
@@ -226,6 +234,10 @@ class Plan(FrozenModel):
         description="The local MLflow server Shipyard runs (port, backend store, artifact root), "
         "when the profile asks for one.",
     )
+
+    def block(self, role: str) -> BlockPlan:
+        """The block document of a connection role (dvc_remote, mlflow, metrics)."""
+        return next(b for b in self.blocks if b.type == BLOCK_TYPES[role])
 
     def deployment(self, flow_name: str, name: str) -> DeploymentPlan | None:
         for deployment in self.deployments:

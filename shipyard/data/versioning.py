@@ -274,7 +274,7 @@ def _store_for(plan: Plan) -> tuple[DvcStore, VersionCatalog]:
     from shipyard.secrets import resolve
 
     runtime = plan.runtime
-    fields = next(b.fields for b in plan.blocks if b.type == "shipyard-dvc-remote")
+    fields = plan.block("dvc_remote").fields
     options = {k: resolve(v) or "" for k, v in fields["options"].items()}
     store = DvcStore(Path(runtime.project_dir), Path(runtime.state_dir), fields["url"], options)
     return store, VersionCatalog(StateLayout(runtime.state_dir).catalog)

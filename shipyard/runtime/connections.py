@@ -4,23 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from shipyard.compiler.plan import RuntimeContext
+from shipyard.compiler.plan import BLOCK_TYPES, RuntimeContext
 from shipyard.errors import ShipyardError
 from shipyard.metrics import MetricsSink
 
 
 def load_block(runtime: RuntimeContext, role: str) -> Any:
     """The saved block for a role (dvc_remote, metrics); a clear error if it was never saved."""
-    from blocks.connections import BLOCK_TYPES
+    from blocks.connections import BLOCK_TYPES as BLOCK_CLASSES
 
     name = runtime.blocks[role]
-    slug = {
-        "dvc_remote": "shipyard-dvc-remote",
-        "metrics": "shipyard-metrics-sink",
-        "mlflow": "shipyard-mlflow-tracking",
-    }[role]
+    slug = BLOCK_TYPES[role]
     try:
-        return BLOCK_TYPES[slug].load(name)
+        return BLOCK_CLASSES[slug].load(name)
     except ValueError as exc:
         raise ShipyardError(
             f"Prefect block '{slug}/{name}' is not saved on this Prefect server",

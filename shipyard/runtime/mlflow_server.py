@@ -19,8 +19,7 @@ def mlflow_process(plan: Plan) -> ManagedProcess:
 
 
 def tracking_uri(plan: Plan) -> str:
-    block = next(b for b in plan.blocks if b.type == "shipyard-mlflow-tracking")
-    return str(block.fields["tracking_uri"])
+    return str(plan.block("mlflow").fields["tracking_uri"])
 
 
 def start(plan: Plan, timeout: float = 180.0) -> str:

@@ -45,6 +45,3 @@ def command(plan: Plan, action: str, run_once: bool = False) -> int:
     pid = process.pid()
     print(f"worker for pool '{plan.work_pool}': " + (f"running (pid {pid})" if pid else "stopped"))
     return 0 if pid else 1
-
-
-__all__ = ["command", "sys", "worker_argv", "worker_process"]

@@ -43,8 +43,6 @@ METRICS_BY_TASK: dict[str, tuple[str, ...]] = {
 }
 SCORE_METRICS = frozenset({"roc_auc", "pr_auc", "log_loss", "brier"})
 """Metrics computed from y_score (the positive-class probability) rather than y_pred."""
-LOWER_IS_BETTER = frozenset({"log_loss", "brier", "rmse", "mae", "mape"})
-"""Metrics to minimise; every other metric is maximised (for searches and gates)."""
 THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 MAX_SCATTER_POINTS = 5000
 

@@ -111,16 +111,6 @@ def code_version(paths: list[Path], libraries: tuple[str, ...] = ("scikit-learn"
     return digest.hexdigest()
 
 
-def run_url(tracking_uri: str, experiment_id: str, run_id: str) -> str | None:
-    if tracking_uri.startswith(("http://", "https://")):
-        return f"{tracking_uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
-    return None
-
-
-def as_dict(value: Any) -> dict[str, Any]:
-    return dict(value) if isinstance(value, dict) else {}
-
-
 def serialization(model: Any) -> dict[str, Any]:
     """How MLflow stores the model: skops (no arbitrary code on load) for scikit-learn objects,
     trusting exactly the types of the model this process just fitted; cloudpickle otherwise
