@@ -13,11 +13,10 @@ def materialize_view(repo: FeatureRepoStep, view: str, end: datetime) -> dict[st
     """Materialize new rows of the view up to `end`; freshness = end - newest event time."""
     import pandas as pd
 
-    from shipyard.features.repo import apply_repo, open_store
+    from shipyard.features.repo import applied_store
 
     plan = repo.view(view)
-    apply_repo(repo)
-    store = open_store(repo)
+    store = applied_store(repo)
     times = pd.to_datetime(
         pd.read_parquet(plan.source_path, columns=[plan.timestamp])[plan.timestamp], utc=True
     )

@@ -154,9 +154,19 @@ def _plain(text: str) -> str:
 
 def apply_repo(repo: FeatureRepoStep) -> list[str]:
     """Apply the compiled repository: create, update and delete so the registry matches the spec."""
+    return _apply(open_store(repo), repo)
+
+
+def applied_store(repo: FeatureRepoStep) -> Any:
+    """The repository applied, and the FeatureStore that applied it (one open, not two)."""
+    store = open_store(repo)
+    _apply(store, repo)
+    return store
+
+
+def _apply(store: Any, repo: FeatureRepoStep) -> list[str]:
     from feast.repo_operations import apply_total_with_repo_instance
 
-    store = open_store(repo)
     contents = _repo_contents(repo)
     registry_diff, _, _ = store.plan(contents)
     changes = [line for line in _plain(registry_diff.to_string()).splitlines() if line.strip()]

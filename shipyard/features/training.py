@@ -17,7 +17,7 @@ log = logging.getLogger("shipyard.features.training")
 def training_frame(step: TrainModelStep, labels: pd.DataFrame) -> pd.DataFrame:
     """The label rows (entity keys, event time, target) joined with the service's features as
     they were at each row's event time; features newer than a row never leak into it."""
-    from shipyard.features.repo import apply_repo, open_store
+    from shipyard.features.repo import applied_store
 
     assert step.feature_service is not None and step.feature_repo is not None
     repo = step.feature_repo
@@ -42,8 +42,7 @@ def training_frame(step: TrainModelStep, labels: pd.DataFrame) -> pd.DataFrame:
             hint="the file no longer matches its schema; re-run validate-dataset",
             resource=step.id,
         )
-    apply_repo(repo)
-    store = open_store(repo)
+    store = applied_store(repo)
     entity_df = labels[wanted].drop_duplicates(subset=[*keys, timestamp]).copy()
     try:
         joined = store.get_historical_features(
