@@ -104,14 +104,16 @@ features:
 # --- real servers ------------------------------------------------------------------------------
 
 
-def run_shipyard(spec: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    """`shipyard -f spec ARGS...` in the spec's folder, with this environment."""
+def run_shipyard(
+    spec: Path, *args: str, timeout: float = 600, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`shipyard -f spec ARGS...` in the spec's folder, with this environment (plus extra_env)."""
     return subprocess.run(
         [str(BIN / "shipyard"), "-f", str(spec), *args],
         capture_output=True,
         text=True,
         timeout=timeout,
-        env=os.environ.copy(),
+        env={**os.environ, **(extra_env or {})},
         cwd=spec.parent,
         check=False,
     )

@@ -4,19 +4,16 @@ with credentials as secret references resolved at run time."""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from support import SPEC, free_port
+from support import SPEC, free_port, run_shipyard
 
 pytestmark = pytest.mark.integration
-BIN = Path(sys.executable).parent
 
 
 @pytest.fixture
@@ -57,22 +54,10 @@ def test_versions_are_pushed_to_and_restored_from_s3(
     spec = make_project(
         rows=100, spec=SPEC.format(port=free_port()).replace("  local:\n", "  local:\n" + profile)
     )
-    env = {
-        **os.environ,
-        "SHIPYARD_SECRET_S3_KEY": "shipyard",
-        "SHIPYARD_SECRET_S3_SECRET": "s3cret",
-    }
+    secrets = {"SHIPYARD_SECRET_S3_KEY": "shipyard", "SHIPYARD_SECRET_S3_SECRET": "s3cret"}
 
     def shipyard(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [str(BIN / "shipyard"), *args],
-            cwd=spec.parent,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-            check=False,
-        )
+        return run_shipyard(spec, *args, extra_env=secrets)
 
     plan = shipyard("plan", "--json")
     assert "s3cret" not in plan.stdout  # secrets stay references in the plan
