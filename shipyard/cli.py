@@ -81,6 +81,7 @@ def _counts(loaded: LoadedSpec) -> str:
             "dataset": len(spec.datasets),
             "feature view": len(spec.features.views),
             "model": len(spec.models),
+            "service": len(spec.services),
         }
         if spec
         else {}
@@ -198,6 +199,23 @@ def cmd_features(args: argparse.Namespace) -> int:
     return commands.get_command(plan, args.service, args.keys)
 
 
+def cmd_build(args: argparse.Namespace) -> int:
+    from shipyard.serving.commands import build_command
+
+    _, plan = load_plan(args, quiet_warnings=True)
+    return build_command(plan, args.service, deploy_after=args.deploy)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from shipyard.serving.commands import serve_command
+
+    _, plan = load_plan(args, quiet_warnings=True)
+    action = (
+        "stop" if args.stop else "status" if args.status else "restart" if args.restart else "start"
+    )
+    return serve_command(plan, args.service, action)
+
+
 def cmd_env(args: argparse.Namespace) -> int:
     from shipyard.runtime.server import environment_for
 
@@ -288,6 +306,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--once", action="store_true", help="run what is scheduled, then exit (foreground)"
     )
+    p = add("build", cmd_build, "build a service's Bento from the registry (offline-safe)")
+    p.add_argument("service", help="a service under `services:`")
+    p.add_argument(
+        "--deploy", action="store_true", help="then start the service, or hot-reload it if running"
+    )
+    p = add("serve", cmd_serve, "run a service locally with bentoml serve (builds it if needed)")
+    p.add_argument("service", help="a service under `services:`")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--stop", action="store_true", help="stop the running service")
+    group.add_argument("--status", action="store_true", help="what it serves, with weights")
+    group.add_argument("--restart", action="store_true", help="stop, then start again")
     p = add("mlflow", cmd_mlflow, "start, stop or check the profile's local MLflow server")
     p.add_argument("action", choices=["start", "stop", "status"])
     models = add("models", lambda a: EXIT_OK, "registered models: list, show, promote")

@@ -23,11 +23,13 @@ from shipyard.compiler.plan import (
     Plan,
     PlanStep,
     RuntimeContext,
+    ServiceStep,
     TrainModelStep,
+    VariantRef,
 )
 from shipyard.diagnostics import Diagnostic
 from shipyard.settings import TELEMETRY_OFF, state_dir_for
-from shipyard.spec import DatasetSpec, ModelSpec, PipelineSpec, ProfileSpec
+from shipyard.spec import DatasetSpec, ModelSpec, PipelineSpec, ProfileSpec, ServiceSpec
 from shipyard.spec.base import parse_duration
 from shipyard.spec.datasets import CategoryType
 from shipyard.spec.models import parse_condition
@@ -39,6 +41,7 @@ FLOWS = {
     "validate-dataset": "flows/validate_dataset.py:validate_dataset",
     "train-model": "flows/train_model.py:train_model",
     "materialize-features": "flows/materialize_features.py:materialize_features",
+    "build-service": "flows/build_service.py:build_service_flow",
 }
 
 
@@ -203,6 +206,40 @@ def compile_plan(spec: PipelineSpec, project_dir: Path, secrets: set[str] | None
             model.description
             or f"Train model '{name}' on dataset '{model.dataset}', gate it and register it.",
         )
+    services: list[ServiceStep] = []
+    for name, service in spec.services.items():
+        train_step = next(
+            d for d in deployments if d.flow_name == "train-model" and d.name == service.model
+        )
+        served = _service_step(spec, name, service, TrainModelStep(**train_step.parameters["step"]))
+        services.append(served)
+        steps.append(
+            PlanStep(
+                id=f"{served.id}/build",
+                resource=served.id,
+                action="build",
+                needs=(f"model.{service.model}/register",),
+                flow="build-service",
+            )
+        )
+        steps.append(
+            PlanStep(
+                id=f"{served.id}/deploy",
+                resource=served.id,
+                action="deploy",
+                needs=(f"{served.id}/build",),
+                flow="build-service",
+            )
+        )
+        deploy(
+            "build-service",
+            name,
+            served,
+            None,
+            service.description
+            or f"Build service '{name}' into a Bento from model '{service.model}' and start or "
+            "hot-reload it locally.",
+        )
     problems = list(check_graph(steps))
     if problems:
         raise PlanError(problems)
@@ -222,6 +259,7 @@ def compile_plan(spec: PipelineSpec, project_dir: Path, secrets: set[str] | None
         blocks=tuple(blocks.values()),
         secrets=tuple(sorted(secrets or ())),
         features=repo,
+        services=tuple(services),
         mlflow_server={
             "port": profile.mlflow.port,
             "backend_store_uri": profile.mlflow.backend_store_uri,
@@ -304,7 +342,74 @@ def _train_step(
     )
 
 
+def _service_step(
+    spec: PipelineSpec, name: str, service: ServiceSpec, train: TrainModelStep
+) -> ServiceStep:
+    from shipyard.validation.services import service_inputs
+
+    profile = spec.active_profile
+    state_dir = Path(train.runtime.state_dir)
+    feature_service = service.features or train.feature_service
+    inputs = service_inputs(spec, service) or []
+    if feature_service is None:
+        input_types = {f: train.feature_types[f] for f in inputs}
+    else:
+        repo = _feature_repo(spec, train.runtime, state_dir)
+        join_types = {view.join_key: view.join_key_type for view in repo.views}
+        input_types = {key: _JOIN_KEY_TYPES[join_types[key]] for key in inputs}
+    log_database = profile.serving.log_database or (
+        f"sqlite:///{state_dir / 'serving' / name / 'logs.sqlite'}"
+    )
+    variants = [
+        VariantRef(
+            name="stable",
+            alias=None if service.version is not None else service.alias,
+            version=service.version,
+        )
+    ] + [VariantRef(name=alias, alias=alias) for alias in service.candidates]
+    return ServiceStep(
+        id=f"service.{name}",
+        service=name,
+        model=service.model,
+        registered_name=train.registered_name,
+        task=train.task,
+        variants=variants,
+        inputs=inputs,
+        input_types=input_types,
+        features=train.features,
+        data_files=list(
+            dict.fromkeys(
+                [str(Path(train.runtime.project_dir) / train.dataset.path)]
+                + [v.source_path for v in (train.feature_repo.views if train.feature_repo else [])]
+            )
+        ),
+        feature_service=feature_service,
+        feature_repo=_feature_repo(spec, train.runtime, state_dir) if feature_service else None,
+        host=service.host,
+        port=service.port,
+        workers=service.workers,
+        timeout_seconds=parse_duration(service.timeout),
+        max_batch_size=service.batching.max_batch_size,
+        adaptive_batching=service.batching.adaptive,
+        max_latency_ms=service.batching.max_latency_ms,
+        auth=service.auth.model_dump(mode="json") if service.auth else None,
+        rate_limit={
+            "per_key": service.rate_limit.per_key if service.rate_limit else None,
+            "global": service.rate_limit.global_ if service.rate_limit else None,
+        },
+        rate_limit_storage=profile.serving.rate_limit_storage or "memory://",
+        log_database=log_database,
+        log_requests=service.logging.requests,
+        log_predictions=service.logging.predictions,
+        mask=list(service.logging.mask),
+        sticky_key=service.routing.sticky_key,
+        tls=service.tls.model_dump(mode="json") if service.tls else None,
+        runtime=train.runtime,
+    )
+
+
 FEAST_TYPES = {"int": "Int64", "float": "Float64", "str": "String", "bool": "Bool"}
+_JOIN_KEY_TYPES = {"STRING": "str", "INT64": "int"}
 
 
 def _column_type(column_type: Any) -> Any:

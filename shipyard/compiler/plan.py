@@ -163,6 +163,59 @@ class TrainModelStep(FrozenModel):
     runtime: RuntimeContext
 
 
+class VariantRef(FrozenModel):
+    """A model version a service loads: by registry alias or pinned version."""
+
+    name: str = Field(description="Variant name: `stable`, or the candidate's alias.")
+    alias: str | None = None
+    version: int | None = None
+
+    @property
+    def reference(self) -> str:
+        return f"version {self.version}" if self.version is not None else f"alias @{self.alias}"
+
+
+class ServiceStep(FrozenModel):
+    """Parameter of the build-service flow, and what `shipyard build|serve` work from."""
+
+    id: str = Field(description="Resource id, e.g. service.churn-api.")
+    service: str
+    model: str
+    registered_name: str = Field(description="Name of the model in the MLflow registry.")
+    task: str
+    variants: list[VariantRef] = Field(description="The stable variant first, then candidates.")
+    inputs: list[str] = Field(
+        description="Request fields: entity keys with a feature service, else model features."
+    )
+    input_types: dict[str, Any] = Field(description="Request field -> declared column type.")
+    features: list[str] = Field(description="The model's input columns, in training order.")
+    data_files: list[str] = Field(
+        default_factory=list,
+        description="Files holding the training data's columns (input histogram buckets).",
+    )
+    feature_service: str | None = None
+    feature_repo: FeatureRepoStep | None = None
+    host: str
+    port: int
+    workers: int
+    timeout_seconds: float
+    max_batch_size: int
+    adaptive_batching: bool
+    max_latency_ms: float
+    auth: dict[str, Any] | None = Field(
+        None, description="API keys and JWT settings; secrets stay ${secret:NAME} references."
+    )
+    rate_limit: dict[str, str | None] = Field(default_factory=dict)
+    rate_limit_storage: str = Field(description="memory:// or a Redis URL.")
+    log_database: str = Field(description="sqlite:///... or postgresql://... for the logs.")
+    log_requests: bool
+    log_predictions: bool
+    mask: list[str] = Field(default_factory=list)
+    sticky_key: str | None = None
+    tls: dict[str, Any] | None = None
+    runtime: RuntimeContext
+
+
 class PlanStep(FrozenModel):
     """A node of the plan's dependency graph."""
 
@@ -234,6 +287,11 @@ class Plan(FrozenModel):
         description="The local MLflow server Shipyard runs (port, backend store, artifact root), "
         "when the profile asks for one.",
     )
+
+    services: tuple[ServiceStep, ...] = Field(default=(), description="Compiled services.")
+
+    def service(self, name: str) -> ServiceStep | None:
+        return next((s for s in self.services if s.service == name), None)
 
     def block(self, role: str) -> BlockPlan:
         """The block document of a connection role (dvc_remote, mlflow, metrics)."""

@@ -5,6 +5,7 @@ from shipyard.spec.datasets import DatasetSpec
 from shipyard.spec.models import ModelSpec
 from shipyard.spec.profiles import ProfileSpec
 from shipyard.spec.root import PipelineSpec
+from shipyard.spec.services import ServiceSpec
 
 __all__ = [
     "DatasetSpec",
@@ -12,6 +13,7 @@ __all__ = [
     "Name",
     "PipelineSpec",
     "ProfileSpec",
+    "ServiceSpec",
     "SpecModel",
     "parse_duration",
 ]

@@ -107,6 +107,21 @@ class FeastSettings(SpecModel):
     )
 
 
+class ServingSettings(SpecModel):
+    """Where services keep shared state: rate-limit counters and the prediction log."""
+
+    rate_limit_storage: str | None = Field(
+        None,
+        description="Rate-limit counters: unset for in-process memory (per worker), or a Redis "
+        "URL such as redis://127.0.0.1:6379/0 (shared by every worker and replica).",
+    )
+    log_database: str | None = Field(
+        None,
+        description="Prediction and feedback log: unset for SQLite under the state folder, or a "
+        "PostgreSQL URL such as postgresql://postgres@127.0.0.1:5432/serving (created if missing).",
+    )
+
+
 class ProfileSpec(SpecModel):
     """One deployment target: the embedded default needs nothing; scale-out names real engines."""
 
@@ -131,4 +146,7 @@ class ProfileSpec(SpecModel):
     feast: FeastSettings = Field(default_factory=FeastSettings, description=FeastSettings.__doc__)
     prometheus: PrometheusSettings = Field(
         default_factory=PrometheusSettings, description=PrometheusSettings.__doc__
+    )
+    serving: ServingSettings = Field(
+        default_factory=ServingSettings, description=ServingSettings.__doc__
     )

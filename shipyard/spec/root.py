@@ -9,6 +9,7 @@ from shipyard.spec.datasets import DatasetSpec
 from shipyard.spec.features import FeaturesSpec
 from shipyard.spec.models import ModelSpec
 from shipyard.spec.profiles import ProfileSpec
+from shipyard.spec.services import ServiceSpec
 
 
 class PipelineSpec(SpecModel):
@@ -33,6 +34,10 @@ class PipelineSpec(SpecModel):
     models: dict[Name, ModelSpec] = Field(
         default_factory=dict,
         description="Models trained on a dataset, tracked in MLflow, gated and registered.",
+    )
+    services: dict[Name, ServiceSpec] = Field(
+        default_factory=dict,
+        description="BentoML services serving registered models, with auth, limits and logs.",
     )
 
     @property

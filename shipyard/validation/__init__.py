@@ -8,8 +8,9 @@ from shipyard.validation.datasets import check_datasets
 from shipyard.validation.features import check_features
 from shipyard.validation.models import check_models
 from shipyard.validation.profiles import check_profiles
+from shipyard.validation.services import check_services
 
-RULES = (check_profiles, check_datasets, check_features, check_models)
+RULES = (check_profiles, check_datasets, check_features, check_models, check_services)
 
 
 def validate(loaded: LoadedSpec) -> list[Diagnostic]:

@@ -1,0 +1,1 @@
+"""The generic BentoML service every `services:` entry is built from."""

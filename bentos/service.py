@@ -1,0 +1,265 @@
+"""One generic BentoML service, configured by the `service.json` beside it in the Bento.
+
+`shipyard build <service>` copies this package, the `shipyard` package, `service.json` and the
+model folders into a Bento. The request schema is made from `service.json` when this module
+is imported, so `/docs.json` describes the exact fields of the model being served.
+"""
+
+from __future__ import annotations
+
+import gc
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import bentoml
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+from starlette.responses import JSONResponse, Response
+
+from shipyard.serving.config import ModelInput, bundle_dir, read_config
+from shipyard.serving.gate import EngineHolder, Gate
+from shipyard.serving.router import RouterState, RouteRule
+
+BUNDLE = bundle_dir(Path(__file__).resolve().parents[1])
+CONFIG = read_config(BUNDLE)
+STEP = CONFIG.step
+TYPES: dict[str, Any] = {"int": int, "float": float, "str": str, "bool": bool, "datetime": datetime}
+
+
+def _field_type(field: ModelInput) -> Any:
+    categories = STEP.input_types.get(field.name)
+    if isinstance(categories, list) and categories:
+        return Literal[tuple(categories)]
+    return TYPES.get(field.type, str)
+
+
+Row = create_model(  # type: ignore[call-overload]
+    "PredictRow",
+    __config__=ConfigDict(extra="forbid", protected_namespaces=()),
+    **{f.name: (_field_type(f), ...) for f in CONFIG.request_fields},
+)
+
+
+class _Rows(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_row(cls, data: Any) -> Any:
+        """A bare row object is a batch of one."""
+        if isinstance(data, dict) and "rows" not in data:
+            return {"rows": [data]}
+        return data
+
+
+PredictRequest = create_model(  # type: ignore[call-overload]
+    "PredictRequest",
+    __base__=_Rows,
+    __doc__='One row (its fields at the top level) or a batch: {"rows": [row, ...]}.',
+    rows=(list[Row], Field(min_length=1, description="The rows to score.")),  # type: ignore[valid-type]
+)
+
+
+class Prediction(BaseModel):
+    prediction: int | float | str | bool
+    probability: float | None = Field(None, description="Positive-class probability.")
+    variant: str
+    model_version: str
+
+
+class PredictResponse(BaseModel):
+    request_id: str
+    predictions: list[Prediction]
+
+
+class FeedbackRequest(BaseModel):
+    """An outcome, keyed by the prediction's request id or by entity key."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    outcome: bool | int | float | str | dict[str, Any]
+    request_id: str | None = Field(None, min_length=1, max_length=200)
+    entity: dict[str, int | float | str | bool] | None = None
+
+    @model_validator(mode="after")
+    def _keyed(self) -> FeedbackRequest:
+        if self.request_id is None and not self.entity:
+            raise ValueError(
+                "feedback needs `request_id` (from the /predict response) or `entity` "
+                '(e.g. {"customer_id": 42})'
+            )
+        return self
+
+
+class FeedbackResponse(BaseModel):
+    request_id: str
+    accepted: bool
+
+
+class RoutingRequest(BaseModel):
+    """New routing for the variants; takes effect on every worker within a second."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    weights: dict[str, float] = Field(description="Variant -> weight (>= 0).")
+    sticky_key: str | None = STEP.sticky_key
+    rules: list[RouteRule] = Field(default_factory=list)
+    reason: str = Field(min_length=1, max_length=500, description="Why; kept in the audit log.")
+
+
+class ReloadResponse(BaseModel):
+    bento: str
+    variants: list[str]
+
+
+HOLDER = EngineHolder()
+
+
+def _error(status: int, error: str, message: str, request_id: str) -> JSONResponse:
+    return JSONResponse(
+        {"error": error, "message": message, "request_id": request_id}, status_code=status
+    )
+
+
+def _info(ctx: bentoml.Context) -> dict[str, Any]:
+    info: dict[str, Any] = ctx.request.scope.get("shipyard") or {}
+    if "request_id" not in info:
+        info["request_id"] = uuid.uuid4().hex
+    return info
+
+
+try:
+    import orjson
+
+    def _dumps(value: Any) -> bytes:
+        return orjson.dumps(value)
+except ImportError:  # pragma: no cover - orjson ships with the stack
+    import json
+
+    def _dumps(value: Any) -> bytes:
+        return json.dumps(value, separators=(",", ":")).encode()
+
+
+@bentoml.service(
+    name=STEP.service,
+    workers=STEP.workers,
+    traffic={"timeout": STEP.timeout_seconds},
+    logging={"access": {"enabled": False}},
+)
+class ShipyardService:
+    """Predictions, feedback and the admin API of one `services:` entry."""
+
+    def __init__(self) -> None:
+        from shipyard.serving.engine import ServiceEngine
+
+        started = time.perf_counter()
+        self.engine = ServiceEngine(BUNDLE)
+        HOLDER.engine = self.engine
+        _quiet_tracing()
+        gc.collect()
+        gc.freeze()  # the loaded models and libraries never need scanning again
+        self.engine_ready_in = time.perf_counter() - started
+
+    def __is_ready__(self) -> bool:
+        return HOLDER.engine is not None
+
+    @bentoml.api(route="/predict", input_spec=PredictRequest, output_spec=PredictResponse)
+    async def predict(self, rows: list[Any], ctx: bentoml.Context) -> Response:
+        """Score one row or a batch; the variant and model version come back per row."""
+        from shipyard.serving.engine import RequestError
+
+        info = _info(ctx)
+        request_id = info["request_id"]
+        headers = info.get("headers", {})
+        try:
+            results = await self.engine.predict(
+                [row.__dict__ for row in rows],
+                headers,
+                request_id,
+                headers.get("x-shipyard-variant"),
+            )
+        except RequestError as exc:
+            return _error(exc.status, exc.error, str(exc), request_id)
+        info["variant"] = results[0]["variant"]
+        info["model_version"] = results[0]["model_version"]
+        return Response(
+            _dumps({"request_id": request_id, "predictions": results}),
+            media_type="application/json",
+        )
+
+    @bentoml.api(route="/feedback", input_spec=FeedbackRequest, output_spec=FeedbackResponse)
+    async def feedback(
+        self,
+        outcome: Any,
+        request_id: str | None,
+        entity: dict[str, Any] | None,
+        ctx: bentoml.Context,
+    ) -> Response:
+        """Record an outcome for a prediction (by request id) or an entity."""
+        info = _info(ctx)
+        self.engine.feedback(outcome, request_id, entity)
+        return Response(
+            _dumps({"request_id": info["request_id"], "accepted": True}),
+            media_type="application/json",
+        )
+
+    @bentoml.api(route="/admin/routing", input_spec=RoutingRequest, output_spec=RouterState)
+    async def admin_routing(
+        self,
+        weights: dict[str, float],
+        sticky_key: str | None,
+        rules: list[RouteRule],
+        reason: str,
+        ctx: bentoml.Context,
+    ) -> Response:
+        """Change variant weights, sticky key and rules (role admin; audited)."""
+        from shipyard.serving.router import UnknownVariant
+
+        info = _info(ctx)
+        try:
+            state = self.engine.set_routing(
+                RouterState(weights=weights, sticky_key=sticky_key, rules=rules),
+                actor=info.get("principal") or "anonymous",
+                reason=reason,
+            )
+        except (UnknownVariant, ValueError) as exc:
+            return _error(400, "bad_routing", str(exc), info["request_id"])
+        return Response(_dumps(state.model_dump(by_alias=True)), media_type="application/json")
+
+    @bentoml.api(route="/admin/reload", output_spec=ReloadResponse)
+    async def admin_reload(self, ctx: bentoml.Context) -> Response:
+        """Apply the control file now (new bundle or routing) instead of within a second."""
+        import anyio
+
+        info = _info(ctx)
+        self.engine._control_mtime = -1
+        await anyio.to_thread.run_sync(self.engine.check_control)
+        if self.engine.reload_error:
+            return _error(409, "reload_refused", self.engine.reload_error, info["request_id"])
+        body = {
+            "bento": self.engine.config.bento_tag,
+            "variants": list(self.engine.models.variants),
+        }
+        return Response(_dumps(body), media_type="application/json")
+
+
+ShipyardService.add_asgi_middleware(Gate, holder=HOLDER)
+
+
+def _quiet_tracing() -> None:
+    """With no trace exporter and sample rate 0, BentoML still records a span per request;
+    those spans are what makes its garbage-collection pauses long. Record none instead."""
+    try:
+        from bentoml._internal.configuration.containers import BentoMLContainer
+        from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+
+        if BentoMLContainer.config.tracing.sample_rate.get():
+            return
+        sampler = BentoMLContainer.tracer_provider.get().sampler
+        for attribute in ("_root", "_remote_parent_not_sampled", "_local_parent_not_sampled"):
+            if hasattr(sampler, attribute):
+                setattr(sampler, attribute, ALWAYS_OFF)
+    except Exception:  # an internal layout change must never stop the service
+        return

@@ -1,0 +1,1 @@
+"""Model serving: the generic BentoML service and what it is built from."""

@@ -1,0 +1,362 @@
+"""`shipyard build <service>`: registered model versions -> an offline-safe Bento.
+
+Steps: resolve the stable alias/version and each candidate in the MLflow registry, download
+their model folders, read the request schema from the model signature, compute histogram
+buckets for the input metrics from the training data, then `bentoml build` the generic
+service with everything it needs copied in (`lock_packages: false`: no package index).
+The Bento version is derived from the model versions and the spec digest, so building
+twice with nothing changed reuses the existing Bento.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from shipyard.compiler.compile import CODE_DIR
+from shipyard.compiler.plan import ServiceStep, VariantRef
+from shipyard.errors import ShipyardError
+from shipyard.serving.config import (
+    CONFIG_ENV,
+    ModelInput,
+    ServedVariant,
+    ServiceConfig,
+    write_config,
+)
+from shipyard.settings import TELEMETRY_OFF, StateLayout
+
+log = logging.getLogger("shipyard.serving.build")
+SIGNATURE_TYPES = {
+    "long": "int",
+    "integer": "int",
+    "double": "float",
+    "float": "float",
+    "string": "str",
+    "boolean": "bool",
+    "datetime": "datetime",
+}
+PACKAGES = (
+    "scikit-learn",
+    "pandas",
+    "numpy",
+    "mlflow",
+    "skops",
+    "pydantic",
+    "limits",
+    "pyjwt",
+    "cryptography",
+    "psycopg2-binary",
+    "orjson",
+    "redis",
+)
+
+
+@dataclass
+class BuildResult:
+    tag: str
+    bundle: Path  # the Bento's src folder: what the service loads
+    config: ServiceConfig
+    reused: bool
+    skipped: list[str]
+
+    def summary(self) -> str:
+        variants = ", ".join(
+            f"{v.name}={v.registered_name} v{v.version}" + (f" ({v.semver})" if v.semver else "")
+            for v in self.config.variants
+        )
+        verb = "unchanged, reusing" if self.reused else "built"
+        lines = [f"{verb} Bento {self.tag}: {variants}"]
+        lines += [f"  note: {note}" for note in self.skipped]
+        return "\n".join(lines)
+
+
+def bento_env(state_dir: Path) -> dict[str, str]:
+    """Environment for every BentoML command: its home under the state folder, no tracking."""
+    return {
+        **os.environ,
+        **TELEMETRY_OFF,
+        "BENTOML_HOME": str(StateLayout(state_dir).bentoml_home),
+    }
+
+
+def _resolve(client: Any, step: ServiceStep, ref: VariantRef) -> Any | None:
+    from mlflow.exceptions import MlflowException
+
+    from shipyard.retry import retrying
+
+    def lookup() -> Any:
+        if ref.version is not None:
+            return client.get_model_version(step.registered_name, str(ref.version))
+        return client.get_model_version_by_alias(step.registered_name, ref.alias)
+
+    try:
+        return retrying(lookup, what=f"the MLflow registry ({step.registered_name})")
+    except MlflowException:
+        return None
+
+
+def resolve_variants(step: ServiceStep) -> tuple[list[tuple[VariantRef, Any]], list[str]]:
+    """The registry versions to serve; a missing stable version is an error, a missing
+    candidate is skipped with a note (candidates exist only while a rollout runs)."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    found: list[tuple[VariantRef, Any]] = []
+    skipped: list[str] = []
+    for ref in step.variants:
+        version = _resolve(client, step, ref)
+        if version is not None:
+            found.append((ref, version))
+        elif ref.name == "stable":
+            raise ShipyardError(
+                f"service '{step.service}': model '{step.registered_name}' has no {ref.reference} "
+                "in the MLflow registry",
+                hint=f"train and register it with `shipyard run train-model {step.model}`"
+                + (", or fix `version:` in the service" if ref.version is not None else ""),
+                resource=step.id,
+            )
+        else:
+            skipped.append(
+                f"candidate '{ref.name}': no version of {step.registered_name} holds "
+                f"{ref.reference}; built without it"
+            )
+    return found, skipped
+
+
+def _download(version: Any, dest: Path) -> Path:
+    import mlflow
+
+    from shipyard.retry import retrying
+
+    dest.mkdir(parents=True, exist_ok=True)
+    uri = f"models:/{version.name}/{version.version}"
+    path = retrying(
+        lambda: mlflow.artifacts.download_artifacts(artifact_uri=uri, dst_path=str(dest)),
+        what=f"model artifacts {uri}",
+    )
+    folder = Path(path)
+    if not (folder / "MLmodel").exists():
+        candidates = list(folder.rglob("MLmodel"))
+        if not candidates:
+            raise ShipyardError(
+                f"{uri} has no MLmodel file; the registered artifacts are incomplete",
+                hint="re-register the model with `shipyard run train-model <model> --force`",
+            )
+        folder = candidates[0].parent
+    return folder
+
+
+def signature_inputs(model_dir: Path, step: ServiceStep) -> list[ModelInput]:
+    """The model's input columns and types from its MLflow signature."""
+    from mlflow.models import Model
+
+    signature = Model.load(str(model_dir / "MLmodel")).signature
+    if signature is None or signature.inputs is None:
+        return [
+            ModelInput(name=f, type=_declared(step.input_types.get(f, "float")))
+            for f in step.features
+        ]
+    out = []
+    for spec in signature.inputs.inputs:
+        kind = getattr(spec.type, "name", str(spec.type))
+        out.append(ModelInput(name=str(spec.name), type=SIGNATURE_TYPES.get(kind, "str")))
+    return out
+
+
+def _declared(kind: Any) -> str:
+    return "str" if isinstance(kind, list) else str(kind)
+
+
+def input_buckets(step: ServiceStep, inputs: list[ModelInput]) -> dict[str, list[float]]:
+    """Decile edges of each numeric input in the training data (for drift-ready histograms)."""
+    import numpy as np
+    import pandas as pd
+
+    wanted = {i.name for i in inputs if i.type in ("int", "float")}
+    buckets: dict[str, list[float]] = {}
+    for file in step.data_files:
+        path = Path(file)
+        if not path.exists() or not wanted - set(buckets):
+            continue
+        try:
+            frame = pd.read_csv(path) if path.suffix == ".csv" else pd.read_parquet(path)
+        except Exception as exc:  # unreadable data only costs the input histograms
+            log.warning("cannot read %s for input buckets: %s", path, exc)
+            continue
+        for column in sorted(wanted - set(buckets)):
+            if column in frame.columns:
+                values = pd.to_numeric(frame[column], errors="coerce").dropna().to_numpy()
+                if len(values):
+                    edges = np.unique(np.quantile(values, np.linspace(0.1, 1.0, 10)))
+                    buckets[column] = [float(e) for e in edges]
+    return buckets
+
+
+def _packages(step: ServiceStep) -> list[str]:
+    names = [*PACKAGES, "feast"] if step.feature_service else list(PACKAGES)
+    out = []
+    for name in names:
+        try:
+            out.append(f"{name}=={metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def _copy_code(ctx: Path) -> None:
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for package in ("bentos", "shipyard"):
+        shutil.copytree(CODE_DIR / package, ctx / package, ignore=ignore, dirs_exist_ok=True)
+
+
+def bento_version(step: ServiceStep, versions: list[tuple[VariantRef, Any]]) -> str:
+    """m<stable version>-<digest>: the digest covers the spec and every served version."""
+    payload = json.dumps(
+        {
+            "spec": step.runtime.spec_digest,
+            "variants": [[ref.name, v.name, v.version] for ref, v in versions],
+            "code": _code_digest(),
+        },
+        sort_keys=True,
+    )
+    stable = versions[0][1].version
+    return f"m{stable}-{hashlib.sha256(payload.encode()).hexdigest()[:10]}"
+
+
+def _code_digest() -> str:
+    digest = hashlib.sha256()
+    for package in ("bentos", "shipyard/serving"):
+        for path in sorted((CODE_DIR / package).rglob("*.py")):
+            digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def existing_bento(name: str, version: str, state_dir: Path) -> Path | None:
+    src = StateLayout(state_dir).bentoml_home / "bentos" / name / version / "src"
+    return src if (src / "service.json").exists() else None
+
+
+def build_service(
+    step: ServiceStep, tracking_uri: str, say: Callable[[str], None] = print
+) -> BuildResult:
+    from shipyard.training.tracking import use_tracking
+
+    for key, value in TELEMETRY_OFF.items():
+        os.environ.setdefault(key, value)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    use_tracking(tracking_uri, step.id)
+    state_dir = Path(step.runtime.state_dir)
+    say(f"resolving {step.registered_name} in the model registry ...")
+    versions, skipped = resolve_variants(step)
+    version = bento_version(step, versions)
+    name = step.service
+    tag = f"{name}:{version}"
+    found = existing_bento(name, version, state_dir)
+    if found is not None:
+        config = ServiceConfig.model_validate_json((found / "service.json").read_text())
+        return BuildResult(tag=tag, bundle=found, config=config, reused=True, skipped=skipped)
+    # BentoML refuses build folders under hidden directories such as .shipyard
+    ctx = Path(tempfile.mkdtemp(prefix=f"shipyard-build-{name}-"))
+    try:
+        served: list[ServedVariant] = []
+        model_inputs: list[ModelInput] = []
+        for ref, mv in versions:
+            say(f"downloading {ref.name}: {mv.name} version {mv.version} ...")
+            folder = _download(mv, ctx / "models" / ref.name)
+            if ref.name == "stable":
+                model_inputs = signature_inputs(folder, step)
+            served.append(
+                ServedVariant(
+                    name=ref.name,
+                    registered_name=mv.name,
+                    version=str(mv.version),
+                    semver=(mv.tags or {}).get("shipyard.semver", ""),
+                    run_id=mv.run_id,
+                    aliases=list(getattr(mv, "aliases", []) or []),
+                    path=str(folder.relative_to(ctx)),
+                )
+            )
+        if step.feature_service:
+            request_fields = [
+                ModelInput(name=k, type=_declared(step.input_types.get(k, "int")))
+                for k in step.inputs
+            ]
+        else:
+            request_fields = model_inputs
+        config = ServiceConfig(
+            step=step,
+            bento_tag=tag,
+            built_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            variants=served,
+            model_inputs=model_inputs,
+            request_fields=request_fields,
+            input_buckets=input_buckets(step, model_inputs),
+        )
+        write_config(ctx, config)
+        _copy_code(ctx)
+        _bentofile(ctx, step, versions)
+        say(f"bentoml build {tag} ...")
+        _bentoml_build(ctx, version, state_dir)
+    finally:
+        shutil.rmtree(ctx, ignore_errors=True)
+    bundle = existing_bento(name, version, state_dir)
+    if bundle is None:
+        raise ShipyardError(
+            f"bentoml build reported success but {tag} is not in the Bento store",
+            hint=f"look in {StateLayout(state_dir).bentoml_home / 'bentos' / name}",
+            resource=step.id,
+        )
+    return BuildResult(tag=tag, bundle=bundle, config=config, reused=False, skipped=skipped)
+
+
+def _bentofile(ctx: Path, step: ServiceStep, versions: list[tuple[VariantRef, Any]]) -> None:
+    import yaml
+
+    stable = versions[0][1]
+    bentofile = {
+        "service": "bentos.service:ShipyardService",
+        "name": step.service,
+        "description": f"Shipyard service {step.service} serving {step.registered_name}",
+        "labels": {
+            "shipyard.project": step.runtime.project,
+            "shipyard.service": step.service,
+            "shipyard.model": step.registered_name,
+            "shipyard.model_version": str(stable.version),
+            "shipyard.semver": (stable.tags or {}).get("shipyard.semver", ""),
+            "shipyard.spec_digest": step.runtime.spec_digest[:12],
+        },
+        "include": ["bentos/**", "shipyard/**", "service.json", "models/**"],
+        "python": {"packages": _packages(step), "lock_packages": False},
+    }
+    (ctx / "bentofile.yaml").write_text(yaml.safe_dump(bentofile, sort_keys=False))
+
+
+def _bentoml_build(ctx: Path, version: str, state_dir: Path) -> None:
+    env = {**bento_env(state_dir), CONFIG_ENV: str(ctx), "PYTHONPATH": str(ctx)}
+    done = subprocess.run(
+        [sys.executable, "-m", "bentoml", "build", str(ctx), "--version", version, "-o", "tag"],
+        cwd=ctx,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    if done.returncode != 0:
+        detail = (done.stderr or done.stdout).strip().splitlines()[-15:]
+        raise ShipyardError(
+            "bentoml build failed:\n  " + "\n  ".join(detail),
+            hint="the full output is above; the build folder was " + str(ctx),
+        )

@@ -1,0 +1,74 @@
+"""`shipyard build <service>` and `shipyard serve <service>`."""
+
+from __future__ import annotations
+
+from shipyard.compiler.plan import Plan, ServiceStep
+from shipyard.errors import ShipyardError
+
+EXIT_OK = 0
+
+
+def service_step(plan: Plan, name: str) -> ServiceStep:
+    step = plan.service(name)
+    if step is None:
+        from shipyard.diagnostics import did_you_mean
+
+        names = [s.service for s in plan.services]
+        raise ShipyardError(
+            f"service '{name}' is not defined in pipelines.yaml",
+            hint=did_you_mean(name, names)
+            or (f"defined services: {', '.join(names)}" if names else "add it under `services:`"),
+        )
+    return step
+
+
+def _tracking(plan: Plan) -> str:
+    from shipyard.runtime.mlflow_server import tracking_uri
+
+    return tracking_uri(plan)
+
+
+def build_command(plan: Plan, name: str, deploy_after: bool) -> int:
+    from shipyard.serving.build import build_service
+    from shipyard.serving.deploy import deploy
+
+    step = service_step(plan, name)
+    built = build_service(step, _tracking(plan))
+    print(built.summary())
+    print(f"  bundle  {built.bundle}")
+    if deploy_after:
+        print(deploy(step, built))
+    return EXIT_OK
+
+
+def serve_command(plan: Plan, name: str, action: str) -> int:
+    from shipyard.serving import deploy
+
+    step = service_step(plan, name)
+    url = deploy.base_url(step)
+    if action == "stop":
+        stopped = deploy.stop(step)
+        print(f"service '{name}' " + ("stopped" if stopped else "was not running"))
+        return EXIT_OK
+    if action == "status":
+        info = deploy.info(step)
+        pid = deploy.process(step).pid()
+        if info is None:
+            print(f"service '{name}': not answering at {url}" + (f" (pid {pid})" if pid else ""))
+            return 1
+        print(f"service '{name}': serving {info['bento']} at {url} (pid {pid})")
+        for variant in info["variants"]:
+            print(
+                f"  {variant['name']:<12} {variant['model']} v{variant['version']} "
+                f"{variant['semver']:<8} weight {variant['weight']:g}"
+            )
+        return EXIT_OK
+    from shipyard.serving.build import build_service
+
+    if action == "restart":
+        deploy.stop(step)
+    built = build_service(step, _tracking(plan))
+    print(built.summary())
+    print(deploy.deploy(step, built))
+    print(deploy.describe(step, url))
+    return EXIT_OK

@@ -1,0 +1,180 @@
+"""Run a built service locally: start `bentoml serve`, or hot-reload the running one.
+
+A running service watches its control file (`<state>/serving/<name>/control.json`). Deploying
+a new Bento writes the new bundle there; every worker loads the new models beside the old
+ones and switches when ready, so no request fails. A change of request fields cannot be
+applied to a running API; that needs `shipyard serve <name> --restart`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from shipyard.compiler.plan import ServiceStep
+from shipyard.errors import ServiceUnavailable, ShipyardError
+from shipyard.runtime.processes import ManagedProcess, http_ok
+from shipyard.serving.build import BuildResult, bento_env
+from shipyard.serving.config import ServiceConfig, control_path
+from shipyard.settings import StateLayout
+
+READY_TIMEOUT = 240.0
+
+
+def process(step: ServiceStep) -> ManagedProcess:
+    layout = StateLayout(step.runtime.state_dir)
+    return ManagedProcess(f"service-{step.service}", layout.run, layout.logs)
+
+
+def base_url(step: ServiceStep) -> str:
+    scheme = "https" if step.tls else "http"
+    host = "127.0.0.1" if step.host in ("0.0.0.0", "::") else step.host
+    return f"{scheme}://{host}:{step.port}"
+
+
+def info(step: ServiceStep, timeout: float = 3.0) -> dict[str, Any] | None:
+    """The running service's /info, or None when it is not answering."""
+    try:
+        with urllib.request.urlopen(base_url(step) + "/info", timeout=timeout) as response:
+            data: dict[str, Any] = json.loads(response.read())
+            return data
+    except (OSError, urllib.error.URLError, ValueError):
+        return None
+
+
+def serve_env(step: ServiceStep) -> dict[str, str]:
+    """The service's environment: BentoML home, state folder and resolved secrets.
+
+    Secrets are resolved here (Prefect Secret blocks or SHIPYARD_SECRET_*) and passed as
+    SHIPYARD_SECRET_* variables, so workers never need the Prefect API.
+    """
+    from shipyard.secrets import SECRET_REFERENCE, env_name, secret_value
+
+    env = bento_env(Path(step.runtime.state_dir))
+    env["SHIPYARD_STATE_DIR"] = step.runtime.state_dir
+    env.pop("SHIPYARD_SERVICE_BUNDLE", None)
+    for name in sorted(set(SECRET_REFERENCE.findall(json.dumps(step.auth or {})))):
+        env[env_name(name)] = secret_value(name)
+    if step.log_database.startswith("postgresql"):
+        from shipyard.runtime.server import ensure_postgres_database
+
+        ensure_postgres_database(step.log_database, f"service '{step.service}' log")
+    return env
+
+
+def _argv(step: ServiceStep, tag: str) -> list[str]:
+    argv = [
+        sys.executable, "-m", "bentoml", "serve", tag,
+        "--host", step.host, "--port", str(step.port),
+    ]  # fmt: skip
+    if step.tls:
+        argv += ["--ssl-certfile", step.tls["certfile"], "--ssl-keyfile", step.tls["keyfile"]]
+        if step.tls.get("ca_certs"):
+            argv += ["--ssl-ca-certs", step.tls["ca_certs"]]
+    return argv
+
+
+def _keep_routing(step: ServiceStep, config: ServiceConfig) -> Any:
+    """The routing in force, if it still fits the new variants; else the default."""
+    from shipyard.serving.engine import default_router, read_control
+    from shipyard.serving.router import Router, RouterState, UnknownVariant
+
+    control = read_control(control_path(config))
+    if control and control.get("router"):
+        try:
+            state = RouterState.model_validate(control["router"])
+            Router(state, [v.name for v in config.variants])
+            return state
+        except (ValueError, UnknownVariant):
+            pass
+    return default_router(config)
+
+
+def start(step: ServiceStep, built: BuildResult, say: Callable[[str], None] = print) -> str:
+    """Start `bentoml serve` for the Bento in the background; returns the URL once ready."""
+    from shipyard.serving.engine import write_control
+
+    managed = process(step)
+    if managed.pid() is not None:
+        raise ShipyardError(
+            f"service '{step.service}' is already running (pid {managed.pid()})",
+            hint=f"`shipyard serve {step.service} --restart` restarts it",
+        )
+    url = base_url(step)
+    if http_ok(url + "/livez", timeout=1.0):
+        raise ShipyardError(
+            f"port {step.port} already answers at {url}, but not for service '{step.service}'",
+            hint=f"stop that program or set services.{step.service}.port",
+        )
+    write_control(control_path(built.config), built.bundle, _keep_routing(step, built.config))
+    say(f"starting bentoml serve {built.tag} on {url} ...")
+    managed.start(_argv(step, built.tag), serve_env(step), cwd=Path(step.runtime.project_dir))
+    managed.wait_until(url + "/readyz", timeout=READY_TIMEOUT)
+    return url
+
+
+def hot_reload(
+    step: ServiceStep, built: BuildResult, timeout: float = READY_TIMEOUT
+) -> dict[str, Any]:
+    """Point the running service at a new Bento and wait until it serves it."""
+    from shipyard.serving.engine import write_control
+
+    write_control(control_path(built.config), built.bundle, _keep_routing(step, built.config))
+    deadline = time.monotonic() + timeout
+    current: dict[str, Any] | None = None
+    while time.monotonic() < deadline:
+        current = info(step)
+        if current and current.get("bento") == built.tag:
+            return current
+        if current and current.get("reload_error"):
+            raise ShipyardError(
+                f"service '{step.service}' did not take {built.tag}: {current['reload_error']}",
+                resource=step.id,
+            )
+        time.sleep(0.5)
+    raise ServiceUnavailable(
+        f"service '{step.service}' still serves {current.get('bento') if current else '?'} "
+        f"{timeout:.0f} s after {built.tag} was deployed",
+        hint=f"see {process(step).log_file}",
+        resource=step.id,
+    )
+
+
+def deploy(step: ServiceStep, built: BuildResult, say: Callable[[str], None] = print) -> str:
+    """Start the service, or hot-reload it when it already runs. Returns what happened."""
+    running = process(step).pid() is not None and info(step) is not None
+    if running:
+        now = info(step) or {}
+        if now.get("bento") == built.tag:
+            return f"service '{step.service}' already serves {built.tag} at {base_url(step)}"
+        say(f"hot-reloading {step.service}: {now.get('bento')} -> {built.tag} ...")
+        hot_reload(step, built)
+        return f"service '{step.service}' now serves {built.tag} at {base_url(step)} (hot reload)"
+    url = start(step, built, say)
+    return f"service '{step.service}' serves {built.tag} at {url}"
+
+
+def stop(step: ServiceStep) -> bool:
+    return process(step).stop()
+
+
+def describe(step: ServiceStep, url: str) -> str:
+    keys = ", ".join(sorted((step.auth or {}).get("api_keys", {}))) or "none (no auth)"
+    return "\n".join(
+        [
+            f"  predict   curl -X POST {url}/predict -H 'content-type: application/json' "
+            "-H 'Authorization: Bearer $KEY' -d '{...}'",
+            f"  docs      {url}/docs (OpenAPI JSON at {url}/docs.json)",
+            f"  metrics   {url}/metrics",
+            f"  info      {url}/info",
+            f"  api keys  {keys}",
+            f"  logs      {process(step).log_file}",
+            f"  stop      shipyard serve {step.service} --stop",
+        ]
+    )

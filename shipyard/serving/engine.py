@@ -1,0 +1,393 @@
+"""The serving engine of one worker: models, features, auth, limits, routing and logs.
+
+The BentoML service in `bentos/service.py` is a thin HTTP adapter over this class. Runtime
+changes (a new bundle, new routing) build new objects off the request path and swap one
+reference, so requests in flight finish on what they started with and none is dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from shipyard.serving.auth import ApiKey, Authenticator, JwtSettings
+from shipyard.serving.batching import MicroBatcher, run_unbatched
+from shipyard.serving.config import ServiceConfig, control_path, read_config, state_dir
+from shipyard.serving.masking import Masker
+from shipyard.serving.predlog import PredictionLog
+from shipyard.serving.ratelimit import RateLimiter
+from shipyard.serving.router import Router, RouterState, UnknownVariant
+from shipyard.serving.telemetry import ServiceMetrics, configure_logging, service_metrics
+from shipyard.spec.base import parse_duration
+
+log = logging.getLogger("shipyard.serving")
+WATCH_INTERVAL = 0.5
+
+
+class RequestError(Exception):
+    """A request the service refuses: becomes an HTTP status with a message."""
+
+    def __init__(self, status: int, error: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.error = error
+
+
+class ReloadRefused(Exception):
+    """A new bundle that a running service cannot take without a restart."""
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    version: str
+    semver: str
+    model: Any
+    classes: list[Any] | None
+
+
+def _load_model(path: Path) -> Any:
+    import mlflow.sklearn
+
+    return mlflow.sklearn.load_model(str(path))
+
+
+def _python(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
+
+
+class ModelSet:
+    """The models of one bundle, loaded, each behind its own batcher."""
+
+    def __init__(self, config: ServiceConfig, bundle: Path, metrics: ServiceMetrics) -> None:
+        self.config = config
+        self.bundle = bundle
+        self.columns = [column.name for column in config.model_inputs]
+        self.classifier = config.step.task == "classification"
+        self.variants: dict[str, Variant] = {}
+        for served in config.variants:
+            model = _load_model(bundle / served.path)
+            classes = getattr(model, "classes_", None)
+            self.variants[served.name] = Variant(
+                name=served.name,
+                version=served.version,
+                semver=served.semver,
+                model=model,
+                classes=[_python(c) for c in classes] if classes is not None else None,
+            )
+        step = config.step
+        self.submit: dict[str, Any] = {}
+        for name, variant in self.variants.items():
+            predict = partial(self._predict, variant)
+            if step.adaptive_batching:
+                batcher: MicroBatcher[Mapping[str, Any], tuple[Any, float | None]] = MicroBatcher(
+                    predict,
+                    max_batch_size=step.max_batch_size,
+                    max_latency_ms=step.max_latency_ms,
+                    on_batch=partial(metrics.batch, name),
+                )
+                self.submit[name] = batcher.submit
+            else:
+                self.submit[name] = run_unbatched(predict)
+
+    def _predict(
+        self, variant: Variant, rows: list[Mapping[str, Any]]
+    ) -> list[tuple[Any, float | None]]:
+        import pandas as pd
+
+        frame = pd.DataFrame.from_records(rows, columns=self.columns)
+        model = variant.model
+        if self.classifier and variant.classes is not None and hasattr(model, "predict_proba"):
+            proba = model.predict_proba(frame)
+            picked = proba.argmax(axis=1).tolist()
+            score = (proba[:, 1] if proba.shape[1] == 2 else proba.max(axis=1)).tolist()
+            classes = variant.classes
+            return [(classes[i], s) for i, s in zip(picked, score, strict=True)]
+        return [(_python(p), None) for p in model.predict(frame)]
+
+
+def _auth(config: ServiceConfig) -> Authenticator:
+    from shipyard.secrets import resolve
+
+    auth = config.step.auth or {}
+    keys = [
+        ApiKey(
+            name=name,
+            key=resolve(spec["key"], use_prefect=False) or "",
+            roles=frozenset(spec["roles"]),
+        )
+        for name, spec in (auth.get("api_keys") or {}).items()
+    ]
+    jwt = auth.get("jwt")
+    settings = None
+    if jwt:
+        key = jwt["secret"] if jwt["algorithm"] == "HS256" else jwt["public_key"]
+        settings = JwtSettings(
+            algorithm=jwt["algorithm"],
+            key=resolve(key, use_prefect=False) or "",
+            audience=jwt.get("audience"),
+            issuer=jwt.get("issuer"),
+            roles_claim=jwt.get("roles_claim") or "roles",
+            leeway_seconds=parse_duration(jwt.get("leeway") or "0s"),
+        )
+    return Authenticator(keys, settings, service=config.step.service)
+
+
+def default_router(config: ServiceConfig) -> RouterState:
+    """All traffic on the stable variant; candidates loaded but idle."""
+    return RouterState(
+        weights={v.name: (100.0 if v.name == "stable" else 0.0) for v in config.variants},
+        sticky_key=config.step.sticky_key,
+    )
+
+
+def write_control(path: Path, bundle: Path, router: RouterState) -> None:
+    """Atomically replace the control file every worker watches."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(
+        json.dumps({"bundle": str(bundle), "router": router.model_dump(by_alias=True)}, indent=2)
+    )
+    tmp.replace(path)
+
+
+def read_control(path: Path) -> dict[str, Any] | None:
+    try:
+        data: dict[str, Any] = json.loads(path.read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    return data
+
+
+class ServiceEngine:
+    """Everything one worker needs to answer /predict, /feedback and the admin API."""
+
+    def __init__(self, bundle: Path, watch: bool = True) -> None:
+        configure_logging()
+        self.config = read_config(bundle)
+        self.bundle = bundle
+        step = self.config.step
+        self.service = step.service
+        self.metrics = service_metrics(step.service, json.dumps(self.config.input_buckets))
+        self.models = ModelSet(self.config, bundle, self.metrics)
+        self.features: Any = None
+        if step.feature_service is not None and step.feature_repo is not None:
+            from shipyard.features.online import OnlineFeatures
+
+            self.features = OnlineFeatures(step.feature_repo)
+        self.auth = _auth(self.config)
+        self.limiter = RateLimiter(
+            per_key=step.rate_limit.get("per_key"),
+            global_limit=step.rate_limit.get("global"),
+            storage_uri=step.rate_limit_storage,
+            namespace=f"shipyard:{step.runtime.project}:{step.service}",
+        )
+        self.masker = Masker(step.mask)
+        self.log = PredictionLog(step.log_database, step.service)
+        self.control = control_path(self.config)
+        self.reload_error: str | None = None
+        control = read_control(self.control)
+        state = default_router(self.config)
+        if control is not None and control.get("router"):
+            try:
+                state = RouterState.model_validate(control["router"])
+                Router(state, list(self.models.variants))
+            except (ValueError, UnknownVariant) as exc:
+                log.warning("ignoring the saved routing of %s: %s", self.service, exc)
+                state = default_router(self.config)
+        self.router = Router(state, list(self.models.variants), salt=self.service)
+        self._control_mtime = self._mtime()
+        self._stop = threading.Event()
+        if watch:
+            threading.Thread(target=self._watch, name="shipyard-control", daemon=True).start()
+
+    # -- requests ---------------------------------------------------------------------------
+
+    def features_for(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Model inputs per request row: the rows themselves, or their online features."""
+        if self.features is None:
+            return rows
+        from shipyard.features.online import MissingEntity
+
+        step = self.config.step
+        assert step.feature_service is not None
+        try:
+            found = self.features.get(step.feature_service, rows)
+        except MissingEntity as exc:
+            raise RequestError(404, "unknown_entity", f"{exc}; {exc.hint}") from None
+        return [{**features, **row} for row, features in zip(rows, found, strict=True)]
+
+    async def predict(
+        self,
+        rows: list[dict[str, Any]],
+        headers: Mapping[str, str],
+        request_id: str,
+        forced: str | None = None,
+    ) -> list[dict[str, Any]]:
+        models, router = self.models, self.router
+        step = self.config.step
+        if len(rows) > step.max_batch_size:
+            raise RequestError(
+                413,
+                "batch_too_large",
+                f"{len(rows)} rows is more than this service accepts in one request "
+                f"({step.max_batch_size}); split the batch or raise "
+                f"services.{self.service}.batching.max_batch_size",
+            )
+        inputs = self.features_for(rows)
+        try:
+            chosen = [router.choose(row, headers, forced) for row in rows]
+        except UnknownVariant as exc:
+            raise RequestError(400, "unknown_variant", str(exc)) from None
+        groups: dict[str, list[int]] = {}
+        for i, name in enumerate(chosen):
+            groups.setdefault(name, []).append(i)
+        results: list[dict[str, Any]] = [{} for _ in rows]
+        for name, indexes in groups.items():
+            variant = models.variants[name]
+            outputs = await models.submit[name]([inputs[i] for i in indexes])
+            for i, (prediction, score) in zip(indexes, outputs, strict=True):
+                results[i] = {
+                    "prediction": prediction,
+                    "probability": score,
+                    "variant": name,
+                    "model_version": variant.version,
+                }
+            scores = [s for _, s in outputs if s is not None]
+            self.metrics.predicted(
+                name, variant.version, scores or [o for o, _ in outputs if isinstance(o, float)]
+            )
+        self.metrics.observed_inputs(inputs)
+        if step.log_predictions:
+            mask = self.masker.mask
+            for i, row in enumerate(inputs):
+                result = results[i]
+                self.log.log_prediction(
+                    request_id if len(rows) == 1 else f"{request_id}/{i}",
+                    result["variant"],
+                    result["model_version"],
+                    mask(row),
+                    {"prediction": result["prediction"], "probability": result["probability"]},
+                )
+        return results
+
+    def feedback(self, outcome: Any, request_id: str | None, entity: dict[str, Any] | None) -> None:
+        self.log.log_feedback(
+            outcome, request_id=request_id, entity=self.masker.mask(entity) if entity else None
+        )
+        self.metrics.feedback.labels(self.service).inc()
+
+    # -- runtime changes ----------------------------------------------------------------------
+
+    def info(self) -> dict[str, Any]:
+        state = self.router.state
+        return {
+            "service": self.service,
+            "bento": self.config.bento_tag,
+            "bundle": str(self.models.bundle),
+            "built_at": self.config.built_at,
+            "variants": [
+                {
+                    "name": v.name,
+                    "model": v.registered_name,
+                    "version": v.version,
+                    "semver": v.semver,
+                    "weight": state.weights.get(v.name, 0.0),
+                }
+                for v in self.models.config.variants
+            ],
+            "routing": state.model_dump(by_alias=True),
+            "reload_error": self.reload_error,
+        }
+
+    def set_routing(self, state: RouterState, actor: str, reason: str) -> RouterState:
+        """Validate, persist for every worker, audit, then apply here at once."""
+        current = self.router.state
+        state = state.model_copy(update={"revision": current.revision + 1})
+        router = Router(state, list(self.models.variants), salt=self.service)  # may raise
+        write_control(self.control, self.models.bundle, state)
+        from shipyard.audit import AuditLog
+        from shipyard.settings import StateLayout
+
+        AuditLog(StateLayout(state_dir(self.config)).catalog).record(
+            "routing",
+            f"service.{self.service}",
+            actor=actor,
+            reason=reason,
+            before=current.model_dump(by_alias=True),
+            after=state.model_dump(by_alias=True),
+        )
+        self.router = router
+        self._control_mtime = self._mtime()
+        return state
+
+    def reload(self, bundle: Path) -> None:
+        """Load another bundle's models beside the current ones, then switch."""
+        config = read_config(bundle)
+        if config.request_schema_digest() != self.config.request_schema_digest():
+            raise ReloadRefused(
+                f"{config.bento_tag} takes different request fields "
+                f"({', '.join(f.name for f in config.request_fields)}); a running service "
+                f"cannot change its API: restart it with `shipyard serve {self.service} --restart`"
+            )
+        models = ModelSet(config, bundle, self.metrics)
+        state = self.router.state
+        try:
+            router = Router(state, list(models.variants), salt=self.service)
+        except UnknownVariant:
+            router = Router(default_router(config), list(models.variants), salt=self.service)
+        self.config, self.models, self.router = config, models, router
+        log.info(
+            "reloaded %s: now serving %s",
+            self.service,
+            config.bento_tag,
+            extra={"fields": {"service": self.service, "bento": config.bento_tag}},
+        )
+
+    def _mtime(self) -> int:
+        try:
+            return self.control.stat().st_mtime_ns
+        except FileNotFoundError:
+            return 0
+
+    def check_control(self) -> None:
+        """Apply the control file if it changed: a new bundle, new routing, or both."""
+        mtime = self._mtime()
+        if mtime == self._control_mtime:
+            return
+        self._control_mtime = mtime
+        control = read_control(self.control)
+        if control is None:
+            return
+        try:
+            bundle = Path(control["bundle"])
+            if bundle != self.models.bundle:
+                self.reload(bundle)
+            state = RouterState.model_validate(control["router"])
+            if state != self.router.state:
+                self.router = Router(state, list(self.models.variants), salt=self.service)
+            self.reload_error = None
+        except Exception as exc:  # keep serving what works; say why the change was not taken
+            self.reload_error = str(exc)
+            log.error(
+                "control change for %s not applied: %s",
+                self.service,
+                exc,
+                extra={"fields": {"service": self.service}},
+            )
+
+    def _watch(self) -> None:
+        while not self._stop.wait(WATCH_INTERVAL):
+            self.check_control()
+
+    def close(self) -> None:
+        self._stop.set()
+        self.log.close()
+        self.limiter.close()

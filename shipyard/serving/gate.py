@@ -1,0 +1,181 @@
+"""The ASGI middleware in front of the service: request ids, auth, rate limits, metrics, logs.
+
+It answers 401/403/429 before BentoML reads the body, so refused requests cost little, and
+it sees every response (including BentoML's own 400s) to count and log it once.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import uuid
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from shipyard.serving.auth import AuthError
+from shipyard.serving.telemetry import request_log
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+ROLES = {"/predict": "predict", "/feedback": "feedback"}
+"""Path -> the role it needs; /admin/* needs admin; everything else is public."""
+PUBLIC_COUNTED = {"/predict", "/feedback"}
+VARIANT_HEADER = "x-shipyard-variant"
+REQUEST_ID_HEADER = "x-request-id"
+
+
+class EngineHolder:
+    """Where the service instance puts its engine once loaded (the middleware starts first)."""
+
+    engine: Any = None
+
+
+def _json(
+    status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]]
+) -> tuple[Message, Message]:
+    payload = json.dumps(body).encode()
+    start = {
+        "type": "http.response.start",
+        "status": status,
+        "headers": [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(payload)).encode()),
+            *headers,
+        ],
+    }
+    return start, {"type": "http.response.body", "body": payload}
+
+
+class Gate:
+    """Pure ASGI middleware (no per-request Starlette objects)."""
+
+    def __init__(self, app: ASGIApp, holder: EngineHolder) -> None:
+        self.app = app
+        self.holder = holder
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        path: str = scope["path"]
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        request_id = headers.get(REQUEST_ID_HEADER) or uuid.uuid4().hex
+        if len(request_id) > 128:
+            request_id = request_id[:128]
+        info: dict[str, Any] = {
+            "request_id": request_id,
+            "headers": headers,
+            "variant": None,
+            "model_version": None,
+            "principal": None,
+        }
+        scope["shipyard"] = info
+        engine = self.holder.engine
+        role = ROLES.get(path) or ("admin" if path.startswith("/admin") else None)
+        id_header = (b"x-request-id", request_id.encode("latin-1"))
+
+        async def reply(status: int, body: dict[str, Any], *extra: tuple[bytes, bytes]) -> None:
+            start, content = _json(status, {**body, "request_id": request_id}, [id_header, *extra])
+            await send(start)
+            await send(content)
+            self._finish(engine, path, status, info, started, scope)
+
+        if path == "/docs":
+            await reply(
+                307, {"error": "moved", "message": "the OpenAPI UI is at /"}, (b"location", b"/")
+            )
+            return
+        if (role is not None or path == "/info") and engine is None:
+            await reply(503, {"error": "starting", "message": "the service is still loading"})
+            return
+        if role is not None:
+            if "json" not in headers.get("content-type", "json"):
+                # `curl -d` sends form encoding: the API only speaks JSON, so read it as JSON
+                scope["headers"] = [(k, v) for k, v in scope["headers"] if k != b"content-type"] + [
+                    (b"content-type", b"application/json")
+                ]
+            try:
+                principal = engine.auth.authenticate(
+                    headers.get("authorization"), headers.get("x-api-key")
+                )
+                engine.auth.authorize(principal, role)
+            except AuthError as exc:
+                extra = (
+                    [(b"www-authenticate", b'Bearer realm="shipyard"')] if exc.status == 401 else []
+                )
+                await reply(exc.status, {"error": exc.reason, "message": str(exc)}, *extra)
+                return
+            info["principal"] = principal.name
+            wait = engine.limiter.check(principal.name) if engine.limiter.enabled else None
+            if wait is not None:
+                seconds = max(1, math.ceil(wait))
+                await reply(
+                    429,
+                    {
+                        "error": "rate_limited",
+                        "message": f"rate limit reached for '{principal.name}'; "
+                        f"retry after {seconds} s",
+                    },
+                    (b"retry-after", str(seconds).encode()),
+                )
+                return
+        if scope["method"] == "GET" and path in ("/info", "/admin/routing"):
+            body = (
+                engine.info() if path == "/info" else engine.router.state.model_dump(by_alias=True)
+            )
+            await reply(200, body)
+            return
+
+        status_holder = [500]
+
+        async def send_with_id(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status_holder[0] = message["status"]
+                message["headers"] = [*message.get("headers", []), id_header]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            self._finish(engine, path, status_holder[0], info, started, scope)
+
+    def _finish(
+        self,
+        engine: Any,
+        path: str,
+        status: int,
+        info: dict[str, Any],
+        started: float,
+        scope: Scope,
+    ) -> None:
+        if engine is None:
+            return
+        seconds = time.perf_counter() - started
+        variant = info["variant"] or "none"
+        version = info["model_version"] or "none"
+        if path in PUBLIC_COUNTED or path.startswith("/admin"):
+            engine.metrics.request(path, status, variant, version, seconds)
+        if engine.config.step.log_requests and path not in ("/metrics", "/livez", "/readyz"):
+            request_log.info(
+                "%s %s %d",
+                scope["method"],
+                path,
+                status,
+                extra={
+                    "fields": {
+                        "request_id": info["request_id"],
+                        "service": engine.service,
+                        "status": status,
+                        "latency_ms": round(seconds * 1000, 3),
+                        "principal": info["principal"],
+                        "variant": info["variant"],
+                        "model_version": info["model_version"],
+                    }
+                },
+            )

@@ -1,0 +1,506 @@
+"""The prediction and feedback log of a service, written to SQL by a background thread."""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping
+from contextlib import closing, suppress
+from itertools import islice
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg2
+import psycopg2.extras
+
+log = logging.getLogger("shipyard.serving")
+
+_BATCH = 500  # rows per INSERT; also written at once when this many are pending
+_WARN_EVERY = 30.0  # seconds between two warnings about an unwritable database
+_MAX_BACKOFF = 30.0  # seconds between retries when the database keeps failing
+_CONNECT_TIMEOUT = 5  # seconds; a dead PostgreSQL host must not stall the writer for long
+_STOP = object()
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS predictions (
+    request_id TEXT, time {real}, service TEXT, variant TEXT, model_version TEXT,
+    inputs TEXT, output TEXT
+);
+CREATE INDEX IF NOT EXISTS predictions_service_time ON predictions (service, time);
+CREATE INDEX IF NOT EXISTS predictions_request_id ON predictions (request_id);
+CREATE TABLE IF NOT EXISTS feedback (
+    request_id TEXT NULL, time {real}, service TEXT, entity TEXT NULL, outcome TEXT
+);
+CREATE INDEX IF NOT EXISTS feedback_service_time ON feedback (service, time);
+CREATE INDEX IF NOT EXISTS feedback_request_id ON feedback (request_id);
+"""
+_PREDICTION_COLUMNS = "request_id, time, service, variant, model_version, inputs, output"
+_FEEDBACK_COLUMNS = "request_id, time, service, entity, outcome"
+
+# A row as queued: (True, request_id, time, variant, model_version, inputs, output) for a
+# prediction, (False, request_id, time, entity, outcome) for feedback. Encoded to JSON later.
+_Row = tuple[Any, ...]
+
+
+class PredictionLog:
+    """Predictions and feedback of one service, queued on the request path and written in batches.
+
+    Logging never blocks and never raises: rows go to an in-memory queue that one daemon thread
+    writes with multi-row INSERTs every `flush_interval` seconds or every 500 rows. When the
+    database fails, rows stay pending (at most `max_queue`; beyond that new rows are dropped and
+    counted in `dropped`) and the writer retries with back-off, warning at most every 30 s.
+
+    Values are JSON-encoded in the writer thread, so callers must not change `inputs`, `output`,
+    `entity` or `outcome` after logging them.
+
+    Attributes:
+        service: The service whose rows this log writes and reads.
+        written: Rows written so far.
+        dropped: Rows lost: the queue was full, the log was closed, or close() gave up on them.
+    """
+
+    def __init__(
+        self, url: str, service: str, flush_interval: float = 0.2, max_queue: int = 100_000
+    ) -> None:
+        """Start the writer thread; the database is connected (and tables created) there.
+
+        Args:
+            url: "sqlite:////abs/path.sqlite" (parent folders are created) or
+                "postgresql://user@host:port/db" (the database must exist).
+            service: The service name stored with every row.
+            flush_interval: Longest time in seconds a row waits before it is written.
+            max_queue: Most rows held in memory while the database is slow or down.
+
+        Raises:
+            ValueError: The URL is neither SQLite nor PostgreSQL.
+        """
+        self._db: _Database = _database(url)
+        self.service = service
+        self.written = 0
+        self.dropped = 0
+        self._flush_interval = flush_interval
+        self._max_queue = max_queue
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._pending: deque[_Row] = deque()
+        self._oldest_at = 0.0  # monotonic time the oldest pending row arrived
+        self._received = 0  # rows the writer took from the queue
+        self._resolved = 0  # rows the writer wrote or dropped
+        self._flushes: list[tuple[int, threading.Event]] = []
+        self._connection: Any = None
+        self._backoff = 0.0
+        self._retry_at = 0.0
+        self._warned_at = -_WARN_EVERY
+        self._closed = False
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(
+            target=self._run, name=f"shipyard-predlog-{service}", daemon=True
+        )
+        self._thread.start()
+
+    @property
+    def pending(self) -> int:
+        """Rows logged but not yet written."""
+        return self._queue.qsize() + len(self._pending)
+
+    def log_prediction(
+        self,
+        request_id: str,
+        variant: str,
+        model_version: str,
+        inputs: Any,
+        output: Any,
+        at: float | None = None,
+    ) -> None:
+        """Queue one prediction; `at` is the epoch time, now by default."""
+        if self._closed or self.pending >= self._max_queue:
+            self._drop(1)
+            return
+        when = time.time() if at is None else at
+        self._queue.put((True, request_id, when, variant, model_version, inputs, output))
+
+    def log_feedback(
+        self,
+        outcome: Any,
+        request_id: str | None = None,
+        entity: Mapping[str, Any] | None = None,
+        at: float | None = None,
+    ) -> None:
+        """Queue one observed outcome, tied to a request id and/or an entity (e.g. a customer)."""
+        if self._closed or self.pending >= self._max_queue:
+            self._drop(1)
+            return
+        when = time.time() if at is None else at
+        self._queue.put((False, request_id, when, entity, outcome))
+
+    def flush(self, timeout: float = 5.0) -> None:
+        """Wait until every row logged so far is written, or `timeout` seconds have passed."""
+        if self._closed:
+            return
+        done = threading.Event()
+        self._queue.put(done)
+        if not done.wait(timeout):
+            log.warning(
+                "prediction log of service.%s: %d rows still pending after %.1f s; "
+                "check that %s is reachable",
+                self.service,
+                self.pending,
+                timeout,
+                self._db.shown,
+            )
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Write what is pending (one last attempt) and stop the writer; idempotent.
+
+        Returns after at most `timeout` seconds even if the database hangs; rows not written by
+        then are counted in `dropped`.
+        """
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        self._queue.put(_STOP)
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            log.warning(
+                "prediction log of service.%s: the writer did not stop within %.1f s; "
+                "%d rows may be lost; check that %s is reachable",
+                self.service,
+                timeout,
+                self.pending,
+                self._db.shown,
+            )
+
+    def predictions(
+        self, since: float | None = None, limit: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Written predictions of this service at or after `since`, oldest first.
+
+        With `limit`, only the most recent `limit` of them. `inputs` and `output` are decoded.
+        """
+        sql = f"SELECT {_PREDICTION_COLUMNS} FROM predictions WHERE service = {{p}}"
+        params: list[Any] = [self.service]
+        if since is not None:
+            sql += " AND time >= {p}"
+            params.append(since)
+        sql += " ORDER BY time DESC"
+        if limit is not None:
+            sql += " LIMIT {p}"
+            params.append(limit)
+        rows = self._db.select(sql, params)
+        return [
+            {
+                "request_id": request_id,
+                "time": at,
+                "service": service,
+                "variant": variant,
+                "model_version": model_version,
+                "inputs": json.loads(inputs),
+                "output": json.loads(output),
+            }
+            for request_id, at, service, variant, model_version, inputs, output in reversed(rows)
+        ]
+
+    def feedback(self, since: float | None = None) -> list[dict[str, Any]]:
+        """Written feedback of this service at or after `since`, oldest first, decoded."""
+        sql = f"SELECT {_FEEDBACK_COLUMNS} FROM feedback WHERE service = {{p}}"
+        params: list[Any] = [self.service]
+        if since is not None:
+            sql += " AND time >= {p}"
+            params.append(since)
+        rows = self._db.select(sql + " ORDER BY time", params)
+        return [
+            {
+                "request_id": request_id,
+                "time": at,
+                "service": service,
+                "entity": None if entity is None else json.loads(entity),
+                "outcome": json.loads(outcome),
+            }
+            for request_id, at, service, entity, outcome in rows
+        ]
+
+    def _drop(self, count: int) -> None:
+        with self._lock:
+            self.dropped += count
+
+    # The writer thread: everything below runs there only.
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            stopping = self._collect()
+            due = self._write_due()
+            if self._pending and (stopping or (due is not None and time.monotonic() >= due)):
+                self._write_pending()
+            self._release_flushes()
+        unwritten = len(self._pending)
+        # Rows that raced with close() and were queued after the stop marker are lost too.
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if isinstance(item, threading.Event):
+                item.set()
+            else:
+                unwritten += 1
+        if unwritten:
+            self._drop(unwritten)
+            log.warning(
+                "prediction log of service.%s closed with %d rows not written to %s",
+                self.service,
+                unwritten,
+                self._db.shown,
+            )
+        self._pending.clear()
+        self._disconnect()
+        for _, done in self._flushes:
+            done.set()
+
+    def _write_due(self) -> float | None:
+        """The monotonic time the pending rows should be written at; None when none are."""
+        if not self._pending:
+            return None
+        if self._flushes or len(self._pending) >= _BATCH:
+            return self._retry_at
+        return max(self._oldest_at + self._flush_interval, self._retry_at)
+
+    def _collect(self) -> bool:
+        """Move queued rows to pending until a write is due; True when close() was called."""
+        while True:
+            due = self._write_due()
+            wait = None if due is None else due - time.monotonic()
+            if wait is not None and wait <= 0:
+                return False
+            try:
+                item = self._queue.get(timeout=wait)
+            except queue.Empty:
+                return False
+            if item is _STOP:
+                return True
+            if isinstance(item, threading.Event):
+                self._flushes.append((self._received, item))
+                if not self._pending:
+                    return False
+                continue
+            if not self._pending:
+                self._oldest_at = time.monotonic()
+            self._pending.append(item)
+            self._received += 1
+            if len(self._pending) > self._max_queue:
+                self._pending.popleft()
+                self._resolved += 1
+                self._drop(1)
+
+    def _write_pending(self) -> None:
+        while self._pending:
+            batch = list(islice(self._pending, _BATCH))
+            try:
+                self._insert(batch)
+            # Whatever the database or driver raises, the writer must survive and retry.
+            except Exception as exc:
+                self._write_failed(exc)
+                return
+            for _ in batch:
+                self._pending.popleft()
+            self.written += len(batch)
+            self._resolved += len(batch)
+        self._backoff = 0.0
+        self._retry_at = 0.0
+
+    def _insert(self, batch: list[_Row]) -> None:
+        if self._connection is None:
+            self._connection = self._db.connect()
+        service = self.service
+        predictions = [
+            (row[1], row[2], service, row[3], row[4], _encode(row[5]), _encode(row[6]))
+            for row in batch
+            if row[0]
+        ]
+        feedback = [
+            (row[1], row[2], service, None if row[3] is None else _encode(row[3]), _encode(row[4]))
+            for row in batch
+            if not row[0]
+        ]
+        self._db.insert(self._connection, predictions, feedback)
+
+    def _write_failed(self, error: Exception) -> None:
+        self._disconnect()
+        self._backoff = min(max(0.5, self._backoff * 2), _MAX_BACKOFF)
+        now = time.monotonic()
+        self._retry_at = now + self._backoff
+        if now - self._warned_at >= _WARN_EVERY:
+            self._warned_at = now
+            log.warning(
+                "prediction log of service.%s cannot write to %s (%s); keeping %d rows pending "
+                "(at most %d) and retrying; check that the database is running and writable",
+                self.service,
+                self._db.shown,
+                str(error).strip() or type(error).__name__,
+                len(self._pending),
+                self._max_queue,
+            )
+
+    def _release_flushes(self) -> None:
+        if not self._flushes:
+            return
+        waiting = []
+        for target, done in self._flushes:
+            if self._resolved >= target:
+                done.set()
+            else:
+                waiting.append((target, done))
+        self._flushes = waiting
+
+    def _disconnect(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            # Closing a broken connection may fail too; it is gone either way.
+            with suppress(Exception):
+                connection.close()
+
+
+class _Database:
+    """The SQL dialect and connection of one backend."""
+
+    placeholder = "?"
+    real = "REAL"
+
+    def __init__(self, shown: str) -> None:
+        self.shown = shown  # the URL without password, for messages
+
+    def connect(self) -> Any:
+        """A new connection, with the tables created if missing."""
+        raise NotImplementedError
+
+    def insert(
+        self, connection: Any, predictions: list[tuple[Any, ...]], feedback: list[tuple[Any, ...]]
+    ) -> None:
+        """Insert both kinds of rows in one transaction."""
+        raise NotImplementedError
+
+    def select(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        """Run a query (with `{p}` placeholders) on a short-lived connection."""
+        with closing(self.connect()) as connection:
+            cursor = connection.cursor()
+            cursor.execute(sql.format(p=self.placeholder), params)
+            rows: list[tuple[Any, ...]] = cursor.fetchall()
+            connection.rollback()
+            return rows
+
+
+class _Sqlite(_Database):
+    def __init__(self, path: Path, shown: str) -> None:
+        super().__init__(shown)
+        self.path = path
+
+    def connect(self) -> sqlite3.Connection:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # The timeout is SQLite's busy timeout: other worker processes may hold the write lock.
+        connection = sqlite3.connect(self.path, timeout=10.0, check_same_thread=False)
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.executescript(_SCHEMA.format(real=self.real))
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
+    def insert(
+        self, connection: Any, predictions: list[tuple[Any, ...]], feedback: list[tuple[Any, ...]]
+    ) -> None:
+        with connection:  # one transaction: committed, or rolled back on error
+            if predictions:
+                connection.executemany(
+                    f"INSERT INTO predictions ({_PREDICTION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    predictions,
+                )
+            if feedback:
+                connection.executemany(
+                    f"INSERT INTO feedback ({_FEEDBACK_COLUMNS}) VALUES (?, ?, ?, ?, ?)", feedback
+                )
+
+
+class _Postgres(_Database):
+    placeholder = "%s"
+    real = "DOUBLE PRECISION"
+    _SCHEMA_LOCK = 0x5A1C_7A2D  # advisory lock id: concurrent CREATE TABLE IF NOT EXISTS can race
+
+    def __init__(self, url: str, shown: str) -> None:
+        super().__init__(shown)
+        self.url = url
+
+    def connect(self) -> Any:
+        connection = psycopg2.connect(
+            self.url, connect_timeout=_CONNECT_TIMEOUT, application_name="shipyard-predlog"
+        )
+        try:
+            with connection, connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", (self._SCHEMA_LOCK,))
+                cursor.execute(_SCHEMA.format(real=self.real))
+        except BaseException:
+            connection.close()
+            raise
+        return connection
+
+    def insert(
+        self, connection: Any, predictions: list[tuple[Any, ...]], feedback: list[tuple[Any, ...]]
+    ) -> None:
+        # execute_values sends one multi-row INSERT per batch, where executemany sends one
+        # statement per row.
+        with connection, connection.cursor() as cursor:
+            if predictions:
+                psycopg2.extras.execute_values(
+                    cursor,
+                    f"INSERT INTO predictions ({_PREDICTION_COLUMNS}) VALUES %s",
+                    predictions,
+                    page_size=_BATCH,
+                )
+            if feedback:
+                psycopg2.extras.execute_values(
+                    cursor,
+                    f"INSERT INTO feedback ({_FEEDBACK_COLUMNS}) VALUES %s",
+                    feedback,
+                    page_size=_BATCH,
+                )
+
+
+def _database(url: str) -> _Database:
+    shown = _redact(url)
+    if url.startswith("sqlite:///"):
+        path = url.removeprefix("sqlite:///")
+        if not path or path == ":memory:":
+            raise ValueError(
+                f"prediction log URL '{shown}' names no file; use sqlite:////absolute/path.sqlite"
+            )
+        return _Sqlite(Path(path), shown)
+    if url.startswith(("postgresql://", "postgres://")):
+        return _Postgres(url, shown)
+    raise ValueError(
+        f"prediction log URL '{shown}' is not supported; use sqlite:////absolute/path.sqlite "
+        "or postgresql://user@host:port/database"
+    )
+
+
+def _encode(value: Any) -> str:
+    try:
+        return json.dumps(value, default=str, separators=(",", ":"))
+    except (ValueError, RecursionError):  # circular or too deep: keep a readable trace
+        return json.dumps(str(value))
+
+
+def _redact(url: str) -> str:
+    """The URL without its password, for messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username or ''}:***@{parts.hostname}" + (
+        f":{parts.port}" if parts.port else ""
+    )
+    return urlunsplit(parts._replace(netloc=netloc))

@@ -1,0 +1,140 @@
+"""Prometheus metrics and JSON request logs of a running service.
+
+The metrics live in BentoML's multiprocess directory, so `/metrics` aggregates every worker.
+prometheus_client must be imported only after the worker has set PROMETHEUS_MULTIPROC_DIR,
+so nothing here imports it at module level; `ServiceMetrics` is created once per process.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from functools import cache
+from typing import Any
+
+log = logging.getLogger("shipyard.serving")
+request_log = logging.getLogger("shipyard.serving.requests")
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+PROBABILITY_BUCKETS = tuple(round(0.1 * i, 1) for i in range(1, 11))
+INPUT_SAMPLE_ROWS = 8
+"""Input histograms observe at most this many rows per request: enough for drift, cheap."""
+
+
+def metric_name(text: str) -> str:
+    return re.sub(r"[^a-zA-Z0-9_]", "_", text)
+
+
+class ServiceMetrics:
+    """The service's own metrics, labelled by service, variant and model version."""
+
+    def __init__(self, service: str, input_buckets: Mapping[str, Sequence[float]]) -> None:
+        from prometheus_client import Counter, Histogram
+
+        self.service = service
+        self.requests = Counter(
+            "shipyard_service_requests",
+            "Requests by endpoint, status, variant and model version.",
+            ["service", "endpoint", "status", "variant", "model_version"],
+        )
+        self.latency = Histogram(
+            "shipyard_service_request_duration_seconds",
+            "Time from request to response start.",
+            ["service", "endpoint", "variant"],
+            buckets=LATENCY_BUCKETS,
+        )
+        self.batch_size = Histogram(
+            "shipyard_service_batch_size",
+            "Rows per model call (after adaptive batching).",
+            ["service", "variant"],
+            buckets=BATCH_BUCKETS,
+        )
+        self.predictions = Histogram(
+            "shipyard_service_prediction",
+            "Predicted value (the positive-class probability for classifiers).",
+            ["service", "variant", "model_version"],
+            buckets=PROBABILITY_BUCKETS,
+        )
+        self.feedback = Counter(
+            "shipyard_service_feedback", "Feedback records received.", ["service"]
+        )
+        self.inputs = {
+            feature: Histogram(
+                f"shipyard_service_input_{metric_name(feature)}",
+                f"Values of input feature {feature} (buckets: training-data deciles).",
+                ["service"],
+                buckets=tuple(buckets),
+            ).labels(service)
+            for feature, buckets in input_buckets.items()
+        }
+        self._children: dict[tuple[str, ...], Any] = {}
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        key = (str(id(metric)), *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(self.service, *labels)
+        return child
+
+    def request(
+        self, endpoint: str, status: int, variant: str, version: str, seconds: float
+    ) -> None:
+        self._child(self.requests, endpoint, str(status), variant, version).inc()
+        self._child(self.latency, endpoint, variant).observe(seconds)
+
+    def batch(self, variant: str, rows: int) -> None:
+        self._child(self.batch_size, variant).observe(rows)
+
+    def predicted(self, variant: str, version: str, values: Sequence[float]) -> None:
+        child = self._child(self.predictions, variant, version)
+        for value in values[:INPUT_SAMPLE_ROWS]:
+            child.observe(value)
+
+    def observed_inputs(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        for row in rows[:INPUT_SAMPLE_ROWS]:
+            for feature, histogram in self.inputs.items():
+                value = row.get(feature)
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    histogram.observe(value)
+
+
+@cache
+def service_metrics(service: str, buckets_json: str) -> ServiceMetrics:
+    """One ServiceMetrics per process (prometheus_client refuses duplicate registrations)."""
+    return ServiceMetrics(service, json.loads(buckets_json))
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line; the fields of `extra={"fields": {...}}` are merged in."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        data: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        fields = getattr(record, "fields", None)
+        if fields:
+            data.update(fields)
+        if record.exc_info:
+            data["error"] = self.formatException(record.exc_info)
+        return json.dumps(data, default=str, separators=(",", ":"))
+
+
+def configure_logging() -> None:
+    """Shipyard's serving loggers write JSON lines to stderr (BentoML keeps its own format)."""
+    logger = logging.getLogger("shipyard")
+    if any(isinstance(h.formatter, JsonFormatter) for h in logger.handlers):
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter())
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False

@@ -1,0 +1,92 @@
+"""Rules for `services:`: the model and feature service exist, routing keys are inputs, ports."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from shipyard.diagnostics import Diagnostic, Severity, did_you_mean, one_of
+from shipyard.features.resolve import service_features
+from shipyard.loader.source_map import SourceMap
+from shipyard.spec import PipelineSpec, ServiceSpec
+
+
+def service_inputs(spec: PipelineSpec, service: ServiceSpec) -> list[str] | None:
+    """The request fields of a service: entity keys when it reads features online, else the
+    model's feature columns. None when the model or feature service is unknown."""
+    model = spec.models.get(service.model)
+    if model is None:
+        return None
+    feature_service = service.features or model.feature_service
+    if feature_service is not None:
+        if feature_service not in spec.features.services:
+            return None
+        keys: dict[str, None] = {}
+        for view, _ in service_features(spec, feature_service):
+            entity = spec.features.entities.get(view.entity)
+            if entity is not None:
+                keys[entity.join_key] = None
+        return list(keys)
+    return list(model.features) if isinstance(model.features, list) else []
+
+
+def check_services(spec: PipelineSpec, sm: SourceMap) -> Iterator[Diagnostic]:
+    ports: dict[int, str] = {}
+    profile = spec.active_profile
+    taken = {profile.prefect.port: "the Prefect server", profile.mlflow.port: "the MLflow server"}
+    for name, service in spec.services.items():
+        yield from check_service(name, service, spec, sm)
+        base = ("services", name)
+        clash = ports.get(service.port) or taken.get(service.port)
+        if clash is not None:
+            yield Diagnostic(
+                "E704",
+                f"service '{name}' uses port {service.port}, already used by "
+                + (f"service '{clash}'" if clash in spec.services else clash),
+                sm.value_span((*base, "port")),
+                "give each service its own `port:`",
+            )
+        ports.setdefault(service.port, name)
+
+
+def check_service(
+    name: str, service: ServiceSpec, spec: PipelineSpec, sm: SourceMap
+) -> Iterator[Diagnostic]:
+    base = ("services", name)
+    model = spec.models.get(service.model)
+    if model is None:
+        yield Diagnostic(
+            "E701",
+            f"service '{name}' serves model '{service.model}', which is not defined",
+            sm.value_span((*base, "model")),
+            did_you_mean(service.model, spec.models)
+            or (one_of(sorted(spec.models)) if spec.models else "define it under `models:`"),
+        )
+        return
+    if service.features is not None and service.features not in spec.features.services:
+        known = spec.features.services
+        yield Diagnostic(
+            "E702",
+            f"service '{name}' reads feature service '{service.features}', which is not defined",
+            sm.value_span((*base, "features")),
+            did_you_mean(service.features, known)
+            or (one_of(sorted(known)) if known else "define it under `features.services:`"),
+        )
+        return
+    inputs = service_inputs(spec, service)
+    sticky = service.routing.sticky_key
+    if inputs is not None and sticky is not None and sticky not in inputs:
+        yield Diagnostic(
+            "E703",
+            f"service '{name}': sticky key '{sticky}' is not a request field",
+            sm.value_span((*base, "routing", "sticky_key")),
+            did_you_mean(sticky, inputs) or one_of(inputs),
+        )
+    if service.auth is None:
+        yield Diagnostic(
+            "W701",
+            f"service '{name}' has no `auth:`: anyone who can reach it may predict, send "
+            "feedback and change its routing",
+            sm.key_span((*base, "model")),
+            "add `auth: {api_keys: {ops: {key: ${secret:NAME}, roles: [predict, admin]}}}`",
+            severity=Severity.WARNING,
+        )

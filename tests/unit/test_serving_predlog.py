@@ -1,0 +1,223 @@
+"""The prediction log writes off the request path, survives a dead database and reads back."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from support import throwaway_database
+
+from shipyard.serving.predlog import PredictionLog
+
+DEAD_POSTGRES = "postgresql://postgres@127.0.0.1:1/nowhere"
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'logs' / 'predictions.sqlite'}"
+
+
+@pytest.fixture
+def predlog(sqlite_url: str) -> Iterator[PredictionLog]:
+    log = PredictionLog(sqlite_url, "churn-api", flush_interval=0.05)
+    yield log
+    log.close()
+
+
+def test_predictions_and_feedback_read_back_decoded(predlog: PredictionLog) -> None:
+    predlog.log_prediction("r1", "champion", "3", {"plan": "pro"}, {"churn": 0.2}, at=100.0)
+    predlog.log_prediction("r2", "challenger", "4", [1, 2], 0.7, at=101.5)
+    predlog.log_feedback(True, request_id="r1", at=200.0)
+    predlog.log_feedback({"churned": False}, entity={"customer_id": 7}, at=201.0)
+    predlog.flush()
+    assert predlog.written == 4
+    assert predlog.predictions() == [
+        {
+            "request_id": "r1",
+            "time": 100.0,
+            "service": "churn-api",
+            "variant": "champion",
+            "model_version": "3",
+            "inputs": {"plan": "pro"},
+            "output": {"churn": 0.2},
+        },
+        {
+            "request_id": "r2",
+            "time": 101.5,
+            "service": "churn-api",
+            "variant": "challenger",
+            "model_version": "4",
+            "inputs": [1, 2],
+            "output": 0.7,
+        },
+    ]
+    assert predlog.feedback() == [
+        {
+            "request_id": "r1",
+            "time": 200.0,
+            "service": "churn-api",
+            "entity": None,
+            "outcome": True,
+        },
+        {
+            "request_id": None,
+            "time": 201.0,
+            "service": "churn-api",
+            "entity": {"customer_id": 7},
+            "outcome": {"churned": False},
+        },
+    ]
+
+
+def test_since_and_limit_keep_the_most_recent(predlog: PredictionLog) -> None:
+    for n in range(10):
+        predlog.log_prediction(f"r{n}", "champion", "1", n, n, at=1000.0 + n)
+        predlog.log_feedback(n, request_id=f"r{n}", at=1000.0 + n)
+    predlog.flush()
+    assert [row["request_id"] for row in predlog.predictions(since=1007.0)] == ["r7", "r8", "r9"]
+    assert [row["request_id"] for row in predlog.predictions(limit=2)] == ["r8", "r9"]
+    assert [row["outcome"] for row in predlog.feedback(since=1008.0)] == [8, 9]
+
+
+def test_values_json_cannot_encode_are_stored_as_text(predlog: PredictionLog) -> None:
+    loop: dict[str, object] = {}
+    loop["self"] = loop
+    moment = datetime(2025, 1, 2, tzinfo=UTC)
+    predlog.log_prediction("r1", "champion", "1", {"at": moment}, loop)
+    predlog.flush()
+    (row,) = predlog.predictions()
+    assert row["inputs"] == {"at": "2025-01-02 00:00:00+00:00"}
+    assert row["output"] == "{'self': {...}}"
+    assert row["time"] == pytest.approx(time.time(), abs=60)
+
+
+def test_services_sharing_a_database_read_only_their_rows(sqlite_url: str) -> None:
+    first = PredictionLog(sqlite_url, "a")
+    second = PredictionLog(sqlite_url, "b")
+    try:
+        first.log_prediction("r1", "v", "1", {}, 1)
+        second.log_prediction("r2", "v", "1", {}, 2)
+        first.flush()
+        second.flush()
+        assert [row["request_id"] for row in first.predictions()] == ["r1"]
+        assert [row["request_id"] for row in second.predictions()] == ["r2"]
+    finally:
+        first.close()
+        second.close()
+
+
+def test_logging_from_many_threads_loses_nothing(predlog: PredictionLog) -> None:
+    def log_many(thread: int) -> None:
+        for n in range(300):
+            predlog.log_prediction(f"{thread}-{n}", "champion", "1", {"n": n}, n)
+
+    threads = [threading.Thread(target=log_many, args=(t,)) for t in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    predlog.flush()
+    assert predlog.written == 1200
+    assert len({row["request_id"] for row in predlog.predictions()}) == 1200
+
+
+def test_close_writes_what_is_pending_and_is_idempotent(sqlite_url: str) -> None:
+    log = PredictionLog(sqlite_url, "churn-api", flush_interval=60)
+    log.log_prediction("r1", "champion", "1", {}, 1)
+    log.close()
+    log.close()
+    log.log_prediction("r2", "champion", "1", {}, 1)
+    assert log.written == 1
+    assert log.dropped == 1
+    assert [row["request_id"] for row in log.predictions()] == ["r1"]
+
+
+def test_unknown_url_scheme_is_rejected_with_the_supported_ones() -> None:
+    with pytest.raises(ValueError, match=r"'mysql://x/y'.*sqlite:////.*postgresql://"):
+        PredictionLog("mysql://x/y", "churn-api")
+
+
+def test_dead_database_keeps_rows_pending_and_close_is_bounded(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    log = PredictionLog(DEAD_POSTGRES, "churn-api", flush_interval=0.01)
+    for n in range(3):
+        log.log_prediction(f"r{n}", "champion", "1", {}, n)
+    log.log_feedback(True, request_id="r0")
+    log.flush(timeout=0.3)
+    assert log.pending == 4
+    assert (log.written, log.dropped) == (0, 0)
+    assert any(
+        "cannot write to" in r.getMessage() and DEAD_POSTGRES in r.getMessage()
+        for r in caplog.records
+    )
+    started = time.monotonic()
+    log.close(timeout=5)
+    assert time.monotonic() - started < 5
+    assert log.dropped == 4
+
+
+def test_writer_recovers_when_the_database_becomes_writable(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-yet"
+    blocker.write_text("a file where the database folder should be")
+    log = PredictionLog(f"sqlite:///{blocker / 'predictions.sqlite'}", "churn-api")
+    try:
+        log.log_prediction("r1", "champion", "1", {}, 1)
+        log.flush(timeout=0.2)
+        assert (log.pending, log.written) == (1, 0)
+        blocker.unlink()
+        log.flush(timeout=30)
+        assert (log.pending, log.written) == (0, 1)
+        assert [row["request_id"] for row in log.predictions()] == ["r1"]
+    finally:
+        log.close()
+
+
+def test_rows_beyond_max_queue_are_dropped_and_counted() -> None:
+    log = PredictionLog(DEAD_POSTGRES, "churn-api", max_queue=5)
+    try:
+        for n in range(12):
+            log.log_prediction(f"r{n}", "champion", "1", {}, n)
+        assert log.pending <= 5
+        assert log.pending + log.dropped == 12
+    finally:
+        log.close(timeout=5)
+
+
+def test_password_in_url_is_not_logged(caplog: pytest.LogCaptureFixture) -> None:
+    log = PredictionLog("postgresql://postgres:hunter2@127.0.0.1:1/x", "churn-api")
+    log.log_prediction("r1", "champion", "1", {}, 1)
+    log.flush(timeout=0.3)
+    log.close(timeout=5)
+    text = "\n".join(record.getMessage() for record in caplog.records)
+    assert "postgres:***@127.0.0.1:1" in text
+    assert "hunter2" not in text
+
+
+@pytest.mark.integration
+def test_postgresql_workers_write_concurrently_and_read_back() -> None:
+    with throwaway_database("shipyard_predlog", create=True) as db:
+        url = f"postgresql://postgres@127.0.0.1:5432/{db}"
+        # Two workers starting together both create the tables: that must not fail either.
+        workers = [PredictionLog(url, "churn-api", flush_interval=0.05) for _ in range(2)]
+        try:
+            for number, worker in enumerate(workers):
+                for n in range(600):
+                    worker.log_prediction(f"w{number}-{n}", "champion", "7", {"n": n}, n / 10)
+                worker.log_feedback({"churned": True}, entity={"customer_id": number})
+            for worker in workers:
+                worker.flush()
+            rows = workers[0].predictions()
+            assert len(rows) == 1200
+            assert {row["model_version"] for row in rows} == {"7"}
+            by_id = {row["request_id"]: row for row in rows}
+            assert (by_id["w1-5"]["inputs"], by_id["w1-5"]["output"]) == ({"n": 5}, 0.5)
+            assert sorted(f["entity"]["customer_id"] for f in workers[1].feedback()) == [0, 1]
+            assert [row["time"] for row in rows] == sorted(row["time"] for row in rows)
+        finally:
+            for worker in workers:
+                worker.close()
