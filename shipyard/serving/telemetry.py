@@ -128,8 +128,32 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(data, default=str, separators=(",", ":"))
 
 
+class ValidationErrorFilter(logging.Filter):
+    """BentoML logs a 400's whole traceback, with the request's field values in it. Keep one
+    line naming the fields and problems, never the values (masked fields included)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from pydantic import ValidationError
+
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, ValidationError):
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}"
+                for e in exc.errors(include_input=False, include_context=False)
+            )
+            record.msg = f"invalid request {record.getMessage()}: {problems}"
+            record.args = ()
+            record.exc_info = None
+            record.exc_text = None
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
 def configure_logging() -> None:
     """Shipyard's serving loggers write JSON lines to stderr (BentoML keeps its own format)."""
+    bentoml_http = logging.getLogger("bentoml._internal.server.http_app")
+    if not any(isinstance(f, ValidationErrorFilter) for f in bentoml_http.filters):
+        bentoml_http.addFilter(ValidationErrorFilter())
     logger = logging.getLogger("shipyard")
     if any(isinstance(h.formatter, JsonFormatter) for h in logger.handlers):
         return
