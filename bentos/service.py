@@ -117,7 +117,10 @@ class ReloadResponse(BaseModel):
 HOLDER = EngineHolder()
 
 
-def _error(status: int, error: str, message: str, request_id: str) -> JSONResponse:
+def _error(
+    ctx: bentoml.Context, status: int, error: str, message: str, request_id: str
+) -> JSONResponse:
+    ctx.response.status_code = status  # BentoML copies the context's status onto the response
     return JSONResponse(
         {"error": error, "message": message, "request_id": request_id}, status_code=status
     )
@@ -181,7 +184,7 @@ class ShipyardService:
                 headers.get("x-shipyard-variant"),
             )
         except RequestError as exc:
-            return _error(exc.status, exc.error, str(exc), request_id)
+            return _error(ctx, exc.status, exc.error, str(exc), request_id)
         info["variant"] = results[0]["variant"]
         info["model_version"] = results[0]["model_version"]
         return Response(
@@ -225,7 +228,7 @@ class ShipyardService:
                 reason=reason,
             )
         except (UnknownVariant, ValueError) as exc:
-            return _error(400, "bad_routing", str(exc), info["request_id"])
+            return _error(ctx, 400, "bad_routing", str(exc), info["request_id"])
         return Response(_dumps(state.model_dump(by_alias=True)), media_type="application/json")
 
     @bentoml.api(route="/admin/reload", output_spec=ReloadResponse)
@@ -237,7 +240,7 @@ class ShipyardService:
         self.engine._control_mtime = -1
         await anyio.to_thread.run_sync(self.engine.check_control)
         if self.engine.reload_error:
-            return _error(409, "reload_refused", self.engine.reload_error, info["request_id"])
+            return _error(ctx, 409, "reload_refused", self.engine.reload_error, info["request_id"])
         body = {
             "bento": self.engine.config.bento_tag,
             "variants": list(self.engine.models.variants),

@@ -141,7 +141,8 @@ class ValidationErrorFilter(logging.Filter):
                 f"{'.'.join(str(p) for p in e['loc']) or 'body'}: {e['msg']}"
                 for e in exc.errors(include_input=False, include_context=False)
             )
-            record.msg = f"invalid request {record.getMessage()}: {problems}"
+            path = record.args[0] if isinstance(record.args, tuple) and record.args else "?"
+            record.msg = f"invalid request to {path}: {problems}"
             record.args = ()
             record.exc_info = None
             record.exc_text = None

@@ -1,0 +1,687 @@
+"""Shipyard's generic service against a bare BentoML service, same model, same machine, one run.
+
+Builds a small project in --workdir the way a user would (breast-cancer data, `shipyard
+validate`, `server start`, `apply`, `run validate-dataset`, `run train-model`, `build`), then
+serves the built model twice:
+
+  bare      bench/serving_bare.py: BentoML 1.4 defaults, sync API, the MLflow model folder
+  shipyard  the Bento `shipyard build` made: auth, rate limits, metrics, routing (sticky key),
+            adaptive batching, request and prediction logging (with masking) all on
+
+Each cell (concurrency x payload) starts each target fresh, warms it up, then loads it with
+a closed-loop asyncio+httpx client in a separate process (so client CPU is not counted as
+server CPU). Target order alternates between cells and repeats. Per cell it prints req/s,
+p50, p99, server CPU ms per request (utime+stime of the server's process tree over the
+measured window / completed requests) and the shipyard/bare ratios. Targets: CPU/req and
+p99 ratios <= 1.0, throughput ratio >= 1.0.
+
+    .venv/bin/python bench/serving.py                          # 15 s per cell, 2 repeats (~10 min)
+    .venv/bin/python bench/serving.py --duration 5 --repeats 1 # smoke run
+
+Writes the raw results as JSON (--out) and a bar chart (PNG) beside it. Server logs go to
+<workdir>/logs/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import json
+import math
+import os
+import random
+import re
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+PYTHON = sys.executable
+SHIPYARD = str(Path(PYTHON).parent / "shipyard")
+SERVICE = "cancer-api"
+PORT_RANGE = (18100, 18999)
+TARGETS = ("bare", "shipyard")
+BATCH_ROWS = 100
+READY_TIMEOUT = 240.0
+STOP_GRACE = 15.0
+
+
+# -- load generator (runs as its own process: `serving.py --loadgen ...`) --------------------
+
+
+def _pct(sorted_values: Sequence[float], p: float) -> float:
+    if not sorted_values:
+        return 0.0
+    k = max(0, min(len(sorted_values) - 1, math.ceil(p / 100.0 * len(sorted_values)) - 1))
+    return sorted_values[k]
+
+
+async def _load(url: str, body: bytes, headers: dict[str, str], conc: int, duration: float) -> dict:
+    """Closed loop: `conc` keep-alive connections, each sending the next request on reply."""
+    import httpx
+
+    latencies: list[float] = []
+    statuses: dict[str, int] = {}
+    errors: dict[str, int] = {}
+    limits = httpx.Limits(max_connections=conc, max_keepalive_connections=conc)
+    async with httpx.AsyncClient(limits=limits, timeout=10.0) as client:
+        end = time.perf_counter() + duration
+
+        async def worker() -> None:
+            while time.perf_counter() < end:
+                t0 = time.perf_counter()
+                try:
+                    response = await client.post(url, content=body, headers=headers)
+                    await response.aread()
+                except httpx.HTTPError as exc:
+                    name = type(exc).__name__
+                    errors[name] = errors.get(name, 0) + 1
+                    await asyncio.sleep(0.01)
+                    continue
+                key = str(response.status_code)
+                statuses[key] = statuses.get(key, 0) + 1
+                if 200 <= response.status_code < 300:
+                    latencies.append((time.perf_counter() - t0) * 1e3)
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(conc)))
+        elapsed = time.perf_counter() - started
+    values = sorted(latencies)
+    return {
+        "ok": len(values),
+        "non_2xx": sum(n for s, n in statuses.items() if not s.startswith("2")),
+        "statuses": statuses,
+        "transport_errors": errors,
+        "seconds": elapsed,
+        "rps": len(values) / elapsed,
+        "p50_ms": _pct(values, 50),
+        "p90_ms": _pct(values, 90),
+        "p99_ms": _pct(values, 99),
+        "max_ms": values[-1] if values else 0.0,
+        "mean_ms": statistics.fmean(values) if values else 0.0,
+    }
+
+
+def loadgen_main(argv: Sequence[str]) -> None:
+    ap = argparse.ArgumentParser(prog="serving.py --loadgen")
+    ap.add_argument("url")
+    ap.add_argument("body_file")
+    ap.add_argument("-c", type=int, required=True)
+    ap.add_argument("-d", type=float, required=True)
+    ap.add_argument("-H", action="append", default=[])
+    a = ap.parse_args(argv)
+    headers = {"content-type": "application/json"}
+    for h in a.H:
+        k, _, v = h.partition(":")
+        headers[k.strip()] = v.strip()
+    result = asyncio.run(_load(a.url, Path(a.body_file).read_bytes(), headers, a.c, a.d))
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    result["client_cpu_s"] = usage.ru_utime + usage.ru_stime
+    print("LOADJSON " + json.dumps(result), flush=True)
+
+
+def run_load(url: str, body: Path, headers: dict[str, str], conc: int, duration: float) -> dict:
+    cmd = [PYTHON, __file__, "--loadgen", url, str(body), "-c", str(conc), "-d", str(duration)]
+    for k, v in headers.items():
+        cmd += ["-H", f"{k}: {v}"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        out, _ = proc.communicate(timeout=duration + 120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    match = re.search(r"^LOADJSON (\{.*\})$", out, re.M)
+    if not match:
+        raise RuntimeError(f"the load generator failed:\n{out}")
+    return json.loads(match.group(1))
+
+
+# -- processes --------------------------------------------------------------------------------
+
+
+def free_port(taken: set[int]) -> int:
+    """A port in 18100-18999 nobody listens on (below the ephemeral range, see baseline notes)."""
+    candidates = list(range(PORT_RANGE[0], PORT_RANGE[1] + 1))
+    random.shuffle(candidates)
+    for port in candidates:
+        if port in taken:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        taken.add(port)
+        return port
+    raise RuntimeError(f"no free port in {PORT_RANGE[0]}-{PORT_RANGE[1]}")
+
+
+def http_get(url: str, timeout: float = 1.0) -> int | None:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+    except (OSError, ValueError):
+        return None
+
+
+def http_post(url: str, body: bytes, headers: dict[str, str]) -> tuple[int, Any]:
+    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return int(response.status), json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return int(exc.code), exc.read().decode(errors="replace")
+
+
+def tree(pid: int) -> list[Any]:
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def tree_cpu_s(pid: int) -> float:
+    """utime+stime of a process and all its descendants (live ones), in seconds."""
+    import psutil
+
+    total = 0.0
+    for p in tree(pid):
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def tree_rss_mb(pid: int) -> float:
+    import psutil
+
+    total = 0
+    for p in tree(pid):
+        try:
+            total += p.memory_info().rss
+        except psutil.NoSuchProcess:
+            pass
+    return total / 2**20
+
+
+class Server:
+    """One `bentoml serve` in its own process group, with its output in a log file."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str], cwd: Path, port: int,
+                 log: Path) -> None:  # fmt: skip
+        self.name, self.argv, self.env, self.cwd, self.port, self.log = name, argv, env, cwd, port, log
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.pids: set[int] = set()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> float:
+        with open(self.log, "ab") as log:
+            log.write(f"\n### {dt.datetime.now().isoformat()} {' '.join(self.argv)}\n".encode())
+            started = time.perf_counter()
+            self.proc = subprocess.Popen(
+                self.argv, cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True,
+            )  # fmt: skip
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"{self.name} exited with code {self.proc.returncode} while starting; "
+                    f"see {self.log}"
+                )
+            self.pids.update(p.pid for p in tree(self.proc.pid))
+            if http_get(self.url + "/readyz", timeout=0.5) == 200:
+                self.pids.update(p.pid for p in tree(self.proc.pid))
+                return time.perf_counter() - started
+            if time.perf_counter() - started > READY_TIMEOUT:
+                raise RuntimeError(f"{self.name} not ready after {READY_TIMEOUT:.0f} s; see {self.log}")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        """SIGTERM the process group, wait, then SIGKILL whatever of its tree is left."""
+        if self.proc is None:
+            return
+        self.pids.update(p.pid for p in tree(self.proc.pid))
+        with _suppress_lookup():
+            os.killpg(self.proc.pid, signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=STOP_GRACE)
+        except subprocess.TimeoutExpired:
+            pass
+        with _suppress_lookup():
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        for pid in self.pids:  # children that left the group, recorded by PID
+            with _suppress_lookup():
+                os.kill(pid, signal.SIGKILL)
+        if self.proc.poll() is None:
+            self.proc.wait(timeout=5)
+        self.proc = None
+        self.pids.clear()
+
+
+@contextmanager
+def _suppress_lookup() -> Iterator[None]:
+    try:
+        yield
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+# -- the project ------------------------------------------------------------------------------
+
+
+def write_data(workdir: Path) -> tuple[list[str], Any]:
+    from sklearn.datasets import load_breast_cancer
+
+    frame = load_breast_cancer(as_frame=True).frame
+    frame.columns = [c.lower().replace(" ", "_") for c in frame.columns]
+    features = [c for c in frame.columns if c != "target"]
+    frame["malignant"] = frame.pop("target") == 0  # sklearn: 0 = malignant
+    frame.insert(0, "id", range(1, len(frame) + 1))
+    (workdir / "data").mkdir(parents=True)
+    frame.to_parquet(workdir / "data" / "cancer.parquet", index=False)
+    return features, frame
+
+
+def write_spec(workdir: Path, features: list[str], ports: dict[str, int]) -> Path:
+    schema = "\n".join(f"      {c}: float" for c in features)
+    spec = f"""\
+project: servebench
+profiles:
+  local:
+    prefect: {{port: {ports["prefect"]}}}
+    mlflow: {{port: {ports["mlflow"]}}}
+datasets:
+  cancer:
+    description: sklearn's breast-cancer data, one row per tumour.
+    path: data/cancer.parquet
+    key: id
+    schema:
+      id: int
+{schema}
+      malignant: bool
+    expectations:
+      - not_null: [id, malignant]
+models:
+  cancer:
+    task: classification
+    dataset: cancer
+    target: malignant
+    features: [{", ".join(features)}]
+    estimator: {{class: sklearn.linear_model.LogisticRegression, params: {{max_iter: 1000}}}}
+    gate: {{roc_auc: ">= 0.5"}}
+services:
+  {SERVICE}:
+    model: cancer
+    port: {ports["shipyard"]}
+    auth:
+      api_keys:
+        bench: {{key: "${{secret:bench-key}}", roles: [predict, feedback]}}
+    rate_limit: {{per_key: 1000000/second, global: 1000000/second}}
+    logging: {{mask: [mean_radius]}}
+    routing: {{sticky_key: mean_radius}}
+    batching: {{max_batch_size: {BATCH_ROWS}}}
+"""
+    path = workdir / "pipelines.yaml"
+    path.write_text(spec)
+    return path
+
+
+def shipyard(spec: Path, env: dict[str, str], *args: str, timeout: float = 900) -> str:
+    """Run `shipyard -f spec ARGS` from the project folder; raise with its output on failure."""
+    done = subprocess.run(
+        [SHIPYARD, "-f", str(spec), *args], cwd=spec.parent, env=env, capture_output=True,
+        text=True, timeout=timeout, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"`shipyard {' '.join(args)}` failed (exit {done.returncode}):\n"
+            f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        )
+    return done.stdout
+
+
+def build_project(workdir: Path, env: dict[str, str], ports: dict[str, int], say: Any) -> dict:
+    features, frame = write_data(workdir)
+    spec = write_spec(workdir, features, ports)
+    shipyard(spec, env, "validate")
+    say(f"spec {spec} valid; starting the Prefect server on port {ports['prefect']} ...")
+    shipyard(spec, env, "server", "start")
+    shipyard(spec, env, "apply")
+    say("applied; validating the dataset ...")
+    shipyard(spec, env, "run", "validate-dataset", "cancer")
+    say("training the model ...")
+    out = shipyard(spec, env, "run", "train-model", "cancer")
+    gate = re.search(r'"gate_summary":\s*"([^"]*)"', out)
+    say(f"trained: {gate.group(1) if gate else '(gate summary not found)'}; building the Bento ...")
+    out = shipyard(spec, env, "build", SERVICE)
+    tag = re.search(r"built Bento (\S+?):\s", out)
+    bundle = re.search(r"^\s*bundle\s+(\S+)\s*$", out, re.M)
+    if not tag or not bundle:
+        raise RuntimeError(f"could not read the Bento tag and bundle from `shipyard build`:\n{out}")
+    say(f"built {tag.group(1)}; bundle {bundle.group(1)}")
+    return {"spec": spec, "features": features, "frame": frame, "tag": tag.group(1),
+            "bundle": Path(bundle.group(1))}  # fmt: skip
+
+
+def shipyard_server(project: dict, env: dict[str, str], logs: Path) -> Server:
+    """The built Bento, started the way `shipyard serve` starts it (deploy.serve_env/_argv)."""
+    from shipyard.cli import load_plan
+    from shipyard.serving.config import control_path, read_config
+    from shipyard.serving.deploy import _argv, serve_env
+    from shipyard.serving.engine import default_router, write_control
+
+    saved = dict(os.environ)
+    os.environ.update(env)  # secrets resolve from SHIPYARD_SECRET_* in this process
+    try:
+        _, plan = load_plan(argparse.Namespace(file=str(project["spec"])), quiet_warnings=True)
+        step = plan.service(SERVICE)
+        server_env = serve_env(step)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    config = read_config(project["bundle"])
+    write_control(control_path(config), project["bundle"], default_router(config))
+    return Server("shipyard", _argv(step, project["tag"]), server_env,
+                  Path(step.runtime.project_dir), step.port, logs / "shipyard.log")  # fmt: skip
+
+
+def bare_server(project: dict, env: dict[str, str], port: int, workdir: Path, logs: Path) -> Server:
+    home = workdir / "bare-bentoml-home"  # its own: BentoML wipes the Prometheus dir at start
+    home.mkdir(exist_ok=True)
+    server_env = {**env, "BENTOML_HOME": str(home),
+                  "BARE_MODEL_DIR": str(project["bundle"] / "models" / "stable")}  # fmt: skip
+    argv = [PYTHON, "-m", "bentoml", "serve", "serving_bare:BareService",
+            "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
+    return Server("bare", argv, server_env, HERE, port, logs / "bare.log")
+
+
+def write_bodies(project: dict, workdir: Path) -> dict[str, Path]:
+    frame = project["frame"]
+    rows = frame[project["features"]].to_dict(orient="records")
+    bodies = {"single": [rows[0]], "batch100": rows[:BATCH_ROWS]}
+    paths = {}
+    for name, chosen in bodies.items():
+        paths[name] = workdir / f"body_{name}.json"
+        paths[name].write_text(json.dumps({"rows": chosen}))
+    return paths
+
+
+def check_answers(server: Server, bodies: dict[str, Path], headers: dict[str, str],
+                  expected: dict[str, list[int]]) -> None:  # fmt: skip
+    """Both payloads answer 200 with one prediction per row, equal to the model's own."""
+    for name, path in bodies.items():
+        status, body = http_post(server.url + "/predict", path.read_bytes(),
+                                 {"content-type": "application/json", **headers})  # fmt: skip
+        if status != 200:
+            raise RuntimeError(f"{server.name} /predict ({name}) answered {status}: {body}")
+        if server.name == "shipyard":
+            got = [int(p["prediction"]) for p in body["predictions"]]
+        else:
+            got = [int(p) for p in body]
+        if got != expected[name]:
+            raise RuntimeError(f"{server.name} /predict ({name}) returned {got[:10]}..., "
+                               f"expected {expected[name][:10]}...")  # fmt: skip
+
+
+# -- reporting --------------------------------------------------------------------------------
+
+
+def _fmt(values: Sequence[float], digits: int) -> str:
+    return " / ".join(f"{v:.{digits}f}" for v in values)
+
+
+def summarize(records: list[dict], targets: Sequence[str]) -> list[dict]:
+    """Per cell: each target's runs and medians, and shipyard/bare ratios of the medians."""
+    cells: dict[tuple[int, str], dict[str, list[dict]]] = {}
+    for r in records:
+        cells.setdefault((r["conc"], r["payload"]), {}).setdefault(r["target"], []).append(r)
+    out = []
+    for (conc, payload), by_target in cells.items():
+        cell: dict[str, Any] = {"conc": conc, "payload": payload, "targets": {}}
+        for t in targets:
+            runs = sorted(by_target.get(t, []), key=lambda r: r["repeat"])
+            if not runs:
+                continue
+            cell["targets"][t] = {
+                "runs": runs,
+                **{f"median_{k}": statistics.median(r[k] for r in runs)
+                   for k in ("rps", "p50_ms", "p99_ms", "cpu_ms_per_req")},
+                "non_2xx": sum(r["non_2xx"] for r in runs),
+                "transport_errors": sum(sum(r["transport_errors"].values()) for r in runs),
+            }  # fmt: skip
+        if {"bare", "shipyard"} <= set(cell["targets"]):
+            b, s = cell["targets"]["bare"], cell["targets"]["shipyard"]
+            cell["ratio"] = {
+                "cpu_per_req": s["median_cpu_ms_per_req"] / b["median_cpu_ms_per_req"],
+                "p50": s["median_p50_ms"] / b["median_p50_ms"],
+                "p99": s["median_p99_ms"] / b["median_p99_ms"],
+                "throughput": s["median_rps"] / b["median_rps"],
+            }
+            cell["target_met"] = (cell["ratio"]["cpu_per_req"] <= 1.0 and cell["ratio"]["p99"] <= 1.0
+                                  and cell["ratio"]["throughput"] >= 1.0)  # fmt: skip
+        out.append(cell)
+    return out
+
+
+def print_tables(cells: list[dict]) -> None:
+    for cell in cells:
+        print(f"\n== concurrency {cell['conc']}, payload {cell['payload']} "
+              f"(values per repeat, in run order; ratios of the medians) ==")  # fmt: skip
+        print(f"{'target':<9} {'req/s':>15} {'p50 ms':>15} {'p99 ms':>15} {'CPU ms/req':>15} {'non-2xx':>8}")
+        for name, t in cell["targets"].items():
+            runs = t["runs"]
+            print(f"{name:<9} {_fmt([r['rps'] for r in runs], 0):>15} "
+                  f"{_fmt([r['p50_ms'] for r in runs], 1):>15} "
+                  f"{_fmt([r['p99_ms'] for r in runs], 0):>15} "
+                  f"{_fmt([r['cpu_ms_per_req'] for r in runs], 2):>15} "
+                  f"{t['non_2xx'] + t['transport_errors']:>8}")  # fmt: skip
+        if "ratio" in cell:
+            r = cell["ratio"]
+            verdict = "target met" if cell["target_met"] else "target missed"
+            print(f"shipyard/bare: CPU/req {r['cpu_per_req']:.2f}  p50 {r['p50']:.2f}  "
+                  f"p99 {r['p99']:.2f}  throughput {r['throughput']:.2f}   ({verdict}: "
+                  f"CPU/req and p99 <= 1.0, throughput >= 1.0)")  # fmt: skip
+
+
+def plot(cells: list[dict], targets: Sequence[str], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    labels = [f"c={c['conc']}\n{c['payload']}" for c in cells]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    width = 0.8 / max(len(targets), 1)
+    for ax, key, title in ((axes[0], "cpu_ms_per_req", "server CPU ms per request"),
+                           (axes[1], "p99_ms", "p99 latency, ms")):  # fmt: skip
+        for i, t in enumerate(targets):
+            xs, ys, lo, hi = [], [], [], []
+            for j, c in enumerate(cells):
+                if t not in c["targets"]:
+                    continue
+                values = [r[key] for r in c["targets"][t]["runs"]]
+                median = statistics.median(values)
+                xs.append(j + (i - (len(targets) - 1) / 2) * width)
+                ys.append(median)
+                lo.append(median - min(values))
+                hi.append(max(values) - median)
+            ax.bar(xs, ys, width, yerr=[lo, hi], capsize=3, label=t)
+        ax.set_xticks(range(len(cells)), labels)
+        ax.set_title(title + " (median, bars: min-max)")
+        ax.legend()
+    fig.suptitle("Shipyard service vs bare BentoML, same model")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# -- main -------------------------------------------------------------------------------------
+
+
+def _wipe(workdir: Path) -> None:
+    if workdir.exists():
+        spec = workdir / "pipelines.yaml"
+        ours = spec.exists() and "project: servebench" in spec.read_text()
+        if any(workdir.iterdir()) and not ours:
+            sys.exit(f"{workdir} is not empty and not a servebench work dir; pick another --workdir")
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--workdir", type=Path, default=Path("/tmp/shipyard-bench-serving"),
+                    help="project folder, wiped at start (default: %(default)s)")  # fmt: skip
+    ap.add_argument("--duration", type=float, default=15.0, help="measured seconds per cell")
+    ap.add_argument("--warmup", type=float, default=3.0, help="warm-up seconds before each cell")
+    ap.add_argument("--repeats", type=int, default=2)
+    ap.add_argument("--conc", default="8,32", help="concurrencies, e.g. 8,32")
+    ap.add_argument("--payloads", default="single,batch100", help="single and/or batch100")
+    ap.add_argument("--targets", default="bare,shipyard")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="results JSON (default .shipyard/bench/serving-<timestamp>.json); "
+                         "the PNG chart goes beside it")  # fmt: skip
+    a = ap.parse_args(argv)
+
+    concs = [int(c) for c in a.conc.split(",") if c]
+    payloads = [p for p in a.payloads.split(",") if p]
+    targets = [t for t in a.targets.split(",") if t]
+    if unknown := [t for t in targets if t not in TARGETS] + [
+        p for p in payloads if p not in ("single", "batch100")
+    ]:
+        ap.error(f"unknown target or payload: {', '.join(unknown)}")
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out = (a.out or ROOT / ".shipyard" / "bench" / f"serving-{stamp}.json").resolve()
+    workdir = a.workdir.resolve()
+    t_start = time.perf_counter()
+
+    def say(msg: str) -> None:
+        print(f"[{time.perf_counter() - t_start:6.0f}s] {msg}", flush=True)
+
+    def on_sigterm(*_: Any) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    _wipe(workdir)
+    logs = workdir / "logs"
+    logs.mkdir()
+    key = secrets.token_urlsafe(24)
+    env = {**os.environ, "SHIPYARD_SECRET_BENCH_KEY": key, "BENTOML_DO_NOT_TRACK": "True",
+           "DO_NOT_TRACK": "true", "PYTHONUNBUFFERED": "1"}  # fmt: skip
+    env.pop("SHIPYARD_SPEC", None)
+    env.pop("SHIPYARD_PROFILE", None)
+    taken: set[int] = set()
+    ports = {name: free_port(taken) for name in ("prefect", "mlflow", "shipyard", "bare")}
+    spec_path = workdir / "pipelines.yaml"
+    servers: dict[str, Server] = {}
+    records: list[dict] = []
+    try:
+        say(f"work dir {workdir}; ports {ports}")
+        project = build_project(workdir, env, ports, say)
+        bodies = write_bodies(project, workdir)
+        import mlflow.sklearn
+
+        model = mlflow.sklearn.load_model(str(project["bundle"] / "models" / "stable"))
+        expected = {}
+        for name, path in bodies.items():
+            rows = json.loads(path.read_text())["rows"]
+            frame = project["frame"][project["features"]].iloc[: len(rows)]
+            expected[name] = [int(p) for p in model.predict(frame)]
+        auth = {"authorization": f"Bearer {key}"}
+        servers = {"bare": bare_server(project, env, ports["bare"], workdir, logs),
+                   "shipyard": shipyard_server(project, env, logs)}  # fmt: skip
+        headers = {"bare": {}, "shipyard": auth}
+        cells = [(c, p) for c in concs for p in payloads]
+        n = 0
+        for rep in range(1, a.repeats + 1):
+            for ci, (conc, payload) in enumerate(cells):
+                # alternate the order between cells and between repeats: drift hits both alike
+                order = targets if (rep + ci) % 2 else list(reversed(targets))
+                for target in order:
+                    n += 1
+                    server = servers[target]
+                    startup = server.start()
+                    check_answers(server, bodies, headers[target], expected)
+                    url = server.url + "/predict"
+                    body = bodies[payload]
+                    if a.warmup > 0:
+                        run_load(url, body, headers[target], conc, a.warmup)
+                    time.sleep(0.5)
+                    cpu0 = tree_cpu_s(server.proc.pid)  # type: ignore[union-attr]
+                    result = run_load(url, body, headers[target], conc, a.duration)
+                    cpu1 = tree_cpu_s(server.proc.pid)  # type: ignore[union-attr]
+                    rss = tree_rss_mb(server.proc.pid)  # type: ignore[union-attr]
+                    completed = result["ok"] + result["non_2xx"]
+                    record = {
+                        "repeat": rep, "conc": conc, "payload": payload, "target": target,
+                        "startup_s": round(startup, 2), "server_cpu_s": cpu1 - cpu0,
+                        "cpu_ms_per_req": (cpu1 - cpu0) * 1000 / max(completed, 1),
+                        "rss_mb": round(rss, 1), "loadavg": os.getloadavg(), **result,
+                    }  # fmt: skip
+                    records.append(record)
+                    server.stop()
+                    total = a.repeats * len(cells) * len(order)
+                    say(f"{n}/{total} rep {rep} c={conc:<2} {payload:<8} {target:<8} "
+                        f"{result['rps']:7.0f} req/s  p50 {result['p50_ms']:6.1f}  "
+                        f"p99 {result['p99_ms']:6.0f} ms  CPU/req {record['cpu_ms_per_req']:.2f} ms  "
+                        f"non-2xx {result['non_2xx']}  errors {sum(result['transport_errors'].values())}  "
+                        f"(start {startup:.1f}s, load {os.getloadavg()[0]:.1f})")  # fmt: skip
+    except KeyboardInterrupt:
+        say("interrupted; stopping servers")
+        return 130
+    finally:
+        for server in servers.values():
+            server.stop()
+        if spec_path.exists():
+            try:
+                shipyard(spec_path, env, "server", "stop", timeout=120)
+            except Exception as exc:  # keep going: report what could not be stopped
+                print(f"warning: `shipyard server stop` failed: {exc}", file=sys.stderr)
+        if records:
+            cells_summary = summarize(records, targets)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            meta = {"started": stamp, "args": {k: str(v) for k, v in vars(a).items()},
+                    "workdir": str(workdir), "cpus": os.cpu_count(), "python": sys.version.split()[0]}  # fmt: skip
+            summary = [{k: v for k, v in c.items()} for c in cells_summary]
+            out.write_text(json.dumps({"meta": meta, "records": records, "cells": [
+                {**c, "targets": {t: {k: v for k, v in d.items() if k != "runs"}
+                                  for t, d in c["targets"].items()}} for c in summary]},
+                indent=2))  # fmt: skip
+            print_tables(cells_summary)
+            png = out.with_suffix(".png")
+            plot(cells_summary, targets, png)
+            print(f"\nresults {out}\nchart   {png}\nserver logs {logs}")
+    return 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--loadgen":
+        loadgen_main(sys.argv[2:])
+    else:
+        sys.exit(main())

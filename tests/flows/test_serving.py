@@ -1,0 +1,394 @@
+"""A real `bentoml serve` process built from pipelines.yaml, answering real HTTP calls.
+
+One module-scoped service: the churn model trained twice (champion v2, challenger v1),
+built and started by the build-service flow. Tests cover auth and roles, bad requests,
+rate limits, masking, correlation ids, the prediction and feedback logs, metrics,
+routing through the admin API, hot reload under load and an OpenAPI fuzz run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from support import MODEL_SPEC, SPEC, free_port
+
+from shipyard.compiler import Plan, TrainModelStep, compile_plan
+from shipyard.compiler.plan import ServiceStep
+from shipyard.loader import load_spec
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+SERVICE_SPEC = """
+services:
+  churn-api:
+    model: churn
+    candidates: [challenger]
+    port: {port}
+    auth:
+      api_keys:
+        ops: {{key: "${{secret:test-ops-key}}", roles: [predict, feedback, admin]}}
+        app: {{key: "${{secret:test-app-key}}", roles: [predict, feedback]}}
+        burst: {{key: "${{secret:test-burst-key}}", roles: [predict]}}
+        reader: {{key: "${{secret:test-reader-key}}", roles: [feedback]}}
+      jwt: {{algorithm: HS256, secret: "${{secret:test-jwt-secret}}", audience: churn-api}}
+    rate_limit: {{per_key: 40/second}}
+    batching: {{max_batch_size: 50}}
+    logging: {{mask: [monthly_charges, "email*"]}}
+"""
+SECRETS = {
+    "SHIPYARD_SECRET_TEST_OPS_KEY": "ops-key-0123456789",
+    "SHIPYARD_SECRET_TEST_APP_KEY": "app-key-0123456789",
+    "SHIPYARD_SECRET_TEST_BURST_KEY": "burst-key-0123456789",
+    "SHIPYARD_SECRET_TEST_READER_KEY": "reader-key-0123456789",
+    "SHIPYARD_SECRET_TEST_JWT_SECRET": "jwt-secret-0123456789-0123456789-0123456789",
+}
+OPS = {"Authorization": "Bearer ops-key-0123456789"}
+APP = {"Authorization": "Bearer app-key-0123456789"}
+ROW = {
+    "region": "north",
+    "plan": "pro",
+    "tenure_months": 12,
+    "monthly_charges": 123.4567,
+    "support_calls": 2,
+    "data_usage_gb": 10.5,
+}
+
+
+@dataclass
+class Served:
+    url: str
+    plan: Plan
+    step: ServiceStep
+    project: Path
+
+    def post(self, path: str, body: Any, headers: dict[str, str] | None = None) -> httpx.Response:
+        content = body if isinstance(body, str | bytes) else json.dumps(body)
+        return httpx.post(self.url + path, content=content, headers=headers or {}, timeout=30)
+
+
+def _train(plan: Plan, force: bool = False) -> None:
+    from flows.train_model import train_model
+
+    deployment = plan.deployment("train-model", "churn")
+    assert deployment is not None
+    step = TrainModelStep.model_validate(deployment.parameters["step"])
+    state = train_model(step=step, force=force, return_state=True)
+    assert state.is_completed(), state
+
+
+def _client(plan: Plan) -> Any:
+    import mlflow
+
+    mlflow.set_tracking_uri(plan.block("mlflow").fields["tracking_uri"])
+    return mlflow.MlflowClient()
+
+
+def _deploy(step: ServiceStep) -> dict[str, Any]:
+    from flows.build_service import build_service_flow
+
+    result: dict[str, Any] = build_service_flow(step=step)
+    return result
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory, prefect_harness: None) -> Iterator[Served]:
+    from shipyard.demo_data import write_customers
+    from shipyard.runtime.apply import save_blocks
+    from shipyard.serving import deploy
+
+    project = tmp_path_factory.mktemp("serving")
+    text = SPEC.format(port=free_port()) + MODEL_SPEC.format(threshold=">= 0.5")
+    text += SERVICE_SPEC.format(port=free_port())
+    (project / "pipelines.yaml").write_text(text)
+    write_customers(project / "data" / "customers.parquet", rows=1200)
+    patch = pytest.MonkeyPatch()
+    for key, value in SECRETS.items():
+        patch.setenv(key, value)
+    loaded = load_spec(project / "pipelines.yaml")
+    assert loaded.spec is not None, loaded.diagnostics
+    plan = compile_plan(loaded.spec, project, loaded.secrets)
+    save_blocks(plan)
+    _train(plan)
+    _train(plan, force=True)  # version 2
+    client = _client(plan)
+    client.set_registered_model_alias("test-project.churn", "champion", "2")
+    client.set_registered_model_alias("test-project.churn", "challenger", "1")
+    step = plan.service("churn-api")
+    assert step is not None
+    try:
+        result = _deploy(step)
+        assert "serves" in result["outcome"], result
+        yield Served(deploy.base_url(step), plan, step, project)
+    finally:
+        deploy.stop(step)
+        patch.undo()
+
+
+def test_one_row_and_a_batch_with_correlation_ids(served: Served) -> None:
+    one = served.post("/predict", ROW, {**APP, "X-Request-ID": "req-abc-1"})
+    assert one.status_code == 200, one.text
+    assert one.headers["x-request-id"] == "req-abc-1"
+    body = one.json()
+    assert body["request_id"] == "req-abc-1"
+    [prediction] = body["predictions"]
+    assert prediction["variant"] == "stable"
+    assert prediction["model_version"] == "2"
+    assert isinstance(prediction["prediction"], bool)
+    assert 0.0 <= prediction["probability"] <= 1.0
+
+    batch = served.post("/predict", {"rows": [ROW, {**ROW, "plan": "basic"}] * 5}, APP)
+    assert batch.status_code == 200, batch.text
+    assert len(batch.json()["predictions"]) == 10
+    generated = batch.headers["x-request-id"]
+    assert len(generated) == 32 and batch.json()["request_id"] == generated
+
+
+def test_auth_says_why(served: Served) -> None:
+    import jwt
+
+    missing = served.post("/predict", ROW)
+    assert missing.status_code == 401
+    assert missing.json()["error"] == "missing_credentials"
+    assert "Bearer" in missing.headers["www-authenticate"]
+    wrong = served.post("/predict", ROW, {"X-API-Key": "nope"})
+    assert (wrong.status_code, wrong.json()["error"]) == (401, "invalid_key")
+    forbidden = served.post("/predict", ROW, {"X-API-Key": "reader-key-0123456789"})
+    assert forbidden.status_code == 403
+    assert "reader" in forbidden.json()["message"] and "predict" in forbidden.json()["message"]
+    not_admin = served.post("/admin/routing", {"weights": {"stable": 1}, "reason": "x"}, APP)
+    assert not_admin.status_code == 403
+
+    secret = SECRETS["SHIPYARD_SECRET_TEST_JWT_SECRET"]
+
+    def token(**claims: Any) -> dict[str, str]:
+        payload = {"sub": "alice", "aud": "churn-api", "exp": int(time.time()) + 60, **claims}
+        return {"Authorization": "Bearer " + jwt.encode(payload, secret, algorithm="HS256")}
+
+    ok = served.post("/predict", ROW, token(roles=["predict"]))
+    assert ok.status_code == 200, ok.text
+    expired = served.post("/predict", ROW, token(roles=["predict"], exp=int(time.time()) - 5))
+    assert (expired.status_code, expired.json()["error"]) == (401, "token_expired")
+    audience = served.post("/predict", ROW, token(roles=["predict"], aud="other"))
+    assert (audience.status_code, audience.json()["error"]) == (401, "invalid_token")
+    no_role = served.post("/predict", ROW, token(roles=["feedback"]))
+    assert no_role.status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ("{not json", 400),
+        ({k: v for k, v in ROW.items() if k != "plan"}, 400),
+        ({**ROW, "surprise": 1}, 400),
+        ({**ROW, "tenure_months": "twelve"}, 400),
+        ({**ROW, "plan": "platinum"}, 400),
+        ({"rows": []}, 400),
+        ({"rows": [ROW] * 51}, 413),
+        ([1, 2, 3], 400),
+        ("", 400),
+    ],
+    ids=["malformed", "missing", "extra", "type", "category", "empty", "oversize", "list", "empty"],
+)
+def test_bad_requests_are_4xx_with_a_message(served: Served, body: Any, status: int) -> None:
+    response = served.post("/predict", body, APP)
+    assert response.status_code == status, response.text
+    assert response.json().get("error")
+
+
+def test_unknown_variant_is_400(served: Served) -> None:
+    response = served.post("/predict", ROW, {**APP, "X-Shipyard-Variant": "nope"})
+    assert response.status_code == 400
+    assert "stable" in response.json()["message"]
+
+
+def test_rate_limit_answers_429_with_retry_after(served: Served) -> None:
+    headers = {"X-API-Key": "burst-key-0123456789"}
+    with httpx.Client(timeout=30) as client:
+        statuses = []
+        for _ in range(120):
+            response = client.post(served.url + "/predict", json=ROW, headers=headers)
+            statuses.append(response.status_code)
+            if response.status_code == 429:
+                assert int(response.headers["retry-after"]) >= 1
+                assert "burst" in response.json()["message"]
+                break
+    assert 429 in statuses, statuses
+    assert set(statuses) <= {200, 429}
+
+
+def _rows(database: Path, table: str) -> list[dict[str, Any]]:
+    with sqlite3.connect(database) as db:
+        db.row_factory = sqlite3.Row
+        return [dict(r) for r in db.execute(f"SELECT * FROM {table}")]
+
+
+def _wait_for(check: Any, timeout: float = 15.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(0.2)
+
+
+def test_prediction_and_feedback_logs_mask_fields(served: Served) -> None:
+    predicted = served.post("/predict", ROW, {**APP, "X-Request-ID": "masked-1"})
+    assert predicted.status_code == 200
+    feedback = served.post("/feedback", {"request_id": "masked-1", "outcome": 1}, APP)
+    assert feedback.status_code == 200, feedback.text
+    by_entity = served.post("/feedback", {"entity": {"customer_id": 7}, "outcome": True}, APP)
+    assert by_entity.status_code == 200
+    unkeyed = served.post("/feedback", {"outcome": 1}, APP)
+    assert unkeyed.status_code == 400 and "request_id" in unkeyed.text
+    bad = served.post("/predict", {**ROW, "monthly_charges": 987.6543, "email_address": "x"}, APP)
+    assert bad.status_code == 400
+
+    database = Path(served.step.log_database.removeprefix("sqlite:///"))
+    logged = _wait_for(
+        lambda: [r for r in _rows(database, "predictions") if r["request_id"] == "masked-1"]
+    )
+    assert logged, "the prediction was not logged"
+    inputs = json.loads(logged[0]["inputs"])
+    assert inputs["monthly_charges"] == "***" and inputs["plan"] == "pro"
+    assert logged[0]["variant"] == "stable" and logged[0]["model_version"] == "2"
+    outcomes = _wait_for(lambda: _rows(database, "feedback"))
+    assert {r["request_id"] for r in outcomes} >= {"masked-1"}
+    assert any(r["entity"] and json.loads(r["entity"]) == {"customer_id": 7} for r in outcomes)
+
+    from shipyard.serving.deploy import process
+
+    log_text = process(served.step).log_file.read_text()
+    assert "masked-1" in log_text  # the JSON request log carries the correlation id
+    assert "123.4567" not in log_text and "987.6543" not in log_text
+    request_lines = [
+        json.loads(line)
+        for line in log_text.splitlines()
+        if line.startswith("{") and '"request_id"' in line
+    ]
+    assert any(r["request_id"] == "masked-1" and r["status"] == 200 for r in request_lines)
+
+
+def test_metrics_are_labelled_by_variant(served: Served) -> None:
+    served.post("/predict", ROW, APP)
+    text = httpx.get(served.url + "/metrics", timeout=30).text
+    assert 'shipyard_service_requests_total{endpoint="/predict",model_version="2"' in text
+    assert 'variant="stable"' in text
+    assert "shipyard_service_batch_size_bucket" in text
+    assert "shipyard_service_prediction_bucket" in text
+    assert "shipyard_service_input_tenure_months_bucket" in text
+    assert 'status="401"' in text
+
+
+def test_routing_changes_at_run_time_sticky_forced_and_audited(served: Served) -> None:
+    from shipyard.audit import AuditLog
+    from shipyard.settings import StateLayout
+
+    body = {
+        "weights": {"stable": 50, "challenger": 50},
+        "sticky_key": "tenure_months",
+        "reason": "test split",
+    }
+    changed = served.post("/admin/routing", body, OPS)
+    assert changed.status_code == 200, changed.text
+    revision = changed.json()["revision"]
+    assert revision >= 1
+    try:
+        seen: dict[int, set[str]] = {}
+        for tenure in range(1, 30):
+            for _ in range(2):
+                response = served.post("/predict", {**ROW, "tenure_months": tenure}, OPS)
+                assert response.status_code == 200, response.text
+                seen.setdefault(tenure, set()).add(response.json()["predictions"][0]["variant"])
+        assert all(len(variants) == 1 for variants in seen.values()), seen
+        assert set().union(*seen.values()) == {"stable", "challenger"}
+        forced = served.post("/predict", ROW, {**OPS, "X-Shipyard-Variant": "challenger"})
+        assert forced.json()["predictions"][0]["model_version"] == "1"
+        current = httpx.get(served.url + "/admin/routing", headers=OPS, timeout=30).json()
+        assert current["weights"]["challenger"] == 50 and current["revision"] == revision
+        unknown = served.post("/admin/routing", {"weights": {"canary": 1}, "reason": "x"}, OPS)
+        assert unknown.status_code == 400 and "canary" in unknown.json()["message"]
+    finally:
+        reset = {"weights": {"stable": 100}, "reason": "test done"}
+        assert served.post("/admin/routing", reset, OPS).status_code == 200
+    entries = AuditLog(StateLayout(served.step.runtime.state_dir).catalog).entries(
+        "service.churn-api"
+    )
+    assert any(e.detail.get("reason") == "test split" and e.actor == "ops" for e in entries)
+
+
+def test_openapi_fuzz_finds_no_server_error(served: Served) -> None:
+    binary = Path(sys.executable).parent / "schemathesis"
+    done = subprocess.run(
+        [
+            str(binary),
+            "run",
+            served.url + "/docs.json",
+            "--checks",
+            "not_a_server_error",
+            "--max-examples",
+            "25",
+            "-H",
+            "Authorization: Bearer app-key-0123456789",
+            "--exclude-path-regex",
+            "^/admin",
+            "--seed",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        env={**os.environ, "SCHEMATHESIS_HOOKS": ""},
+    )
+    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+
+
+def test_hot_reload_under_load_drops_no_request(served: Served) -> None:
+    failures: list[str] = []
+    versions: list[str] = []
+    stop = threading.Event()
+
+    def load(headers: dict[str, str]) -> None:
+        with httpx.Client(timeout=30) as client:
+            while not stop.is_set():
+                try:
+                    response = client.post(served.url + "/predict", json=ROW, headers=headers)
+                except httpx.HTTPError as exc:
+                    failures.append(repr(exc))
+                    continue
+                if response.status_code != 200:
+                    failures.append(f"{response.status_code} {response.text[:200]}")
+                else:
+                    versions.append(response.json()["predictions"][0]["model_version"])
+                time.sleep(0.03)
+
+    threads = [threading.Thread(target=load, args=(h,)) for h in (OPS, APP)]
+    for thread in threads:
+        thread.start()
+    try:
+        time.sleep(1.0)
+        client = _client(served.plan)
+        client.set_registered_model_alias("test-project.churn", "champion", "1")
+        client.set_registered_model_alias("test-project.churn", "challenger", "2")
+        result = _deploy(served.step)
+        assert "hot reload" in result["outcome"], result
+        time.sleep(1.5)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=30)
+    assert not failures, failures[:5]
+    assert versions[0] == "2" and versions[-1] == "1", (versions[:3], versions[-3:])
+    assert len(versions) > 20
