@@ -7,11 +7,78 @@ import json
 import sys
 from pathlib import Path
 
+from shipyard.compiler.plan import Plan
 from shipyard.settings import StateLayout
 
 
 def _step(text: str) -> None:
     print(f"\n==> {text}", flush=True)
+
+
+def _demo_keys(plan: Plan) -> dict[str, str]:
+    """Secrets the demo spec references, generated once and kept in the state folder.
+
+    They are exported before `shipyard apply`, which saves them as Prefect Secret blocks.
+    """
+    import os
+    import secrets
+
+    from shipyard.secrets import env_name
+
+    path = StateLayout(plan.runtime.state_dir).root / "demo-keys.env"
+    saved: dict[str, str] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            key, _, value = line.partition("=")
+            saved[key] = value
+    for name in plan.secrets:
+        variable = env_name(name)
+        value = os.environ.get(variable) or saved.get(variable) or secrets.token_urlsafe(24)
+        os.environ[variable] = saved[variable] = value
+    if saved:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(f"{k}={v}\n" for k, v in saved.items()))
+        path.chmod(0o600)
+    return saved
+
+
+def _try_service(plan: Plan, name: str, keys: dict[str, str]) -> None:
+    """One prediction and one feedback call, as a client would make them."""
+    import urllib.request
+
+    from shipyard.secrets import resolve
+    from shipyard.serving.deploy import base_url, describe
+
+    step = plan.service(name)
+    assert step is not None
+    url = base_url(step)
+    key = ""
+    for spec in ((step.auth or {}).get("api_keys") or {}).values():
+        if "predict" in spec["roles"]:
+            key = resolve(spec["key"], use_prefect=False) or ""
+            break
+    body = {step.inputs[0]: 10042} if step.feature_service else {}
+    if not body:
+        return
+    _step(f"POST {url}/predict {json.dumps(body)}")
+    request = urllib.request.Request(
+        url + "/predict",
+        data=json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        answer = json.loads(response.read())
+    print(json.dumps(answer, indent=2))
+    feedback = {"request_id": answer["request_id"], "outcome": 1}
+    _step(f"POST {url}/feedback {json.dumps(feedback)}")
+    request = urllib.request.Request(
+        url + "/feedback",
+        data=json.dumps(feedback).encode(),
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        print(response.read().decode())
+    print(describe(step, url))
 
 
 def run_demo(spec: Path, rows: int = 5000) -> int:
@@ -35,7 +102,8 @@ def run_demo(spec: Path, rows: int = 5000) -> int:
     ui = server.start(plan, plan.prefect_database_url)
     print(f"Prefect UI: {ui}")
 
-    _step("shipyard apply: blocks, work pool and deployments")
+    keys = _demo_keys(plan)
+    _step("shipyard apply: blocks, secrets, work pool and deployments")
     apply_plan(plan)
 
     _step("shipyard run validate-dataset customers: Great Expectations, then DVC")
@@ -72,6 +140,14 @@ def run_demo(spec: Path, rows: int = 5000) -> int:
             )
         )
 
+    services = [d.name for d in plan.deployments if d.flow_name == "build-service"]
+    for name in services:
+        _step(f"shipyard run build-service {name}: build the Bento, start the BentoML service")
+        code = run_deployment_now(plan, "build-service", name)
+        if code:
+            return code
+        _try_service(plan, name, keys)
+
     from shipyard.runtime.mlflow_server import tracking_uri
 
     layout = StateLayout(plan.runtime.state_dir)
@@ -94,5 +170,13 @@ def run_demo(spec: Path, rows: int = 5000) -> int:
     print("  shipyard features get churn_v2 customer_id=10042  # online features")
     print('  eval "$(shipyard env)" && prefect deployment run validate-dataset/customers')
     print("  shipyard worker start                           # a worker executes that run")
+    for name in services:
+        print(f"  shipyard serve {name} --status                 # what it serves, with weights")
+    if keys:
+        print(
+            f"  API keys of the demo service: {StateLayout(plan.runtime.state_dir).root / 'demo-keys.env'}"
+        )
     print("  shipyard server stop && shipyard worker stop    # when you are done")
+    for name in services:
+        print(f"  shipyard serve {name} --stop")
     return 0

@@ -22,6 +22,16 @@ def service_step(plan: Plan, name: str) -> ServiceStep:
     return step
 
 
+def _prefect_for_secrets(plan: Plan) -> None:
+    """Let secret references resolve from Prefect Secret blocks when the server is up."""
+    import os
+
+    from shipyard.runtime.processes import http_ok
+
+    if not os.environ.get("PREFECT_API_URL") and http_ok(plan.prefect_api_url + "/health"):
+        os.environ["PREFECT_API_URL"] = plan.prefect_api_url
+
+
 def _tracking(plan: Plan) -> str:
     from shipyard.runtime.mlflow_server import tracking_uri
 
@@ -37,6 +47,7 @@ def build_command(plan: Plan, name: str, deploy_after: bool) -> int:
     print(built.summary())
     print(f"  bundle  {built.bundle}")
     if deploy_after:
+        _prefect_for_secrets(plan)
         print(deploy(step, built))
     return EXIT_OK
 
@@ -65,6 +76,7 @@ def serve_command(plan: Plan, name: str, action: str) -> int:
         return EXIT_OK
     from shipyard.serving.build import build_service
 
+    _prefect_for_secrets(plan)
     if action == "restart":
         deploy.stop(step)
     built = build_service(step, _tracking(plan))
