@@ -57,6 +57,9 @@ def serve_env(step: ServiceStep) -> dict[str, str]:
     from shipyard.secrets import SECRET_REFERENCE, env_name, secret_value
 
     env = bento_env(Path(step.runtime.state_dir))
+    # a home of its own: BentoML wipes $BENTOML_HOME/prometheus_multiproc_dir at every start,
+    # which would erase the metrics of another service running from the same project
+    env["BENTOML_HOME"] = str(Path(step.runtime.state_dir) / "serving" / step.service / "bentoml")
     env["SHIPYARD_STATE_DIR"] = step.runtime.state_dir
     env.pop("SHIPYARD_SERVICE_BUNDLE", None)
     for name in sorted(set(SECRET_REFERENCE.findall(json.dumps(step.auth or {})))):
@@ -68,9 +71,10 @@ def serve_env(step: ServiceStep) -> dict[str, str]:
     return env
 
 
-def _argv(step: ServiceStep, tag: str) -> list[str]:
+def _argv(step: ServiceStep, built: BuildResult) -> list[str]:
+    """Serve the Bento by its folder (so BENTOML_HOME can be the service's own)."""
     argv = [
-        sys.executable, "-m", "bentoml", "serve", tag,
+        sys.executable, "-m", "bentoml", "serve", str(built.bundle.parent),
         "--host", step.host, "--port", str(step.port),
     ]  # fmt: skip
     if step.tls:
@@ -114,7 +118,7 @@ def start(step: ServiceStep, built: BuildResult, say: Callable[[str], None] = pr
         )
     write_control(control_path(built.config), built.bundle, _keep_routing(step, built.config))
     say(f"starting bentoml serve {built.tag} on {url} ...")
-    managed.start(_argv(step, built.tag), serve_env(step), cwd=Path(step.runtime.project_dir))
+    managed.start(_argv(step, built), serve_env(step), cwd=Path(step.runtime.project_dir))
     managed.wait_until(url + "/readyz", timeout=READY_TIMEOUT)
     return url
 

@@ -188,6 +188,11 @@ class ServiceEngine:
             global_limit=step.rate_limit.get("global"),
             storage_uri=step.rate_limit_storage,
             namespace=f"shipyard:{step.runtime.project}:{step.service}",
+            key_limits={
+                name: spec["rate_limit"]
+                for name, spec in ((step.auth or {}).get("api_keys") or {}).items()
+                if spec.get("rate_limit")
+            },
         )
         self.masker = Masker(step.mask)
         self.log = PredictionLog(step.log_database, step.service)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from urllib.parse import urlsplit, urlunsplit
 
 import limits
@@ -41,6 +42,7 @@ class RateLimiter:
         global_limit: str | None,
         storage_uri: str = "memory://",
         namespace: str = "shipyard",
+        key_limits: Mapping[str, str] | None = None,
     ) -> None:
         """Parse the limits and connect to the storage.
 
@@ -49,6 +51,7 @@ class RateLimiter:
             global_limit: The limit for all callers together; None for none.
             storage_uri: "memory://" or "redis://host:port/db".
             namespace: Prefix of every counter, so services sharing a Redis do not collide.
+            key_limits: Caller name -> its own limit, replacing `per_key` for that caller.
 
         Raises:
             ValueError: A limit or the storage URI cannot be parsed.
@@ -56,7 +59,14 @@ class RateLimiter:
         """
         self._per_key = _parse(per_key, "per-key")
         self._global = _parse(global_limit, "global")
-        self._enabled = self._per_key is not None or self._global is not None
+        self._key_limits = {
+            name: item
+            for name, text in (key_limits or {}).items()
+            if (item := _parse(text, f"key '{name}'")) is not None
+        }
+        self._enabled = (
+            self._per_key is not None or self._global is not None or bool(self._key_limits)
+        )
         self._namespace = namespace
         self._global_ids = (namespace, "global")
         self._uri = _redact(storage_uri)
@@ -88,10 +98,11 @@ class RateLimiter:
             return None
         try:
             # Per caller first: a caller over its own limit does not use up the global budget.
-            if self._per_key is not None:
+            own = self._key_limits.get(key, self._per_key)
+            if own is not None:
                 ids = (self._namespace, "key", key)
-                if not limiter.hit(self._per_key, *ids):
-                    return _retry_after(limiter, self._per_key, ids)
+                if not limiter.hit(own, *ids):
+                    return _retry_after(limiter, own, ids)
             if self._global is not None and not limiter.hit(self._global, *self._global_ids):
                 return _retry_after(limiter, self._global, self._global_ids)
         except StorageError as exc:

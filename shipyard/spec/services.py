@@ -35,6 +35,9 @@ class ApiKeySpec(SpecModel):
         min_length=1,
         description="What the key may do: predict, feedback, admin (routing and reloads).",
     )
+    rate_limit: RateLimit | None = Field(
+        None, description="This key's own limit, replacing the service's `rate_limit.per_key`."
+    )
 
 
 class JwtSpec(SpecModel):

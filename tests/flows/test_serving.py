@@ -40,10 +40,10 @@ services:
       api_keys:
         ops: {{key: "${{secret:test-ops-key}}", roles: [predict, feedback, admin]}}
         app: {{key: "${{secret:test-app-key}}", roles: [predict, feedback]}}
-        burst: {{key: "${{secret:test-burst-key}}", roles: [predict]}}
+        burst: {{key: "${{secret:test-burst-key}}", roles: [predict], rate_limit: 5/second}}
         reader: {{key: "${{secret:test-reader-key}}", roles: [feedback]}}
       jwt: {{algorithm: HS256, secret: "${{secret:test-jwt-secret}}", audience: churn-api}}
-    rate_limit: {{per_key: 40/second}}
+    rate_limit: {{per_key: 1000/second}}
     batching: {{max_batch_size: 50}}
     logging: {{mask: [monthly_charges, "email*"]}}
 """
@@ -217,7 +217,7 @@ def test_rate_limit_answers_429_with_retry_after(served: Served) -> None:
     headers = {"X-API-Key": "burst-key-0123456789"}
     with httpx.Client(timeout=30) as client:
         statuses = []
-        for _ in range(120):
+        for _ in range(60):
             response = client.post(served.url + "/predict", json=ROW, headers=headers)
             statuses.append(response.status_code)
             if response.status_code == 429:
@@ -392,3 +392,61 @@ def test_hot_reload_under_load_drops_no_request(served: Served) -> None:
     assert not failures, failures[:5]
     assert versions[0] == "2" and versions[-1] == "1", (versions[:3], versions[-3:])
     assert len(versions) > 20
+
+
+@pytest.mark.integration
+def test_scale_out_limits_in_redis_and_logs_in_postgresql(served: Served) -> None:
+    """The same model on the scale-out profile: limits in the real Redis, logs in PostgreSQL."""
+    import redis
+
+    from shipyard.serving import deploy
+    from shipyard.serving.build import build_service
+    from support import psql, throwaway_database
+
+    with throwaway_database("shipyard_serving") as database:
+        text = (served.project / "pipelines.yaml").read_text()
+        text = text.replace("  churn-api:\n", "  churn-big:\n").replace(
+            f"port: {served.step.port}", f"port: {free_port()}"
+        )
+        text = text.replace(
+            "  local:\n",
+            "  local:\n    kind: scale-out\n    serving:\n"
+            "      rate_limit_storage: redis://127.0.0.1:6379/0\n"
+            f"      log_database: postgresql://postgres@127.0.0.1:5432/{database}\n",
+        )
+        spec = served.project / "pipelines-scale-out.yaml"
+        spec.write_text(text)
+        loaded = load_spec(spec)
+        assert loaded.spec is not None, loaded.diagnostics
+        plan = compile_plan(loaded.spec, served.project, loaded.secrets)
+        step = plan.service("churn-big")
+        assert step is not None and step.rate_limit_storage.startswith("redis://")
+        store = redis.Redis.from_url("redis://127.0.0.1:6379/0")
+        pattern = "*test-project:churn-big*"
+        try:
+            built = build_service(step, plan.block("mlflow").fields["tracking_uri"])
+            url = deploy.start(step, built)
+            headers = {"X-API-Key": "burst-key-0123456789"}
+            statuses = []
+            with httpx.Client(timeout=30) as client:
+                for i in range(30):
+                    response = client.post(
+                        url + "/predict", json=ROW, headers={**headers, "X-Request-ID": f"big-{i}"}
+                    )
+                    statuses.append(response.status_code)
+            assert 200 in statuses and 429 in statuses, statuses
+            assert list(store.scan_iter(match=pattern)), "no rate-limit counters in Redis"
+
+            def logged() -> int:
+                done = psql(
+                    "SELECT count(*) FROM predictions WHERE service = 'churn-big'",
+                    database=database,
+                    check=False,
+                )
+                return int(done.stdout.strip() or 0) if done.returncode == 0 else 0
+
+            assert _wait_for(logged) == statuses.count(200)
+        finally:
+            deploy.stop(step)
+            for key in store.scan_iter(match=pattern):
+                store.delete(key)

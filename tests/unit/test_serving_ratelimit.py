@@ -173,3 +173,12 @@ def test_redis_failing_while_serving_allows_requests_and_warns_once(
     finally:
         limiter.close()
         proxy.cut()
+
+
+def test_a_key_of_its_own_limit_replaces_the_per_key_limit() -> None:
+    limiter = RateLimiter("100/second", None, key_limits={"tight": "2/second"})
+    try:
+        assert [limiter.check("tight") is None for _ in range(3)] == [True, True, False]
+        assert all(limiter.check("roomy") is None for _ in range(10))
+    finally:
+        limiter.close()

@@ -1,0 +1,302 @@
+"""compile_plan for `services:`: the service step, its variants, inputs, stores and deployment."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from shipyard.compiler import FLOWS, Plan
+from shipyard.compiler.plan import ServiceStep, VariantRef
+
+from .specs import compile_text, replaced
+
+pytestmark = pytest.mark.usefixtures("no_state_dir_override")
+
+SPEC = """\
+project: churn-demo
+profile: ${PROFILE:-local}
+profiles:
+  local: {}
+  scale-out:
+    kind: scale-out
+    serving:
+      rate_limit_storage: redis://127.0.0.1:6379/0
+      log_database: postgresql://postgres@127.0.0.1:5432/serving
+datasets:
+  customers:
+    path: data/customers.parquet
+    timestamp: event_time
+    schema:
+      customer_id: int
+      event_time: datetime
+      plan: {category: [basic, pro]}
+      tenure: int
+      charges: float
+      churned: bool
+    expectations: [{not_null: customer_id}]
+features:
+  entities:
+    customer: {join_key: customer_id}
+  views:
+    customer_profile:
+      entity: customer
+      source: customers
+      features: [plan, tenure]
+    customer_usage:
+      entity: customer
+      source: customers
+      features: [charges]
+  services:
+    churn_v1: [customer_profile]
+    churn_v2: [customer_profile, customer_usage]
+models:
+  churn:
+    task: classification
+    dataset: customers
+    target: churned
+    features: churn_v2
+    estimator: {class: sklearn.linear_model.LogisticRegression}
+  churn-plain:
+    task: classification
+    dataset: customers
+    target: churned
+    features: [plan, tenure, charges]
+    estimator: {class: sklearn.linear_model.LogisticRegression}
+services:
+  churn-api:
+    model: churn
+    candidates: [challenger, shadow]
+    workers: 2
+    timeout: 2s
+    batching: {max_batch_size: 50, max_latency_ms: 5}
+    auth:
+      api_keys:
+        ops: {key: "${secret:churn-api-admin-key}", roles: [predict, feedback, admin]}
+        app: {key: "${secret:churn-api-key}"}
+      jwt: {algorithm: HS256, secret: "${secret:churn-jwt}", leeway: 30s}
+    rate_limit: {per_key: 200/second, global: 1000/second}
+    logging: {mask: [email, "*_token"], requests: false}
+    routing: {sticky_key: customer_id}
+    tls: {certfile: certs/api.pem, keyfile: certs/api.key}
+  churn-plain-api:
+    model: churn-plain
+    version: 3
+    port: 3001
+    host: 0.0.0.0
+    batching: {adaptive: false}
+    rate_limit: 50/second
+    logging: {predictions: false}
+"""
+
+
+def plan_of(tmp_path: Path, text: str = SPEC, profile: str = "local") -> Plan:
+    return compile_text(tmp_path, text, {"PROFILE": profile})
+
+
+def service(plan: Plan, name: str = "churn-api") -> ServiceStep:
+    step = plan.service(name)
+    assert step is not None
+    return step
+
+
+# --- the service step --------------------------------------------------------------------------
+
+
+def test_each_service_compiles_to_a_step_named_by_its_resource_id(tmp_path: Path) -> None:
+    plan = plan_of(tmp_path)
+    assert [s.id for s in plan.services] == ["service.churn-api", "service.churn-plain-api"]
+    step = service(plan)
+    assert (step.service, step.model, step.task) == ("churn-api", "churn", "classification")
+    assert step.registered_name == "churn-demo.churn"
+    assert plan.service("churn-apj") is None
+
+
+def test_variants_are_the_stable_alias_then_the_candidates(tmp_path: Path) -> None:
+    step = service(plan_of(tmp_path))
+    assert step.variants == [
+        VariantRef(name="stable", alias="champion"),
+        VariantRef(name="challenger", alias="challenger"),
+        VariantRef(name="shadow", alias="shadow"),
+    ]
+    assert step.variants[0].reference == "alias @champion"
+
+
+def test_a_pinned_version_replaces_the_alias(tmp_path: Path) -> None:
+    step = service(plan_of(tmp_path), "churn-plain-api")
+    assert step.variants == [VariantRef(name="stable", alias=None, version=3)]
+    assert step.variants[0].reference == "version 3"
+
+
+def test_with_a_feature_service_requests_carry_the_entity_keys(tmp_path: Path) -> None:
+    step = service(plan_of(tmp_path))
+    assert step.feature_service == "churn_v2"  # the one the model trained on
+    assert step.inputs == ["customer_id"]
+    assert step.input_types == {"customer_id": "int"}
+    assert step.features == ["plan", "tenure", "charges"]  # what the model itself takes
+    assert step.feature_repo is not None and step.feature_repo == plan_of(tmp_path).features
+
+
+def test_a_service_may_read_another_feature_service(tmp_path: Path) -> None:
+    text = replaced(SPEC, ("    workers: 2\n", "    workers: 2\n    features: churn_v1\n"))
+    step = service(plan_of(tmp_path, text))
+    assert step.feature_service == "churn_v1"
+    assert step.inputs == ["customer_id"]
+
+
+def test_without_a_feature_service_requests_carry_the_model_features(tmp_path: Path) -> None:
+    step = service(plan_of(tmp_path), "churn-plain-api")
+    assert step.feature_service is None and step.feature_repo is None
+    assert step.inputs == ["plan", "tenure", "charges"]
+    assert step.input_types == {"plan": ["basic", "pro"], "tenure": "int", "charges": "float"}
+
+
+def test_string_entity_keys_are_str_inputs(tmp_path: Path) -> None:
+    text = replaced(SPEC, ("      customer_id: int\n", "      customer_id: str\n"))
+    assert service(plan_of(tmp_path, text)).input_types == {"customer_id": "str"}
+
+
+def test_the_training_data_is_where_input_buckets_come_from(tmp_path: Path) -> None:
+    step = service(plan_of(tmp_path))
+    assert step.data_files == [str(tmp_path.resolve() / "data" / "customers.parquet")]
+
+
+def test_settings_are_carried_over(tmp_path: Path) -> None:
+    plan = plan_of(tmp_path)
+    api, plain = service(plan), service(plan, "churn-plain-api")
+    assert (api.host, api.port, api.workers, api.timeout_seconds) == ("127.0.0.1", 3000, 2, 2.0)
+    assert (api.max_batch_size, api.adaptive_batching, api.max_latency_ms) == (50, True, 5.0)
+    assert (plain.host, plain.port, plain.workers, plain.timeout_seconds) == (
+        "0.0.0.0",
+        3001,
+        1,
+        10,
+    )
+    assert (plain.max_batch_size, plain.adaptive_batching, plain.max_latency_ms) == (100, False, 0)
+    assert (api.log_requests, api.log_predictions) == (False, True)
+    assert (plain.log_requests, plain.log_predictions) == (True, False)
+    assert (api.mask, plain.mask) == (["email", "*_token"], [])
+    assert (api.sticky_key, plain.sticky_key) == ("customer_id", None)
+    assert api.tls == {"certfile": "certs/api.pem", "keyfile": "certs/api.key", "ca_certs": None}
+    assert plain.tls is None and plain.auth is None
+
+
+def test_rate_limits_are_per_key_and_global(tmp_path: Path) -> None:
+    plan = plan_of(tmp_path)
+    assert service(plan).rate_limit == {"per_key": "200/second", "global": "1000/second"}
+    # the shorthand `rate_limit: 50/second` is a global limit
+    assert service(plan, "churn-plain-api").rate_limit == {"per_key": None, "global": "50/second"}
+
+
+def test_no_rate_limit_compiles_to_no_limits(tmp_path: Path) -> None:
+    text = replaced(SPEC, ("    rate_limit: 50/second\n", ""))
+    assert service(plan_of(tmp_path, text), "churn-plain-api").rate_limit == {
+        "per_key": None,
+        "global": None,
+    }
+
+
+# --- where state goes, by profile --------------------------------------------------------------
+
+
+def test_embedded_profile_logs_to_sqlite_under_the_state_dir_and_counts_in_memory(
+    tmp_path: Path,
+) -> None:
+    plan = plan_of(tmp_path)
+    state = Path(plan.runtime.state_dir)
+    assert state == tmp_path.resolve() / ".shipyard"
+    for name in ("churn-api", "churn-plain-api"):
+        step = service(plan, name)
+        assert step.log_database == f"sqlite:///{state / 'serving' / name / 'logs.sqlite'}"
+        assert step.rate_limit_storage == "memory://"
+        assert step.runtime == plan.runtime
+
+
+def test_a_moved_state_dir_moves_the_log(tmp_path: Path) -> None:
+    text = replaced(SPEC, ("  local: {}\n", "  local: {state_dir: var/state}\n"))
+    step = service(plan_of(tmp_path, text))
+    expected = tmp_path.resolve() / "var" / "state" / "serving" / "churn-api" / "logs.sqlite"
+    assert step.log_database == f"sqlite:///{expected}"
+
+
+def test_scale_out_profile_logs_to_postgresql_and_counts_in_redis(tmp_path: Path) -> None:
+    plan = plan_of(tmp_path, profile="scale-out")
+    for name in ("churn-api", "churn-plain-api"):
+        step = service(plan, name)
+        assert step.log_database == "postgresql://postgres@127.0.0.1:5432/serving"
+        assert step.rate_limit_storage == "redis://127.0.0.1:6379/0"
+
+
+# --- secrets -----------------------------------------------------------------------------------
+
+
+def test_secrets_stay_references_in_the_plan_and_its_json(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SHIPYARD_SECRET_CHURN_API_KEY", "app-value-never-in-the-plan")
+    monkeypatch.setenv("SHIPYARD_SECRET_CHURN_JWT", "jwt-value-never-in-the-plan")
+    plan = plan_of(tmp_path)
+    auth = service(plan).auth
+    assert auth is not None
+    assert auth["api_keys"]["ops"]["key"] == "${secret:churn-api-admin-key}"
+    assert auth["api_keys"]["app"]["key"] == "${secret:churn-api-key}"
+    assert auth["api_keys"]["app"]["roles"] == ["predict"]
+    assert auth["jwt"]["secret"] == "${secret:churn-jwt}"
+    assert auth["jwt"]["algorithm"] == "HS256" and auth["jwt"]["leeway"] == "30s"
+    assert plan.secrets == ("churn-api-admin-key", "churn-api-key", "churn-jwt")
+    text = plan.model_dump_json()
+    assert "never-in-the-plan" not in text
+    assert "${secret:churn-api-key}" in text
+    deployment = plan.deployment("build-service", "churn-api")
+    assert deployment is not None
+    assert "never-in-the-plan" not in json.dumps(deployment.parameters)
+
+
+def test_plan_with_services_round_trips_through_json(tmp_path: Path) -> None:
+    plan = plan_of(tmp_path)
+    assert Plan.model_validate(json.loads(plan.model_dump_json())) == plan
+
+
+# --- steps and deployments ---------------------------------------------------------------------
+
+
+def test_each_service_has_a_build_service_deployment_running_its_step(tmp_path: Path) -> None:
+    plan = plan_of(tmp_path)
+    deployment = plan.deployment("build-service", "churn-api")
+    assert deployment is not None
+    assert deployment.full_name == "build-service/churn-api"
+    assert deployment.entrypoint == FLOWS["build-service"]
+    assert deployment.entrypoint == "flows/build_service.py:build_service_flow"
+    assert deployment.resource == "service.churn-api"
+    assert "service.churn-api" in deployment.tags
+    assert deployment.schedule is None
+    assert ServiceStep.model_validate(deployment.parameters["step"]) == service(plan)
+    assert plan.deployment("build-service", "churn-plain-api") is not None
+
+
+def test_a_description_becomes_the_deployments(tmp_path: Path) -> None:
+    text = replaced(SPEC, ("  churn-api:\n", "  churn-api:\n    description: The churn API.\n"))
+    deployment = plan_of(tmp_path, text).deployment("build-service", "churn-api")
+    assert deployment is not None and deployment.description == "The churn API."
+
+
+def test_build_runs_after_the_model_is_registered_and_deploy_after_build(tmp_path: Path) -> None:
+    plan = plan_of(tmp_path)
+    steps = {s.id: s for s in plan.steps}
+    build, deploy = steps["service.churn-api/build"], steps["service.churn-api/deploy"]
+    assert build.needs == ("model.churn/register",)
+    assert deploy.needs == ("service.churn-api/build",)
+    assert (build.flow, deploy.flow) == ("build-service", "build-service")
+    assert (build.resource, build.action) == ("service.churn-api", "build")
+    assert steps["service.churn-plain-api/build"].needs == ("model.churn-plain/register",)
+    order = [s.id for s in plan.steps]
+    assert order.index("model.churn/register") < order.index("service.churn-api/build")
+    assert order.index("service.churn-api/build") < order.index("service.churn-api/deploy")
+
+
+def test_a_spec_without_services_compiles_none(tmp_path: Path) -> None:
+    plan = plan_of(tmp_path, SPEC[: SPEC.index("services:\n  churn-api")])
+    assert plan.services == ()
+    assert not [d for d in plan.deployments if d.flow_name == "build-service"]
+    assert not [s for s in plan.steps if s.resource.startswith("service.")]
