@@ -70,17 +70,22 @@ def _pct(sorted_values: Sequence[float], p: float) -> float:
 
 
 async def _load(url: str, body: bytes, headers: dict[str, str], conc: int, duration: float) -> dict:
-    """Closed loop: `conc` keep-alive connections, each sending the next request on reply."""
+    """Closed loop: `conc` keep-alive connections, each sending the next request on reply.
+
+    Each connection has its own client: one shared httpx pool costs the client more CPU per
+    request the more requests finish at once (its pool bookkeeping scans every waiting request),
+    which penalises a server that answers in bursts, as adaptive batching does.
+    """
     import httpx
 
     latencies: list[float] = []
     statuses: dict[str, int] = {}
     errors: dict[str, int] = {}
-    limits = httpx.Limits(max_connections=conc, max_keepalive_connections=conc)
-    async with httpx.AsyncClient(limits=limits, timeout=10.0) as client:
-        end = time.perf_counter() + duration
+    end = time.perf_counter() + duration
 
-        async def worker() -> None:
+    async def worker() -> None:
+        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+        async with httpx.AsyncClient(limits=limits, timeout=10.0) as client:
             while time.perf_counter() < end:
                 t0 = time.perf_counter()
                 try:
@@ -96,9 +101,9 @@ async def _load(url: str, body: bytes, headers: dict[str, str], conc: int, durat
                 if 200 <= response.status_code < 300:
                     latencies.append((time.perf_counter() - t0) * 1e3)
 
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(conc)))
-        elapsed = time.perf_counter() - started
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(conc)))
+    elapsed = time.perf_counter() - started
     values = sorted(latencies)
     return {
         "ok": len(values),
@@ -393,7 +398,7 @@ def shipyard_server(project: dict, env: dict[str, str], logs: Path) -> Server:
     """The built Bento, started the way `shipyard serve` starts it (deploy.serve_env/_argv)."""
     from shipyard.cli import load_plan
     from shipyard.serving.config import control_path, read_config
-    from shipyard.serving.deploy import _argv, serve_env
+    from shipyard.serving.deploy import serve_env
     from shipyard.serving.engine import default_router, write_control
 
     saved = dict(os.environ)
@@ -407,8 +412,26 @@ def shipyard_server(project: dict, env: dict[str, str], logs: Path) -> Server:
         os.environ.update(saved)
     config = read_config(project["bundle"])
     write_control(control_path(config), project["bundle"], default_router(config))
-    return Server("shipyard", _argv(step, project["tag"]), server_env,
+    return Server("shipyard", _serve_argv(step, project, config), server_env,
                   Path(step.runtime.project_dir), step.port, logs / "shipyard.log")  # fmt: skip
+
+
+def _serve_argv(step: Any, project: dict, config: Any) -> list[str]:
+    """The command `shipyard serve` runs. deploy._argv is private and has taken either the
+    tag or the build result; give it what it asks for, else build the command by hand."""
+    import inspect
+    from types import SimpleNamespace
+
+    from shipyard.serving.deploy import _argv
+
+    try:
+        if "tag" in inspect.signature(_argv).parameters:
+            return list(_argv(step, project["tag"]))
+        built = SimpleNamespace(tag=project["tag"], bundle=project["bundle"], config=config)
+        return list(_argv(step, built))
+    except (TypeError, AttributeError, ValueError):
+        return [PYTHON, "-m", "bentoml", "serve", str(project["bundle"].parent),
+                "--host", step.host, "--port", str(step.port)]  # fmt: skip
 
 
 def bare_server(project: dict, env: dict[str, str], port: int, workdir: Path, logs: Path) -> Server:

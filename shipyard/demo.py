@@ -174,7 +174,7 @@ def run_demo(spec: Path, rows: int = 5000) -> int:
         print(f"  shipyard serve {name} --status                 # what it serves, with weights")
     if keys:
         print(
-            f"  API keys of the demo service: {StateLayout(plan.runtime.state_dir).root / 'demo-keys.env'}"
+            f"  API keys of the demo services: {layout.root / 'demo-keys.env'}"
         )
     print("  shipyard server stop && shipyard worker stop    # when you are done")
     for name in services:

@@ -173,7 +173,7 @@ def describe(step: ServiceStep, url: str) -> str:
     return "\n".join(
         [
             f"  predict   curl -X POST {url}/predict -H 'content-type: application/json' "
-            "-H 'Authorization: Bearer $KEY' -d '{...}'",
+            "-H \"Authorization: Bearer $KEY\" -d '{...}'",
             f"  docs      {url}/docs (OpenAPI JSON at {url}/docs.json)",
             f"  metrics   {url}/metrics",
             f"  info      {url}/info",

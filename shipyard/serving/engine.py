@@ -17,6 +17,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from shipyard.errors import ShipyardError
 from shipyard.serving.auth import ApiKey, Authenticator, JwtSettings
 from shipyard.serving.batching import MicroBatcher, run_unbatched
 from shipyard.serving.config import ServiceConfig, control_path, read_config, state_dir
@@ -140,6 +141,23 @@ def _auth(config: ServiceConfig) -> Authenticator:
     return Authenticator(keys, settings, service=config.step.service)
 
 
+def _policies(config: ServiceConfig) -> tuple[Authenticator, RateLimiter, Masker]:
+    """Who may call, how often, and what never reaches a log: all from the built config."""
+    step = config.step
+    limiter = RateLimiter(
+        per_key=step.rate_limit.get("per_key"),
+        global_limit=step.rate_limit.get("global"),
+        storage_uri=step.rate_limit_storage,
+        namespace=f"shipyard:{step.runtime.project}:{step.service}",
+        key_limits={
+            name: spec["rate_limit"]
+            for name, spec in ((step.auth or {}).get("api_keys") or {}).items()
+            if spec.get("rate_limit")
+        },
+    )
+    return _auth(config), limiter, Masker(step.mask)
+
+
 def default_router(config: ServiceConfig) -> RouterState:
     """All traffic on the stable variant; candidates loaded but idle."""
     return RouterState(
@@ -182,19 +200,7 @@ class ServiceEngine:
             from shipyard.features.online import OnlineFeatures
 
             self.features = OnlineFeatures(step.feature_repo)
-        self.auth = _auth(self.config)
-        self.limiter = RateLimiter(
-            per_key=step.rate_limit.get("per_key"),
-            global_limit=step.rate_limit.get("global"),
-            storage_uri=step.rate_limit_storage,
-            namespace=f"shipyard:{step.runtime.project}:{step.service}",
-            key_limits={
-                name: spec["rate_limit"]
-                for name, spec in ((step.auth or {}).get("api_keys") or {}).items()
-                if spec.get("rate_limit")
-            },
-        )
-        self.masker = Masker(step.mask)
+        self.auth, self.limiter, self.masker = _policies(self.config)
         self.log = PredictionLog(step.log_database, step.service)
         self.control = control_path(self.config)
         self.reload_error: str | None = None
@@ -227,6 +233,11 @@ class ServiceEngine:
             found = self.features.get(step.feature_service, rows)
         except MissingEntity as exc:
             raise RequestError(404, "unknown_entity", f"{exc}; {exc.hint}") from None
+        except ShipyardError as exc:  # the online store is down or refuses the keys
+            log.error("online feature lookup failed: %s", exc)
+            raise RequestError(
+                503, "feature_store_unavailable", f"{exc}; try again shortly"
+            ) from None
         return [{**features, **row} for row, features in zip(rows, found, strict=True)]
 
     async def predict(
@@ -343,12 +354,20 @@ class ServiceEngine:
                 f"cannot change its API: restart it with `shipyard serve {self.service} --restart`"
             )
         models = ModelSet(config, bundle, self.metrics)
+        auth, limiter, masker = _policies(config)  # revoked keys and new masks apply too
+        log = self.log
+        if config.step.log_database != self.config.step.log_database:
+            log = PredictionLog(config.step.log_database, config.step.service)
         state = self.router.state
         try:
             router = Router(state, list(models.variants), salt=self.service)
         except UnknownVariant:
             router = Router(default_router(config), list(models.variants), salt=self.service)
+        old_log = self.log
+        self.auth, self.limiter, self.masker, self.log = auth, limiter, masker, log
         self.config, self.models, self.router = config, models, router
+        if old_log is not log:
+            old_log.close()
         log.info(
             "reloaded %s: now serving %s",
             self.service,

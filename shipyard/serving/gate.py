@@ -104,6 +104,7 @@ class Gate:
                 principal = engine.auth.authenticate(
                     headers.get("authorization"), headers.get("x-api-key")
                 )
+                info["principal"] = principal.name
                 engine.auth.authorize(principal, role)
             except AuthError as exc:
                 extra = (
@@ -111,7 +112,6 @@ class Gate:
                 )
                 await reply(exc.status, {"error": exc.reason, "message": str(exc)}, *extra)
                 return
-            info["principal"] = principal.name
             wait = engine.limiter.check(principal.name) if engine.limiter.enabled else None
             if wait is not None:
                 seconds = max(1, math.ceil(wait))

@@ -58,7 +58,9 @@ class RouterState(BaseModel):
     rules: list[RouteRule] = Field(
         default_factory=list, description="Checked in order before weights; first match wins."
     )
-    revision: int = Field(0, description="Incremented by every change, for optimistic updates.")
+    revision: int = Field(
+        0, description="Counts the changes: the admin API sets it, audits it and returns it."
+    )
 
     @field_validator("weights")
     @classmethod

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BeforeValidator, Field, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
 from shipyard.spec.base import DURATION_PATTERN, Name, SpecModel
 from shipyard.spec.models import spec_rule
@@ -13,12 +14,26 @@ Role = Literal["predict", "feedback", "admin"]
 ROLES: tuple[Role, ...] = ("predict", "feedback", "admin")
 
 RATE_PATTERN = r"^\s*\d+\s*(/|per)\s*(\d+\s*)?(second|minute|hour|day|month|year)s?\s*$"
+_RATE = re.compile(RATE_PATTERN)
+
+
+def _check_rate(value: str) -> str:
+    if not _RATE.match(value):
+        raise spec_rule(
+            f"'{value}' is not a rate",
+            "write a count per period: '200/second', '1000 per minute' or '10 per 2 hours' "
+            "(second, minute, hour, day, month, year)",
+        )
+    return value
+
+
 RateLimit = Annotated[
     str,
+    AfterValidator(_check_rate),
     Field(
-        pattern=RATE_PATTERN,
         description="A rate such as '200/second' or '1000 per minute'.",
         examples=["200/second", "1000/minute"],
+        json_schema_extra={"pattern": RATE_PATTERN},
     ),
 ]
 
@@ -83,7 +98,7 @@ class AuthSpec(SpecModel):
         if not self.api_keys and self.jwt is None:
             raise spec_rule(
                 "auth declares neither `api_keys` nor `jwt`",
-                "add an API key (`api_keys: {ops: {key: ${secret:NAME}, roles: [predict]}}`) "
+                'add an API key (`api_keys: {ops: {key: "${secret:NAME}", roles: [predict]}}`) '
                 "or remove `auth:` to serve without authentication",
             )
         return self
@@ -152,7 +167,7 @@ class RoutingSpec(SpecModel):
 class ServiceSpec(SpecModel):
     """A BentoML service serving a registered model (and candidates) over HTTP."""
 
-    description: str | None = None
+    description: str | None = Field(None, description="What the service is for, for people.")
     model: Name = Field(description="A model under `models:`; its registered versions are served.")
     alias: str = Field("champion", description="Registry alias of the stable variant.")
     version: int | None = Field(

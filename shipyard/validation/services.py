@@ -87,6 +87,6 @@ def check_service(
             f"service '{name}' has no `auth:`: anyone who can reach it may predict, send "
             "feedback and change its routing",
             sm.key_span((*base, "model")),
-            "add `auth: {api_keys: {ops: {key: ${secret:NAME}, roles: [predict, admin]}}}`",
+            'add `auth: {api_keys: {ops: {key: "${secret:NAME}", roles: [predict, admin]}}}`',
             severity=Severity.WARNING,
         )

@@ -398,10 +398,10 @@ def test_hot_reload_under_load_drops_no_request(served: Served) -> None:
 def test_scale_out_limits_in_redis_and_logs_in_postgresql(served: Served) -> None:
     """The same model on the scale-out profile: limits in the real Redis, logs in PostgreSQL."""
     import redis
+    from support import psql, throwaway_database
 
     from shipyard.serving import deploy
     from shipyard.serving.build import build_service
-    from support import psql, throwaway_database
 
     with throwaway_database("shipyard_serving") as database:
         text = (served.project / "pipelines.yaml").read_text()

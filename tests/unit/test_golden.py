@@ -109,7 +109,8 @@ def test_demo_spec_validates(
     assert main(["validate"]) == 0
     out, err = capsys.readouterr()
     assert re.fullmatch(
-        r"pipelines\.yaml: ok \(\d+ datasets?, \d+ feature views?, \d+ models?\)\n", out
+        r"pipelines\.yaml: ok \(\d+ datasets?, \d+ feature views?, \d+ models?, \d+ services?\)\n",
+        out,
     )
     assert err == ""  # not even a warning in the spec people copy from
 

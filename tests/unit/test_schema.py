@@ -69,6 +69,7 @@ def test_schema_is_draft_2020_12_with_an_id() -> None:
         "datasets",
         "features",
         "models",
+        "services",
     }
 
 
