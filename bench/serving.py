@@ -15,7 +15,7 @@ p50, p99, server CPU ms per request (utime+stime of the server's process tree ov
 measured window / completed requests) and the shipyard/bare ratios. Targets: CPU/req and
 p99 ratios <= 1.0, throughput ratio >= 1.0.
 
-    .venv/bin/python bench/serving.py                          # 15 s per cell, 2 repeats (~10 min)
+    .venv/bin/python bench/serving.py                          # 15 s per cell, 2 repeats (~7 min)
     .venv/bin/python bench/serving.py --duration 5 --repeats 1 # smoke run
 
 Writes the raw results as JSON (--out) and a bar chart (PNG) beside it. Server logs go to
@@ -42,8 +42,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -212,11 +212,9 @@ def tree_cpu_s(pid: int) -> float:
 
     total = 0.0
     for p in tree(pid):
-        try:
+        with suppress(psutil.NoSuchProcess):
             t = p.cpu_times()
             total += t.user + t.system
-        except psutil.NoSuchProcess:
-            pass
     return total
 
 
@@ -225,19 +223,25 @@ def tree_rss_mb(pid: int) -> float:
 
     total = 0
     for p in tree(pid):
-        try:
+        with suppress(psutil.NoSuchProcess):
             total += p.memory_info().rss
-        except psutil.NoSuchProcess:
-            pass
     return total / 2**20
 
 
 class Server:
     """One `bentoml serve` in its own process group, with its output in a log file."""
 
-    def __init__(self, name: str, argv: list[str], env: dict[str, str], cwd: Path, port: int,
-                 log: Path) -> None:  # fmt: skip
-        self.name, self.argv, self.env, self.cwd, self.port, self.log = name, argv, env, cwd, port, log
+    def __init__(
+        self, name: str, argv: list[str], env: dict[str, str], cwd: Path, port: int, log: Path
+    ) -> None:
+        self.name, self.argv, self.env, self.cwd, self.port, self.log = (
+            name,
+            argv,
+            env,
+            cwd,
+            port,
+            log,
+        )
         self.proc: subprocess.Popen[bytes] | None = None
         self.pids: set[int] = set()
 
@@ -250,9 +254,14 @@ class Server:
             log.write(f"\n### {dt.datetime.now().isoformat()} {' '.join(self.argv)}\n".encode())
             started = time.perf_counter()
             self.proc = subprocess.Popen(
-                self.argv, cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True,
-            )  # fmt: skip
+                self.argv,
+                cwd=self.cwd,
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         while True:
             if self.proc.poll() is not None:
                 raise RuntimeError(
@@ -264,7 +273,9 @@ class Server:
                 self.pids.update(p.pid for p in tree(self.proc.pid))
                 return time.perf_counter() - started
             if time.perf_counter() - started > READY_TIMEOUT:
-                raise RuntimeError(f"{self.name} not ready after {READY_TIMEOUT:.0f} s; see {self.log}")
+                raise RuntimeError(
+                    f"{self.name} not ready after {READY_TIMEOUT:.0f} s; see {self.log}"
+                )
             time.sleep(0.1)
 
     def stop(self) -> None:
@@ -272,29 +283,19 @@ class Server:
         if self.proc is None:
             return
         self.pids.update(p.pid for p in tree(self.proc.pid))
-        with _suppress_lookup():
+        with suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
+        with suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=STOP_GRACE)
-        except subprocess.TimeoutExpired:
-            pass
-        with _suppress_lookup():
+        with suppress(ProcessLookupError, PermissionError):
             os.killpg(self.proc.pid, signal.SIGKILL)
         for pid in self.pids:  # children that left the group, recorded by PID
-            with _suppress_lookup():
+            with suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
         if self.proc.poll() is None:
             self.proc.wait(timeout=5)
         self.proc = None
         self.pids.clear()
-
-
-@contextmanager
-def _suppress_lookup() -> Iterator[None]:
-    try:
-        yield
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 # -- the project ------------------------------------------------------------------------------
@@ -360,9 +361,14 @@ services:
 def shipyard(spec: Path, env: dict[str, str], *args: str, timeout: float = 900) -> str:
     """Run `shipyard -f spec ARGS` from the project folder; raise with its output on failure."""
     done = subprocess.run(
-        [SHIPYARD, "-f", str(spec), *args], cwd=spec.parent, env=env, capture_output=True,
-        text=True, timeout=timeout, check=False,
-    )  # fmt: skip
+        [SHIPYARD, "-f", str(spec), *args],
+        cwd=spec.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
     if done.returncode != 0:
         raise RuntimeError(
             f"`shipyard {' '.join(args)}` failed (exit {done.returncode}):\n"
@@ -390,8 +396,13 @@ def build_project(workdir: Path, env: dict[str, str], ports: dict[str, int], say
     if not tag or not bundle:
         raise RuntimeError(f"could not read the Bento tag and bundle from `shipyard build`:\n{out}")
     say(f"built {tag.group(1)}; bundle {bundle.group(1)}")
-    return {"spec": spec, "features": features, "frame": frame, "tag": tag.group(1),
-            "bundle": Path(bundle.group(1))}  # fmt: skip
+    return {
+        "spec": spec,
+        "features": features,
+        "frame": frame,
+        "tag": tag.group(1),
+        "bundle": Path(bundle.group(1)),
+    }
 
 
 def shipyard_server(project: dict, env: dict[str, str], logs: Path) -> Server:
@@ -412,8 +423,14 @@ def shipyard_server(project: dict, env: dict[str, str], logs: Path) -> Server:
         os.environ.update(saved)
     config = read_config(project["bundle"])
     write_control(control_path(config), project["bundle"], default_router(config))
-    return Server("shipyard", _serve_argv(step, project, config), server_env,
-                  Path(step.runtime.project_dir), step.port, logs / "shipyard.log")  # fmt: skip
+    return Server(
+        "shipyard",
+        _serve_argv(step, project, config),
+        server_env,
+        Path(step.runtime.project_dir),
+        step.port,
+        logs / "shipyard.log",
+    )
 
 
 def _serve_argv(step: Any, project: dict, config: Any) -> list[str]:
@@ -430,17 +447,38 @@ def _serve_argv(step: Any, project: dict, config: Any) -> list[str]:
         built = SimpleNamespace(tag=project["tag"], bundle=project["bundle"], config=config)
         return list(_argv(step, built))
     except (TypeError, AttributeError, ValueError):
-        return [PYTHON, "-m", "bentoml", "serve", str(project["bundle"].parent),
-                "--host", step.host, "--port", str(step.port)]  # fmt: skip
+        return [
+            PYTHON,
+            "-m",
+            "bentoml",
+            "serve",
+            str(project["bundle"].parent),
+            "--host",
+            step.host,
+            "--port",
+            str(step.port),
+        ]
 
 
 def bare_server(project: dict, env: dict[str, str], port: int, workdir: Path, logs: Path) -> Server:
     home = workdir / "bare-bentoml-home"  # its own: BentoML wipes the Prometheus dir at start
     home.mkdir(exist_ok=True)
-    server_env = {**env, "BENTOML_HOME": str(home),
-                  "BARE_MODEL_DIR": str(project["bundle"] / "models" / "stable")}  # fmt: skip
-    argv = [PYTHON, "-m", "bentoml", "serve", "serving_bare:BareService",
-            "--host", "127.0.0.1", "--port", str(port)]  # fmt: skip
+    server_env = {
+        **env,
+        "BENTOML_HOME": str(home),
+        "BARE_MODEL_DIR": str(project["bundle"] / "models" / "stable"),
+    }
+    argv = [
+        PYTHON,
+        "-m",
+        "bentoml",
+        "serve",
+        "serving_bare:BareService",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
     return Server("bare", argv, server_env, HERE, port, logs / "bare.log")
 
 
@@ -455,12 +493,16 @@ def write_bodies(project: dict, workdir: Path) -> dict[str, Path]:
     return paths
 
 
-def check_answers(server: Server, bodies: dict[str, Path], headers: dict[str, str],
-                  expected: dict[str, list[int]]) -> None:  # fmt: skip
+def check_answers(
+    server: Server, bodies: dict[str, Path], headers: dict[str, str], expected: dict[str, list[int]]
+) -> None:
     """Both payloads answer 200 with one prediction per row, equal to the model's own."""
     for name, path in bodies.items():
-        status, body = http_post(server.url + "/predict", path.read_bytes(),
-                                 {"content-type": "application/json", **headers})  # fmt: skip
+        status, body = http_post(
+            server.url + "/predict",
+            path.read_bytes(),
+            {"content-type": "application/json", **headers},
+        )
         if status != 200:
             raise RuntimeError(f"{server.name} /predict ({name}) answered {status}: {body}")
         if server.name == "shipyard":
@@ -468,8 +510,10 @@ def check_answers(server: Server, bodies: dict[str, Path], headers: dict[str, st
         else:
             got = [int(p) for p in body]
         if got != expected[name]:
-            raise RuntimeError(f"{server.name} /predict ({name}) returned {got[:10]}..., "
-                               f"expected {expected[name][:10]}...")  # fmt: skip
+            raise RuntimeError(
+                f"{server.name} /predict ({name}) returned {got[:10]}..., "
+                f"expected {expected[name][:10]}..."
+            )
 
 
 # -- reporting --------------------------------------------------------------------------------
@@ -493,11 +537,13 @@ def summarize(records: list[dict], targets: Sequence[str]) -> list[dict]:
                 continue
             cell["targets"][t] = {
                 "runs": runs,
-                **{f"median_{k}": statistics.median(r[k] for r in runs)
-                   for k in ("rps", "p50_ms", "p99_ms", "cpu_ms_per_req")},
+                **{
+                    f"median_{k}": statistics.median(r[k] for r in runs)
+                    for k in ("rps", "p50_ms", "p99_ms", "cpu_ms_per_req")
+                },
                 "non_2xx": sum(r["non_2xx"] for r in runs),
                 "transport_errors": sum(sum(r["transport_errors"].values()) for r in runs),
-            }  # fmt: skip
+            }
         if {"bare", "shipyard"} <= set(cell["targets"]):
             b, s = cell["targets"]["bare"], cell["targets"]["shipyard"]
             cell["ratio"] = {
@@ -506,30 +552,55 @@ def summarize(records: list[dict], targets: Sequence[str]) -> list[dict]:
                 "p99": s["median_p99_ms"] / b["median_p99_ms"],
                 "throughput": s["median_rps"] / b["median_rps"],
             }
-            cell["target_met"] = (cell["ratio"]["cpu_per_req"] <= 1.0 and cell["ratio"]["p99"] <= 1.0
-                                  and cell["ratio"]["throughput"] >= 1.0)  # fmt: skip
+            paired = [
+                (rs, rb) for rs in s["runs"] for rb in b["runs"] if rs["repeat"] == rb["repeat"]
+            ]
+            cell["ratio_per_repeat"] = {
+                "cpu_per_req": [rs["cpu_ms_per_req"] / rb["cpu_ms_per_req"] for rs, rb in paired],
+                "p50": [rs["p50_ms"] / rb["p50_ms"] for rs, rb in paired],
+                "p99": [rs["p99_ms"] / rb["p99_ms"] for rs, rb in paired],
+                "throughput": [rs["rps"] / rb["rps"] for rs, rb in paired],
+            }
+            cell["target_met"] = (
+                cell["ratio"]["cpu_per_req"] <= 1.0
+                and cell["ratio"]["p99"] <= 1.0
+                and cell["ratio"]["throughput"] >= 1.0
+            )
         out.append(cell)
     return out
 
 
 def print_tables(cells: list[dict]) -> None:
     for cell in cells:
-        print(f"\n== concurrency {cell['conc']}, payload {cell['payload']} "
-              f"(values per repeat, in run order; ratios of the medians) ==")  # fmt: skip
-        print(f"{'target':<9} {'req/s':>15} {'p50 ms':>15} {'p99 ms':>15} {'CPU ms/req':>15} {'non-2xx':>8}")
+        print(
+            f"\n== concurrency {cell['conc']}, payload {cell['payload']} "
+            f"(values per repeat, in run order; ratios of the medians) =="
+        )
+        heads = ("req/s", "p50 ms", "p99 ms", "CPU ms/req")
+        print(f"{'target':<9} " + " ".join(f"{h:>15}" for h in heads) + f" {'non-2xx/err':>12}")
         for name, t in cell["targets"].items():
             runs = t["runs"]
-            print(f"{name:<9} {_fmt([r['rps'] for r in runs], 0):>15} "
-                  f"{_fmt([r['p50_ms'] for r in runs], 1):>15} "
-                  f"{_fmt([r['p99_ms'] for r in runs], 0):>15} "
-                  f"{_fmt([r['cpu_ms_per_req'] for r in runs], 2):>15} "
-                  f"{t['non_2xx'] + t['transport_errors']:>8}")  # fmt: skip
+            print(
+                f"{name:<9} {_fmt([r['rps'] for r in runs], 0):>15} "
+                f"{_fmt([r['p50_ms'] for r in runs], 1):>15} "
+                f"{_fmt([r['p99_ms'] for r in runs], 0):>15} "
+                f"{_fmt([r['cpu_ms_per_req'] for r in runs], 2):>15} "
+                f"{t['non_2xx'] + t['transport_errors']:>12}"
+            )
         if "ratio" in cell:
-            r = cell["ratio"]
-            verdict = "target met" if cell["target_met"] else "target missed"
-            print(f"shipyard/bare: CPU/req {r['cpu_per_req']:.2f}  p50 {r['p50']:.2f}  "
-                  f"p99 {r['p99']:.2f}  throughput {r['throughput']:.2f}   ({verdict}: "
-                  f"CPU/req and p99 <= 1.0, throughput >= 1.0)")  # fmt: skip
+            r, per = cell["ratio"], cell["ratio_per_repeat"]
+            verdict = "target met" if cell["target_met"] else "TARGET MISSED"
+            parts = [
+                f"{label} {r[k]:.2f} ({_fmt(per[k], 2)})"
+                for k, label in (
+                    ("cpu_per_req", "CPU/req"),
+                    ("p50", "p50"),
+                    ("p99", "p99"),
+                    ("throughput", "req/s"),
+                )
+            ]
+            print("shipyard/bare  " + "  ".join(parts))
+            print(f"  {verdict} (CPU/req, p99 <= 1.0 and req/s >= 1.0; per repeat in brackets)")
 
 
 def plot(cells: list[dict], targets: Sequence[str], path: Path) -> None:
@@ -541,8 +612,10 @@ def plot(cells: list[dict], targets: Sequence[str], path: Path) -> None:
     labels = [f"c={c['conc']}\n{c['payload']}" for c in cells]
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
     width = 0.8 / max(len(targets), 1)
-    for ax, key, title in ((axes[0], "cpu_ms_per_req", "server CPU ms per request"),
-                           (axes[1], "p99_ms", "p99 latency, ms")):  # fmt: skip
+    for ax, key, title in (
+        (axes[0], "cpu_ms_per_req", "server CPU ms per request"),
+        (axes[1], "p99_ms", "p99 latency, ms"),
+    ):
         for i, t in enumerate(targets):
             xs, ys, lo, hi = [], [], [], []
             for j, c in enumerate(cells):
@@ -564,6 +637,55 @@ def plot(cells: list[dict], targets: Sequence[str], path: Path) -> None:
     plt.close(fig)
 
 
+def measure(
+    server: Server,
+    bodies: dict[str, Path],
+    payload: str,
+    headers: dict[str, str],
+    expected: dict[str, list[int]],
+    conc: int,
+    a: argparse.Namespace,
+) -> dict:
+    """Start the server, check it, warm it up, load it, stop it: one measured run."""
+    try:
+        startup = server.start()
+        check_answers(server, bodies, headers, expected)
+        url, body = server.url + "/predict", bodies[payload]
+        if a.warmup > 0:
+            run_load(url, body, headers, conc, a.warmup)
+        time.sleep(0.5)
+        assert server.proc is not None
+        cpu0 = tree_cpu_s(server.proc.pid)
+        result = run_load(url, body, headers, conc, a.duration)
+        cpu1 = tree_cpu_s(server.proc.pid)
+        rss = tree_rss_mb(server.proc.pid)
+    finally:
+        server.stop()
+    return {
+        "startup_s": round(startup, 2),
+        "server_cpu_s": cpu1 - cpu0,
+        "cpu_ms_per_req": (cpu1 - cpu0) * 1000 / max(result["ok"] + result["non_2xx"], 1),
+        "rss_mb": round(rss, 1),
+        "loadavg": os.getloadavg(),
+        **result,
+    }
+
+
+def save(out: Path, meta: dict, records: list[dict], cells: list[dict]) -> None:
+    """The raw records and the per-cell summary (without the repeated runs) as JSON."""
+    summary = [
+        {
+            **c,
+            "targets": {
+                t: {k: v for k, v in d.items() if k != "runs"} for t, d in c["targets"].items()
+            },
+        }
+        for c in cells
+    ]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"meta": meta, "records": records, "cells": summary}, indent=2))
+
+
 # -- main -------------------------------------------------------------------------------------
 
 
@@ -572,24 +694,36 @@ def _wipe(workdir: Path) -> None:
         spec = workdir / "pipelines.yaml"
         ours = spec.exists() and "project: servebench" in spec.read_text()
         if any(workdir.iterdir()) and not ours:
-            sys.exit(f"{workdir} is not empty and not a servebench work dir; pick another --workdir")
+            sys.exit(
+                f"{workdir} is not empty and not a servebench work dir; pick another --workdir"
+            )
         shutil.rmtree(workdir)
     workdir.mkdir(parents=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--workdir", type=Path, default=Path("/tmp/shipyard-bench-serving"),
-                    help="project folder, wiped at start (default: %(default)s)")  # fmt: skip
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--workdir",
+        type=Path,
+        default=Path("/tmp/shipyard-bench-serving"),
+        help="project folder, wiped at start (default: %(default)s)",
+    )
     ap.add_argument("--duration", type=float, default=15.0, help="measured seconds per cell")
     ap.add_argument("--warmup", type=float, default=3.0, help="warm-up seconds before each cell")
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--conc", default="8,32", help="concurrencies, e.g. 8,32")
     ap.add_argument("--payloads", default="single,batch100", help="single and/or batch100")
     ap.add_argument("--targets", default="bare,shipyard")
-    ap.add_argument("--out", type=Path, default=None,
-                    help="results JSON (default .shipyard/bench/serving-<timestamp>.json); "
-                         "the PNG chart goes beside it")  # fmt: skip
+    ap.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="results JSON (default .shipyard/bench/serving-<timestamp>.json); "
+        "the PNG chart goes beside it",
+    )
     a = ap.parse_args(argv)
 
     concs = [int(c) for c in a.conc.split(",") if c]
@@ -615,8 +749,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     logs = workdir / "logs"
     logs.mkdir()
     key = secrets.token_urlsafe(24)
-    env = {**os.environ, "SHIPYARD_SECRET_BENCH_KEY": key, "BENTOML_DO_NOT_TRACK": "True",
-           "DO_NOT_TRACK": "true", "PYTHONUNBUFFERED": "1"}  # fmt: skip
+    env = {
+        **os.environ,
+        "SHIPYARD_SECRET_BENCH_KEY": key,
+        "BENTOML_DO_NOT_TRACK": "True",
+        "DO_NOT_TRACK": "true",
+        "PYTHONUNBUFFERED": "1",
+    }
     env.pop("SHIPYARD_SPEC", None)
     env.pop("SHIPYARD_PROFILE", None)
     taken: set[int] = set()
@@ -637,8 +776,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             frame = project["frame"][project["features"]].iloc[: len(rows)]
             expected[name] = [int(p) for p in model.predict(frame)]
         auth = {"authorization": f"Bearer {key}"}
-        servers = {"bare": bare_server(project, env, ports["bare"], workdir, logs),
-                   "shipyard": shipyard_server(project, env, logs)}  # fmt: skip
+        servers = {
+            "bare": bare_server(project, env, ports["bare"], workdir, logs),
+            "shipyard": shipyard_server(project, env, logs),
+        }
         headers = {"bare": {}, "shipyard": auth}
         cells = [(c, p) for c in concs for p in payloads]
         n = 0
@@ -648,33 +789,19 @@ def main(argv: Sequence[str] | None = None) -> int:
                 order = targets if (rep + ci) % 2 else list(reversed(targets))
                 for target in order:
                     n += 1
-                    server = servers[target]
-                    startup = server.start()
-                    check_answers(server, bodies, headers[target], expected)
-                    url = server.url + "/predict"
-                    body = bodies[payload]
-                    if a.warmup > 0:
-                        run_load(url, body, headers[target], conc, a.warmup)
-                    time.sleep(0.5)
-                    cpu0 = tree_cpu_s(server.proc.pid)  # type: ignore[union-attr]
-                    result = run_load(url, body, headers[target], conc, a.duration)
-                    cpu1 = tree_cpu_s(server.proc.pid)  # type: ignore[union-attr]
-                    rss = tree_rss_mb(server.proc.pid)  # type: ignore[union-attr]
-                    completed = result["ok"] + result["non_2xx"]
-                    record = {
-                        "repeat": rep, "conc": conc, "payload": payload, "target": target,
-                        "startup_s": round(startup, 2), "server_cpu_s": cpu1 - cpu0,
-                        "cpu_ms_per_req": (cpu1 - cpu0) * 1000 / max(completed, 1),
-                        "rss_mb": round(rss, 1), "loadavg": os.getloadavg(), **result,
-                    }  # fmt: skip
+                    record = {"repeat": rep, "conc": conc, "payload": payload, "target": target}
+                    record |= measure(
+                        servers[target], bodies, payload, headers[target], expected, conc, a
+                    )
                     records.append(record)
-                    server.stop()
-                    total = a.repeats * len(cells) * len(order)
-                    say(f"{n}/{total} rep {rep} c={conc:<2} {payload:<8} {target:<8} "
-                        f"{result['rps']:7.0f} req/s  p50 {result['p50_ms']:6.1f}  "
-                        f"p99 {result['p99_ms']:6.0f} ms  CPU/req {record['cpu_ms_per_req']:.2f} ms  "
-                        f"non-2xx {result['non_2xx']}  errors {sum(result['transport_errors'].values())}  "
-                        f"(start {startup:.1f}s, load {os.getloadavg()[0]:.1f})")  # fmt: skip
+                    say(
+                        f"{n}/{a.repeats * len(cells) * len(order)} rep {rep} c={conc:<2} "
+                        f"{payload:<8} {target:<8} {record['rps']:7.0f} req/s  "
+                        f"p50 {record['p50_ms']:6.1f}  p99 {record['p99_ms']:6.0f} ms  "
+                        f"CPU/req {record['cpu_ms_per_req']:.2f} ms  non-2xx {record['non_2xx']}  "
+                        f"errors {sum(record['transport_errors'].values())}  "
+                        f"(start {record['startup_s']:.1f}s, load {os.getloadavg()[0]:.1f})"
+                    )
     except KeyboardInterrupt:
         say("interrupted; stopping servers")
         return 130
@@ -688,14 +815,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"warning: `shipyard server stop` failed: {exc}", file=sys.stderr)
         if records:
             cells_summary = summarize(records, targets)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            meta = {"started": stamp, "args": {k: str(v) for k, v in vars(a).items()},
-                    "workdir": str(workdir), "cpus": os.cpu_count(), "python": sys.version.split()[0]}  # fmt: skip
-            summary = [{k: v for k, v in c.items()} for c in cells_summary]
-            out.write_text(json.dumps({"meta": meta, "records": records, "cells": [
-                {**c, "targets": {t: {k: v for k, v in d.items() if k != "runs"}
-                                  for t, d in c["targets"].items()}} for c in summary]},
-                indent=2))  # fmt: skip
+            meta = {
+                "started": stamp,
+                "args": {k: str(v) for k, v in vars(a).items()},
+                "workdir": str(workdir),
+                "cpus": os.cpu_count(),
+                "python": sys.version.split()[0],
+                "client": "asyncio+httpx closed loop, one client (keep-alive connection) per slot",
+            }
+            save(out, meta, records, cells_summary)
             print_tables(cells_summary)
             png = out.with_suffix(".png")
             plot(cells_summary, targets, png)

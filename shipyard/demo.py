@@ -173,9 +173,7 @@ def run_demo(spec: Path, rows: int = 5000) -> int:
     for name in services:
         print(f"  shipyard serve {name} --status                 # what it serves, with weights")
     if keys:
-        print(
-            f"  API keys of the demo services: {layout.root / 'demo-keys.env'}"
-        )
+        print(f"  API keys of the demo services: {layout.root / 'demo-keys.env'}")
     print("  shipyard server stop && shipyard worker stop    # when you are done")
     for name in services:
         print(f"  shipyard serve {name} --stop")

@@ -258,8 +258,13 @@ class ServiceEngine:
                 f"services.{self.service}.batching.max_batch_size",
             )
         inputs = self.features_for(rows)
+        sole = router.sole if not forced else None
         try:
-            chosen = [router.choose(row, headers, forced) for row in rows]
+            chosen = (
+                [sole] * len(rows)
+                if sole is not None
+                else [router.choose(row, headers, forced) for row in rows]
+            )
         except UnknownVariant as exc:
             raise RequestError(400, "unknown_variant", str(exc)) from None
         groups: dict[str, list[int]] = {}
@@ -282,7 +287,7 @@ class ServiceEngine:
             )
         self.metrics.observed_inputs(inputs)
         if step.log_predictions:
-            mask = self.masker.mask
+            mask = self.masker.mask_flat
             for i, row in enumerate(inputs):
                 result = results[i]
                 self.log.log_prediction(
@@ -355,18 +360,18 @@ class ServiceEngine:
             )
         models = ModelSet(config, bundle, self.metrics)
         auth, limiter, masker = _policies(config)  # revoked keys and new masks apply too
-        log = self.log
+        predictions = self.log
         if config.step.log_database != self.config.step.log_database:
-            log = PredictionLog(config.step.log_database, config.step.service)
+            predictions = PredictionLog(config.step.log_database, config.step.service)
         state = self.router.state
         try:
             router = Router(state, list(models.variants), salt=self.service)
         except UnknownVariant:
             router = Router(default_router(config), list(models.variants), salt=self.service)
         old_log = self.log
-        self.auth, self.limiter, self.masker, self.log = auth, limiter, masker, log
+        self.auth, self.limiter, self.masker, self.log = auth, limiter, masker, predictions
         self.config, self.models, self.router = config, models, router
-        if old_log is not log:
+        if old_log is not predictions:
             old_log.close()
         log.info(
             "reloaded %s: now serving %s",

@@ -9,6 +9,8 @@ from typing import Any
 
 MASK = "***"
 _CACHE_SIZE = 4096
+_LAYOUTS = 256
+"""Distinct row layouts (key tuples) remembered by mask_flat."""
 
 
 class Masker:
@@ -25,6 +27,7 @@ class Masker:
         combined = "|".join(f"(?:{fnmatch.translate(pattern)})" for pattern in self.patterns)
         self._regex = re.compile(combined, re.IGNORECASE) if self.patterns else None
         self._cache: dict[str, bool] = {}
+        self._layouts: dict[tuple[str, ...], tuple[str, ...]] = {}
 
     def masks(self, field: str) -> bool:
         """Whether the field's value is hidden."""
@@ -44,6 +47,24 @@ class Masker:
         if self._regex is None:
             return value
         return self._mask(value)
+
+    def mask_flat(self, row: dict[str, Any]) -> dict[str, Any]:
+        """`mask` for a flat row (scalar values), cheap on the request path: which keys to
+        hide is decided once per key layout, and a row with nothing to hide is not copied."""
+        if self._regex is None:
+            return row
+        keys = tuple(row)
+        hidden = self._layouts.get(keys)
+        if hidden is None:
+            hidden = tuple(key for key in keys if self.masks(key))
+            if len(self._layouts) < _LAYOUTS:
+                self._layouts[keys] = hidden
+        if not hidden:
+            return row
+        out = dict(row)
+        for key in hidden:
+            out[key] = MASK
+        return out
 
     def _mask(self, value: Any) -> Any:
         if isinstance(value, dict):

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
+import orjson
 import psycopg2
 import psycopg2.extras
 
@@ -488,7 +489,14 @@ def _database(url: str) -> _Database:
     )
 
 
+_ORJSON = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+
+
 def _encode(value: Any) -> str:
+    try:
+        return orjson.dumps(value, default=str, option=_ORJSON).decode()
+    except TypeError:  # keys orjson cannot write (e.g. tuples): the standard library can
+        pass
     try:
         return json.dumps(value, default=str, separators=(",", ":"))
     except (ValueError, RecursionError):  # circular or too deep: keep a readable trace

@@ -126,6 +126,10 @@ class Router:
             cumulative.append(running)
         cumulative[-1] = 1.0  # rounding must not leave a gap below 1
         self._thresholds = tuple(cumulative)
+        self.sole: str | None = (
+            self._choices[0] if len(self._choices) == 1 and not self._rules else None
+        )
+        """The one variant every unforced request goes to, when no choice is left to make."""
 
     @property
     def state(self) -> RouterState:

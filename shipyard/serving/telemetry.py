@@ -22,8 +22,9 @@ request_log = logging.getLogger("shipyard.serving.requests")
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 PROBABILITY_BUCKETS = tuple(round(0.1 * i, 1) for i in range(1, 11))
-INPUT_SAMPLE_ROWS = 8
-"""Input histograms observe at most this many rows per request: enough for drift, cheap."""
+INPUT_SAMPLE_ROWS = 2
+"""Input and prediction histograms observe at most this many rows per request: every
+single-row request is seen, and a batch costs no more than two rows."""
 
 
 def metric_name(text: str) -> str:

@@ -55,3 +55,14 @@ def test_scalars_pass_through() -> None:
     assert masker.mask("email") == "email"
     assert masker.mask(3) == 3
     assert masker.mask(None) is None
+
+
+def test_flat_rows_are_masked_without_copying_clean_ones() -> None:
+    masker = Masker(["email", "*_token"])
+    clean = {"plan": "pro", "tenure": 3}
+    assert masker.mask_flat(clean) is clean
+    row = {"email": "a@b.c", "api_token": "t", "plan": "pro"}
+    masked = masker.mask_flat(row)
+    assert masked == {"email": MASK, "api_token": MASK, "plan": "pro"}
+    assert row["email"] == "a@b.c"  # the caller's row is untouched
+    assert masker.mask_flat(row) == masked  # the cached layout gives the same answer

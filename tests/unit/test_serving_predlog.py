@@ -90,7 +90,7 @@ def test_values_json_cannot_encode_are_stored_as_text(predlog: PredictionLog) ->
     predlog.log_prediction("r1", "champion", "1", {"at": moment}, loop)
     predlog.flush()
     (row,) = predlog.predictions()
-    assert row["inputs"] == {"at": "2025-01-02 00:00:00+00:00"}
+    assert row["inputs"] == {"at": "2025-01-02T00:00:00+00:00"}  # ISO 8601
     assert row["output"] == "{'self': {...}}"
     assert row["time"] == pytest.approx(time.time(), abs=60)
 

@@ -144,3 +144,16 @@ def test_router_keeps_its_own_copy_of_the_state() -> None:
     assert chooser.state.weights == {"champion": 1, "challenger": 0}
     assert chooser.state.revision == 3
     assert {chooser.choose({}, {}) for _ in range(200)} == {"champion"}
+
+
+def test_sole_variant_only_when_nothing_is_left_to_choose() -> None:
+    assert Router(RouterState(weights={"stable": 100, "canary": 0}), ["stable", "canary"]).sole == (
+        "stable"
+    )
+    split = Router(RouterState(weights={"stable": 90, "canary": 10}), ["stable", "canary"])
+    assert split.sole is None
+    ruled = RouterState(
+        weights={"stable": 100},
+        rules=[RouteRule.model_validate({"header": "x-beta", "equals": "1", "variant": "canary"})],
+    )
+    assert Router(ruled, ["stable", "canary"]).sole is None
