@@ -287,17 +287,44 @@ class ServiceEngine:
             )
         self.metrics.observed_inputs(inputs)
         if step.log_predictions:
-            mask = self.masker.mask_flat
-            for i, row in enumerate(inputs):
-                result = results[i]
-                self.log.log_prediction(
-                    request_id if len(rows) == 1 else f"{request_id}/{i}",
-                    result["variant"],
-                    result["model_version"],
-                    mask(row),
-                    {"prediction": result["prediction"], "probability": result["probability"]},
-                )
+            self._log_predictions(request_id, inputs, results, groups)
         return results
+
+    def _log_predictions(
+        self,
+        request_id: str,
+        inputs: list[dict[str, Any]],
+        results: list[dict[str, Any]],
+        groups: dict[str, list[int]],
+    ) -> None:
+        """One record per request and variant: a batch costs the writer one JSON document and
+        one row, not a hundred (the log explodes it again when read)."""
+        mask = self.masker.mask_flat
+        if len(inputs) == 1:
+            result = results[0]
+            self.log.log_prediction(
+                request_id,
+                result["variant"],
+                result["model_version"],
+                mask(inputs[0]),
+                {"prediction": result["prediction"], "probability": result["probability"]},
+            )
+            return
+        for name, indexes in groups.items():
+            self.log.log_prediction(
+                request_id,
+                name,
+                results[indexes[0]]["model_version"],
+                [mask(inputs[i]) for i in indexes],
+                [
+                    {
+                        "row": i,
+                        "prediction": results[i]["prediction"],
+                        "probability": results[i]["probability"],
+                    }
+                    for i in indexes
+                ],
+            )
 
     def feedback(self, outcome: Any, request_id: str | None, entity: dict[str, Any] | None) -> None:
         self.log.log_feedback(

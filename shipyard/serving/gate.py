@@ -51,6 +51,41 @@ def _json(
     return start, {"type": "http.response.body", "body": payload}
 
 
+def _readable_400(held: list[Message], request_id: str) -> tuple[Message, Message]:
+    """BentoML's 400 body ({"error": "N validation errors for XIODescriptor", "detail": [...]})
+    in the shape of every other Shipyard error: error, message (each problem, one line),
+    detail without documentation links, and the request id."""
+    start, *parts = held
+    raw = b"".join(part.get("body", b"") for part in parts)
+    try:
+        data = json.loads(raw)
+        problems = data.get("detail") if isinstance(data, dict) else None
+        if not isinstance(problems, list):
+            raise ValueError("not a validation error")
+        detail = [
+            {"loc": p.get("loc", []), "msg": p.get("msg", ""), "type": p.get("type", "")}
+            for p in problems
+            if isinstance(p, dict)
+        ]
+        message = "; ".join(
+            f"{'.'.join(str(part) for part in item['loc']) or 'body'}: {item['msg']}"
+            for item in detail
+        )
+        body = json.dumps(
+            {
+                "error": "invalid_request",
+                "message": message or str(data.get("error")),
+                "detail": detail,
+                "request_id": request_id,
+            }
+        ).encode()
+    except ValueError:
+        body = raw
+    headers = [(k, v) for k, v in start["headers"] if k.lower() != b"content-length"]
+    start = {**start, "headers": [*headers, (b"content-length", str(len(body)).encode())]}
+    return start, {"type": "http.response.body", "body": body}
+
+
 class Gate:
     """Pure ASGI middleware (no per-request Starlette objects)."""
 
@@ -133,11 +168,23 @@ class Gate:
             return
 
         status_holder = [500]
+        held: list[Message] = []  # a BentoML validation error, rewritten once complete
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status_holder[0] = message["status"]
                 message["headers"] = [*message.get("headers", []), id_header]
+                if message["status"] == 400 and role is not None:
+                    held.append(message)
+                    return
+            elif held:
+                held.append(message)
+                if message.get("more_body"):
+                    return
+                start, body = _readable_400(held, request_id)
+                await send(start)
+                await send(body)
+                return
             await send(message)
 
         try:

@@ -118,7 +118,12 @@ class PredictionLog:
         output: Any,
         at: float | None = None,
     ) -> None:
-        """Queue one prediction; `at` is the epoch time, now by default."""
+        """Queue one prediction; `at` is the epoch time, now by default.
+
+        A batch is one record: `inputs` a list of rows and `output` a list of outputs, each
+        with the row's position in the request as "row". Reading explodes it into one
+        prediction per row, with request id "<request id>/<row>".
+        """
         if self._closed or self.pending >= self._max_queue:
             self._drop(1)
             return
@@ -194,18 +199,39 @@ class PredictionLog:
             sql += " LIMIT {p}"
             params.append(limit)
         rows = self._db.select(sql, params)
-        return [
-            {
-                "request_id": request_id,
+        out: list[dict[str, Any]] = []
+        for request_id, at, service, variant, model_version, inputs, output in reversed(rows):
+            record = {
                 "time": at,
                 "service": service,
                 "variant": variant,
                 "model_version": model_version,
-                "inputs": json.loads(inputs),
-                "output": json.loads(output),
             }
-            for request_id, at, service, variant, model_version, inputs, output in reversed(rows)
-        ]
+            decoded_inputs, decoded_output = json.loads(inputs), json.loads(output)
+            if isinstance(decoded_inputs, list) and isinstance(decoded_output, list):
+                for position, (row, result) in enumerate(
+                    zip(decoded_inputs, decoded_output, strict=False)
+                ):
+                    result = dict(result) if isinstance(result, dict) else {"value": result}
+                    index = result.pop("row", position)
+                    out.append(
+                        {
+                            "request_id": f"{request_id}/{index}",
+                            **record,
+                            "inputs": row,
+                            "output": result,
+                        }
+                    )
+            else:
+                out.append(
+                    {
+                        "request_id": request_id,
+                        **record,
+                        "inputs": decoded_inputs,
+                        "output": decoded_output,
+                    }
+                )
+        return out[-limit:] if limit is not None else out
 
     def feedback(self, since: float | None = None) -> list[dict[str, Any]]:
         """Written feedback of this service at or after `since`, oldest first, decoded."""

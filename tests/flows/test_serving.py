@@ -204,7 +204,10 @@ def test_auth_says_why(served: Served) -> None:
 def test_bad_requests_are_4xx_with_a_message(served: Served, body: Any, status: int) -> None:
     response = served.post("/predict", body, APP)
     assert response.status_code == status, response.text
-    assert response.json().get("error")
+    answer = response.json()
+    assert answer["error"] and answer["message"]
+    assert answer["request_id"] == response.headers["x-request-id"]
+    assert "errors.pydantic.dev" not in response.text
 
 
 def test_unknown_variant_is_400(served: Served) -> None:
@@ -263,6 +266,22 @@ def test_prediction_and_feedback_logs_mask_fields(served: Served) -> None:
     inputs = json.loads(logged[0]["inputs"])
     assert inputs["monthly_charges"] == "***" and inputs["plan"] == "pro"
     assert logged[0]["variant"] == "stable" and logged[0]["model_version"] == "2"
+    batch = served.post(
+        "/predict", {"rows": [ROW, {**ROW, "plan": "basic"}]}, {**APP, "X-Request-ID": "b-7"}
+    )
+    assert batch.status_code == 200
+    from shipyard.serving.predlog import PredictionLog
+
+    reader = PredictionLog(served.step.log_database, "churn-api")
+    try:
+        exploded = _wait_for(
+            lambda: [r for r in reader.predictions() if r["request_id"].startswith("b-7/")]
+        )
+    finally:
+        reader.close()
+    assert [r["request_id"] for r in exploded] == ["b-7/0", "b-7/1"]
+    assert [r["inputs"]["plan"] for r in exploded] == ["pro", "basic"]
+    assert all(r["inputs"]["monthly_charges"] == "***" for r in exploded)
     outcomes = _wait_for(lambda: _rows(database, "feedback"))
     assert {r["request_id"] for r in outcomes} >= {"masked-1"}
     assert any(r["entity"] and json.loads(r["entity"]) == {"customer_id": 7} for r in outcomes)
@@ -326,6 +345,18 @@ def test_routing_changes_at_run_time_sticky_forced_and_audited(served: Served) -
         "service.churn-api"
     )
     assert any(e.detail.get("reason") == "test split" and e.actor == "ops" for e in entries)
+
+
+def test_build_names_a_version_missing_from_the_registry(served: Served) -> None:
+    from shipyard.compiler.plan import VariantRef
+    from shipyard.errors import ShipyardError
+    from shipyard.serving.build import build_service
+
+    pinned = served.step.model_copy(update={"variants": [VariantRef(name="stable", version=99)]})
+    with pytest.raises(ShipyardError) as caught:
+        build_service(pinned, served.plan.block("mlflow").fields["tracking_uri"])
+    assert "test-project.churn" in str(caught.value) and "version 99" in str(caught.value)
+    assert "shipyard run train-model churn" in (caught.value.hint or "")
 
 
 def test_openapi_fuzz_finds_no_server_error(served: Served) -> None:

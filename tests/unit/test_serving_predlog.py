@@ -221,3 +221,16 @@ def test_postgresql_workers_write_concurrently_and_read_back() -> None:
         finally:
             for worker in workers:
                 worker.close()
+
+
+def test_a_batch_is_one_record_read_back_as_one_prediction_per_row(predlog: PredictionLog) -> None:
+    rows = [{"plan": "pro"}, {"plan": "basic"}]
+    outputs = [{"row": 0, "prediction": 1}, {"row": 2, "prediction": 0}]
+    predlog.log_prediction("batch-1", "stable", "3", rows, outputs)
+    predlog.flush()
+    read = predlog.predictions()
+    assert [(r["request_id"], r["inputs"], r["output"]) for r in read] == [
+        ("batch-1/0", {"plan": "pro"}, {"prediction": 1}),
+        ("batch-1/2", {"plan": "basic"}, {"prediction": 0}),
+    ]
+    assert {r["variant"] for r in read} == {"stable"}
