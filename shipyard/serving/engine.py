@@ -14,6 +14,7 @@ import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,8 @@ from shipyard.errors import ShipyardError
 from shipyard.serving.auth import ApiKey, Authenticator, JwtSettings
 from shipyard.serving.batching import MicroBatcher, run_unbatched
 from shipyard.serving.config import ServiceConfig, control_path, read_config, state_dir
-from shipyard.serving.masking import Masker
-from shipyard.serving.predlog import PredictionLog
+from shipyard.serving.masking import MASK, Masker
+from shipyard.serving.predlog import BATCH, PredictionLog
 from shipyard.serving.ratelimit import RateLimiter
 from shipyard.serving.router import Router, RouterState, UnknownVariant
 from shipyard.serving.telemetry import ServiceMetrics, configure_logging, service_metrics
@@ -297,8 +298,8 @@ class ServiceEngine:
         results: list[dict[str, Any]],
         groups: dict[str, list[int]],
     ) -> None:
-        """One record per request and variant: a batch costs the writer one JSON document and
-        one row, not a hundred (the log explodes it again when read)."""
+        """One record per request and variant. A batch is one columnar JSON document (the log
+        explodes it into rows when read): a hundred rows cost the writer one small insert."""
         mask = self.masker.mask_flat
         if len(inputs) == 1:
             result = results[0]
@@ -310,20 +311,32 @@ class ServiceEngine:
                 {"prediction": result["prediction"], "probability": result["probability"]},
             )
             return
+        columns = list(inputs[0])  # every row of a request has the same fields
+        hidden = [j for j, column in enumerate(columns) if self.masker.masks(column)]
+        values = itemgetter(*columns)
+
+        def row(i: int) -> list[Any]:
+            out = list(values(inputs[i])) if len(columns) > 1 else [values(inputs[i])]
+            for j in hidden:
+                out[j] = MASK
+            return out
+
         for name, indexes in groups.items():
             self.log.log_prediction(
                 request_id,
                 name,
                 results[indexes[0]]["model_version"],
-                [mask(inputs[i]) for i in indexes],
-                [
-                    {
-                        "row": i,
-                        "prediction": results[i]["prediction"],
-                        "probability": results[i]["probability"],
-                    }
-                    for i in indexes
-                ],
+                {
+                    BATCH: 1,
+                    "columns": columns,
+                    "rows": [row(i) for i in indexes],
+                },
+                {
+                    BATCH: 1,
+                    "row": indexes,
+                    "prediction": [results[i]["prediction"] for i in indexes],
+                    "probability": [results[i]["probability"] for i in indexes],
+                },
             )
 
     def feedback(self, outcome: Any, request_id: str | None, entity: dict[str, Any] | None) -> None:

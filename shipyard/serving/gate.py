@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -49,6 +50,32 @@ def _json(
         ],
     }
     return start, {"type": "http.response.body", "body": payload}
+
+
+_BATCH_BODY = re.compile(rb'^\s*\{\s*"rows"\s*:')
+
+
+def _rows_body(receive: Receive) -> Receive:
+    """/predict takes one row as a bare object: such a body is passed on as {"rows": [row]}.
+
+    The first body chunk decides: a batch starts with its only key, "rows"."""
+    state = {"first": True, "wrapped": False}
+
+    async def wrapped() -> Message:
+        message = await receive()
+        if message["type"] != "http.request":
+            return message
+        body: bytes = message.get("body", b"")
+        if state["first"]:
+            state["first"] = False
+            if not _BATCH_BODY.match(body):
+                state["wrapped"] = True
+                body = b'{"rows":[' + body
+        if state["wrapped"] and not message.get("more_body"):
+            body += b"]}"
+        return {**message, "body": body} if state["wrapped"] else message
+
+    return wrapped
 
 
 def _readable_400(held: list[Message], request_id: str) -> tuple[Message, Message]:
@@ -187,6 +214,8 @@ class Gate:
                 return
             await send(message)
 
+        if path == "/predict":
+            receive = _rows_body(receive)
         try:
             await self.app(scope, receive, send_with_id)
         finally:

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from support import throwaway_database
 
-from shipyard.serving.predlog import PredictionLog
+from shipyard.serving.predlog import BATCH, PredictionLog
 
 DEAD_POSTGRES = "postgresql://postgres@127.0.0.1:1/nowhere"
 
@@ -224,8 +224,8 @@ def test_postgresql_workers_write_concurrently_and_read_back() -> None:
 
 
 def test_a_batch_is_one_record_read_back_as_one_prediction_per_row(predlog: PredictionLog) -> None:
-    rows = [{"plan": "pro"}, {"plan": "basic"}]
-    outputs = [{"row": 0, "prediction": 1}, {"row": 2, "prediction": 0}]
+    rows = {BATCH: 1, "columns": ["plan"], "rows": [["pro"], ["basic"]]}
+    outputs = {BATCH: 1, "row": [0, 2], "prediction": [1, 0]}
     predlog.log_prediction("batch-1", "stable", "3", rows, outputs)
     predlog.flush()
     read = predlog.predictions()

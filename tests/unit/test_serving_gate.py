@@ -1,0 +1,93 @@
+"""The Gate's body handling: a bare row becomes a batch of one; BentoML's 400s read like ours."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+
+from shipyard.serving.gate import _readable_400, _rows_body
+
+
+def _read(chunks: list[bytes]) -> bytes:
+    messages = [
+        {"type": "http.request", "body": chunk, "more_body": i < len(chunks) - 1}
+        for i, chunk in enumerate(chunks)
+    ]
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0)
+
+    async def drain() -> bytes:
+        wrapped = _rows_body(receive)
+        out = b""
+        while True:
+            message = await wrapped()
+            out += message["body"]
+            if not message["more_body"]:
+                return out
+
+    return asyncio.run(drain())
+
+
+@pytest.mark.parametrize(
+    ("chunks", "expected"),
+    [
+        ([b'{"customer_id": 42}'], {"rows": [{"customer_id": 42}]}),
+        ([b'{"customer_id":', b" 42}"], {"rows": [{"customer_id": 42}]}),
+        ([b' { "rows" : [{"a": 1}]}'], {"rows": [{"a": 1}]}),
+        ([b""], {"rows": []}),
+    ],
+)
+def test_a_bare_row_is_a_batch_of_one(chunks: list[bytes], expected: Any) -> None:
+    assert json.loads(_read(chunks)) == expected
+
+
+def test_malformed_json_stays_malformed() -> None:
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(_read([b"{not json"]))
+
+
+def test_bentoml_validation_error_gets_the_shipyard_shape() -> None:
+    bentoml_body = {
+        "error": "1 validation error for PredictRequestIODescriptor",
+        "detail": [
+            {
+                "type": "int_parsing",
+                "loc": ["rows", 0, "tenure"],
+                "msg": "Input should be a valid integer",
+                "url": "https://errors.pydantic.dev/2/v/int_parsing",
+            }
+        ],
+    }
+    raw = json.dumps(bentoml_body).encode()
+    start = {
+        "type": "http.response.start",
+        "status": 400,
+        "headers": [(b"content-type", b"application/json"), (b"content-length", b"999")],
+    }
+    new_start, body = _readable_400([start, {"type": "http.response.body", "body": raw}], "r-1")
+    answer = json.loads(body["body"])
+    assert answer == {
+        "error": "invalid_request",
+        "message": "rows.0.tenure: Input should be a valid integer",
+        "detail": [
+            {
+                "loc": ["rows", 0, "tenure"],
+                "msg": "Input should be a valid integer",
+                "type": "int_parsing",
+            }
+        ],
+        "request_id": "r-1",
+    }
+    lengths = [v for k, v in new_start["headers"] if k == b"content-length"]
+    assert lengths == [str(len(body["body"])).encode()]
+
+
+def test_a_400_that_is_not_a_validation_error_passes_unchanged() -> None:
+    start = {"type": "http.response.start", "status": 400, "headers": []}
+    raw = b'{"error": "something else"}'
+    _, body = _readable_400([start, {"type": "http.response.body", "body": raw}], "r-2")
+    assert body["body"] == raw
