@@ -32,7 +32,7 @@ def run(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProc
 def test_validate_the_demo_spec() -> None:
     done = run("validate", cwd=ROOT)
     assert done.returncode == 0, done.stderr
-    assert "pipelines.yaml: ok (1 dataset, 2 feature views, 1 model)" in done.stdout
+    assert "pipelines.yaml: ok (1 dataset, 2 feature views, 1 model, 1 service)" in done.stdout
 
 
 def test_validate_reports_every_problem_with_position_and_exit_1(tmp_path: Path) -> None:
@@ -74,7 +74,11 @@ def test_plan_text_and_json() -> None:
         "materialize-features/customer_profile",
         "materialize-features/customer_usage",
         "train-model/churn",
+        "build-service/churn-api",
     ]
+    assert "service.churn-api/build [build-service] after model.churn/register" in lines, (
+        "the service is built after the model is registered"
+    )
     assert plan["deployments"][0]["entrypoint"] == "flows/validate_dataset.py:validate_dataset"
 
 
