@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from shipyard.compiler.plan import Plan
@@ -42,9 +43,21 @@ def _demo_keys(plan: Plan) -> dict[str, str]:
     return saved
 
 
+def _post(url: str, body: Mapping[str, object], key: str) -> dict[str, object]:
+    import urllib.request
+
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        answer: dict[str, object] = json.loads(response.read())
+        return answer
+
+
 def _try_service(plan: Plan, name: str, keys: dict[str, str]) -> None:
     """One prediction and one feedback call, as a client would make them."""
-    import urllib.request
 
     from shipyard.secrets import resolve
     from shipyard.serving.deploy import base_url, describe
@@ -61,23 +74,11 @@ def _try_service(plan: Plan, name: str, keys: dict[str, str]) -> None:
     if not body:
         return
     _step(f"POST {url}/predict {json.dumps(body)}")
-    request = urllib.request.Request(
-        url + "/predict",
-        data=json.dumps(body).encode(),
-        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        answer = json.loads(response.read())
+    answer = _post(url + "/predict", body, key)
     print(json.dumps(answer, indent=2))
     feedback = {"request_id": answer["request_id"], "outcome": 1}
     _step(f"POST {url}/feedback {json.dumps(feedback)}")
-    request = urllib.request.Request(
-        url + "/feedback",
-        data=json.dumps(feedback).encode(),
-        headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        print(response.read().decode())
+    print(json.dumps(_post(url + "/feedback", feedback, key)))
     print(describe(step, url))
 
 

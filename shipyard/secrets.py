@@ -47,3 +47,16 @@ def resolve(value: str | None, use_prefect: bool = True) -> str | None:
     if value is None or "${secret:" not in value:
         return value
     return SECRET_REFERENCE.sub(lambda m: secret_value(m.group(1), use_prefect), value)
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username or ''}:***@{parts.hostname}" + (
+        f":{parts.port}" if parts.port else ""
+    )
+    return urlunsplit(parts._replace(netloc=netloc))

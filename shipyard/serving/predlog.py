@@ -14,11 +14,12 @@ from contextlib import closing, suppress
 from itertools import islice
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import orjson
 import psycopg2
 import psycopg2.extras
+
+from shipyard.secrets import redact_url
 
 log = logging.getLogger("shipyard.serving")
 
@@ -513,7 +514,7 @@ class _Postgres(_Database):
 
 
 def _database(url: str) -> _Database:
-    shown = _redact(url)
+    shown = redact_url(url)
     if url.startswith("sqlite:///"):
         path = url.removeprefix("sqlite:///")
         if not path or path == ":memory:":
@@ -541,14 +542,3 @@ def _encode(value: Any) -> str:
         return json.dumps(value, default=str, separators=(",", ":"))
     except (ValueError, RecursionError):  # circular or too deep: keep a readable trace
         return json.dumps(str(value))
-
-
-def _redact(url: str) -> str:
-    """The URL without its password, for messages."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = f"{parts.username or ''}:***@{parts.hostname}" + (
-        f":{parts.port}" if parts.port else ""
-    )
-    return urlunsplit(parts._replace(netloc=netloc))

@@ -5,12 +5,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from urllib.parse import urlsplit, urlunsplit
 
 import limits
 from limits.errors import ConfigurationError, StorageError
 from limits.storage import MemoryStorage, RedisStorage, Storage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter
+
+from shipyard.secrets import redact_url
 
 log = logging.getLogger("shipyard.serving")
 
@@ -69,7 +70,7 @@ class RateLimiter:
         )
         self._namespace = namespace
         self._global_ids = (namespace, "global")
-        self._uri = _redact(storage_uri)
+        self._uri = redact_url(storage_uri)
         self._skip_until = 0.0
         self._warned_at = -_WARN_EVERY
         self._storage: Storage | None = None
@@ -175,14 +176,3 @@ def _retry_after(
     reset_time, _ = limiter.get_window_stats(item, *ids)
     # Redis reports whole seconds left, which can round to 0 just before the window ends.
     return max(reset_time - time.time(), 0.01)
-
-
-def _redact(uri: str) -> str:
-    """The URI without its password, for messages."""
-    parts = urlsplit(uri)
-    if parts.password is None:
-        return uri
-    netloc = f"{parts.username or ''}:***@{parts.hostname}" + (
-        f":{parts.port}" if parts.port else ""
-    )
-    return urlunsplit(parts._replace(netloc=netloc))

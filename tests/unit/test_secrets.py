@@ -28,3 +28,11 @@ def test_unset_secret_names_both_fixes(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "secret 'missing' is not set" in info.value.message
     assert "SHIPYARD_SECRET_MISSING" in (info.value.hint or "")
     assert "Prefect Secret block" in (info.value.hint or "")
+
+
+def test_redact_url_hides_only_the_password() -> None:
+    from shipyard.secrets import redact_url
+
+    assert redact_url("redis://:s3cret@cache:6379/0") == "redis://:***@cache:6379/0"
+    assert redact_url("postgresql://app:pw@db/x") == "postgresql://app:***@db/x"
+    assert redact_url("postgresql://app@db/x") == "postgresql://app@db/x"
