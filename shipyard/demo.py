@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import ssl
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -43,7 +44,9 @@ def _demo_keys(plan: Plan) -> dict[str, str]:
     return saved
 
 
-def _post(url: str, body: Mapping[str, object], key: str) -> dict[str, object]:
+def _post(
+    url: str, body: Mapping[str, object], key: str, context: ssl.SSLContext | None
+) -> dict[str, object]:
     import urllib.request
 
     request = urllib.request.Request(
@@ -51,7 +54,7 @@ def _post(url: str, body: Mapping[str, object], key: str) -> dict[str, object]:
         data=json.dumps(body).encode(),
         headers={"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
     )
-    with urllib.request.urlopen(request, timeout=30) as response:
+    with urllib.request.urlopen(request, timeout=30, context=context) as response:
         answer: dict[str, object] = json.loads(response.read())
         return answer
 
@@ -60,11 +63,11 @@ def _try_service(plan: Plan, name: str, keys: dict[str, str]) -> None:
     """One prediction and one feedback call, as a client would make them."""
 
     from shipyard.secrets import resolve
-    from shipyard.serving.deploy import base_url, describe
+    from shipyard.serving.deploy import base_url, client_context, describe
 
     step = plan.service(name)
     assert step is not None
-    url = base_url(step)
+    url, context = base_url(step), client_context(step)
     key = ""
     for spec in ((step.auth or {}).get("api_keys") or {}).values():
         if "predict" in spec["roles"]:
@@ -74,11 +77,11 @@ def _try_service(plan: Plan, name: str, keys: dict[str, str]) -> None:
     if not body:
         return
     _step(f"POST {url}/predict {json.dumps(body)}")
-    answer = _post(url + "/predict", body, key)
+    answer = _post(url + "/predict", body, key, context)
     print(json.dumps(answer, indent=2))
     feedback = {"request_id": answer["request_id"], "outcome": 1}
     _step(f"POST {url}/feedback {json.dumps(feedback)}")
-    print(json.dumps(_post(url + "/feedback", feedback, key)))
+    print(json.dumps(_post(url + "/feedback", feedback, key, context)))
     print(describe(step, url))
 
 

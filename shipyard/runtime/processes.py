@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import ssl
 import subprocess
 import time
 import urllib.error
@@ -14,9 +15,9 @@ from pathlib import Path
 from shipyard.errors import ServiceUnavailable
 
 
-def http_ok(url: str, timeout: float = 2.0) -> bool:
+def http_ok(url: str, timeout: float = 2.0, context: ssl.SSLContext | None = None) -> bool:
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with urllib.request.urlopen(url, timeout=timeout, context=context) as response:
             return bool(200 <= response.status < 300)
     except (urllib.error.URLError, OSError, ValueError):
         return False
@@ -77,11 +78,13 @@ class ManagedProcess:
         self.pid_file.write_text(str(process.pid))
         return process.pid
 
-    def wait_until(self, healthy: str, timeout: float) -> None:
+    def wait_until(
+        self, healthy: str, timeout: float, context: ssl.SSLContext | None = None
+    ) -> None:
         """Poll a health URL until it answers; raise with the log's tail if it never does."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if http_ok(healthy):
+            if http_ok(healthy, context=context):
                 return
             if self.pid() is None:
                 break

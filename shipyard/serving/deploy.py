@@ -9,6 +9,7 @@ applied to a running API; that needs `shipyard serve <name> --restart`.
 from __future__ import annotations
 
 import json
+import ssl
 import sys
 import time
 import urllib.error
@@ -38,10 +39,49 @@ def base_url(step: ServiceStep) -> str:
     return f"{scheme}://{host}:{step.port}"
 
 
+def tls_files(step: ServiceStep) -> dict[str, Path]:
+    """The service's TLS files as absolute paths (the spec gives them relative to the project)."""
+    project = Path(step.runtime.project_dir)
+    return {key: project / value for key, value in (step.tls or {}).items() if value}
+
+
+def client_context(step: ServiceStep) -> ssl.SSLContext | None:
+    """How Shipyard's own calls (readiness, /info, the demo) reach an HTTPS service.
+
+    They trust the service's own certificate (a self-signed one included), not any the system
+    trusts, and skip the host name check: the probe connects to 127.0.0.1, which a certificate
+    for the service's public name does not list. With `ca_certs` (mutual TLS) the probe
+    presents the service's own certificate, so it must be signed by that CA.
+    """
+    if not step.tls:
+        return None
+    files = tls_files(step)
+    context = ssl.create_default_context(cafile=str(files["certfile"]))
+    if "ca_certs" in files:
+        context.load_verify_locations(cafile=str(files["ca_certs"]))
+        context.load_cert_chain(str(files["certfile"]), str(files["keyfile"]))
+    context.check_hostname = False
+    return context
+
+
+def check_tls_files(step: ServiceStep) -> None:
+    for key, path in tls_files(step).items():
+        if not path.is_file():
+            raise ShipyardError(
+                f"service '{step.service}': TLS {key} {path} does not exist",
+                hint=f"create it or fix services.{step.service}.tls.{key} "
+                "(paths are relative to the folder of pipelines.yaml)",
+                resource=step.id,
+            )
+
+
 def info(step: ServiceStep, timeout: float = 3.0) -> dict[str, Any] | None:
     """The running service's /info, or None when it is not answering."""
+    request_url = base_url(step) + "/info"
     try:
-        with urllib.request.urlopen(base_url(step) + "/info", timeout=timeout) as response:
+        with urllib.request.urlopen(
+            request_url, timeout=timeout, context=client_context(step)
+        ) as response:
             data: dict[str, Any] = json.loads(response.read())
             return data
     except (OSError, urllib.error.URLError, ValueError):
@@ -77,10 +117,12 @@ def _argv(step: ServiceStep, built: BuildResult) -> list[str]:
         sys.executable, "-m", "bentoml", "serve", str(built.bundle.parent),
         "--host", step.host, "--port", str(step.port),
     ]  # fmt: skip
-    if step.tls:
-        argv += ["--ssl-certfile", step.tls["certfile"], "--ssl-keyfile", step.tls["keyfile"]]
-        if step.tls.get("ca_certs"):
-            argv += ["--ssl-ca-certs", step.tls["ca_certs"]]
+    files = tls_files(step)
+    if files:
+        argv += ["--ssl-certfile", str(files["certfile"]), "--ssl-keyfile", str(files["keyfile"])]
+        if "ca_certs" in files:
+            # clients must present a certificate signed by this CA (ssl.CERT_REQUIRED)
+            argv += ["--ssl-ca-certs", str(files["ca_certs"]), "--ssl-cert-reqs", "2"]
     return argv
 
 
@@ -104,6 +146,7 @@ def start(step: ServiceStep, built: BuildResult, say: Callable[[str], None] = pr
     """Start `bentoml serve` for the Bento in the background; returns the URL once ready."""
     from shipyard.serving.engine import write_control
 
+    check_tls_files(step)
     managed = process(step)
     if managed.pid() is not None:
         raise ShipyardError(
@@ -111,7 +154,8 @@ def start(step: ServiceStep, built: BuildResult, say: Callable[[str], None] = pr
             hint=f"`shipyard serve {step.service} --restart` restarts it",
         )
     url = base_url(step)
-    if http_ok(url + "/livez", timeout=1.0):
+    context = client_context(step)
+    if http_ok(url + "/livez", timeout=1.0, context=context):
         raise ShipyardError(
             f"port {step.port} already answers at {url}, but not for service '{step.service}'",
             hint=f"stop that program or set services.{step.service}.port",
@@ -119,7 +163,7 @@ def start(step: ServiceStep, built: BuildResult, say: Callable[[str], None] = pr
     write_control(control_path(built.config), built.bundle, _keep_routing(step, built.config))
     say(f"starting bentoml serve {built.tag} on {url} ...")
     managed.start(_argv(step, built), serve_env(step), cwd=Path(step.runtime.project_dir))
-    managed.wait_until(url + "/readyz", timeout=READY_TIMEOUT)
+    managed.wait_until(url + "/readyz", timeout=READY_TIMEOUT, context=context)
     return url
 
 

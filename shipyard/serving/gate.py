@@ -6,12 +6,14 @@ it sees every response (including BentoML's own 400s) to count and log it once.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
+from pathlib import Path
 from typing import Any
 
 from shipyard.serving.auth import AuthError
@@ -50,6 +52,36 @@ def _json(
         ],
     }
     return start, {"type": "http.response.body", "body": payload}
+
+
+_TAG_MANAGER = re.compile(
+    r"<!-- Google Tag Manager.*?<!-- End Google Tag Manager[^>]*-->\s*", re.DOTALL
+)
+
+
+@functools.cache
+def docs_page() -> bytes | None:
+    """BentoML's OpenAPI page without its Google Tag Manager snippet, which would load a
+    third-party tracker into every browser that opens the docs. None if the page moved."""
+    try:
+        import _bentoml_impl.server
+
+        page = Path(_bentoml_impl.server.__file__).parent / "main-openapi.html"
+        return _TAG_MANAGER.sub("", page.read_text()).encode()
+    except (ImportError, OSError):
+        return None
+
+
+def _page(page: bytes, *headers: tuple[bytes, bytes]) -> Message:
+    return {
+        "type": "http.response.start",
+        "status": 200,
+        "headers": [
+            (b"content-type", b"text/html; charset=utf-8"),
+            (b"content-length", str(len(page)).encode()),
+            *headers,
+        ],
+    }
 
 
 _BATCH_BODY = re.compile(rb'^\s*\{\s*"rows"\s*:')
@@ -148,11 +180,13 @@ class Gate:
             await send(content)
             self._finish(engine, path, status, info, started, scope)
 
-        if path == "/docs":
-            await reply(
-                307, {"error": "moved", "message": "the OpenAPI UI is at /"}, (b"location", b"/")
-            )
-            return
+        if path in ("/", "/docs") and scope["method"] in ("GET", "HEAD"):
+            page = docs_page()
+            if page is not None:
+                await send(_page(page, id_header))
+                await send({"type": "http.response.body", "body": page})
+                self._finish(engine, path, 200, info, started, scope)
+                return
         if (role is not None or path == "/info") and engine is None:
             await reply(503, {"error": "starting", "message": "the service is still loading"})
             return

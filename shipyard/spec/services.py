@@ -153,7 +153,9 @@ class TlsSpec(SpecModel):
 
     certfile: str = Field(description="PEM certificate file.")
     keyfile: str = Field(description="PEM private key file.")
-    ca_certs: str | None = Field(None, description="CA bundle to verify client certificates.")
+    ca_certs: str | None = Field(
+        None, description="CA bundle; clients must present a certificate it signed (mutual TLS)."
+    )
 
 
 class RoutingSpec(SpecModel):

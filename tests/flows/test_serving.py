@@ -359,6 +359,16 @@ def test_build_names_a_version_missing_from_the_registry(served: Served) -> None
     assert "shipyard run train-model churn" in (caught.value.hint or "")
 
 
+def test_docs_page_contacts_no_third_party(served: Served) -> None:
+    for path in ("/docs", "/"):
+        page = httpx.get(served.url + path, timeout=10)
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        assert "swagger-ui" in page.text and "./static_content/swagger-ui-bundle.js" in page.text
+        assert "googletagmanager" not in page.text
+    assert httpx.get(served.url + "/static_content/swagger-initializer.js").status_code == 200
+    assert "/predict" in httpx.get(served.url + "/docs.json").json()["paths"]
+
+
 def test_openapi_fuzz_finds_no_server_error(served: Served) -> None:
     binary = Path(sys.executable).parent / "schemathesis"
     done = subprocess.run(
@@ -481,3 +491,109 @@ def test_scale_out_limits_in_redis_and_logs_in_postgresql(served: Served) -> Non
             deploy.stop(step)
             for key in store.scan_iter(match=pattern):
                 store.delete(key)
+
+
+def _certificate(
+    path: Path, name: str, issuer: tuple[Any, Any] | None = None, ca: bool = False
+) -> tuple[Any, Any]:
+    """Write `<name>.pem` and `<name>.key`: self-signed, or signed by `issuer` (cert, key)."""
+    import datetime
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    issuer_cert, issuer_key = issuer or (None, key)
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer_cert.subject if issuer_cert else subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+        .sign(issuer_key, hashes.SHA256())
+    )
+    path.mkdir(parents=True, exist_ok=True)
+    (path / f"{name}.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (path / f"{name}.key").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert, key
+
+
+@pytest.mark.parametrize("mutual", [False, True], ids=["self-signed", "mutual-tls"])
+def test_tls_options_reach_bentoml(served: Served, mutual: bool) -> None:
+    """HTTPS with a self-signed certificate, and mutual TLS with a CA: readiness, /info and
+    predictions work over TLS; plain HTTP, and (with a CA) a client without a certificate,
+    are refused."""
+    import ssl
+
+    from shipyard.serving import deploy
+    from shipyard.serving.build import build_service
+
+    name = "churn-mtls" if mutual else "churn-tls"
+    certs = served.project / "certs" / name
+    if mutual:
+        authority = _certificate(certs, "ca", ca=True)
+        _certificate(certs, "server", issuer=authority)
+        _certificate(certs, "client", issuer=authority)
+        tls = f"{{certfile: certs/{name}/server.pem, keyfile: certs/{name}/server.key, "
+        tls += f"ca_certs: certs/{name}/ca.pem}}"
+    else:
+        _certificate(certs, "server")
+        tls = f"{{certfile: certs/{name}/server.pem, keyfile: certs/{name}/server.key}}"
+    port = free_port()
+    text = (served.project / "pipelines.yaml").read_text()
+    text = text.replace("  churn-api:\n", f"  {name}:\n    tls: {tls}\n")
+    text = text.replace(f"port: {served.step.port}", f"port: {port}")
+    spec = served.project / f"pipelines-{name}.yaml"
+    spec.write_text(text)
+    loaded = load_spec(spec)
+    assert loaded.spec is not None, loaded.diagnostics
+    plan = compile_plan(loaded.spec, served.project, loaded.secrets)
+    step = plan.service(name)
+    assert step is not None
+    try:
+        built = build_service(step, plan.block("mlflow").fields["tracking_uri"])
+        url = deploy.start(step, built)
+        assert url == f"https://127.0.0.1:{port}"
+        assert (deploy.info(step) or {}).get("bento") == built.tag
+
+        authority_file = certs / ("ca.pem" if mutual else "server.pem")
+        trust = ssl.create_default_context(cafile=str(authority_file))
+        trust.check_hostname = False
+        if mutual:
+            bare = ssl.create_default_context(cafile=str(certs / "ca.pem"))
+            bare.check_hostname = False
+            with pytest.raises(httpx.TransportError):  # no client certificate
+                httpx.post(url + "/predict", json=ROW, headers=APP, verify=bare, timeout=10)
+            trust.load_cert_chain(str(certs / "client.pem"), str(certs / "client.key"))
+        answer = httpx.post(url + "/predict", json=ROW, headers=APP, verify=trust, timeout=30)
+        assert answer.status_code == 200, answer.text
+        [prediction] = answer.json()["predictions"]
+        assert isinstance(prediction["prediction"], bool)
+        with pytest.raises(httpx.TransportError):  # plain HTTP on the TLS port
+            httpx.post(f"http://127.0.0.1:{port}/predict", json=ROW, headers=APP, timeout=10)
+    finally:
+        deploy.stop(step)
+
+
+def test_missing_tls_file_is_named_before_start(served: Served) -> None:
+    from shipyard.errors import ShipyardError
+    from shipyard.serving import deploy
+
+    step = served.step.model_copy(update={"tls": {"certfile": "nope.pem", "keyfile": "nope.key"}})
+    with pytest.raises(ShipyardError, match=r"TLS certfile .*nope\.pem does not exist") as raised:
+        deploy.start(step, None)  # type: ignore[arg-type]
+    assert "services.churn-api.tls.certfile" in str(raised.value.hint)
