@@ -187,6 +187,8 @@ class Gate:
                 await send({"type": "http.response.body", "body": page})
                 self._finish(engine, path, 200, info, started, scope)
                 return
+        if path == "/metrics" and engine is not None:
+            engine.metrics.flush()  # this worker's buffered histogram observations
         if (role is not None or path == "/info") and engine is None:
             await reply(503, {"error": "starting", "message": "the service is still loading"})
             return

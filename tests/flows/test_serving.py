@@ -299,9 +299,28 @@ def test_prediction_and_feedback_logs_mask_fields(served: Served) -> None:
     assert any(r["request_id"] == "masked-1" and r["status"] == 200 for r in request_lines)
 
 
+def _sample(text: str, name: str) -> float:
+    """The value of one sample line, summed over the label sets that match `name{...}`."""
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith((name + "{", name + " "))
+    )
+
+
 def test_metrics_are_labelled_by_variant(served: Served) -> None:
-    served.post("/predict", ROW, APP)
+    assert served.post("/predict", ROW).status_code == 401
+    before = httpx.get(served.url + "/metrics", timeout=30).text
+    for _ in range(3):
+        assert served.post("/predict", ROW, APP).status_code == 200
     text = httpx.get(served.url + "/metrics", timeout=30).text
+    # input and prediction histograms are buffered in the worker and written before a scrape
+    for name in ("shipyard_service_input_tenure_months", "shipyard_service_prediction"):
+        grew = _sample(text, name + "_count") - _sample(before, name + "_count")
+        assert grew == 3, (name, grew)
+    assert _sample(text, "shipyard_service_input_tenure_months_sum") - _sample(
+        before, "shipyard_service_input_tenure_months_sum"
+    ) == pytest.approx(36)
     assert 'shipyard_service_requests_total{endpoint="/predict",model_version="2"' in text
     assert 'variant="stable"' in text
     assert "shipyard_service_batch_size_bucket" in text
