@@ -182,3 +182,36 @@ def test_a_key_of_its_own_limit_replaces_the_per_key_limit() -> None:
         assert all(limiter.check("roomy") is None for _ in range(10))
     finally:
         limiter.close()
+
+
+def test_memory_storage_sweeps_at_most_once_a_second(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The stock memory storage starts a 10 ms Timer thread whenever the last one ended."""
+    import time
+
+    import limits.storage.memory
+    from limits.storage import MemoryStorage
+
+    from shipyard.serving.ratelimit import QuietMemoryStorage
+
+    assert hasattr(MemoryStorage, "_MemoryStorage__schedule_expiry"), "limits renamed it"
+    started: list[float] = []
+    timer = threading.Timer
+
+    def counting_timer(*args: object, **kwargs: object) -> threading.Timer:
+        started.append(time.monotonic())
+        return timer(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(limits.storage.memory.threading, "Timer", counting_timer)
+    limiter = RateLimiter("100000/second", None)
+    try:
+        assert isinstance(limiter._storage, QuietMemoryStorage)
+        deadline = time.monotonic() + 0.3
+        hits = 0
+        while time.monotonic() < deadline:
+            assert limiter.check("app") is None
+            hits += 1
+            time.sleep(0.002)
+        assert hits > 50
+        assert len(started) <= 2, started  # the one at construction and at most one sweep
+    finally:
+        limiter.close()
