@@ -11,7 +11,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from operator import itemgetter
@@ -28,7 +28,7 @@ from shipyard.serving.config import (
     read_config,
     state_dir,
 )
-from shipyard.serving.masking import MASK, Masker
+from shipyard.serving.masking import Masker
 from shipyard.serving.predlog import BATCH, PredictionLog
 from shipyard.serving.ratelimit import RateLimiter
 from shipyard.serving.router import Router, RouterState, UnknownVariant
@@ -69,6 +69,16 @@ def _load_model(path: Path) -> Any:
 
 def _python(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
+
+
+def _row_values(columns: list[str]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    """A row's values of `columns`, as a tuple, in one C call when there are several."""
+    if len(columns) > 1:
+        return itemgetter(*columns)  # type: ignore[return-value]
+    if columns:
+        only = columns[0]
+        return lambda row: (row[only],)
+    return lambda row: ()
 
 
 class FrameBuilder:
@@ -345,25 +355,26 @@ class ServiceEngine:
             )
             return
         columns = list(inputs[0])  # every row of a request has the same fields
-        hidden = [j for j, column in enumerate(columns) if self.masker.masks(column)]
-        values = itemgetter(*columns)
-
-        def row(i: int) -> list[Any]:
-            out = list(values(inputs[i])) if len(columns) > 1 else [values(inputs[i])]
-            for j in hidden:
-                out[j] = MASK
-            return out
-
+        shown = [column for column in columns if not self.masker.masks(column)]
+        masked = [column for column in columns if column not in shown]
+        values = _row_values(shown)
         for name, indexes in groups.items():
+            record: dict[str, Any] = {
+                BATCH: 1,
+                "columns": columns,
+                "rows": (
+                    list(map(values, inputs))
+                    if len(indexes) == len(inputs)
+                    else [values(inputs[i]) for i in indexes]
+                ),
+            }
+            if masked:
+                record["masked"] = masked  # named, never valued; rows carry the other columns
             self.log.log_prediction(
                 request_id,
                 name,
                 results[indexes[0]]["model_version"],
-                {
-                    BATCH: 1,
-                    "columns": columns,
-                    "rows": [row(i) for i in indexes],
-                },
+                record,
                 {
                     BATCH: 1,
                     "row": indexes,

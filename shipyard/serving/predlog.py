@@ -20,6 +20,7 @@ import psycopg2
 import psycopg2.extras
 
 from shipyard.secrets import redact_url
+from shipyard.serving.masking import MASK
 
 log = logging.getLogger("shipyard.serving")
 
@@ -130,9 +131,10 @@ class PredictionLog:
     ) -> None:
         """Queue one prediction; `at` is the epoch time, now by default.
 
-        A batch is one columnar record: `inputs` {BATCH: 1, "columns": [...], "rows": [[...]]}
-        and `output` {BATCH: 1, "row": [positions in the request], <field>: [one per row]}.
-        Reading explodes it into one prediction per row, with request id "<request id>/<row>".
+        A batch is one columnar record: `inputs` {BATCH: 1, "columns": [...], "rows": [[...]]},
+        where rows leave out the columns listed under "masked" (if any), and `output`
+        {BATCH: 1, "row": [positions in the request], <field>: [one per row]}. Reading
+        explodes it into one prediction per row, with request id "<request id>/<row>".
         """
         if self._closed or self.pending >= self._max_queue:
             self._drop(1)
@@ -223,15 +225,18 @@ class PredictionLog:
             decoded_inputs, decoded_output = json.loads(inputs), json.loads(output)
             if _is_batch(decoded_inputs) and _is_batch(decoded_output):
                 columns = decoded_inputs["columns"]
+                masked = set(decoded_inputs.get("masked", ()))
+                shown = [c for c in columns if c not in masked]
                 fields = [k for k in decoded_output if k not in (BATCH, "row")]
                 for n, (position, values) in enumerate(
                     zip(decoded_output["row"], decoded_inputs["rows"], strict=False)
                 ):
+                    row = dict(zip(shown, values, strict=False))
                     out.append(
                         {
                             "request_id": f"{request_id}/{position}",
                             **record,
-                            "inputs": dict(zip(columns, values, strict=False)),
+                            "inputs": {c: MASK if c in masked else row.get(c) for c in columns},
                             "output": {f: decoded_output[f][n] for f in fields},
                         }
                     )

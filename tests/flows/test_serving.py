@@ -282,6 +282,10 @@ def test_prediction_and_feedback_logs_mask_fields(served: Served) -> None:
     assert [r["request_id"] for r in exploded] == ["b-7/0", "b-7/1"]
     assert [r["inputs"]["plan"] for r in exploded] == ["pro", "basic"]
     assert all(r["inputs"]["monthly_charges"] == "***" for r in exploded)
+    assert list(exploded[0]["inputs"]) == list(ROW)  # the columns keep their order
+    [raw] = [r for r in _rows(database, "predictions") if r["request_id"] == "b-7"]
+    assert "123.4567" not in raw["inputs"]  # a masked value never reaches the table
+    assert json.loads(raw["inputs"])["masked"] == ["monthly_charges"]
     outcomes = _wait_for(lambda: _rows(database, "feedback"))
     assert {r["request_id"] for r in outcomes} >= {"masked-1"}
     assert any(r["entity"] and json.loads(r["entity"]) == {"customer_id": 7} for r in outcomes)

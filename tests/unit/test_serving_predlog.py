@@ -234,3 +234,23 @@ def test_a_batch_is_one_record_read_back_as_one_prediction_per_row(predlog: Pred
         ("batch-1/2", {"plan": "basic"}, {"prediction": 0}),
     ]
     assert {r["variant"] for r in read} == {"stable"}
+
+
+def test_a_batch_names_masked_columns_and_reads_them_back_as_the_mask(
+    predlog: PredictionLog,
+) -> None:
+    rows = {
+        BATCH: 1,
+        "columns": ["plan", "email", "tenure"],
+        "masked": ["email"],
+        "rows": [("pro", 12), ("basic", 3)],  # tuples, as the engine queues them
+    }
+    outputs = {BATCH: 1, "row": [0, 1], "prediction": [1, 0]}
+    predlog.log_prediction("batch-2", "stable", "3", rows, outputs)
+    predlog.flush()
+    read = predlog.predictions()
+    assert [r["inputs"] for r in read] == [
+        {"plan": "pro", "email": "***", "tenure": 12},
+        {"plan": "basic", "email": "***", "tenure": 3},
+    ]
+    assert [list(r["inputs"]) for r in read] == [["plan", "email", "tenure"]] * 2
