@@ -85,27 +85,52 @@ def _page(page: bytes, *headers: tuple[bytes, bytes]) -> Message:
 
 
 _BATCH_BODY = re.compile(rb'^\s*\{\s*"rows"\s*:')
+_ROWS_KEY = b'"rows"'
+
+
+def _starts_a_batch(prefix: bytes, complete: bool) -> bool | None:
+    """Whether a body starting with `prefix` is a batch (its first key is "rows"); None while
+    the bytes so far could still go either way (a client may send `{"ro` in one chunk)."""
+    if _BATCH_BODY.match(prefix):
+        return True
+    rest = prefix.lstrip()
+    if complete or rest[:1] not in (b"", b"{"):
+        return False
+    rest = rest[1:].lstrip()
+    if len(rest) < len(_ROWS_KEY):
+        return None if _ROWS_KEY.startswith(rest) else False
+    # the key is complete but no ':' yet (the pattern would have matched otherwise)
+    return None if rest.startswith(_ROWS_KEY) and not rest[len(_ROWS_KEY) :].strip() else False
 
 
 def _rows_body(receive: Receive) -> Receive:
     """/predict takes one row as a bare object: such a body is passed on as {"rows": [row]}.
 
-    The first body chunk decides: a batch starts with its only key, "rows"."""
-    state = {"first": True, "wrapped": False}
+    The start of the body decides: a batch starts with its only key, "rows". Chunks are held
+    back only until that is known (in practice the first chunk decides)."""
+    state = {"decided": False, "wrapped": False}
 
     async def wrapped() -> Message:
         message = await receive()
         if message["type"] != "http.request":
             return message
         body: bytes = message.get("body", b"")
-        if state["first"]:
-            state["first"] = False
-            if not _BATCH_BODY.match(body):
-                state["wrapped"] = True
-                body = b'{"rows":[' + body
-        if state["wrapped"] and not message.get("more_body"):
+        if not state["decided"]:
+            while (batch := _starts_a_batch(body, not message.get("more_body"))) is None:
+                message = await receive()
+                if message["type"] != "http.request":  # the client went away
+                    return message
+                body += message.get("body", b"")
+            state["decided"] = True
+            if batch:
+                return {**message, "body": body}  # with any chunks held back, unchanged
+            state["wrapped"] = True
+            body = b'{"rows":[' + body
+        elif not state["wrapped"]:
+            return message
+        if not message.get("more_body"):
             body += b"]}"
-        return {**message, "body": body} if state["wrapped"] else message
+        return {**message, "body": body}
 
     return wrapped
 

@@ -39,15 +39,21 @@ def _read(chunks: list[bytes]) -> bytes:
         ([b'{"customer_id":', b" 42}"], {"rows": [{"customer_id": 42}]}),
         ([b' { "rows" : [{"a": 1}]}'], {"rows": [{"a": 1}]}),
         ([b""], {"rows": []}),
+        ([b'{"ro', b'ws": [{"a": 1}]}'], {"rows": [{"a": 1}]}),
+        ([b"  ", b"{", b' "rows" ', b': [{"a": 2}]}'], {"rows": [{"a": 2}]}),
+        ([b'{"rows"', b"", b":[", b'{"a": 3}', b"]}"], {"rows": [{"a": 3}]}),
+        ([b'{"ro', b'ute": 1}'], {"rows": [{"route": 1}]}),
+        ([b'{"rows_x', b'": 1}'], {"rows": [{"rows_x": 1}]}),
     ],
 )
 def test_a_bare_row_is_a_batch_of_one(chunks: list[bytes], expected: Any) -> None:
     assert json.loads(_read(chunks)) == expected
 
 
-def test_malformed_json_stays_malformed() -> None:
+@pytest.mark.parametrize("chunks", [[b"{not json"], [b'{"rows" ', b', "b": 2}'], [b"{", b""]])
+def test_malformed_json_stays_malformed(chunks: list[bytes]) -> None:
     with pytest.raises(json.JSONDecodeError):
-        json.loads(_read([b"{not json"]))
+        json.loads(_read(chunks))
 
 
 def test_bentoml_validation_error_gets_the_shipyard_shape() -> None:
@@ -91,3 +97,18 @@ def test_a_400_that_is_not_a_validation_error_passes_unchanged() -> None:
     raw = b'{"error": "something else"}'
     _, body = _readable_400([start, {"type": "http.response.body", "body": raw}], "r-2")
     assert body["body"] == raw
+
+
+def test_a_client_leaving_while_the_start_is_undecided_is_passed_on() -> None:
+    messages: list[dict[str, Any]] = [
+        {"type": "http.request", "body": b'{"ro', "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0)
+
+    async def first() -> dict[str, Any]:
+        return dict(await _rows_body(receive)())
+
+    assert asyncio.run(first()) == {"type": "http.disconnect"}
