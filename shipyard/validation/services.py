@@ -81,6 +81,19 @@ def check_service(
             sm.value_span((*base, "routing", "sticky_key")),
             did_you_mean(sticky, inputs) or one_of(inputs),
         )
+    limited = service.rate_limit is not None or any(
+        key.rate_limit for key in (service.auth.api_keys if service.auth else {}).values()
+    )
+    if limited and service.workers > 1 and not spec.active_profile.serving.rate_limit_storage:
+        yield Diagnostic(
+            "W702",
+            f"service '{name}' counts its rate limits in the memory of each of its "
+            f"{service.workers} workers: a caller may get up to {service.workers} times a limit",
+            sm.value_span((*base, "workers")),
+            f"share the counters: `profiles.{spec.profile}.serving.rate_limit_storage: "
+            "redis://127.0.0.1:6379/0`, or serve with `workers: 1`",
+            severity=Severity.WARNING,
+        )
     if service.auth is None:
         yield Diagnostic(
             "W701",

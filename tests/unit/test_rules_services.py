@@ -276,6 +276,41 @@ def test_w701_does_not_make_the_spec_invalid() -> None:
     assert [d.severity for d in validate(loaded)] == [Severity.WARNING]
 
 
+# --- W702 --------------------------------------------------------------------------------------
+
+
+def test_memory_rate_limits_with_several_workers_is_w702_at_workers() -> None:
+    text = variant(("    port: 3001\n", "    port: 3001\n    workers: 3\n"))
+    d = only(text)
+    assert d.code == "W702" and d.severity == Severity.WARNING
+    assert d.message == (
+        "service 'churn-plain-api' counts its rate limits in the memory of each of its 3 "
+        "workers: a caller may get up to 3 times a limit"
+    )
+    assert d.span == span_of(text, "3", within="    workers: 3")
+    assert d.hint is not None and "profiles.local.serving.rate_limit_storage" in d.hint
+
+
+def test_w702_is_quiet_with_shared_counters_one_worker_or_no_limit() -> None:
+    workers = ("    port: 3001\n", "    port: 3001\n    workers: 3\n")
+    shared = "profiles:\n  local:\n    serving: {rate_limit_storage: redis://127.0.0.1:6379/0}\n"
+    assert check(variant(workers) + shared) == []
+    assert check(variant(workers, ("    rate_limit: 50/second\n", ""))) == []
+    assert check(variant()) == []
+
+
+KEY_WITH_LIMIT = '{key: "${secret:k}", rate_limit: 5/second}'
+
+
+def test_a_per_key_limit_alone_is_enough_for_w702() -> None:
+    text = variant(
+        ("    port: 3001\n", "    port: 3001\n    workers: 2\n"),
+        ("    rate_limit: 50/second\n", ""),
+        (PLAIN_AUTH, PLAIN_AUTH + f"      api_keys: {{app: {KEY_WITH_LIMIT}}}\n"),
+    )
+    assert only(text).code == "W702"
+
+
 # --- the shape of a service --------------------------------------------------------------------
 
 
