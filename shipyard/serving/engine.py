@@ -74,7 +74,7 @@ def _python(value: Any) -> Any:
 def _row_values(columns: list[str]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
     """A row's values of `columns`, as a tuple, in one C call when there are several."""
     if len(columns) > 1:
-        return itemgetter(*columns)  # type: ignore[return-value]
+        return itemgetter(*columns)
     if columns:
         only = columns[0]
         return lambda row: (row[only],)
