@@ -80,10 +80,16 @@ class MicroBatcher(Generic[Row, Out]):
             start = end
 
 
-def run_unbatched(predict: Callable[[list[Any]], Sequence[Any]]) -> Callable[..., Any]:
+def run_unbatched(
+    predict: Callable[[list[Any]], Sequence[Any]],
+    on_batch: Callable[[int], None] | None = None,
+) -> Callable[..., Any]:
     """The same interface without merging: used when `batching.adaptive` is off."""
 
     async def submit(rows: list[Any]) -> list[Any]:
-        return list(predict(rows))
+        outputs = list(predict(rows))
+        if on_batch is not None:
+            on_batch(len(rows))
+        return outputs
 
     return submit

@@ -133,16 +133,17 @@ class ModelSet:
         self.submit: dict[str, Any] = {}
         for name, variant in self.variants.items():
             predict = partial(self._predict, variant)
+            counted = partial(metrics.batch, name, variant.version)
             if step.adaptive_batching:
                 batcher: MicroBatcher[Mapping[str, Any], tuple[Any, float | None]] = MicroBatcher(
                     predict,
                     max_batch_size=step.max_batch_size,
                     max_latency_ms=step.max_latency_ms,
-                    on_batch=partial(metrics.batch, name),
+                    on_batch=counted,
                 )
                 self.submit[name] = batcher.submit
             else:
-                self.submit[name] = run_unbatched(predict)
+                self.submit[name] = run_unbatched(predict, on_batch=counted)
 
     def _predict(
         self, variant: Variant, rows: list[Mapping[str, Any]]

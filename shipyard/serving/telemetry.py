@@ -84,13 +84,13 @@ class ServiceMetrics:
         self.latency = Histogram(
             "shipyard_service_request_duration_seconds",
             "Time from request to response start.",
-            ["service", "endpoint", "variant"],
+            ["service", "endpoint", "variant", "model_version"],
             buckets=LATENCY_BUCKETS,
         )
         self.batch_size = Histogram(
             "shipyard_service_batch_size",
             "Rows per model call (after adaptive batching).",
-            ["service", "variant"],
+            ["service", "variant", "model_version"],
             buckets=BATCH_BUCKETS,
         )
         self.predictions = Histogram(
@@ -128,10 +128,10 @@ class ServiceMetrics:
         self, endpoint: str, status: int, variant: str, version: str, seconds: float
     ) -> None:
         self._child(self.requests, endpoint, str(status), variant, version).inc()
-        self._child(self.latency, endpoint, variant).observe(seconds)
+        self._child(self.latency, endpoint, variant, version).observe(seconds)
 
-    def batch(self, variant: str, rows: int) -> None:
-        self._child(self.batch_size, variant).observe(rows)
+    def batch(self, variant: str, version: str, rows: int) -> None:
+        self._child(self.batch_size, variant, version).observe(rows)
 
     def predicted(self, variant: str, version: str, values: Sequence[float]) -> None:
         buffered = self._buffered.get((variant, version))

@@ -326,6 +326,11 @@ def test_metrics_are_labelled_by_variant(served: Served) -> None:
         before, "shipyard_service_input_tenure_months_sum"
     ) == pytest.approx(36)
     assert 'shipyard_service_requests_total{endpoint="/predict",model_version="2"' in text
+    assert (
+        'shipyard_service_request_duration_seconds_count{endpoint="/predict",model_version="2"'
+        in text
+    )
+    assert 'shipyard_service_batch_size_count{model_version="2"' in text
     assert 'variant="stable"' in text
     assert "shipyard_service_batch_size_bucket" in text
     assert "shipyard_service_prediction_bucket" in text
