@@ -392,6 +392,7 @@ def _service_step(
         max_batch_size=service.batching.max_batch_size,
         adaptive_batching=service.batching.adaptive,
         max_latency_ms=service.batching.max_latency_ms,
+        max_request_bytes=int(service.batching.max_request_mb * 1024 * 1024),
         auth=service.auth.model_dump(mode="json") if service.auth else None,
         rate_limit={
             "per_key": service.rate_limit.per_key if service.rate_limit else None,

@@ -202,6 +202,7 @@ class ServiceStep(FrozenModel):
     max_batch_size: int
     adaptive_batching: bool
     max_latency_ms: float
+    max_request_bytes: int = 16 * 1024 * 1024
     auth: dict[str, Any] | None = Field(
         None, description="API keys and JWT settings; secrets stay ${secret:NAME} references."
     )

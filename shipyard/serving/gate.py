@@ -135,6 +135,38 @@ def _rows_body(receive: Receive) -> Receive:
     return wrapped
 
 
+async def _read_body(receive: Receive, limit: int) -> tuple[bytes | None, bool]:
+    """A body sent without Content-Length, read up to `limit` bytes: (body, complete).
+
+    The body is None when the client went away; complete is False when it passed the limit."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            return None, False
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return b"", False
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            return b"".join(chunks), True
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """A receive that hands over an already read body, then waits on the client as before."""
+    state = {"sent": False}
+
+    async def replay() -> Message:
+        if state["sent"]:
+            return await receive()
+        state["sent"] = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return replay
+
+
 def _readable_400(held: list[Message], request_id: str) -> tuple[Message, Message]:
     """BentoML's 400 body ({"error": "N validation errors for XIODescriptor", "detail": [...]})
     in the shape of every other Shipyard error: error, message (each problem, one line),
@@ -246,6 +278,26 @@ class Gate:
                         f"retry after {seconds} s",
                     },
                     (b"retry-after", str(seconds).encode()),
+                )
+                return
+            limit = engine.config.step.max_request_bytes
+            length = headers.get("content-length")
+            size = int(length) if length and length.isdigit() else None
+            if size is None and scope["method"] != "GET":  # chunked: read it, up to the limit
+                body, complete = await _read_body(receive, limit)
+                if body is None:
+                    return  # the client went away
+                size = len(body) if complete else limit + 1
+                receive = _replay(body, receive)
+            if size is not None and size > limit:
+                await reply(
+                    413,
+                    {
+                        "error": "request_too_large",
+                        "message": f"the request body is larger than this service reads "
+                        f"({limit} bytes); send smaller batches or raise "
+                        f"services.{engine.service}.batching.max_request_mb",
+                    },
                 )
                 return
         if scope["method"] == "GET" and path in ("/info", "/admin/routing"):

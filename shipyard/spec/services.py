@@ -133,6 +133,12 @@ class BatchingSpec(SpecModel):
         description="How long a batch may wait for more requests; 0 merges only requests "
         "already waiting (no added latency).",
     )
+    max_request_mb: float = Field(
+        16,
+        gt=0,
+        le=1024,
+        description="Largest request body in MiB; a larger one gets 413 before it is parsed.",
+    )
 
 
 class LoggingSpec(SpecModel):

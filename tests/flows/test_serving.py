@@ -44,7 +44,7 @@ services:
         reader: {{key: "${{secret:test-reader-key}}", roles: [feedback]}}
       jwt: {{algorithm: HS256, secret: "${{secret:test-jwt-secret}}", audience: churn-api}}
     rate_limit: {{per_key: 1000/second}}
-    batching: {{max_batch_size: 50}}
+    batching: {{max_batch_size: 50, max_request_mb: 0.05}}
     logging: {{mask: [monthly_charges, "email*"]}}
 """
 SECRETS = {
@@ -208,6 +208,27 @@ def test_bad_requests_are_4xx_with_a_message(served: Served, body: Any, status: 
     assert answer["error"] and answer["message"]
     assert answer["request_id"] == response.headers["x-request-id"]
     assert "errors.pydantic.dev" not in response.text
+
+
+def test_a_body_over_the_size_limit_is_413_whether_or_not_it_says_its_length(
+    served: Served,
+) -> None:
+    big = json.dumps({"rows": [{**ROW, "region": "x" * 60_000}]}).encode()  # over 0.05 MiB
+    said = served.post("/predict", big, APP)
+    assert said.status_code == 413, said.text
+    assert said.json()["error"] == "request_too_large"
+    assert "services.churn-api.batching.max_request_mb" in said.json()["message"]
+
+    def chunks(body: bytes) -> Iterator[bytes]:
+        for start in range(0, len(body), 4096):
+            yield body[start : start + 4096]
+
+    unsaid = httpx.post(served.url + "/predict", content=chunks(big), headers=APP, timeout=30)
+    assert unsaid.status_code == 413, unsaid.text
+    small = httpx.post(
+        served.url + "/predict", content=chunks(json.dumps(ROW).encode()), headers=APP, timeout=30
+    )
+    assert small.status_code == 200, small.text  # a chunked body under the limit is read whole
 
 
 def test_unknown_variant_is_400(served: Served) -> None:

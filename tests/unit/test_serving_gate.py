@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from shipyard.serving.gate import _readable_400, _rows_body
+from shipyard.serving.gate import _read_body, _readable_400, _replay, _rows_body
 
 
 def _read(chunks: list[bytes]) -> bytes:
@@ -112,3 +112,39 @@ def test_a_client_leaving_while_the_start_is_undecided_is_passed_on() -> None:
         return dict(await _rows_body(receive)())
 
     assert asyncio.run(first()) == {"type": "http.disconnect"}
+
+
+def _source(*messages: dict[str, Any]) -> Any:
+    queue = list(messages)
+
+    async def receive() -> dict[str, Any]:
+        return queue.pop(0)
+
+    return receive
+
+
+def _part(body: bytes, more: bool) -> dict[str, Any]:
+    return {"type": "http.request", "body": body, "more_body": more}
+
+
+def test_a_body_without_length_is_read_whole_up_to_the_limit_and_replayed() -> None:
+    async def main() -> tuple[Any, ...]:
+        receive = _source(_part(b"ab", True), _part(b"cd", False), {"type": "http.disconnect"})
+        body, complete = await _read_body(receive, limit=4)
+        replay = _replay(body or b"", receive)
+        return body, complete, await replay(), await replay()
+
+    body, complete, first, after = asyncio.run(main())
+    assert (body, complete) == (b"abcd", True)
+    assert first == _part(b"abcd", False)
+    assert after == {"type": "http.disconnect"}  # later calls reach the client again
+
+
+def test_reading_stops_once_the_body_passes_the_limit() -> None:
+    receive = _source(_part(b"abc", True), _part(b"de", True), _part(b"never read", False))
+    assert asyncio.run(_read_body(receive, limit=4)) == (b"", False)
+
+
+def test_a_client_leaving_mid_body_is_not_a_body() -> None:
+    receive = _source(_part(b"abc", True), {"type": "http.disconnect"})
+    assert asyncio.run(_read_body(receive, limit=100)) == (None, False)
