@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from shipyard.serving.config import ModelInput
-from shipyard.serving.engine import FrameBuilder
+from shipyard.serving.models import FrameBuilder
 
 
 def _inputs(**types: str) -> list[ModelInput]:
