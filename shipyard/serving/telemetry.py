@@ -138,14 +138,15 @@ class ServiceMetrics:
         if buffered is None:
             child = self._child(self.predictions, variant, version)
             buffered = self._buffered[(variant, version)] = BufferedHistogram(child)
-        buffered.pending.extend(values[:INPUT_SAMPLE_ROWS])
+        for value in values[:INPUT_SAMPLE_ROWS]:
+            buffered.observe(value)
 
     def observed_inputs(self, rows: Sequence[Mapping[str, Any]]) -> None:
         for row in rows[:INPUT_SAMPLE_ROWS]:
             for feature, histogram in self.inputs.items():
                 value = row.get(feature)
                 if isinstance(value, int | float) and not isinstance(value, bool):
-                    histogram.pending.append(value)
+                    histogram.observe(value)
         if time.monotonic() >= self._flush_at:
             self.flush()
 
