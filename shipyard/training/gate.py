@@ -109,7 +109,7 @@ def judge(
             )
         )
         return verdict
-    from shipyard.training.compare import compare_to_champion
+    from shipyard.stats.paired import compare_to_champion
 
     champion_pred, champion_score, version = found
     comparison = compare_to_champion(

@@ -14,7 +14,7 @@ from scipy import stats
 from sklearn import metrics as skm
 from statsmodels.stats.contingency_tables import mcnemar
 
-from shipyard.training.compare import (
+from shipyard.stats.paired import (
     HIGHER_IS_BETTER,
     SCORE_METRICS,
     compare_to_champion,

@@ -1,0 +1,1 @@
+"""Pure statistics: paired comparisons of two models on the same rows."""
