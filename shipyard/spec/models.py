@@ -306,6 +306,6 @@ class ModelSpec(SpecModel):
     @property
     def all_metrics(self) -> list[str]:
         """The metrics computed on the holdout: declared, or the task's defaults."""
-        from shipyard.training.evaluation import DEFAULT_METRICS
+        from shipyard.stats.metrics import default_metrics
 
-        return list(self.metrics or DEFAULT_METRICS[self.task])
+        return list(self.metrics or default_metrics(self.task))

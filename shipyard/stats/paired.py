@@ -4,11 +4,11 @@ Both models are scored on the same holdout rows, so their errors are correlated;
 (DeLong for ROC AUC, a paired bootstrap otherwise) gives a much tighter interval for the
 difference than two independent intervals would. The gate passes when the lower confidence bound
 of the improvement is at least the margin (`min_delta`, e.g. -0.005 allows a small loss).
+Directions and what each metric is computed from come from `shipyard.stats.metrics`.
 """
 
 from __future__ import annotations
 
-import difflib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -19,27 +19,10 @@ import numpy.typing as npt
 from scipy import stats
 from sklearn import metrics as skm
 
+from shipyard.stats.metrics import METRICS, lookup_metric
+
 Array = npt.NDArray[np.float64]
 MetricFn = Callable[[Array, Array], float | Array]
-
-HIGHER_IS_BETTER: dict[str, bool] = {
-    "roc_auc": True,
-    "pr_auc": True,
-    "accuracy": True,
-    "f1": True,
-    "precision": True,
-    "recall": True,
-    "log_loss": False,
-    "brier": False,
-    "rmse": False,
-    "mae": False,
-    "mape": False,
-    "r2": True,
-}
-SCORE_METRICS = frozenset({"roc_auc", "pr_auc", "log_loss", "brier"})
-"""Metrics computed from the positive-class probability (`y_score`) rather than `y_pred`."""
-LABEL_METRICS = frozenset({"accuracy", "f1", "precision", "recall"})
-"""Metrics computed from predicted binary labels."""
 
 _EPS = float(np.finfo(np.float64).eps)  # the clip sklearn uses in log_loss and mape
 _CHUNK_ELEMENTS = 1 << 20  # resampled rows gathered at once: ~8 MB per float array
@@ -50,7 +33,7 @@ class Comparison:
     """The candidate against the champion on one metric, on the same holdout rows.
 
     Attributes:
-        metric: Metric name, a key of `HIGHER_IS_BETTER`.
+        metric: Metric name, a key of `shipyard.stats.metrics.METRICS`.
         candidate: Metric of the candidate on the holdout.
         champion: Metric of the champion on the same rows.
         improvement: Candidate minus champion, sign-flipped for lower-is-better metrics, so a
@@ -117,22 +100,24 @@ def metric_value(
     """Compute one metric with sklearn.metrics.
 
     Args:
-        metric: A key of `HIGHER_IS_BETTER`. Classification metrics are binary, positive label 1.
+        metric: A key of `shipyard.stats.metrics.METRICS`. Classification metrics are binary,
+            positive label 1.
         y_true: True labels (0/1 or bool) or regression targets.
         y_pred: Predicted labels (accuracy, f1, precision, recall) or values (rmse, mae, mape,
-            r2); unused, and may be None, for the metrics in `SCORE_METRICS`.
-        y_score: Positive-class probability, needed by roc_auc, pr_auc, log_loss and brier.
+            r2); unused, and may be None, for the metrics that need "score".
+        y_score: Positive-class probability, needed by the metrics that need "score" (roc_auc,
+            pr_auc, log_loss and brier).
 
     Returns:
         The metric value.
 
     Raises:
-        ValueError: Unknown metric, missing `y_score`, NaNs, lengths that differ, non-binary
-            labels, or a single class in `y_true` where the metric needs both.
+        UnknownMetricError: (a ValueError) The metric is not in the vocabulary.
+        ValueError: Missing `y_score`, NaNs, lengths that differ, non-binary labels, or a single
+            class in `y_true` where the metric needs both.
     """
-    _ensure_known(metric)
     y = _as_array(y_true, "y_true")
-    if metric in SCORE_METRICS:
+    if lookup_metric(metric).needs == "score":
         values = _required(y_score, "y_score", metric)
         _ensure_rows(metric, y, y_score=values)
     else:
@@ -271,12 +256,15 @@ def compare_to_champion(
     """Compare the candidate with the champion on the same holdout rows.
 
     Args:
-        metric: A key of `HIGHER_IS_BETTER`.
+        metric: A key of `shipyard.stats.metrics.METRICS`; its `higher_is_better` orients the
+            improvement and its `needs` says which of predictions or scores are compared.
         y_true: True labels or targets of the holdout.
-        candidate_pred: Candidate's predicted labels or values; may be None for `SCORE_METRICS`.
-        champion_pred: Champion's predictions on the same rows; may be None for `SCORE_METRICS`.
-        candidate_score: Candidate's positive-class probability, needed for `SCORE_METRICS`.
-        champion_score: Champion's positive-class probability, needed for `SCORE_METRICS`.
+        candidate_pred: Candidate's predicted labels or values; may be None for a metric that
+            needs "score".
+        champion_pred: Champion's predictions on the same rows; may be None likewise.
+        candidate_score: Candidate's positive-class probability, needed for a metric that needs
+            "score".
+        champion_score: Champion's positive-class probability on the same rows, likewise.
         margin: Non-inferiority margin on the improvement; negative allows a small loss.
         confidence: Confidence level of the two-sided interval, in (0, 1).
         method: "auto" (DeLong for roc_auc, bootstrap otherwise), "delong" (roc_auc only),
@@ -289,16 +277,17 @@ def compare_to_champion(
         The comparison; `passed` is `ci_low >= margin`.
 
     Raises:
-        ValueError: Unknown metric or method, a method that does not fit the metric, missing
-            predictions or scores, NaNs, lengths that differ, or a single class for roc_auc.
+        UnknownMetricError: (a ValueError) The metric is not in the vocabulary.
+        ValueError: Unknown method, a method that does not fit the metric, missing predictions
+            or scores, NaNs, lengths that differ, or a single class for roc_auc.
     """
-    _ensure_known(metric)
+    definition = lookup_metric(metric)
     _ensure_confidence(confidence)
     if not math.isfinite(margin):
         raise ValueError(f"margin must be a finite number, got {margin}")
     chosen = _choose_method(metric, method, margin)
     y = _as_array(y_true, "y_true")
-    if metric in SCORE_METRICS:
+    if definition.needs == "score":
         candidate = _required(candidate_score, "candidate_score", metric)
         champion = _required(champion_score, "champion_score", metric)
         _ensure_rows(metric, y, candidate_score=candidate, champion_score=champion)
@@ -308,7 +297,7 @@ def compare_to_champion(
         _ensure_rows(metric, y, candidate_pred=candidate, champion_pred=champion)
     candidate_value = float(_SKLEARN[metric](y, candidate))
     champion_value = float(_SKLEARN[metric](y, champion))
-    higher = HIGHER_IS_BETTER[metric]
+    higher = definition.higher_is_better
     improvement = candidate_value - champion_value if higher else champion_value - candidate_value
 
     p_value: float | None = None
@@ -416,19 +405,9 @@ def _as_array(values: npt.ArrayLike, name: str) -> Array:
 
 def _required(values: npt.ArrayLike | None, name: str, metric: str) -> Array:
     if values is None:
-        what = "positive-class probabilities" if metric in SCORE_METRICS else "predictions"
+        what = "positive-class probabilities" if METRICS[metric].needs == "score" else "predictions"
         raise ValueError(f"metric '{metric}' needs {name} ({what}), got None")
     return _as_array(values, name)
-
-
-def _ensure_known(metric: str) -> None:
-    if metric not in HIGHER_IS_BETTER:
-        close = difflib.get_close_matches(metric, HIGHER_IS_BETTER, n=1)
-        hint = f"; did you mean '{close[0]}'?" if close else ""
-        raise ValueError(
-            f"unknown metric '{metric}'; expected one of {', '.join(sorted(HIGHER_IS_BETTER))}"
-            + hint
-        )
 
 
 def _ensure_confidence(confidence: float) -> None:
@@ -448,10 +427,11 @@ def _ensure_same_length(**arrays: Array) -> None:
 def _ensure_rows(metric: str, y: Array, **predictions: Array) -> None:
     """Lengths agree; labels are binary where the metric is binary; both classes for roc_auc."""
     _ensure_same_length(y_true=y, **predictions)
-    if metric not in SCORE_METRICS and metric not in LABEL_METRICS:
+    needs = METRICS[metric].needs
+    if needs == "value":
         return
     _ensure_binary(y, "y_true", metric)
-    if metric in LABEL_METRICS:
+    if needs == "label":
         for name, p in predictions.items():
             _ensure_binary(p, name, metric)
     if metric == "roc_auc" and y.min() == y.max():

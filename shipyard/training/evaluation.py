@@ -1,7 +1,8 @@
 """Holdout evaluation of a trained model: metrics, a small evaluation table and PNG plots.
 
-numpy, pandas, scikit-learn and matplotlib are imported inside the functions: the spec validator
-imports the metric names and `check_metrics_for_task`, and CLI start-up must stay fast.
+Which metrics exist, suit a task and need y_score is `shipyard.stats.metrics`; this module
+computes them. numpy, pandas, scikit-learn and matplotlib are imported inside the functions, so
+importing it stays cheap.
 """
 
 from __future__ import annotations
@@ -14,6 +15,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from shipyard.errors import ShipyardError
+from shipyard.stats.metrics import (
+    METRICS,
+    TASKS,
+    default_metrics,
+    suitable_metrics,
+    unsuitable_metrics,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -22,27 +30,6 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-CLASSIFICATION_METRICS = (
-    "roc_auc",
-    "pr_auc",
-    "accuracy",
-    "f1",
-    "precision",
-    "recall",
-    "log_loss",
-    "brier",
-)
-REGRESSION_METRICS = ("rmse", "mae", "r2", "mape")
-DEFAULT_METRICS: dict[str, tuple[str, ...]] = {
-    "classification": ("roc_auc", "accuracy", "f1", "log_loss"),
-    "regression": ("rmse", "mae", "r2"),
-}
-METRICS_BY_TASK: dict[str, tuple[str, ...]] = {
-    "classification": CLASSIFICATION_METRICS,
-    "regression": REGRESSION_METRICS,
-}
-SCORE_METRICS = frozenset({"roc_auc", "pr_auc", "log_loss", "brier"})
-"""Metrics computed from y_score (the positive-class probability) rather than y_pred."""
 THRESHOLDS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 MAX_SCATTER_POINTS = 5000
 
@@ -103,16 +90,6 @@ class Evaluation:
         return "\n".join(lines) + "\n"
 
 
-def check_metrics_for_task(task: str, metrics: Sequence[str]) -> list[str]:
-    """The metric names that do not suit the task, in the given order and without repeats.
-
-    Pure and cheap, for spec validation. Unknown names never suit; for an unknown task every name
-    is returned.
-    """
-    allowed = METRICS_BY_TASK.get(task, ())
-    return [name for name in dict.fromkeys(metrics) if name not in allowed]
-
-
 def metrics_for(
     task: str,
     y_true: npt.ArrayLike,
@@ -128,8 +105,8 @@ def metrics_for(
         y_pred: Predicted labels (bool or 0/1) or values.
         y_score: Predicted probability of the positive class (classification only), needed by
             roc_auc, pr_auc (average precision), log_loss and brier.
-        metrics: Names from CLASSIFICATION_METRICS or REGRESSION_METRICS. None means the task's
-            DEFAULT_METRICS, leaving out those that need y_score when it is not given.
+        metrics: Names of metrics that suit the task (`shipyard.stats.metrics`). None means the
+            task's `default_metrics`, leaving out those that need y_score when it is not given.
 
     Returns:
         Metric name -> value, in the requested order.
@@ -208,19 +185,19 @@ class _Holdout:
 
 
 def _ensure_metrics(task: str, metrics: Sequence[str] | None, has_score: bool) -> tuple[str, ...]:
-    if task not in METRICS_BY_TASK:
+    if task not in TASKS:
         raise EvaluationError(f"unknown task '{task}'", hint="use 'classification' or 'regression'")
     if metrics is None:
         # defaults are a suggestion, so without y_score they shrink instead of failing
-        return tuple(m for m in DEFAULT_METRICS[task] if has_score or m not in SCORE_METRICS)
+        return tuple(m for m in default_metrics(task) if has_score or METRICS[m].needs != "score")
     names = tuple(dict.fromkeys([metrics] if isinstance(metrics, str) else metrics))
-    if unsuitable := check_metrics_for_task(task, names):
+    if unsuitable := unsuitable_metrics(task, names):
         reasons = "; ".join(_why_unsuitable(name) for name in unsuitable)
         raise EvaluationError(
             f"cannot compute {_quoted(unsuitable)} for a {task} model: {reasons}",
-            hint=f"{task} metrics are {', '.join(METRICS_BY_TASK[task])}",
+            hint=f"{task} metrics are {', '.join(suitable_metrics(task))}",
         )
-    if not has_score and (missing := [m for m in names if m in SCORE_METRICS]):
+    if not has_score and (missing := [m for m in names if METRICS[m].needs == "score"]):
         raise EvaluationError(
             f"metric {_quoted(missing)} needs y_score, the probability of the positive class",
             hint="pass y_score=model.predict_proba(X)[:, 1], or drop the metric",
@@ -229,9 +206,8 @@ def _ensure_metrics(task: str, metrics: Sequence[str] | None, has_score: bool) -
 
 
 def _why_unsuitable(name: str) -> str:
-    for task, names in METRICS_BY_TASK.items():
-        if name in names:
-            return f"'{name}' is a {task} metric"
+    if name in METRICS:
+        return f"'{name}' is a {' or '.join(METRICS[name].tasks)} metric"
     return f"'{name}' is not a metric"
 
 

@@ -8,7 +8,7 @@ from shipyard.diagnostics import Diagnostic, did_you_mean, one_of
 from shipyard.loader.source_map import Path, SourceMap
 from shipyard.spec import ModelSpec, PipelineSpec
 from shipyard.spec.datasets import CategoryType
-from shipyard.training.evaluation import check_metrics_for_task
+from shipyard.stats.metrics import METRICS, suitable_metrics, unsuitable_metrics
 
 CLASS_TARGET_TYPES = {"bool", "int", "str"}
 NUMERIC = {"int", "float"}
@@ -164,7 +164,7 @@ def _check_metrics(name: str, model: ModelSpec, sm: SourceMap) -> Iterator[Diagn
     base: Path = ("models", name)
     declared = model.all_metrics
     for i, metric in enumerate(model.metrics or []):
-        if metric in check_metrics_for_task(model.task, [metric]):
+        if unsuitable_metrics(model.task, [metric]):
             yield Diagnostic(
                 "E505",
                 _unsuitable(name, model, metric),
@@ -185,7 +185,7 @@ def _check_metrics(name: str, model: ModelSpec, sm: SourceMap) -> Iterator[Diagn
     if model.search is not None and model.search.metric is not None:
         used.append((model.search.metric, (*base, "search", "metric")))
     for metric, at in used:
-        if metric in check_metrics_for_task(model.task, [metric]):
+        if unsuitable_metrics(model.task, [metric]):
             yield Diagnostic(
                 "E505",
                 _unsuitable(name, model, metric),
@@ -202,15 +202,11 @@ def _check_metrics(name: str, model: ModelSpec, sm: SourceMap) -> Iterator[Diagn
 
 
 def _unsuitable(name: str, model: ModelSpec, metric: str) -> str:
-    from shipyard.training.evaluation import METRICS_BY_TASK
-
-    if any(metric in names for names in METRICS_BY_TASK.values()):
+    if metric in METRICS:
         return f"model '{name}': metric '{metric}' does not suit a {model.task} model"
     return f"model '{name}': unknown metric '{metric}'"
 
 
 def _metric_hint(model: ModelSpec, metric: str) -> str:
-    from shipyard.training.evaluation import CLASSIFICATION_METRICS, REGRESSION_METRICS
-
-    allowed = CLASSIFICATION_METRICS if model.task == "classification" else REGRESSION_METRICS
-    return did_you_mean(metric, allowed) or one_of(list(allowed))
+    allowed = suitable_metrics(model.task)
+    return did_you_mean(metric, allowed) or one_of(allowed)

@@ -13,15 +13,8 @@ import numpy as np
 import pytest
 from sklearn import metrics as sk
 
-from shipyard.training.evaluation import (
-    CLASSIFICATION_METRICS,
-    DEFAULT_METRICS,
-    REGRESSION_METRICS,
-    EvaluationError,
-    check_metrics_for_task,
-    evaluate,
-    metrics_for,
-)
+from shipyard.stats.metrics import default_metrics, suitable_metrics
+from shipyard.training.evaluation import EvaluationError, evaluate, metrics_for
 
 pytestmark = pytest.mark.filterwarnings("error")  # e.g. sklearn's UndefinedMetricWarning
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -54,7 +47,7 @@ def png_size(path: Path) -> tuple[int, int]:
 
 def test_classification_metrics_agree_with_sklearn(binary: tuple[np.ndarray, ...]) -> None:
     y_true, y_pred, y_score = binary
-    got = metrics_for("classification", y_true, y_pred, y_score, CLASSIFICATION_METRICS)
+    got = metrics_for("classification", y_true, y_pred, y_score, suitable_metrics("classification"))
     expected = {
         "roc_auc": sk.roc_auc_score(y_true, y_score),
         "pr_auc": sk.average_precision_score(y_true, y_score),
@@ -65,14 +58,14 @@ def test_classification_metrics_agree_with_sklearn(binary: tuple[np.ndarray, ...
         "log_loss": sk.log_loss(y_true, y_score),
         "brier": sk.brier_score_loss(y_true, y_score),
     }
-    assert list(got) == list(CLASSIFICATION_METRICS)
+    assert list(got) == list(suitable_metrics("classification"))
     assert got == pytest.approx(expected, rel=1e-12)
     assert all(type(value) is float for value in got.values())
 
 
 def test_regression_metrics_agree_with_sklearn(continuous: tuple[np.ndarray, ...]) -> None:
     y_true, y_pred = continuous
-    got = metrics_for("regression", y_true, y_pred, metrics=REGRESSION_METRICS)
+    got = metrics_for("regression", y_true, y_pred, metrics=suitable_metrics("regression"))
     expected = {
         "rmse": np.sqrt(sk.mean_squared_error(y_true, y_pred)),
         "mae": sk.mean_absolute_error(y_true, y_pred),
@@ -84,10 +77,9 @@ def test_regression_metrics_agree_with_sklearn(continuous: tuple[np.ndarray, ...
 
 def test_bool_and_integer_labels_give_the_same_metrics(binary: tuple[np.ndarray, ...]) -> None:
     y_true, y_pred, y_score = binary
-    as_bool = metrics_for("classification", y_true, y_pred, y_score, CLASSIFICATION_METRICS)
-    as_int = metrics_for(
-        "classification", y_true.astype(int), y_pred.astype(int), y_score, CLASSIFICATION_METRICS
-    )
+    names = suitable_metrics("classification")
+    as_bool = metrics_for("classification", y_true, y_pred, y_score, names)
+    as_int = metrics_for("classification", y_true.astype(int), y_pred.astype(int), y_score, names)
     assert as_bool == as_int
 
 
@@ -95,9 +87,8 @@ def test_defaults_apply_and_drop_score_metrics_without_y_score(
     binary: tuple[np.ndarray, ...],
 ) -> None:
     y_true, y_pred, y_score = binary
-    assert (
-        tuple(metrics_for("classification", y_true, y_pred, y_score))
-        == (DEFAULT_METRICS["classification"])
+    assert tuple(metrics_for("classification", y_true, y_pred, y_score)) == default_metrics(
+        "classification"
     )
     assert tuple(metrics_for("classification", y_true, y_pred)) == ("accuracy", "f1")
 
@@ -272,16 +263,6 @@ def test_markdown_of_a_regression_lists_deciles(continuous: tuple[np.ndarray, ..
     assert "| decile 10 |" in text and "| all | 300 |" in text
 
 
-def test_check_metrics_for_task_flags_the_other_tasks_metrics() -> None:
-    assert check_metrics_for_task("classification", ["roc_auc", "rmse"]) == ["rmse"]
-    assert check_metrics_for_task("regression", ["rmse", "roc_auc", "r2"]) == ["roc_auc"]
-    assert check_metrics_for_task("regression", ["typo", "typo"]) == ["typo"]
-    for task, names in DEFAULT_METRICS.items():
-        assert check_metrics_for_task(task, names) == []
-    assert check_metrics_for_task("classification", CLASSIFICATION_METRICS) == []
-    assert check_metrics_for_task("regression", REGRESSION_METRICS) == []
-
-
 IMPORT_PROBE = """
 import json, sys
 import shipyard.training.evaluation as evaluation
@@ -305,10 +286,7 @@ def heavy_modules_after(run: str) -> list[str]:
 
 
 def test_importing_the_module_loads_no_heavy_library() -> None:
-    run = (
-        "evaluation.check_metrics_for_task('regression', evaluation.DEFAULT_METRICS['regression'])"
-    )
-    assert heavy_modules_after(run) == []
+    assert heavy_modules_after("evaluation.EvaluationError('no holdout')") == []
 
 
 def test_import_probe_would_notice_heavy_libraries(tmp_path: Path) -> None:

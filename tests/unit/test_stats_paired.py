@@ -14,9 +14,8 @@ from scipy import stats
 from sklearn import metrics as skm
 from statsmodels.stats.contingency_tables import mcnemar
 
+from shipyard.stats.metrics import METRICS
 from shipyard.stats.paired import (
-    HIGHER_IS_BETTER,
-    SCORE_METRICS,
     compare_to_champion,
     delong_test,
     delong_variance,
@@ -294,7 +293,7 @@ REGRESSION = {"rmse", "mae", "mape", "r2"}
 
 def inputs(metric: str, data: dict[str, Array]) -> tuple[Array, Array, Array]:
     """(y, model a, model b) as the metric reads them."""
-    if metric in SCORE_METRICS:
+    if METRICS[metric].needs == "score":
         return data["y"], data["score_a"], data["score_b"]
     if metric in REGRESSION:
         return data["target"], data["value_a"], data["value_b"]
@@ -318,33 +317,33 @@ SKLEARN: dict[str, Callable[[Array, Array], float]] = {
 
 
 def test_every_metric_has_a_direction_and_a_reference() -> None:
-    assert set(HIGHER_IS_BETTER) == set(SKLEARN)
-    lower = {m for m, higher in HIGHER_IS_BETTER.items() if not higher}
+    assert set(METRICS) == set(SKLEARN)
+    lower = {name for name, m in METRICS.items() if not m.higher_is_better}
     assert lower == {"log_loss", "brier", "rmse", "mae", "mape"}
 
 
-@pytest.mark.parametrize("metric", sorted(HIGHER_IS_BETTER))
+@pytest.mark.parametrize("metric", sorted(METRICS))
 def test_metric_value_agrees_with_sklearn(metric: str) -> None:
     y, a, _ = inputs(metric, holdout())
-    pred, score = (None, a) if metric in SCORE_METRICS else (a, None)
+    pred, score = (None, a) if METRICS[metric].needs == "score" else (a, None)
 
     assert metric_value(metric, y, pred, score) == pytest.approx(SKLEARN[metric](y, a), rel=1e-12)
 
 
-@pytest.mark.parametrize("metric", sorted(HIGHER_IS_BETTER))
+@pytest.mark.parametrize("metric", sorted(METRICS))
 def test_vectorised_bootstrap_equals_a_naive_sklearn_bootstrap(metric: str) -> None:
     # same seed, same resampled rows: compare_to_champion's vectorised metrics must give the
     # interval a per-resample loop over sklearn gives, in the right direction
     y, a, b = inputs(metric, holdout(n=80))
     pred_a, pred_b, score_a, score_b = (
-        (None, None, a, b) if metric in SCORE_METRICS else (a, b, None, None)
+        (None, None, a, b) if METRICS[metric].needs == "score" else (a, b, None, None)
     )
 
     c = compare_to_champion(
         metric, y, pred_a, pred_b, score_a, score_b, method="bootstrap", seed=11, n_resamples=100
     )
 
-    better, worse = (a, b) if HIGHER_IS_BETTER[metric] else (b, a)
+    better, worse = (a, b) if METRICS[metric].higher_is_better else (b, a)
     estimate, low, high = paired_bootstrap(y, better, worse, SKLEARN[metric], 100, seed=11)
     assert c.improvement == pytest.approx(estimate, abs=1e-12)
     assert (c.ci_low, c.ci_high) == pytest.approx((low, high), abs=1e-12)
@@ -433,7 +432,7 @@ def test_identical_predictions_improve_by_zero_and_pass_iff_the_margin_allows(
     metric: str, margin: float, passed: bool
 ) -> None:
     y, a, _ = inputs(metric, holdout())
-    scores: tuple[Any, Any] = (a, a) if metric in SCORE_METRICS else (None, None)
+    scores: tuple[Any, Any] = (a, a) if METRICS[metric].needs == "score" else (None, None)
 
     c = compare_to_champion(metric, y, a, a, *scores, margin=margin)
 
