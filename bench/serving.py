@@ -1,21 +1,27 @@
-"""Shipyard's generic service against a bare BentoML service, same model, same machine, one run.
+"""Shipyard's generic service against bare BentoML and bare FastAPI: same model, machine, run.
 
 Builds a small project in --workdir the way a user would (breast-cancer data, `shipyard
 validate`, `server start`, `apply`, `run validate-dataset`, `run train-model`, `build`), then
-serves the built model twice:
+serves the built model three ways:
 
   bare      bench/serving_bare.py: BentoML 1.4 defaults, sync API, the MLflow model folder
+  fastapi   bench/serving_fastapi.py: FastAPI + uvicorn (one worker, sync endpoint), the same
+            MLflow model folder
   shipyard  the Bento `shipyard build` made: auth, rate limits, metrics, routing (sticky key),
             adaptive batching, request and prediction logging (with masking) all on
 
 Each cell (concurrency x payload) starts each target fresh, warms it up, then loads it with
 a closed-loop asyncio+httpx client in a separate process (so client CPU is not counted as
-server CPU). Target order alternates between cells and repeats. Per cell it prints req/s,
-p50, p99, server CPU ms per request (utime+stime of the server's process tree over the
-measured window / completed requests) and the shipyard/bare ratios. Targets: CPU/req and
-p99 ratios <= 1.0, throughput ratio >= 1.0.
+server CPU). Target order alternates between cells and repeats (forwards, then reversed).
+Per cell it prints req/s, p50, p99, server CPU ms per request (utime+stime of the server's
+process tree over the measured window / completed requests) and the ratios of shipyard
+against each baseline (shipyard/bare and shipyard/fastapi: CPU/req, p50, p99, req/s).
+Product targets, checked on the ratios of the medians in every cell:
 
-    .venv/bin/python bench/serving.py                          # 15 s per cell, 2 repeats (~7 min)
+  shipyard/bare     CPU/req <= 0.6 and p99 <= 0.6
+  shipyard/fastapi  CPU/req <= 1.0
+
+    .venv/bin/python bench/serving.py                          # 15 s per cell, 2 repeats (~10 min)
     .venv/bin/python bench/serving.py --duration 5 --repeats 1 # smoke run
 
 Writes the raw results as JSON (--out) and a bar chart (PNG) beside it. Server logs go to
@@ -53,7 +59,21 @@ PYTHON = sys.executable
 SHIPYARD = str(Path(PYTHON).parent / "shipyard")
 SERVICE = "cancer-api"
 PORT_RANGE = (18100, 18999)
-TARGETS = ("bare", "shipyard")
+TARGETS = ("bare", "fastapi", "shipyard")
+BASELINES = ("bare", "fastapi")  # shipyard is compared against each
+# Product targets on shipyard/<baseline> ratios of the medians, every cell: metric -> at most.
+PRODUCT_TARGETS: dict[str, dict[str, float]] = {
+    "bare": {"cpu_per_req": 0.6, "p99": 0.6},
+    "fastapi": {"cpu_per_req": 1.0},
+}
+# ratio name -> the per-run field it divides (shipyard / baseline)
+RATIO_FIELDS = {
+    "cpu_per_req": "cpu_ms_per_req",
+    "p50": "p50_ms",
+    "p99": "p99_ms",
+    "throughput": "rps",
+}
+RATIO_LABELS = {"cpu_per_req": "CPU/req", "p50": "p50", "p99": "p99", "throughput": "req/s"}
 BATCH_ROWS = 100
 READY_TIMEOUT = 240.0
 STOP_GRACE = 15.0
@@ -229,7 +249,7 @@ def tree_rss_mb(pid: int) -> float:
 
 
 class Server:
-    """One `bentoml serve` in its own process group, with its output in a log file."""
+    """One server (`bentoml serve` or `uvicorn`) in its own process group, output in a log file."""
 
     def __init__(
         self, name: str, argv: list[str], env: dict[str, str], cwd: Path, port: int, log: Path
@@ -482,6 +502,24 @@ def bare_server(project: dict, env: dict[str, str], port: int, workdir: Path, lo
     return Server("bare", argv, server_env, HERE, port, logs / "bare.log")
 
 
+def fastapi_server(project: dict, env: dict[str, str], port: int, logs: Path) -> Server:
+    """bench/serving_fastapi.py under the plain uvicorn CLI, one worker, uvicorn's defaults."""
+    server_env = {**env, "FASTAPI_MODEL_DIR": str(project["bundle"] / "models" / "stable")}
+    argv = [
+        PYTHON,
+        "-m",
+        "uvicorn",
+        "serving_fastapi:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
+    return Server("fastapi", argv, server_env, HERE, port, logs / "fastapi.log")
+
+
 def write_bodies(project: dict, workdir: Path) -> dict[str, Path]:
     frame = project["frame"]
     rows = frame[project["features"]].to_dict(orient="records")
@@ -524,13 +562,14 @@ def _fmt(values: Sequence[float], digits: int) -> str:
 
 
 def summarize(records: list[dict], targets: Sequence[str]) -> list[dict]:
-    """Per cell: each target's runs and medians, and shipyard/bare ratios of the medians."""
+    """Per cell: each target's runs and medians, and shipyard/<baseline> ratios of the medians
+    (and per repeat) against each baseline that ran, with the product targets checked."""
     cells: dict[tuple[int, str], dict[str, list[dict]]] = {}
     for r in records:
         cells.setdefault((r["conc"], r["payload"]), {}).setdefault(r["target"], []).append(r)
     out = []
     for (conc, payload), by_target in cells.items():
-        cell: dict[str, Any] = {"conc": conc, "payload": payload, "targets": {}}
+        cell: dict[str, Any] = {"conc": conc, "payload": payload, "targets": {}, "shipyard_vs": {}}
         for t in targets:
             runs = sorted(by_target.get(t, []), key=lambda r: r["repeat"])
             if not runs:
@@ -544,30 +583,56 @@ def summarize(records: list[dict], targets: Sequence[str]) -> list[dict]:
                 "non_2xx": sum(r["non_2xx"] for r in runs),
                 "transport_errors": sum(sum(r["transport_errors"].values()) for r in runs),
             }
-        if {"bare", "shipyard"} <= set(cell["targets"]):
-            b, s = cell["targets"]["bare"], cell["targets"]["shipyard"]
-            cell["ratio"] = {
-                "cpu_per_req": s["median_cpu_ms_per_req"] / b["median_cpu_ms_per_req"],
-                "p50": s["median_p50_ms"] / b["median_p50_ms"],
-                "p99": s["median_p99_ms"] / b["median_p99_ms"],
-                "throughput": s["median_rps"] / b["median_rps"],
-            }
+        s = cell["targets"].get("shipyard")
+        for base in BASELINES:
+            b = cell["targets"].get(base)
+            if s is None or b is None:
+                continue
+            ratio = {k: s[f"median_{f}"] / b[f"median_{f}"] for k, f in RATIO_FIELDS.items()}
             paired = [
                 (rs, rb) for rs in s["runs"] for rb in b["runs"] if rs["repeat"] == rb["repeat"]
             ]
-            cell["ratio_per_repeat"] = {
-                "cpu_per_req": [rs["cpu_ms_per_req"] / rb["cpu_ms_per_req"] for rs, rb in paired],
-                "p50": [rs["p50_ms"] / rb["p50_ms"] for rs, rb in paired],
-                "p99": [rs["p99_ms"] / rb["p99_ms"] for rs, rb in paired],
-                "throughput": [rs["rps"] / rb["rps"] for rs, rb in paired],
+            checks = {
+                metric: {"at_most": limit, "ratio": ratio[metric], "met": ratio[metric] <= limit}
+                for metric, limit in PRODUCT_TARGETS[base].items()
             }
-            cell["target_met"] = (
-                cell["ratio"]["cpu_per_req"] <= 1.0
-                and cell["ratio"]["p99"] <= 1.0
-                and cell["ratio"]["throughput"] >= 1.0
-            )
+            cell["shipyard_vs"][base] = {
+                "ratio": ratio,
+                "ratio_per_repeat": {
+                    k: [rs[f] / rb[f] for rs, rb in paired] for k, f in RATIO_FIELDS.items()
+                },
+                "targets": checks,
+                "target_met": all(c["met"] for c in checks.values()),
+            }
         out.append(cell)
     return out
+
+
+def verdicts(cells: list[dict]) -> list[dict]:
+    """One line per product target: met in every cell that measured it, or where it missed."""
+    lines = []
+    for base, limits in PRODUCT_TARGETS.items():
+        for metric, limit in limits.items():
+            seen = [c for c in cells if base in c["shipyard_vs"]]
+            missed = [
+                {
+                    "cell": f"c={c['conc']} {c['payload']}",
+                    "ratio": c["shipyard_vs"][base]["ratio"][metric],
+                }
+                for c in seen
+                if not c["shipyard_vs"][base]["targets"][metric]["met"]
+            ]
+            lines.append(
+                {
+                    "against": base,
+                    "metric": metric,
+                    "at_most": limit,
+                    "cells": len(seen),
+                    "missed": missed,
+                    "met": bool(seen) and not missed,
+                }
+            )
+    return lines
 
 
 def print_tables(cells: list[dict]) -> None:
@@ -587,20 +652,36 @@ def print_tables(cells: list[dict]) -> None:
                 f"{_fmt([r['cpu_ms_per_req'] for r in runs], 2):>15} "
                 f"{t['non_2xx'] + t['transport_errors']:>12}"
             )
-        if "ratio" in cell:
-            r, per = cell["ratio"], cell["ratio_per_repeat"]
-            verdict = "target met" if cell["target_met"] else "TARGET MISSED"
-            parts = [
-                f"{label} {r[k]:.2f} ({_fmt(per[k], 2)})"
-                for k, label in (
-                    ("cpu_per_req", "CPU/req"),
-                    ("p50", "p50"),
-                    ("p99", "p99"),
-                    ("throughput", "req/s"),
-                )
+        for base, vs in cell["shipyard_vs"].items():
+            r, per = vs["ratio"], vs["ratio_per_repeat"]
+            parts = [f"{label} {r[k]:.2f} ({_fmt(per[k], 2)})" for k, label in RATIO_LABELS.items()]
+            print(f"{'shipyard/' + base:<17} " + "  ".join(parts))
+            checks = [
+                f"{RATIO_LABELS[m]} <= {c['at_most']}: {'met' if c['met'] else 'MISSED'}"
+                for m, c in vs["targets"].items()
             ]
-            print("shipyard/bare  " + "  ".join(parts))
-            print(f"  {verdict} (CPU/req, p99 <= 1.0 and req/s >= 1.0; per repeat in brackets)")
+            verdict = "met" if vs["target_met"] else "MISSED"
+            print(f"{'':<17} target {verdict} ({'; '.join(checks)})")
+    lines = verdicts(cells)
+    if not any(v["cells"] for v in lines):
+        print("\nproduct targets: not checked (need shipyard and at least one baseline)")
+        return
+    print("\n== product targets: shipyard/<baseline> ratio of the medians, in every cell ==")
+    for v in lines:
+        what = f"shipyard/{v['against']:<8} {RATIO_LABELS[v['metric']]:<8} <= {v['at_most']:<4}"
+        if not v["cells"]:
+            print(f"{what} not measured")
+        elif v["met"]:
+            print(f"{what} met in {v['cells']}/{v['cells']} cells")
+        else:
+            where = ", ".join(f"{m['cell']} ({m['ratio']:.2f})" for m in v["missed"])
+            print(f"{what} MISSED in {len(v['missed'])}/{v['cells']} cells: {where}")
+    measured = [v for v in lines if v["cells"]]
+    missed = [v for v in measured if not v["met"]]
+    print(
+        f"overall: {len(measured) - len(missed)}/{len(measured)} targets met"
+        + ("" if len(measured) == len(lines) else f" ({len(lines) - len(measured)} not measured)")
+    )
 
 
 def plot(cells: list[dict], targets: Sequence[str], path: Path) -> None:
@@ -610,7 +691,7 @@ def plot(cells: list[dict], targets: Sequence[str], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     labels = [f"c={c['conc']}\n{c['payload']}" for c in cells]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, axes = plt.subplots(1, 3, figsize=(17, 4.6))
     width = 0.8 / max(len(targets), 1)
     for ax, key, title in (
         (axes[0], "cpu_ms_per_req", "server CPU ms per request"),
@@ -629,9 +710,39 @@ def plot(cells: list[dict], targets: Sequence[str], path: Path) -> None:
                 hi.append(max(values) - median)
             ax.bar(xs, ys, width, yerr=[lo, hi], capsize=3, label=t)
         ax.set_xticks(range(len(cells)), labels)
-        ax.set_title(title + " (median, bars: min-max)")
+        ax.set_title(title + " (median, bars: min-max)", fontsize=10)
         ax.legend()
-    fig.suptitle("Shipyard service vs bare BentoML, same model")
+    ax = axes[2]
+    series = [(b, m) for b in BASELINES for m in ("cpu_per_req", "p99", "throughput")]
+    width = 0.8 / len(series)
+    for i, (base, metric) in enumerate(series):
+        xs, ys = [], []
+        for j, c in enumerate(cells):
+            if base in c["shipyard_vs"]:
+                xs.append(j + (i - (len(series) - 1) / 2) * width)
+                ys.append(c["shipyard_vs"][base]["ratio"][metric])
+        if xs:
+            ax.bar(
+                xs,
+                ys,
+                width,
+                color=f"C{3 + i % 3}",
+                hatch="//" if base == "fastapi" else None,
+                edgecolor="white" if base == "fastapi" else None,
+                label=f"{RATIO_LABELS[metric]} vs {base}",
+            )
+    for limit in sorted({v for limits in PRODUCT_TARGETS.values() for v in limits.values()}):
+        ax.axhline(limit, color="black", linestyle="--", linewidth=0.8)
+        ax.annotate(f"{limit:g}", (1.0, limit), xycoords=("axes fraction", "data"), fontsize=8)
+    ax.set_xticks(range(len(cells)), labels)
+    ax.set_title(
+        "shipyard / baseline (ratio of medians)\n"
+        "targets: CPU/req, p99 <= 0.6 vs bare; CPU/req <= 1.0 vs fastapi",
+        fontsize=10,
+    )
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, ncol=2)
+    fig.suptitle("Shipyard service vs bare BentoML and bare FastAPI, same model")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -672,7 +783,8 @@ def measure(
 
 
 def save(out: Path, meta: dict, records: list[dict], cells: list[dict]) -> None:
-    """The raw records and the per-cell summary (without the repeated runs) as JSON."""
+    """The raw records, the per-cell summary (without the repeated runs) and the product-target
+    verdicts as JSON."""
     summary = [
         {
             **c,
@@ -683,10 +795,39 @@ def save(out: Path, meta: dict, records: list[dict], cells: list[dict]) -> None:
         for c in cells
     ]
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"meta": meta, "records": records, "cells": summary}, indent=2))
+    document = {"meta": meta, "records": records, "cells": summary, "verdicts": verdicts(cells)}
+    out.write_text(json.dumps(document, indent=2))
 
 
 # -- main -------------------------------------------------------------------------------------
+
+
+def stop_prefect_by_pid(workdir: Path) -> None:
+    """Fallback when `shipyard server stop` fails: stop the Prefect server this run started, by
+    the PID in its work dir's state folder, if that process is still a Prefect server there."""
+    pid_file = workdir / ".shipyard" / "run" / "prefect-server.pid"
+    try:
+        pid = int(pid_file.read_text().split()[0])
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        cwd = Path(os.readlink(f"/proc/{pid}/cwd")).resolve()
+    except (OSError, ValueError, IndexError):
+        return  # no PID file, or the process is gone
+    if b"prefect" not in b" ".join(cmdline) or cwd != workdir:
+        print(f"warning: PID {pid} in {pid_file} is not this run's Prefect server", file=sys.stderr)
+        return
+    print(f"stopping the Prefect server by its PID {pid}", file=sys.stderr)
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pid, sig)  # `shipyard server start` gives it its own session
+        except (ProcessLookupError, PermissionError):
+            with suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+        for _ in range(int(STOP_GRACE * 10)):
+            if not Path(f"/proc/{pid}").exists():
+                return
+            with suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+            time.sleep(0.1)
 
 
 def _wipe(workdir: Path) -> None:
@@ -716,7 +857,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=2)
     ap.add_argument("--conc", default="8,32", help="concurrencies, e.g. 8,32")
     ap.add_argument("--payloads", default="single,batch100", help="single and/or batch100")
-    ap.add_argument("--targets", default="bare,shipyard")
+    ap.add_argument(
+        "--targets",
+        default=",".join(TARGETS),
+        help="comma-separated subset of %(default)s; ratios need shipyard and a baseline",
+    )
     ap.add_argument(
         "--out",
         type=Path,
@@ -754,12 +899,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         "SHIPYARD_SECRET_BENCH_KEY": key,
         "BENTOML_DO_NOT_TRACK": "True",
         "DO_NOT_TRACK": "true",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "DVC_NO_ANALYTICS": "1",
         "PYTHONUNBUFFERED": "1",
     }
     env.pop("SHIPYARD_SPEC", None)
     env.pop("SHIPYARD_PROFILE", None)
     taken: set[int] = set()
-    ports = {name: free_port(taken) for name in ("prefect", "mlflow", "shipyard", "bare")}
+    ports = {
+        name: free_port(taken) for name in ("prefect", "mlflow", "shipyard", "bare", "fastapi")
+    }
     spec_path = workdir / "pipelines.yaml"
     servers: dict[str, Server] = {}
     records: list[dict] = []
@@ -778,14 +928,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         auth = {"authorization": f"Bearer {key}"}
         servers = {
             "bare": bare_server(project, env, ports["bare"], workdir, logs),
+            "fastapi": fastapi_server(project, env, ports["fastapi"], logs),
             "shipyard": shipyard_server(project, env, logs),
         }
-        headers = {"bare": {}, "shipyard": auth}
+        headers = {"bare": {}, "fastapi": {}, "shipyard": auth}
         cells = [(c, p) for c in concs for p in payloads]
         n = 0
         for rep in range(1, a.repeats + 1):
             for ci, (conc, payload) in enumerate(cells):
-                # alternate the order between cells and between repeats: drift hits both alike
+                # alternate the order between cells and between repeats (forwards, reversed):
+                # a linear drift hits every target alike
                 order = targets if (rep + ci) % 2 else list(reversed(targets))
                 for target in order:
                     n += 1
@@ -813,6 +965,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 shipyard(spec_path, env, "server", "stop", timeout=120)
             except Exception as exc:  # keep going: report what could not be stopped
                 print(f"warning: `shipyard server stop` failed: {exc}", file=sys.stderr)
+                stop_prefect_by_pid(workdir)
         if records:
             cells_summary = summarize(records, targets)
             meta = {
@@ -822,6 +975,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "cpus": os.cpu_count(),
                 "python": sys.version.split()[0],
                 "client": "asyncio+httpx closed loop, one client (keep-alive connection) per slot",
+                "product_targets": {
+                    f"shipyard/{b}": {k: f"<= {v}" for k, v in limits.items()}
+                    for b, limits in PRODUCT_TARGETS.items()
+                },
             }
             save(out, meta, records, cells_summary)
             print_tables(cells_summary)
