@@ -18,9 +18,10 @@ import bentoml
 from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
 from starlette.responses import JSONResponse, Response
 
+from shipyard.compiler.services import RoutingPlan
 from shipyard.serving.config import ModelInput, bundle_dir, read_config
 from shipyard.serving.gate import EngineHolder, Gate
-from shipyard.serving.router import RouterState, RouteRule
+from shipyard.spec.services import RouteRule
 
 BUNDLE = bundle_dir(Path(__file__).resolve().parents[1])
 CONFIG = read_config(BUNDLE)
@@ -94,9 +95,22 @@ class RoutingRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     weights: dict[str, float] = Field(description="Variant -> weight (>= 0).")
-    sticky_key: str | None = STEP.sticky_key
+    sticky_key: str | None = STEP.routing.sticky_key
     rules: list[RouteRule] = Field(default_factory=list)
     reason: str = Field(min_length=1, max_length=500, description="Why; kept in the audit log.")
+    expected_revision: int | None = Field(
+        None,
+        ge=0,
+        description="Apply only if the control state is still at this revision (from /info); "
+        "otherwise 409 and nothing changes. Unset: the revision this worker serves.",
+    )
+
+
+class RoutingResponse(BaseModel):
+    revision: int
+    routing: RoutingPlan
+    actor: str
+    reason: str
 
 
 class ReloadResponse(BaseModel):
@@ -201,28 +215,50 @@ class ShipyardService:
             media_type="application/json",
         )
 
-    @bentoml.api(route="/admin/routing", input_spec=RoutingRequest, output_spec=RouterState)
+    @bentoml.api(route="/admin/routing", input_spec=RoutingRequest, output_spec=RoutingResponse)
     async def admin_routing(
         self,
         weights: dict[str, float],
         sticky_key: str | None,
         rules: list[RouteRule],
         reason: str,
+        expected_revision: int | None,
         ctx: bentoml.Context,
     ) -> Response:
-        """Change variant weights, sticky key and rules (role admin; audited)."""
+        """Change variant weights, sticky key and rules (role admin; audited; compare-and-swap)."""
+        import anyio
+        from pydantic import ValidationError
+
+        from shipyard.serving.control import ControlConflict
         from shipyard.serving.router import UnknownVariant
 
         info = _info(ctx)
         try:
-            state = self.engine.set_routing(
-                RouterState(weights=weights, sticky_key=sticky_key, rules=rules),
-                actor=info.get("principal") or "anonymous",
-                reason=reason,
+            routing = RoutingPlan(
+                weights=weights,
+                sticky_key=sticky_key,
+                rules=tuple(rules),
+                salt=self.engine.router.state.salt,
             )
+            state = await anyio.to_thread.run_sync(
+                lambda: self.engine.set_routing(
+                    routing,
+                    actor=info.get("principal") or "anonymous",
+                    reason=reason,
+                    expected_revision=expected_revision,
+                )
+            )
+        except ControlConflict as exc:
+            return _error(ctx, 409, "revision_conflict", exc.message, info["request_id"])
+        except ValidationError as exc:
+            problems = "; ".join(e["msg"] for e in exc.errors(include_url=False))
+            return _error(ctx, 400, "bad_routing", problems, info["request_id"])
         except (UnknownVariant, ValueError) as exc:
             return _error(ctx, 400, "bad_routing", str(exc), info["request_id"])
-        return Response(_dumps(state.model_dump(by_alias=True)), media_type="application/json")
+        body = RoutingResponse(
+            revision=state.revision, routing=state.routing, actor=state.actor, reason=state.reason
+        )
+        return Response(_dumps(body.model_dump(mode="json")), media_type="application/json")
 
     @bentoml.api(route="/admin/reload", output_spec=ReloadResponse)
     async def admin_reload(self, ctx: bentoml.Context) -> Response:
@@ -230,8 +266,7 @@ class ShipyardService:
         import anyio
 
         info = _info(ctx)
-        self.engine._control_mtime = -1
-        await anyio.to_thread.run_sync(self.engine.check_control)
+        await anyio.to_thread.run_sync(lambda: self.engine.check_control(force=True))
         if self.engine.reload_error:
             return _error(ctx, 409, "reload_refused", self.engine.reload_error, info["request_id"])
         body = {

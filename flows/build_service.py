@@ -3,50 +3,63 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel
 
-from shipyard.compiler.plan import ServiceStep
-from shipyard.logs import configure_json_logs, current_flow_run_id, quiet_expected_errors
-from shipyard.metrics import monitored_run
-from shipyard.runtime.connections import load_block, metrics_sink
-from shipyard.serving.build import BuildResult, build_service
-from shipyard.serving.deploy import deploy
-from shipyard.settings import StateLayout
+from shipyard.compiler import FeatureRepoStep, ServiceStep
+from shipyard.compiler.features import REPO_ID
+from shipyard.logs import quiet_expected_errors
+from shipyard.runtime.flow_run import StepRun, begin, run_name
+from shipyard.serving import build as bento
+from shipyard.serving.deploy import deploy as deploy_locally
 
 log = logging.getLogger("shipyard.flows.build_service")
 quiet_expected_errors()
 
 
-@task(name="build-bento", retries=0)
-def build(step: ServiceStep) -> BuildResult:
-    tracking_uri = load_block(step.runtime, "mlflow").tracking_uri
-    built = build_service(step, tracking_uri, say=log.info)
+class BuildServiceResult(BaseModel):
+    """The Bento a build-service run made (or reused) and what became of the service."""
+
+    bento: str
+    reused: bool
+    variants: dict[str, str]
+    outcome: str
+
+
+@task(name="build", cache_policy=NO_CACHE, persist_result=False)
+def build(run: StepRun[ServiceStep]) -> bento.BuildResult:
+    """The Bento of the registry versions the service serves (reused when nothing changed)."""
+    repo = run.plan.steps.get(REPO_ID)
+    built = bento.build_service(
+        run.step,
+        repo if isinstance(repo, FeatureRepoStep) else None,
+        run.block("mlflow").tracking_uri,
+        say=log.info,
+    )
     log.info("%s", built.summary())
     return built
 
 
-@task(name="deploy-local", retries=0)
-def deploy_local(step: ServiceStep, built: BuildResult) -> str:
-    return deploy(step, built, say=log.info)
+@task(name="deploy", cache_policy=NO_CACHE, persist_result=False)
+def deploy(step: ServiceStep, built: bento.BuildResult) -> str:
+    """Start the service, or hot-reload it when it already runs."""
+    return deploy_locally(step, built, say=log.info)
 
 
-@flow(name="build-service", description=__doc__)
-def build_service_flow(step: ServiceStep, deploy_service: bool = True) -> dict[str, Any]:
+@flow(name="build-service", flow_run_name=run_name("build-service", "service"), description=__doc__)
+def build_service(service: str, start: bool = True) -> BuildServiceResult:
     """Build the Bento (reused when nothing changed); then start or hot-reload the service."""
-    runtime = step.runtime
-    configure_json_logs(StateLayout(runtime.state_dir).logs)
-    with monitored_run(
-        "build-service", step.id, runtime.project, metrics_sink(runtime), current_flow_run_id()
-    ) as metrics:
-        built = build(step)
+    run = begin("build-service", ServiceStep, service)
+    with run.monitored() as metrics:
+        built = build(run)
         metrics.observe("service_bento_reused", float(built.reused), "1 if nothing changed.")
-        outcome = deploy_local(step, built) if deploy_service else f"built {built.tag}"
+        outcome = deploy(run.step, built) if start else f"built {built.tag}"
         log.info("%s", outcome)
-        return {
-            "bento": built.tag,
-            "reused": built.reused,
-            "variants": {v.name: v.version for v in built.config.variants},
-            "outcome": outcome,
-        }
+        return BuildServiceResult(
+            bento=built.tag,
+            reused=built.reused,
+            variants={v.name: v.version for v in built.config.variants},
+            outcome=outcome,
+        )

@@ -4,48 +4,61 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
-from typing import Any
 
-from prefect import flow
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel
 
-from shipyard.compiler.plan import MaterializeStep
+from shipyard.compiler import FeatureRepoStep, MaterializeStep
 from shipyard.features.materialize import materialize_view
-from shipyard.logs import configure_json_logs, current_flow_run_id, quiet_expected_errors
-from shipyard.metrics import monitored_run
-from shipyard.runtime.connections import metrics_sink
-from shipyard.settings import StateLayout
+from shipyard.logs import quiet_expected_errors
+from shipyard.runtime.flow_run import begin, run_name
 
 log = logging.getLogger("shipyard.flows.materialize_features")
 quiet_expected_errors()
 
 
-@flow(name="materialize-features", description=__doc__)
-def materialize_features(step: MaterializeStep) -> dict[str, Any]:
+class MaterializeResult(BaseModel):
+    """How far a view was materialized and how fresh its newest row is."""
+
+    view: str
+    end: str
+    rows: int
+    newest_event: str | None
+    freshness_seconds: float
+
+
+@task(name="materialize", cache_policy=NO_CACHE, persist_result=False)
+def materialize(repo: FeatureRepoStep, view: str) -> MaterializeResult:
     """Apply the feature repository, then materialize this view up to now."""
-    runtime = step.repo.runtime
-    configure_json_logs(StateLayout(runtime.state_dir).logs)
-    with monitored_run(
-        "materialize-features",
-        step.id,
-        runtime.project,
-        metrics_sink(runtime),
-        current_flow_run_id(),
-    ) as metrics:
-        result = materialize_view(step.repo, step.view, datetime.now(UTC))
+    return MaterializeResult(**materialize_view(repo, view, datetime.now(UTC)))
+
+
+@flow(
+    name="materialize-features",
+    flow_run_name=run_name("materialize-features", "view"),
+    description=__doc__,
+)
+def materialize_features(view: str) -> MaterializeResult:
+    """Apply the feature repository, then materialize this view up to now."""
+    run = begin("materialize-features", MaterializeStep, view)
+    repo = run.plan.step(run.step.repo, FeatureRepoStep)
+    with run.monitored() as metrics:
+        result = materialize(repo, view)
         metrics.observe(
             "feature_freshness_seconds",
-            result["freshness_seconds"],
+            result.freshness_seconds,
             "Age of the newest materialized feature row.",
         )
         metrics.observe(
             "feature_rows_materialized",
-            result["rows"],
+            result.rows,
             "Rows in the source up to the materialization time.",
         )
         log.info(
             "%s: materialized up to %s; newest row is %.0f s old",
-            step.id,
-            result["end"],
-            result["freshness_seconds"],
+            run.step.id,
+            result.end,
+            result.freshness_seconds,
         )
         return result

@@ -8,23 +8,26 @@ import logging
 import tempfile
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.context import TaskRunContext
+from pydantic import BaseModel
 
 from flows.validate_dataset import validate_dataset
-from shipyard.compiler.plan import TrainModelStep
+from shipyard import registry
+from shipyard.compiler import DatasetStep, FeatureRepoStep, TrainModelStep
+from shipyard.compiler.features import REPO_ID
+from shipyard.compiler.models import DaskTrials
 from shipyard.data.files import dataset_file, read_dataset
 from shipyard.errors import ShipyardError
-from shipyard.logs import configure_json_logs, current_flow_run_id, quiet_expected_errors
-from shipyard.metrics import monitored_run
-from shipyard.runtime.connections import load_block, metrics_sink
-from shipyard.settings import StateLayout
-from shipyard.training import estimators, registry, tracking
+from shipyard.logs import current_flow_run_id, quiet_expected_errors
+from shipyard.runtime.flow_run import StepRun, begin, run_name
+from shipyard.training import estimators, tracking
+from shipyard.training.evaluation import Evaluation
 from shipyard.training.gate import GateVerdict, judge
 from shipyard.training.search import trial_params
 from shipyard.training.split import Split, split_frame, validation_split
@@ -36,16 +39,57 @@ CODE_FILES = [
     *sorted((Path(__file__).resolve().parents[1] / "shipyard" / "training").glob("*.py")),
     *sorted((Path(__file__).resolve().parents[1] / "shipyard" / "features").glob("*.py")),
 ]
+OUTCOME_TAG = "shipyard.outcome"
+"""Set on an MLflow run when its training finished: `registered` or `gate_failed`."""
 
 
 class GateFailed(ShipyardError):
     """The candidate did not pass its gate; nothing was registered."""
 
 
-def _feature_service_tags(step: TrainModelStep) -> dict[str, str]:
-    if not step.feature_service or step.feature_repo is None:
+class TrainModelResult(BaseModel):
+    """What a train-model run did: its MLflow run, holdout metrics, gate and registration."""
+
+    model: str
+    skipped: bool
+    run_id: str
+    experiment_id: str
+    data_version: str
+    metrics: dict[str, float]
+    gate_passed: bool
+    gate_summary: str
+    gate: dict[str, Any]
+    registered_version: str | None = None
+    aliases: list[str] = []
+    semver: str | None = None
+    trials: int = 0
+    training_seconds: float = 0.0
+    tracking_uri: str
+
+
+@dataclass
+class Trained:
+    """The fitted candidate and what it was fitted on."""
+
+    model: Any
+    split: Split
+    frame: Any
+    params: dict[str, Any]
+    trials: list[dict[str, Any]]
+
+
+@dataclass
+class Evaluated:
+    evaluation: Evaluation
+    y_pred: Any
+    y_score: Any
+    out_dir: Path
+
+
+def _feature_service_tags(step: TrainModelStep, repo: FeatureRepoStep | None) -> dict[str, str]:
+    if not step.feature_service or repo is None:
         return {}
-    service = step.feature_repo.service(step.feature_service)
+    service = repo.service(step.feature_service)
     return {
         "shipyard.feature_service": service.name,
         "shipyard.feature_service_version": str(service.version or ""),
@@ -53,24 +97,14 @@ def _feature_service_tags(step: TrainModelStep) -> dict[str, str]:
     }
 
 
-def _feature_inputs(step: TrainModelStep) -> str:
+def _feature_inputs(step: TrainModelStep, repo: FeatureRepoStep | None) -> str:
     """Cache-key part for a feature service: its definition and its source files' content."""
-    if not step.feature_service or step.feature_repo is None:
+    if not step.feature_service or repo is None:
         return ""
-    service = step.feature_repo.service(step.feature_service)
-    sources = sorted(
-        {
-            v.source_path
-            for v in step.feature_repo.views
-            if any(r.startswith(f"{v.name}:") for r in service.references)
-        }
-    )
+    service = repo.service(step.feature_service)
+    sources = repo.service_sources(service.name)
     digests = [hashlib.md5(Path(p).read_bytes()).hexdigest() for p in sources]
     return f"{service.digest}:{','.join(digests)}"
-
-
-def _cache_key(context: TaskRunContext, parameters: dict[str, Any]) -> str:
-    return str(parameters["cache_key"])
 
 
 @task(name="trial", cache_policy=NO_CACHE, persist_result=False)
@@ -100,38 +134,39 @@ def run_trial(step: TrainModelStep, params: dict[str, Any], data: Split) -> dict
 
 def _task_runner(step: TrainModelStep) -> Any:
     runner = step.trial_runner
-    if runner.get("kind") == "dask":
+    if isinstance(runner, DaskTrials):
         from prefect_dask import DaskTaskRunner
 
-        if runner.get("address"):
-            return DaskTaskRunner(address=runner["address"])
+        if runner.address:
+            return DaskTaskRunner(address=runner.address)
         return DaskTaskRunner(
             cluster_kwargs={
-                "n_workers": runner.get("n_workers", 2),
-                "threads_per_worker": runner.get("threads_per_worker", 1),
+                "n_workers": runner.n_workers,
+                "threads_per_worker": runner.threads_per_worker,
                 "processes": True,
                 "dashboard_address": None,
             }
         )
     from prefect.task_runners import ThreadPoolTaskRunner
 
-    return ThreadPoolTaskRunner(max_workers=2)
+    return ThreadPoolTaskRunner(max_workers=runner.max_workers)
 
 
 def search(step: TrainModelStep, split: Split) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Run every trial in parallel on the profile's task runner; the best parameters win."""
-    from shipyard.training.compare import HIGHER_IS_BETTER
+    from shipyard.stats.metrics import lookup_metric
 
     assert step.search is not None
+    metric = step.search.metric
+    higher_is_better = lookup_metric(metric).higher_is_better  # unknown: an error, not a guess
     trials = trial_params(step.search, step.seed)
     data = validation_split(split, step)
-    runner_name = step.trial_runner.get("kind", "threads")
     log.info(
         "%s: %d %s-search trials on %s; %s",
         step.id,
         len(trials),
-        step.search["strategy"],
-        "a Dask cluster" if runner_name == "dask" else "a thread pool",
+        step.search.strategy,
+        "a Dask cluster" if isinstance(step.trial_runner, DaskTrials) else "a thread pool",
         data.description,
     )
     with _task_runner(step) as runner:
@@ -140,7 +175,6 @@ def search(step: TrainModelStep, split: Split) -> tuple[dict[str, Any], list[dic
             for p in trials
         ]
         results = [f.result() for f in futures]
-    metric = step.search.get("metric") or step.metrics[0]
     scored = [r for r in results if r["error"] is None and metric in r["metrics"]]
     if not scored:
         errors = "; ".join(sorted({r["error"] for r in results if r["error"]}))
@@ -149,9 +183,62 @@ def search(step: TrainModelStep, split: Split) -> tuple[dict[str, Any], list[dic
             hint="fix the search space in pipelines.yaml",
             resource=step.id,
         )
-    sign = 1 if HIGHER_IS_BETTER.get(metric, True) else -1
+    sign = 1 if higher_is_better else -1
     best = max(scored, key=lambda r: sign * r["metrics"][metric])
     return best["params"], results
+
+
+@task(name="training-set", cache_policy=NO_CACHE, persist_result=False)
+def training_set(step: TrainModelStep, repo: FeatureRepoStep, labels: Any) -> Any:
+    """The label rows joined point-in-time with the feature service's features (Feast)."""
+    from shipyard.features.training import training_frame
+
+    return training_frame(step, repo, labels)
+
+
+@task(name="train", cache_policy=NO_CACHE, persist_result=False)
+def train(step: TrainModelStep, frame: Any) -> Trained:
+    """Cut the holdout, search the declared space (if any), then fit the candidate."""
+    split = split_frame(frame, step)
+    log.info("%s: %s", step.id, split.description)
+    params: dict[str, Any] = {}
+    trials: list[dict[str, Any]] = []
+    if step.search:
+        params, trials = search(step, split)
+    model = estimators.fit_model(step, split.x_train, split.y_train, params)
+    return Trained(model, split, frame, params, trials)
+
+
+@task(name="evaluate", cache_policy=NO_CACHE, persist_result=False)
+def evaluate(step: TrainModelStep, trained: Trained) -> Evaluated:
+    """Holdout metrics, the evaluation table and the plots."""
+    from shipyard.training.evaluation import evaluate as evaluate_holdout
+
+    y_pred, y_score = estimators.predict(step, trained.model, trained.split.x_test)
+    out_dir = Path(tempfile.mkdtemp(prefix="shipyard-eval-"))
+    evaluation = evaluate_holdout(
+        step.task,
+        trained.split.y_test,
+        y_pred,
+        y_score,
+        step.metrics,
+        out_dir,
+        title=step.registered_name,
+    )
+    return Evaluated(evaluation, y_pred, y_score, out_dir)
+
+
+@task(name="gate", cache_policy=NO_CACHE, persist_result=False)
+def gate(step: TrainModelStep, trained: Trained, evaluated: Evaluated) -> GateVerdict:
+    """Thresholds, then the paired comparison with the champion on the same holdout rows."""
+    return judge(
+        step,
+        evaluated.evaluation.metrics,
+        trained.split.y_test,
+        evaluated.y_pred,
+        evaluated.y_score,
+        _champion_on(step, trained.split),
+    )
 
 
 def _champion_on(step: TrainModelStep, split: Split) -> Any:
@@ -181,62 +268,48 @@ def _champion_on(step: TrainModelStep, split: Split) -> Any:
     return load
 
 
-@task(name="train-evaluate-gate-register", cache_key_fn=_cache_key, persist_result=True)
-def train_gate_register(step: TrainModelStep, data_version: str, cache_key: str) -> dict[str, Any]:
-    """Everything after the data is validated; cached on data version, spec and code."""
+@dataclass
+class Registration:
+    run_id: str
+    version: str | None
+    aliases: list[str]
+    semver: str | None
+
+
+@task(name="register", cache_policy=NO_CACHE, persist_result=False)
+def register(
+    run: StepRun[TrainModelStep],
+    trained: Trained,
+    evaluated: Evaluated,
+    verdict: GateVerdict,
+    source: tuple[Path, str, str, str],
+) -> Registration:
+    """Log the run to MLflow (always); register the model only if its gate passed."""
     import mlflow
 
-    from shipyard.training.evaluation import evaluate
-
-    started = time.perf_counter()
-    block = load_block(step.runtime, "mlflow")
-    tracking.use_tracking(block.tracking_uri, step.id)
-    experiment_id = tracking.ensure_experiment(
-        f"shipyard/{step.runtime.project}/{step.model}", block.artifact_root, block.tracking_uri
-    )
-    path = dataset_file(step.dataset)
-    if hashlib.md5(path.read_bytes()).hexdigest() != data_version:
-        raise ShipyardError(
-            f"'{step.dataset.path}' changed after it was validated",
-            hint="run train-model again: it validates and versions the new file first",
-            resource=step.id,
-        )
-    frame = read_dataset(step.dataset)
-    if step.feature_service:
-        from shipyard.features.training import training_frame
-
-        frame = training_frame(step, frame)
-    split = split_frame(frame, step)
-    log.info("%s: %s", step.id, split.description)
-    best_params: dict[str, Any] = {}
-    trials: list[dict[str, Any]] = []
-    if step.search:
-        best_params, trials = search(step, split)
-    model = estimators.fit_model(step, split.x_train, split.y_train, best_params)
-    y_pred, y_score = estimators.predict(step, model, split.x_test)
-    out_dir = Path(tempfile.mkdtemp(prefix="shipyard-eval-"))
-    evaluation = evaluate(
-        step.task, split.y_test, y_pred, y_score, step.metrics, out_dir, title=step.registered_name
-    )
-    verdict: GateVerdict = judge(
-        step, evaluation.metrics, split.y_test, y_pred, y_score, _champion_on(step, split)
-    )
+    step = run.step
+    path, data_version, cache_key, experiment_id = source
+    repo = run.plan.steps.get(REPO_ID)
+    repo = repo if isinstance(repo, FeatureRepoStep) else None
     semver, why = registry.next_semver(step.registered_name, step.schema_digest, data_version)
-    commit = tracking.git_commit(step.runtime.project_dir)
+    commit = tracking.git_commit(run.plan.runtime.project_dir)
+    evaluation, split = evaluated.evaluation, trained.split
     with mlflow.start_run(
-        experiment_id=experiment_id, run_name=f"{step.model}-{data_version[:8]}"
-    ) as run:
+        experiment_id=experiment_id, run_name=f"{step.name}-{data_version[:8]}"
+    ) as mlflow_run:
         mlflow.set_tags(
             {
                 "shipyard.resource": step.id,
-                "shipyard.spec_digest": step.runtime.spec_digest,
+                "shipyard.spec_digest": run.plan.spec_digest,
                 "shipyard.model_digest": step.model_digest,
                 "shipyard.data_version": data_version,
                 "shipyard.cache_key": cache_key,
                 "shipyard.split": split.description,
                 "shipyard.gate": "passed" if verdict.passed else "failed",
+                "shipyard.gate_summary": verdict.summary()[:4500],
+                "shipyard.trials": str(len(trained.trials)),
                 "shipyard.flow_run_id": current_flow_run_id() or "",
-                **_feature_service_tags(step),
+                **_feature_service_tags(step, repo),
                 **({"mlflow.source.git.commit": commit} if commit else {}),
             }
         )
@@ -244,7 +317,7 @@ def train_gate_register(step: TrainModelStep, data_version: str, cache_key: str)
             {
                 **step.estimator_params,
                 **step.train_params,
-                **best_params,
+                **trained.params,
                 "estimator": step.estimator_class or step.train_function,
                 "split_by": step.split_by,
                 "test_size": step.test_size,
@@ -253,179 +326,222 @@ def train_gate_register(step: TrainModelStep, data_version: str, cache_key: str)
             }
         )
         mlflow.log_metrics({k: float(v) for k, v in evaluation.metrics.items()})
-        mlflow.log_metric("training_seconds", time.perf_counter() - started)
         with warnings.catch_warnings():
             # MLflow's generic advice about integer columns and local paths, not actionable here
             warnings.filterwarnings("ignore", message=".*Inferred schema contains integer")
             warnings.filterwarnings("ignore", message=".*can be interpreted in multiple ways")
             dataset = mlflow.data.from_pandas(
-                frame,
+                trained.frame,
                 source=str(path),
                 targets=step.target,
-                name=step.dataset.dataset,
+                name=step.dataset_name,
                 digest=data_version,
             )
             mlflow.log_input(dataset, context="training")
             info = mlflow.sklearn.log_model(
-                model,
+                trained.model,
                 name="model",
                 input_example=split.x_test.head(5),
                 pip_requirements=tracking.pip_requirements(),
-                **tracking.serialization(model),
+                **tracking.serialization(trained.model),
             )
+        out_dir = evaluated.out_dir
         evaluation.table.to_csv(out_dir / "evaluation.csv", index=False)
         (out_dir / "gate.json").write_text(json.dumps(verdict.to_json(), indent=2, default=str))
         mlflow.log_artifacts(str(out_dir), artifact_path="evaluation")
-        for i, trial in enumerate(trials):
+        for i, trial in enumerate(trained.trials):
             with mlflow.start_run(experiment_id=experiment_id, run_name=f"trial-{i}", nested=True):
                 mlflow.log_params(trial["params"])
                 if trial["metrics"]:
                     mlflow.log_metrics({k: float(v) for k, v in trial["metrics"].items()})
                 mlflow.set_tag("shipyard.trial_error", trial["error"] or "")
-        run_id = run.info.run_id
-    version, aliases = None, []
-    if verdict.passed:
-        tags = {
-            registry.TAG_SEMVER: semver,
-            registry.TAG_SCHEMA: step.schema_digest,
-            registry.TAG_DATA: data_version,
-            "shipyard.features": json.dumps(step.features),
-            "shipyard.gate": json.dumps(verdict.to_json(), default=str)[:4500],
-            "shipyard.semver_reason": why,
-            "shipyard.resource": step.id,
-            **_feature_service_tags(step),
-        }
-        version, aliases = registry.register(
-            step.registered_name, info.model_uri, run_id, tags, step.id
-        )
-    create_markdown_artifact(
-        key=f"model-{step.model.replace('_', '-')}-evaluation",
-        markdown=evaluation.markdown() + "\n\n" + verdict.markdown(step.registered_name),
-        description=f"Holdout evaluation and gate of {step.id}",
-    )
-    return {
-        "model": step.registered_name,
-        "run_id": run_id,
-        "experiment_id": experiment_id,
-        "data_version": data_version,
-        "metrics": evaluation.metrics,
-        "gate": verdict.to_json(),
-        "gate_summary": verdict.summary(),
-        "registered_version": version,
-        "aliases": aliases,
-        "semver": semver if version else None,
-        "trials": len(trials),
-        "training_seconds": round(time.perf_counter() - started, 2),
-        "tracking_uri": block.tracking_uri,
+        run_id = mlflow_run.info.run_id
+    client = mlflow.MlflowClient()
+    if not verdict.passed:
+        client.set_tag(run_id, OUTCOME_TAG, "gate_failed")
+        return Registration(run_id, None, [], None)
+    tags = {
+        registry.TAG_SEMVER: semver,
+        registry.TAG_SCHEMA: step.schema_digest,
+        registry.TAG_DATA: data_version,
+        "shipyard.features": json.dumps(step.features),
+        "shipyard.gate": json.dumps(verdict.to_json(), default=str)[:4500],
+        "shipyard.semver_reason": why,
+        "shipyard.resource": step.id,
+        **_feature_service_tags(step, repo),
     }
+    version, aliases = registry.register(
+        step.registered_name, info.model_uri, run_id, tags, step.id
+    )
+    client.set_tag(run_id, "shipyard.registered_version", version)
+    client.set_tag(run_id, OUTCOME_TAG, "registered")
+    return Registration(run_id, version, aliases, semver)
 
 
-def _run_exists(tracking_uri: str, run_id: str) -> bool:
-    from mlflow.exceptions import MlflowException
+def _finished_run(experiment_id: str, cache_key: str) -> Any | None:
+    """The last MLflow run that finished training on exactly these inputs, if any."""
+    import mlflow
 
-    tracking.use_tracking(tracking_uri, "model")
-    try:
-        return _mlflow_client().get_run(run_id) is not None
-    except MlflowException:
-        return False
-
-
-def _mlflow_client() -> Any:
-    from mlflow import MlflowClient
-
-    return MlflowClient()
+    found = mlflow.MlflowClient().search_runs(
+        [experiment_id],
+        f"tags.`shipyard.cache_key` = '{cache_key}' and tags.`{OUTCOME_TAG}` != ''",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    return found[0] if found else None
 
 
-@flow(name="train-model", description=__doc__)
-def train_model(step: TrainModelStep, force: bool = False) -> dict[str, Any]:
+@flow(name="train-model", flow_run_name=run_name("train-model", "model"), description=__doc__)
+def train_model(model: str, force: bool = False) -> TrainModelResult:
     """Validate and version the data, then train, evaluate, gate and register the model.
 
-    A run whose data version, spec and code are unchanged is recognised and skipped (Prefect's
-    cache); `force=True` retrains.
+    A run whose data version, spec and code are unchanged is recognised (by the MLflow run that
+    trained on them) and skipped: it registers nothing and leaves the last training's gauges
+    alone. `force=True` retrains.
     """
-    configure_json_logs(StateLayout(step.runtime.state_dir).logs)
-    with monitored_run(
-        "train-model",
-        step.id,
-        step.runtime.project,
-        metrics_sink(step.runtime),
-        current_flow_run_id(),
-    ) as metrics:
-        data = validate_dataset(step.dataset)
-        data_version = (
-            data.get("md5") or hashlib.md5(dataset_file(step.dataset).read_bytes()).hexdigest()
+    run = begin("train-model", TrainModelStep, model)
+    step, plan = run.step, run.plan
+    data_step = plan.step(step.dataset, DatasetStep)
+    repo = plan.steps.get(REPO_ID)
+    repo = repo if isinstance(repo, FeatureRepoStep) else None
+    with run.monitored() as metrics:
+        started = time.perf_counter()
+        data = validate_dataset(dataset=data_step.name)
+        path = dataset_file(plan.runtime, data_step)
+        data_version = data.md5 or hashlib.md5(path.read_bytes()).hexdigest()
+        block = run.block("mlflow")
+        tracking.use_tracking(block.tracking_uri, step.id)
+        experiment_id = tracking.ensure_experiment(
+            f"shipyard/{plan.project}/{step.name}", block.artifact_root, block.tracking_uri
         )
-        tracking_uri = load_block(step.runtime, "mlflow").tracking_uri
         cache_key = hashlib.sha256(
             "|".join(
                 [
                     data_version,
                     step.model_digest,
                     tracking.code_version(CODE_FILES),
-                    _feature_inputs(step),
+                    _feature_inputs(step, repo),
                     step.registered_name,
-                    tracking_uri,
-                    step.runtime.state_dir,
                 ]
             ).encode()
         ).hexdigest()
-        state = train_gate_register.with_options(refresh_cache=force)(
-            step, data_version, cache_key, return_state=True
-        )
-        summary: dict[str, Any] = state.result()
-        cached = state.name == "Cached"
-        if cached and not _run_exists(tracking_uri, summary["run_id"]):
-            log.warning(
-                "%s: the cached run %s is gone from %s; training again",
-                step.id,
-                summary["run_id"],
-                tracking_uri,
+        earlier = None if force else _finished_run(experiment_id, cache_key)
+        if earlier is not None:
+            metrics.observe(
+                "model_training_skipped",
+                1.0,
+                "1 if inputs were unchanged and training was skipped.",
             )
-            state = train_gate_register.with_options(refresh_cache=True)(
-                step, data_version, cache_key, return_state=True
+            return _skipped(step, earlier, experiment_id, data_version, block.tracking_uri)
+        if hashlib.md5(path.read_bytes()).hexdigest() != data_version:
+            raise ShipyardError(
+                f"'{data_step.path}' changed after it was validated",
+                hint="run train-model again: it validates and versions the new file first",
+                resource=step.id,
             )
-            summary, cached = state.result(), False
-        summary["skipped"] = cached
-        if cached:
-            log.info(
-                "%s: data %s, spec and code unchanged since run %s; skipped "
-                "(run with --force to retrain)",
-                step.id,
-                data_version[:10],
-                summary["run_id"],
-            )
-        metrics.observe(
-            "model_training_seconds",
-            summary["training_seconds"],
-            "Seconds spent training, evaluating and registering.",
+        frame = read_dataset(data_step, path)
+        if step.feature_service:
+            assert repo is not None
+            frame = training_set(step, repo, frame)
+        trained = train(step, frame)
+        evaluated = evaluate(step, trained)
+        verdict = gate(step, trained, evaluated)
+        registered = register(
+            run, trained, evaluated, verdict, (path, data_version, cache_key, experiment_id)
         )
-        metrics.observe("model_trials", summary["trials"], "Hyper-parameter trials run.")
-        metrics.observe(
-            "model_gate_passed",
-            1.0 if summary["gate"]["passed"] else 0.0,
-            "1 if the candidate passed its gate.",
+        create_markdown_artifact(
+            key=f"model-{step.name.replace('_', '-')}-evaluation",
+            markdown=evaluated.evaluation.markdown()
+            + "\n\n"
+            + verdict.markdown(step.registered_name),
+            description=f"Holdout evaluation and gate of {step.id}",
         )
-        metrics.observe(
-            "model_training_skipped",
-            1.0 if cached else 0.0,
-            "1 if inputs were unchanged and training was skipped.",
+        result = TrainModelResult(
+            model=step.registered_name,
+            skipped=False,
+            run_id=registered.run_id,
+            experiment_id=experiment_id,
+            data_version=data_version,
+            metrics=evaluated.evaluation.metrics,
+            gate_passed=verdict.passed,
+            gate_summary=verdict.summary(),
+            gate=verdict.to_json(),
+            registered_version=registered.version,
+            aliases=registered.aliases,
+            semver=registered.semver,
+            trials=len(trained.trials),
+            training_seconds=round(time.perf_counter() - started, 2),
+            tracking_uri=block.tracking_uri,
         )
-        for name, value in summary["metrics"].items():
-            metrics.observe(f"model_{name}", float(value), f"Holdout {name} of the candidate.")
-        if not summary["gate"]["passed"]:
+        _observe(metrics, result)
+        if not verdict.passed:
             raise GateFailed(
-                f"candidate of '{step.registered_name}' was not registered: "
-                f"{summary['gate_summary']}",
+                f"candidate of '{step.registered_name}' was not registered: {result.gate_summary}",
                 hint="see the gate table in the flow's artifacts or the MLflow run "
-                f"{summary['run_id']}; improve the model or revisit the gate in pipelines.yaml",
+                f"{result.run_id}; improve the model or revisit the gate in pipelines.yaml",
                 resource=step.id,
             )
         log.info(
             "%s: %s; registered version %s (%s) as %s",
             step.id,
-            summary["gate_summary"],
-            summary["registered_version"],
-            summary["semver"],
-            ", ".join(summary["aliases"]),
+            result.gate_summary,
+            result.registered_version,
+            result.semver,
+            ", ".join(result.aliases),
         )
-        return summary
+        return result
+
+
+def _observe(metrics: Any, result: TrainModelResult) -> None:
+    metrics.observe(
+        "model_training_seconds",
+        result.training_seconds,
+        "Seconds spent training, evaluating and registering.",
+    )
+    metrics.observe("model_trials", result.trials, "Hyper-parameter trials run.")
+    metrics.observe(
+        "model_gate_passed",
+        1.0 if result.gate_passed else 0.0,
+        "1 if the candidate passed its gate.",
+    )
+    metrics.observe(
+        "model_training_skipped", 0.0, "1 if inputs were unchanged and training was skipped."
+    )
+    for name, value in result.metrics.items():
+        metrics.observe(f"model_{name}", float(value), f"Holdout {name} of the candidate.")
+
+
+def _skipped(
+    step: TrainModelStep, earlier: Any, experiment_id: str, data_version: str, tracking_uri: str
+) -> TrainModelResult:
+    """The result of a skipped run: what the run that trained on the same inputs found."""
+    tags = earlier.data.tags
+    passed = tags.get(OUTCOME_TAG) == "registered"
+    summary = tags.get("shipyard.gate_summary", "")
+    log.info(
+        "%s: data %s, spec and code unchanged since run %s; skipped, nothing registered "
+        "(run with --force to retrain)",
+        step.id,
+        data_version[:10],
+        earlier.info.run_id,
+    )
+    if not passed:
+        raise GateFailed(
+            f"candidate of '{step.registered_name}' was not registered: unchanged since run "
+            f"{earlier.info.run_id}, whose candidate failed its gate: {summary}",
+            hint="change the data, the model or its gate in pipelines.yaml, or run with --force",
+            resource=step.id,
+        )
+    return TrainModelResult(
+        model=step.registered_name,
+        skipped=True,
+        run_id=earlier.info.run_id,
+        experiment_id=experiment_id,
+        data_version=data_version,
+        metrics={k: v for k, v in earlier.data.metrics.items() if k in step.metrics},
+        gate_passed=True,
+        gate_summary=summary,
+        gate={"passed": True, "checks": [], "comparison": None},
+        trials=int(tags.get("shipyard.trials", "0") or 0),
+        tracking_uri=tracking_uri,
+    )

@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel
 
-from shipyard.compiler.plan import DatasetStep
+from shipyard.compiler import DatasetStep
 from shipyard.data.files import dataset_file, read_dataset
 from shipyard.data.quality import QualityReport, check_expectations
 from shipyard.data.versioning import DataVersion, DvcStore, VersionCatalog, version_file
 from shipyard.errors import DataValidationFailed
-from shipyard.logs import configure_json_logs, current_flow_run_id, quiet_expected_errors
-from shipyard.metrics import monitored_run
-from shipyard.runtime.connections import load_block, metrics_sink
+from shipyard.logs import current_flow_run_id, quiet_expected_errors
+from shipyard.runtime.flow_run import StepRun, begin, run_name
 from shipyard.secrets import resolve
 from shipyard.settings import StateLayout
 
@@ -25,14 +24,25 @@ log = logging.getLogger("shipyard.flows.validate_dataset")
 quiet_expected_errors()
 
 
+class DatasetResult(BaseModel):
+    """What a validate-dataset run found and recorded."""
+
+    dataset: str
+    rows: int
+    expectations: int
+    md5: str | None = None
+    size: int | None = None
+    new_version: bool | None = None
+
+
 def _artifact_key(step: DatasetStep, suffix: str) -> str:
     return f"{step.id.replace('.', '-').replace('_', '-')}-{suffix}"
 
 
-@task(name="check-expectations", cache_policy=NO_CACHE, persist_result=False)
-def check_quality(step: DatasetStep) -> QualityReport:
-    frame = read_dataset(step)
-    report = check_expectations(frame, step.expectations, step.dataset)
+@task(name="validate", cache_policy=NO_CACHE, persist_result=False)
+def validate(step: DatasetStep, path: Path) -> QualityReport:
+    """Every expectation of the dataset on its file, in one Great Expectations batch."""
+    report = check_expectations(read_dataset(step, path), step.expectations, step.name)
     create_markdown_artifact(
         key=_artifact_key(step, "quality"),
         markdown=report.markdown(),
@@ -46,34 +56,35 @@ def check_quality(step: DatasetStep) -> QualityReport:
     return report
 
 
-@task(name="version-with-dvc", cache_policy=NO_CACHE, persist_result=False)
-def version_data(step: DatasetStep, rows: int) -> tuple[DataVersion, bool]:
-    remote = load_block(step.runtime, "dvc_remote")
+@task(name="version", cache_policy=NO_CACHE, persist_result=False)
+def version(run: StepRun[DatasetStep], path: Path, rows: int) -> tuple[DataVersion, bool]:
+    """`dvc add` and push the file, and record the version in the catalog."""
+    remote = run.block("dvc_remote")
     options = {k: resolve(v) or "" for k, v in remote.options.items()}
-    layout = StateLayout(step.runtime.state_dir)
-    store = DvcStore(Path(step.runtime.project_dir), layout.root, remote.url, options)
+    layout = StateLayout(run.plan.runtime.state_dir)
+    store = DvcStore(Path(run.plan.runtime.project_dir), layout.root, remote.url, options)
     return version_file(
         store,
         VersionCatalog(layout.catalog),
-        step.dataset,
-        dataset_file(step),
+        run.step.name,
+        path,
         rows,
         current_flow_run_id(),
     )
 
 
-@flow(name="validate-dataset", description=__doc__)
-def validate_dataset(step: DatasetStep) -> dict[str, Any]:
+@flow(
+    name="validate-dataset",
+    flow_run_name=run_name("validate-dataset", "dataset"),
+    description=__doc__,
+)
+def validate_dataset(dataset: str) -> DatasetResult:
     """Validate the dataset's file against its expectations; on success version it with DVC."""
-    configure_json_logs(StateLayout(step.runtime.state_dir).logs)
-    with monitored_run(
-        "validate-dataset",
-        step.id,
-        step.runtime.project,
-        metrics_sink(step.runtime),
-        current_flow_run_id(),
-    ) as metrics:
-        report = check_quality(step)
+    run = begin("validate-dataset", DatasetStep, dataset)
+    step = run.step
+    path = dataset_file(run.plan.runtime, step)
+    with run.monitored() as metrics:
+        report = validate(step, path)
         metrics.observe("dataset_rows_validated", report.rows, "Rows checked in the last run.")
         metrics.observe(
             "dataset_expectations_failed",
@@ -95,21 +106,21 @@ def validate_dataset(step: DatasetStep) -> dict[str, Any]:
         log.info(
             "%s: all %d expectations passed on %d rows", step.id, len(report.outcomes), report.rows
         )
-        summary: dict[str, Any] = {
-            "dataset": step.dataset,
-            "rows": report.rows,
-            "expectations": len(report.outcomes),
-        }
-        if step.version:
-            version, is_new = version_data(step, report.rows)
-            metrics.observe("dataset_version_size_bytes", version.size, "Size of the version.")
-            summary.update(md5=version.md5, size=version.size, new_version=is_new)
-            create_markdown_artifact(
-                key=_artifact_key(step, "version"),
-                markdown=f"## Data version of `{step.id}`\n\n| md5 | bytes | rows | new |\n"
-                f"|---|---|---|---|\n| `{version.md5}` | {version.size} | {report.rows} "
-                f"| {'yes' if is_new else 'no, unchanged'} |\n\nRemote: `{version.remote}`",
-                description=f"DVC version of {step.id}",
-            )
-            log.info("%s: version %s (%s)", step.id, version.md5, "new" if is_new else "unchanged")
-        return summary
+        result = DatasetResult(
+            dataset=step.name, rows=report.rows, expectations=len(report.outcomes)
+        )
+        if not step.version:
+            return result
+        recorded, is_new = version(run, path, report.rows)
+        metrics.observe("dataset_version_size_bytes", recorded.size, "Size of the version.")
+        create_markdown_artifact(
+            key=_artifact_key(step, "version"),
+            markdown=f"## Data version of `{step.id}`\n\n| md5 | bytes | rows | new |\n"
+            f"|---|---|---|---|\n| `{recorded.md5}` | {recorded.size} | {report.rows} "
+            f"| {'yes' if is_new else 'no, unchanged'} |\n\nRemote: `{recorded.remote}`",
+            description=f"DVC version of {step.id}",
+        )
+        log.info("%s: version %s (%s)", step.id, recorded.md5, "new" if is_new else "unchanged")
+        return result.model_copy(
+            update={"md5": recorded.md5, "size": recorded.size, "new_version": is_new}
+        )

@@ -18,100 +18,107 @@ from shipyard.errors import ShipyardError, SpecError
 
 if TYPE_CHECKING:
     from shipyard.compiler import Plan
-    from shipyard.loader import LoadedSpec
+    from shipyard.compiler.diff import PlanDiff
+    from shipyard.project import Project
 
 EXIT_OK, EXIT_SPEC, EXIT_INTERNAL = 0, 1, 2
 
 
-def _load_and_validate(args: argparse.Namespace) -> tuple[LoadedSpec, list[object]]:
-    from shipyard.loader import load_spec
-    from shipyard.validation import validate
+def _project(args: argparse.Namespace) -> Project:
+    from shipyard.project import load_project
 
-    loaded = load_spec(args.file)
-    return loaded, list(validate(loaded))
+    return load_project(args.file)
 
 
-def _print_diagnostics(loaded: LoadedSpec, diagnostics: Sequence[object], fmt: str) -> None:
-    from shipyard.diagnostics import render_json, render_text
-
-    if fmt == "json":
-        print(render_json(diagnostics))  # type: ignore[arg-type]
-    elif diagnostics:
-        print(render_text(diagnostics, {loaded.display_name: loaded.text}), file=sys.stderr)  # type: ignore[arg-type]
-
-
-def load_plan(args: argparse.Namespace, quiet_warnings: bool = False) -> tuple[LoadedSpec, Plan]:
+def load_plan(args: argparse.Namespace, quiet_warnings: bool = False) -> Plan:
     """Load, validate and compile, or raise SpecError with every diagnostic rendered."""
-    from shipyard.compiler import PlanError, compile_plan
-    from shipyard.diagnostics import render_text, sort_diagnostics
-    from shipyard.errors import SpecError
-
-    loaded, diagnostics = _load_and_validate(args)
-    errors = [d for d in diagnostics if d.is_error]  # type: ignore[attr-defined]
-    if errors or loaded.spec is None:
-        raise SpecError(render_text(diagnostics, {loaded.display_name: loaded.text}))  # type: ignore[arg-type]
-    if diagnostics and not quiet_warnings:
-        print(render_text(diagnostics, {loaded.display_name: loaded.text}), file=sys.stderr)  # type: ignore[arg-type]
-    try:
-        plan = compile_plan(loaded.spec, loaded.root_dir, loaded.secrets)
-    except PlanError as exc:
-        raise SpecError(
-            render_text(sort_diagnostics(exc.diagnostics), {loaded.display_name: loaded.text})
-        ) from None
-    return loaded, plan
+    project = _project(args)
+    plan = project.require_plan()
+    if project.diagnostics and not quiet_warnings:
+        print(project.render(), file=sys.stderr)
+    return plan
 
 
 # -- commands -------------------------------------------------------------------------------
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    loaded, diagnostics = _load_and_validate(args)
-    _print_diagnostics(loaded, diagnostics, args.format)
-    if any(d.is_error for d in diagnostics):  # type: ignore[attr-defined]
+    project = _project(args)
+    if args.format == "json":
+        print(project.render("json"))
+    elif project.diagnostics:
+        print(project.render(), file=sys.stderr)
+    if not project.ok:
         return EXIT_SPEC
     if args.format == "text":
-        print(f"{loaded.display_name}: ok ({_counts(loaded)})")
+        print(f"{project.loaded.display_name}: ok ({_counts(project)})")
     return EXIT_OK
 
 
-def _counts(loaded: LoadedSpec) -> str:
-    spec = loaded.spec
-    sections = (
-        {
-            "dataset": len(spec.datasets),
-            "feature view": len(spec.features.views),
-            "model": len(spec.models),
-            "service": len(spec.services),
-        }
-        if spec
-        else {}
-    )
-    return (
-        ", ".join(f"{n} {name}{'s' if n != 1 else ''}" for name, n in sections.items() if n)
-        or "empty"
-    )
+def _counts(project: Project) -> str:
+    counts = project.counts()
+    return ", ".join(f"{n} {noun}{'s' if n != 1 else ''}" for noun, n in counts.items()) or "empty"
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
     from shipyard.compiler.render import render_plan
 
-    _, plan = load_plan(args)
-    if args.json:
-        print(plan.model_dump_json(indent=2))
-    else:
-        print(render_plan(plan))
-    if plan.features is not None:
-        from shipyard.features.repo import changed_services
+    plan = load_plan(args)
+    if args.output:
+        from shipyard.compiler.plan import write_plan
 
-        for name in changed_services(plan.features):
-            print(
-                f"warning[W601] feature service '{name}' changed since it was applied: models "
-                f"pinned to it would silently train on different features\n"
-                f"  = hint: keep '{name}' as it was and declare the change as a new version "
-                "(e.g. _v3)",
-                file=sys.stderr,
-            )
+        write_plan(plan, Path(args.output))
+        print(
+            f"wrote {args.output} (plan {plan.spec_digest[:12]}, schema {plan.schema_version})",
+            file=sys.stderr,
+        )
+    diff = None if args.offline else _diff(plan)
+    if args.json:
+        data = json.loads(plan.model_dump_json())
+        if diff is not None:
+            data["changes"] = diff.to_json()
+        print(json.dumps(data, indent=2))
+    elif not args.output:
+        print(render_plan(plan))
+    if diff is not None and not args.json:
+        print("\n" + diff.render(plan.prefect.api_url))
+    _warn_changed_feature_services(plan)
     return EXIT_OK
+
+
+def _diff(plan: Plan) -> PlanDiff | None:
+    """The plan against the server, or None (with a note) when the server does not answer."""
+    from shipyard.compiler.diff import diff_plan
+    from shipyard.errors import ServiceUnavailable
+    from shipyard.runtime.applied import read_applied
+
+    try:
+        applied = read_applied(plan)
+    except ServiceUnavailable as exc:
+        print(f"note: not compared with what is applied: {exc.message}", file=sys.stderr)
+        return None
+    if applied.note:
+        print(f"note: {applied.note}", file=sys.stderr)
+    return diff_plan(plan, applied.deployments, applied.plan)
+
+
+def _warn_changed_feature_services(plan: Plan) -> None:
+    from shipyard.compiler import FeatureRepoStep
+    from shipyard.compiler.features import REPO_ID
+
+    repo = plan.steps.get(REPO_ID)
+    if not isinstance(repo, FeatureRepoStep):
+        return
+    from shipyard.features.repo import changed_services
+
+    for name in changed_services(repo):
+        print(
+            f"warning[W601] feature service '{name}' changed since it was applied: models "
+            f"pinned to it would silently train on different features\n"
+            f"  = hint: keep '{name}' as it was and declare the change as a new version "
+            "(e.g. _v3)",
+            file=sys.stderr,
+        )
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
@@ -134,64 +141,91 @@ def cmd_schema(args: argparse.Namespace) -> int:
 def cmd_apply(args: argparse.Namespace) -> int:
     from shipyard.runtime.apply import apply_plan
 
-    _, plan = load_plan(args)
+    plan = load_plan(args)
+    if args.plan:
+        from shipyard.compiler.plan import read_plan
+
+        plan = _same_spec(read_plan(Path(args.plan)), plan, args.plan)
     apply_plan(plan)
     return EXIT_OK
+
+
+def _same_spec(written: Plan, now: Plan, path: str) -> Plan:
+    """A plan file is applied exactly, but only while the spec still compiles to it."""
+    if written.runtime.project_dir != now.runtime.project_dir:
+        raise ShipyardError(
+            f"'{path}' is a plan of the project in {written.runtime.project_dir}, not of "
+            f"{now.runtime.project_dir}",
+            hint="write the plan of this project: `shipyard plan -o FILE`",
+        )
+    if (written.project, written.profile) != (now.project, now.profile):
+        raise ShipyardError(
+            f"'{path}' is a plan of project {written.project} (profile {written.profile}); "
+            f"{now.runtime.spec_file} is project {now.project} (profile {now.profile})",
+            hint="apply it with the spec it was written from, or write a new one",
+        )
+    if written.spec_digest != now.spec_digest:
+        raise ShipyardError(
+            f"'{path}' was written from spec {written.spec_digest[:12]}, but "
+            f"{now.runtime.spec_file} now compiles to {now.spec_digest[:12]}: it is stale",
+            hint=f"review the change, then write it again: `shipyard plan -o {path}`",
+        )
+    return written
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     from shipyard.runtime.run import run_deployment_now
 
-    _, plan = load_plan(args)
-    return run_deployment_now(plan, args.flow, args.name, force=args.force)
+    plan = load_plan(args)
+    return run_deployment_now(plan, args.flow, args.name, force=args.force, on_worker=args.worker)
 
 
 def cmd_server(args: argparse.Namespace) -> int:
     from shipyard.runtime import server
 
-    _, plan = load_plan(args, quiet_warnings=True)
+    plan = load_plan(args, quiet_warnings=True)
     return server.command(plan, args.action)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from shipyard.runtime import worker
 
-    _, plan = load_plan(args, quiet_warnings=True)
+    plan = load_plan(args, quiet_warnings=True)
     return worker.command(plan, args.action, run_once=getattr(args, "once", False))
 
 
 def cmd_mlflow(args: argparse.Namespace) -> int:
     from shipyard.runtime import mlflow_server
 
-    _, plan = load_plan(args, quiet_warnings=True)
+    plan = load_plan(args, quiet_warnings=True)
     return mlflow_server.command(plan, args.action)
 
 
 def cmd_models_list(args: argparse.Namespace) -> int:
     from shipyard.training.commands import list_models
 
-    _, plan = load_plan(args, quiet_warnings=True)
+    plan = load_plan(args, quiet_warnings=True)
     return list_models(plan, args.json)
 
 
 def cmd_models_show(args: argparse.Namespace) -> int:
     from shipyard.training.commands import show_model
 
-    _, plan = load_plan(args, quiet_warnings=True)
+    plan = load_plan(args, quiet_warnings=True)
     return show_model(plan, args.model, args.json)
 
 
 def cmd_models_promote(args: argparse.Namespace) -> int:
     from shipyard.training.commands import promote_model
 
-    _, plan = load_plan(args, quiet_warnings=True)
+    plan = load_plan(args, quiet_warnings=True)
     return promote_model(plan, args.model, args.version, args.reason)
 
 
 def cmd_features(args: argparse.Namespace) -> int:
     from shipyard.features import commands
 
-    _, plan = load_plan(args, quiet_warnings=True)
+    plan = load_plan(args, quiet_warnings=True)
     if args.features_command == "plan":
         return commands.plan_command(plan)
     if args.features_command == "apply":
@@ -202,14 +236,14 @@ def cmd_features(args: argparse.Namespace) -> int:
 def cmd_build(args: argparse.Namespace) -> int:
     from shipyard.serving.commands import build_command
 
-    _, plan = load_plan(args, quiet_warnings=True)
+    plan = load_plan(args, quiet_warnings=True)
     return build_command(plan, args.service, deploy_after=args.deploy)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from shipyard.serving.commands import serve_command
 
-    _, plan = load_plan(args, quiet_warnings=True)
+    plan = load_plan(args, quiet_warnings=True)
     action = (
         "stop" if args.stop else "status" if args.status else "restart" if args.restart else "start"
     )
@@ -219,7 +253,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_env(args: argparse.Namespace) -> int:
     from shipyard.runtime.server import environment_for
 
-    _, plan = load_plan(args, quiet_warnings=True)
+    plan = load_plan(args, quiet_warnings=True)
     for key, value in sorted(environment_for(plan).items()):
         print(f"export {key}={_shell_quote(value)}")
     return EXIT_OK
@@ -228,21 +262,21 @@ def cmd_env(args: argparse.Namespace) -> int:
 def cmd_data_versions(args: argparse.Namespace) -> int:
     from shipyard.data.versioning import print_versions
 
-    _, plan = load_plan(args, quiet_warnings=True)
+    plan = load_plan(args, quiet_warnings=True)
     return print_versions(plan, args.dataset, as_json=args.json)
 
 
 def cmd_data_restore(args: argparse.Namespace) -> int:
     from shipyard.data.versioning import restore_command
 
-    _, plan = load_plan(args, quiet_warnings=True)
+    plan = load_plan(args, quiet_warnings=True)
     return restore_command(plan, args.dataset, args.version)
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from shipyard.demo import run_demo
 
-    return run_demo(Path(args.file), rows=args.rows)
+    return run_demo(load_plan(args), rows=args.rows)
 
 
 def _shell_quote(value: str) -> str:
@@ -276,8 +310,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("validate", cmd_validate, "check pipelines.yaml and report every problem at once")
     p.add_argument("--format", choices=["text", "json"], default="text")
-    p = add("plan", cmd_plan, "show the steps, their graph and the Prefect deployments")
-    p.add_argument("--json", action="store_true", help="print the plan as JSON")
+    p = add(
+        "plan",
+        cmd_plan,
+        "show the steps, their graph and deployments, and what `apply` would change on Prefect",
+    )
+    p.add_argument("--json", action="store_true", help="print the plan (and changes) as JSON")
+    p.add_argument("-o", "--output", help="write the plan to this file (for `apply --plan`)")
+    p.add_argument("--offline", action="store_true", help="do not compare with the Prefect server")
     p = add("schema", cmd_schema, "print the JSON Schema of pipelines.yaml")
     p.add_argument("-o", "--output", help="write to this file instead of stdout")
     p.add_argument(
@@ -286,7 +326,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="json",
         help="json: JSON Schema; markdown: the spec reference in docs/",
     )
-    add("apply", cmd_apply, "register blocks, work pool and every compiled deployment on Prefect")
+    p = add(
+        "apply", cmd_apply, "register blocks, work pool and every compiled deployment on Prefect"
+    )
+    p.add_argument(
+        "--plan", help="apply exactly this plan file (from `shipyard plan -o`); refused if stale"
+    )
     p = add(
         "run", cmd_run, "run one compiled flow now, e.g. `shipyard run validate-dataset customers`"
     )
@@ -296,6 +341,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--force",
         action="store_true",
         help="train-model: retrain even when data, spec and code are unchanged",
+    )
+    p.add_argument(
+        "--worker",
+        action="store_true",
+        help="let a worker of the work pool run it (`shipyard worker start`), and wait",
     )
     p = add("server", cmd_server, "start, stop or check the profile's local Prefect server")
     p.add_argument("action", choices=["start", "stop", "status"])

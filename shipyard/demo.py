@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import ssl
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from shipyard.compiler.plan import Plan
+from shipyard.compiler import DatasetStep, FeatureRepoStep, Plan, ServiceStep
+from shipyard.compiler.features import REPO_ID
 from shipyard.settings import StateLayout
 
 
@@ -65,13 +65,12 @@ def _try_service(plan: Plan, name: str, keys: dict[str, str]) -> None:
     from shipyard.secrets import resolve
     from shipyard.serving.deploy import base_url, client_context, describe
 
-    step = plan.service(name)
-    assert step is not None
+    step = plan.named(ServiceStep, name)
     url, context = base_url(step), client_context(step)
     key = ""
-    for spec in ((step.auth or {}).get("api_keys") or {}).values():
-        if "predict" in spec["roles"]:
-            key = resolve(spec["key"], use_prefect=False) or ""
+    for api_key in (step.auth.api_keys if step.auth else {}).values():
+        if "predict" in api_key.roles:
+            key = resolve(api_key.key, use_prefect=False) or ""
             break
     body = {step.inputs[0]: 10042} if step.feature_service else {}
     if not body:
@@ -85,25 +84,22 @@ def _try_service(plan: Plan, name: str, keys: dict[str, str]) -> None:
     print(describe(step, url))
 
 
-def run_demo(spec: Path, rows: int = 5000) -> int:
-    from shipyard.cli import load_plan
+def run_demo(plan: Plan, rows: int = 5000) -> int:
     from shipyard.demo_data import write_customers
     from shipyard.runtime import server
     from shipyard.runtime.apply import apply_plan
     from shipyard.runtime.run import run_deployment_now
 
-    _, plan = load_plan(argparse.Namespace(file=str(spec)))
-    deployment = plan.deployment("validate-dataset", "customers")
-    if deployment is None:
+    if "dataset.customers" not in plan.steps:
         print("the demo needs a dataset named 'customers' in the spec", file=sys.stderr)
         return 1
-    data = Path(plan.runtime.project_dir) / deployment.parameters["step"]["path"]
+    data = Path(plan.runtime.project_dir) / plan.step("dataset.customers", DatasetStep).path
 
     _step(f"generating {rows} rows of demo data -> {data.relative_to(plan.runtime.project_dir)}")
     write_customers(data, rows=rows)
 
     _step(f"starting the local Prefect server (state in {plan.runtime.state_dir})")
-    ui = server.start(plan, plan.prefect_database_url)
+    ui = server.start(plan, plan.prefect.database_url)
     print(f"Prefect UI: {ui}")
 
     keys = _demo_keys(plan)
@@ -115,7 +111,7 @@ def run_demo(spec: Path, rows: int = 5000) -> int:
     if code:
         return code
 
-    models = [d.name for d in plan.deployments if d.flow_name == "train-model"]
+    models = [d.name for d in plan.deployments.values() if d.flow_name == "train-model"]
     for model in models:
         _step(f"shipyard run train-model {model}: train, track in MLflow, gate, register")
         code = run_deployment_now(plan, "train-model", model)
@@ -124,27 +120,28 @@ def run_demo(spec: Path, rows: int = 5000) -> int:
         _step("the same again: data, spec and code unchanged, so training is skipped")
         run_deployment_now(plan, "train-model", model)
 
-    views = [d.name for d in plan.deployments if d.flow_name == "materialize-features"]
+    views = [d.name for d in plan.deployments.values() if d.flow_name == "materialize-features"]
     for view in views:
         _step(f"shipyard run materialize-features {view}: load the online store")
         code = run_deployment_now(plan, "materialize-features", view)
         if code:
             return code
-    if plan.features is not None and plan.features.services:
+    repo = plan.steps.get(REPO_ID)
+    if isinstance(repo, FeatureRepoStep) and repo.services:
         from shipyard.features.online import get_online_features
 
-        service = plan.features.services[-1]
-        key = plan.features.views[0].join_key
+        service = repo.services[-1]
+        key = repo.views[0].join_key
         _step(f"online features of one customer from feature service {service.name}")
         print(
             json.dumps(
-                get_online_features(service.name, [{key: 10042}], plan.features)[0],
+                get_online_features(service.name, [{key: 10042}], repo)[0],
                 indent=2,
                 default=str,
             )
         )
 
-    services = [d.name for d in plan.deployments if d.flow_name == "build-service"]
+    services = [d.name for d in plan.deployments.values() if d.flow_name == "build-service"]
     for name in services:
         _step(f"shipyard run build-service {name}: build the Bento, start the BentoML service")
         code = run_deployment_now(plan, "build-service", name)

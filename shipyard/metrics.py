@@ -1,7 +1,9 @@
 """Prometheus metrics for flow runs: pushed to a Pushgateway, or written for a textfile collector.
 
 Batch jobs are not scraped while they run, so each flow run publishes last-run gauges once, at
-its end, grouped by flow and resource (the Pushgateway convention for batch jobs).
+its end, grouped by flow and resource (the Pushgateway convention for batch jobs). A run
+replaces only the gauges it observed: a training skipped because nothing changed leaves the
+last training's model gauges as they were.
 """
 
 from __future__ import annotations
@@ -15,8 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Gauge, push_to_gateway, write_to_textfile
+from prometheus_client import CollectorRegistry, Gauge, pushadd_to_gateway, write_to_textfile
 from prometheus_client.exposition import basic_auth_handler
+from prometheus_client.metrics_core import Metric
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import Collector
 
 from shipyard.retry import retrying
 
@@ -75,7 +80,7 @@ def publish(metrics: FlowRunMetrics, sink: MetricsSink) -> str:
             )
 
         retrying(
-            lambda: push_to_gateway(
+            lambda: pushadd_to_gateway(
                 sink.pushgateway_url or "",
                 job=f"{PREFIX}-{metrics.flow}",
                 grouping_key={"resource": metrics.resource, "project": metrics.project},
@@ -89,8 +94,30 @@ def publish(metrics: FlowRunMetrics, sink: MetricsSink) -> str:
     directory = Path(sink.textfile_dir)
     directory.mkdir(parents=True, exist_ok=True)
     target = directory / _file_name(metrics.flow, metrics.resource)
-    write_to_textfile(str(target), metrics.registry)  # atomic: temp file + rename
+    registry = CollectorRegistry()
+    registry.register(metrics.registry)
+    registry.register(_Earlier(target, set(metrics.values)))
+    write_to_textfile(str(target), registry)  # atomic: temp file + rename
     return str(target)
+
+
+class _Earlier(Collector):
+    """The gauges of the file this run replaces that the run itself did not observe."""
+
+    def __init__(self, path: Path, observed: set[str]) -> None:
+        self.path, self.observed = path, observed
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except OSError:
+            return
+        try:
+            for family in text_string_to_metric_families(text):
+                if family.name not in self.observed:
+                    yield family
+        except ValueError:  # a damaged file: start again from this run's gauges
+            log.warning("ignoring unreadable metrics file %s", self.path)
 
 
 def _default_handler() -> Any:

@@ -1,28 +1,33 @@
 """Resolve ids and the step graph, and compile a frozen Plan (steps, deployments, blocks)."""
 
-from shipyard.compiler.compile import FLOWS, PlanError, compile_plan, spec_digest
+from shipyard.compiler.compile import PlanError, compile_plan, flow_entrypoint, spec_digest
+from shipyard.compiler.datasets import DatasetStep
+from shipyard.compiler.expectations import CompiledExpectation
+from shipyard.compiler.features import FeatureRepoStep, MaterializeStep
+from shipyard.compiler.models import TrainModelStep
 from shipyard.compiler.plan import (
-    BlockPlan,
-    CompiledExpectation,
-    DatasetStep,
+    SCHEMA_VERSION,
     DeploymentPlan,
     Plan,
-    PlanStep,
     RuntimeContext,
-    TrainModelStep,
+    StepBase,
 )
+from shipyard.compiler.services import ServiceStep
 
 __all__ = [
-    "FLOWS",
-    "BlockPlan",
+    "SCHEMA_VERSION",
     "CompiledExpectation",
     "DatasetStep",
     "DeploymentPlan",
+    "FeatureRepoStep",
+    "MaterializeStep",
     "Plan",
     "PlanError",
-    "PlanStep",
     "RuntimeContext",
+    "ServiceStep",
+    "StepBase",
     "TrainModelStep",
     "compile_plan",
+    "flow_entrypoint",
     "spec_digest",
 ]

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from shipyard.compiler.plan import CompiledExpectation
+from pydantic import Field
+
+from shipyard.compiler.plan import FrozenModel
 from shipyard.spec import DatasetSpec
 from shipyard.spec.datasets import (
     Between,
@@ -18,6 +20,16 @@ from shipyard.spec.datasets import (
     Unique,
     UniqueTogether,
 )
+
+
+class CompiledExpectation(FrozenModel):
+    """One Great Expectations expectation, traced back to the rule written in the spec."""
+
+    type: str
+    kwargs: dict[str, Any] = Field(description="The expectation's arguments, as GX names them.")
+    rule: str = Field(description="The rule as written in the spec, e.g. not_null(customer_id).")
+    column: str | None = None
+
 
 # pandas dtypes accepted for each declared column type
 DTYPES: dict[str, list[str]] = {

@@ -1,305 +1,343 @@
-"""The Plan: a frozen, JSON-serializable description of everything a spec compiles to."""
+"""The Plan: the typed, versioned artifact a spec compiles to; the contract with the runtime.
+
+A plan is written by `shipyard plan -o FILE`, applied by `shipyard apply [--plan FILE]` (which
+also saves it on the Prefect server as the `shipyard-plan` block the flows read), and diffed
+against what is applied by `shipyard plan`. Steps are keyed by resource id (`model.churn`);
+each kind of step is one class (`StepBase` subclasses register themselves by `kind`), and a
+deployment names its step by id, so a deployment's parameters stay a few ids and options.
+
+Everything in a plan is resolved: defaults filled in, paths absolute, settings typed. Secrets
+stay `${secret:NAME}` references and are resolved only where they are used, at run time.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import hashlib
+import json
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, SerializeAsAny, field_validator
+
+SCHEMA_VERSION: Literal[2] = 2
+"""Bumped whenever a plan written by an older Shipyard could be read wrongly by this one."""
+
+ResourceId = Annotated[
+    str, Field(pattern=r"^[a-z_]+\.[a-z][a-z0-9_-]*$", description="e.g. model.churn")
+]
 
 
 class FrozenModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def digest(value: Any) -> str:
+    """sha256 of a JSON value with sorted keys: the same value always gives the same digest."""
+    return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()
+
+
 class RuntimeContext(FrozenModel):
-    """What every compiled flow needs to find the project, its state and its connections."""
+    """What every flow and service needs to find the project, its state and its connections."""
 
     project: str
     profile: str
     profile_kind: str
-    project_dir: str = Field(description="Absolute folder of pipelines.yaml; flows run from here.")
+    project_dir: str = Field(description="Absolute folder of the spec; flows run from here.")
+    spec_file: str = Field(description="The spec's file name inside project_dir.")
     state_dir: str = Field(description="Absolute folder for all runtime state.")
     spec_digest: str
-    blocks: dict[str, str] = Field(
-        default_factory=dict, description="Role (dvc_remote, pushgateway) -> saved block name."
-    )
-
-
-class CompiledExpectation(FrozenModel):
-    """One Great Expectations expectation, traced back to the rule written in the spec."""
-
-    type: str
-    kwargs: dict[str, Any]
-    rule: str = Field(description="The rule as written in the spec, e.g. not_null(customer_id).")
-    column: str | None = None
-
-
-class DatasetStep(FrozenModel):
-    """Parameter of the validate-dataset flow: one dataset, validated then versioned."""
-
-    id: str = Field(description="Resource id, e.g. dataset.customers.")
-    dataset: str
-    path: str = Field(description="File path relative to the project folder.")
-    format: str
-    columns: dict[str, Any] = Field(description="Column -> type name, or list of categories.")
-    key: list[str] = Field(default_factory=list)
-    timestamp: str | None = None
-    expectations: list[CompiledExpectation] = Field(default_factory=list)
-    version: bool = True
-    runtime: RuntimeContext
-
-
-class FeatureViewPlan(FrozenModel):
-    """A Feast feature view over a dataset file."""
-
-    name: str
-    entity: str
-    join_key: str
-    join_key_type: str
-    source_dataset: str
-    source_path: str = Field(description="Absolute path of the dataset file.")
-    timestamp: str
-    features: dict[str, Any] = Field(description="Feature -> declared column type.")
-    ttl_seconds: int
-    online: bool
-
-
-class FeatureServicePlan(FrozenModel):
-    """A Feast feature service: the exact, versioned feature set a model pins."""
-
-    name: str
-    base: str
-    version: int | None
-    references: list[str] = Field(description="`view:feature` references, in order.")
-    features: list[str]
-    on_missing: str
-    digest: str
-
-
-class FeatureRepoStep(FrozenModel):
-    """The Feast repository the spec compiles to, with the profile's stores."""
-
-    id: str = "features.repo"
-    project: str = Field(description="Feast project name.")
-    repo_dir: str
-    online_store: dict[str, Any]
-    registry: dict[str, Any]
-    entities: dict[str, dict[str, str]]
-    views: list[FeatureViewPlan]
-    services: list[FeatureServicePlan]
-    runtime: RuntimeContext
-
-    def view(self, name: str) -> FeatureViewPlan:
-        return next(v for v in self.views if v.name == name)
-
-    def service(self, name: str) -> FeatureServicePlan:
-        return next(s for s in self.services if s.name == name)
-
-
-class MaterializeStep(FrozenModel):
-    """Parameter of the materialize-features flow: one view, incrementally."""
-
-    id: str = Field(description="Resource id, e.g. feature_view.customer_profile.")
-    view: str
-    repo: FeatureRepoStep
-
-
-class GateThreshold(FrozenModel):
-    metric: str
-    op: str
-    value: float
-
-    def holds(self, observed: float) -> bool:
-        return {
-            ">=": observed >= self.value,
-            ">": observed > self.value,
-            "<=": observed <= self.value,
-            "<": observed < self.value,
-        }[self.op]
-
-    def __str__(self) -> str:
-        return f"{self.metric} {self.op} {self.value:g}"
-
-
-class ChampionGate(FrozenModel):
-    metric: str
-    min_delta: float
-    confidence: float
-    method: str
-
-
-class TrainModelStep(FrozenModel):
-    """Parameter of the train-model flow: data, estimator, search, metrics, gate, registry name."""
-
-    id: str = Field(description="Resource id, e.g. model.churn.")
-    model: str
-    registered_name: str = Field(description="Name in the MLflow model registry.")
-    task: str
-    target: str
-    features: list[str]
-    feature_types: dict[str, Any] = Field(description="Feature -> declared column type.")
-    estimator_class: str | None = None
-    estimator_params: dict[str, Any] = Field(default_factory=dict)
-    train_function: str | None = None
-    train_params: dict[str, Any] = Field(default_factory=dict)
-    split_by: str = Field(description="time or random.")
-    test_size: float
-    seed: int
-    search: dict[str, Any] | None = None
-    metrics: list[str]
-    thresholds: list[GateThreshold] = Field(default_factory=list)
-    vs_champion: ChampionGate | None = None
-    model_digest: str = Field(description="Digest of this model's spec (cache key part).")
-    schema_digest: str = Field(description="Digest of features, their types and the target.")
-    dataset: DatasetStep
-    feature_service: str | None = Field(
-        None, description="Train from this feature service (point-in-time joins)."
-    )
-    feature_repo: FeatureRepoStep | None = None
-    trial_runner: dict[str, Any] = Field(
-        default_factory=lambda: {"kind": "threads"},
-        description="Where trials run: threads, or dask (with address / local cluster size).",
-    )
-    runtime: RuntimeContext
-
-
-class VariantRef(FrozenModel):
-    """A model version a service loads: by registry alias or pinned version."""
-
-    name: str = Field(description="Variant name: `stable`, or the candidate's alias.")
-    alias: str | None = None
-    version: int | None = None
 
     @property
-    def reference(self) -> str:
-        return f"version {self.version}" if self.version is not None else f"alias @{self.alias}"
+    def spec_path(self) -> Path:
+        return Path(self.project_dir) / self.spec_file
 
 
-class ServiceStep(FrozenModel):
-    """Parameter of the build-service flow, and what `shipyard build|serve` work from."""
+# -- steps ----------------------------------------------------------------------------------
 
-    id: str = Field(description="Resource id, e.g. service.churn-api.")
-    service: str
-    model: str
-    registered_name: str = Field(description="Name of the model in the MLflow registry.")
-    task: str
-    variants: list[VariantRef] = Field(description="The stable variant first, then candidates.")
-    inputs: list[str] = Field(
-        description="Request fields: entity keys with a feature service, else model features."
+
+_STEP_KINDS: dict[str, type[StepBase]] = {}
+
+
+class StepBase(FrozenModel):
+    """One resource's work in the plan. Subclasses set `kind` and register themselves.
+
+    `tasks` are the stages the step's flow runs as Prefect tasks, in order, exactly as
+    `shipyard plan` prints them; `needs` are the steps whose output this one reads.
+    """
+
+    kind: str
+    id: ResourceId
+    name: str = Field(description="The resource's name in the spec, e.g. churn.")
+    description: str
+    needs: tuple[str, ...] = Field(default=(), description="Ids of the steps this one reads.")
+    tasks: tuple[str, ...] = Field(description="Stages run as Prefect tasks, in order.")
+    schedule: str | None = Field(None, description="Cron schedule of the step's deployment.")
+
+    flow: ClassVar[str | None] = None
+    """The Prefect flow that runs this step (None: the step is run by the flows that need it)."""
+    parameter: ClassVar[str] = "name"
+    """The flow parameter that names the resource, e.g. `model` for train-model."""
+    noun: ClassVar[str] = "step"
+    """What `shipyard validate` counts, e.g. '2 models'."""
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)
+        kind = cls.model_fields["kind"].default
+        if isinstance(kind, str):  # `kind: Literal["model"] = "model"` names the kind
+            _STEP_KINDS[kind] = cls
+
+    def digest(self) -> str:
+        return digest(self.model_dump(mode="json"))
+
+
+StepT = TypeVar("StepT", bound=StepBase)
+
+
+def step_from_json(data: Any) -> StepBase:
+    """The step class its `kind` names, validated; an unknown kind is a clear error."""
+    if isinstance(data, StepBase):
+        return data
+    if not isinstance(data, dict) or data.get("kind") not in _STEP_KINDS:
+        kind = data.get("kind") if isinstance(data, dict) else type(data).__name__
+        raise ValueError(
+            f"unknown step kind {kind!r}; this Shipyard knows {', '.join(sorted(_STEP_KINDS))}"
+        )
+    return _STEP_KINDS[data["kind"]].model_validate(data)
+
+
+# -- connections ----------------------------------------------------------------------------
+
+
+class DvcRemoteBlock(FrozenModel):
+    """Fields of the shipyard-dvc-remote block."""
+
+    type: Literal["shipyard-dvc-remote"] = "shipyard-dvc-remote"
+    name: str
+    url: str
+    options: dict[str, str] = Field(default_factory=dict)
+
+
+class MlflowTrackingBlock(FrozenModel):
+    """Fields of the shipyard-mlflow-tracking block."""
+
+    type: Literal["shipyard-mlflow-tracking"] = "shipyard-mlflow-tracking"
+    name: str
+    tracking_uri: str
+    artifact_root: str | None = None
+
+
+class MetricsSinkBlock(FrozenModel):
+    """Fields of the shipyard-metrics-sink block."""
+
+    type: Literal["shipyard-metrics-sink"] = "shipyard-metrics-sink"
+    name: str
+    textfile_dir: str
+    pushgateway_url: str | None = None
+    username: str | None = None
+    password: str | None = None
+
+
+BlockPlan = Annotated[
+    DvcRemoteBlock | MlflowTrackingBlock | MetricsSinkBlock, Discriminator("type")
+]
+Role = Literal["dvc_remote", "mlflow", "metrics"]
+
+
+class Blocks(FrozenModel):
+    """The connection block documents `shipyard apply` saves, one per role."""
+
+    dvc_remote: DvcRemoteBlock
+    mlflow: MlflowTrackingBlock
+    metrics: MetricsSinkBlock
+
+    def all(self) -> tuple[BlockPlan, ...]:
+        return (self.dvc_remote, self.mlflow, self.metrics)
+
+    def of(self, role: Role) -> BlockPlan:
+        block: BlockPlan = getattr(self, role)
+        return block
+
+
+class PrefectTarget(FrozenModel):
+    """The Prefect server the plan is applied to."""
+
+    api_url: str
+    local: bool = Field(description="True when Shipyard runs the Prefect server itself.")
+    database_url: str | None = Field(
+        None, description="Database of the local server (unset: SQLite in the state folder)."
     )
-    input_types: dict[str, Any] = Field(description="Request field -> declared column type.")
-    features: list[str] = Field(description="The model's input columns, in training order.")
-    data_files: list[str] = Field(
-        default_factory=list,
-        description="Files holding the training data's columns (input histogram buckets).",
-    )
-    feature_service: str | None = None
-    feature_repo: FeatureRepoStep | None = None
-    host: str
+    work_pool: str
+    work_pool_type: str = "process"
+
+
+class MlflowServer(FrozenModel):
+    """The local MLflow server Shipyard runs, when the profile asks for one."""
+
     port: int
-    workers: int
-    timeout_seconds: float
-    max_batch_size: int
-    adaptive_batching: bool
-    max_latency_ms: float
-    max_request_bytes: int = 16 * 1024 * 1024
-    auth: dict[str, Any] | None = Field(
-        None, description="API keys and JWT settings; secrets stay ${secret:NAME} references."
-    )
-    rate_limit: dict[str, str | None] = Field(default_factory=dict)
-    rate_limit_storage: str = Field(description="memory:// or a Redis URL.")
-    log_database: str = Field(description="sqlite:///... or postgresql://... for the logs.")
-    log_requests: bool
-    log_predictions: bool
-    mask: list[str] = Field(default_factory=list)
-    sticky_key: str | None = None
-    tls: dict[str, Any] | None = None
-    runtime: RuntimeContext
+    backend_store_uri: str
+    artifact_root: str
 
 
-class PlanStep(FrozenModel):
-    """A node of the plan's dependency graph."""
+class JobVariables(FrozenModel):
+    """The work pool job variables of every deployment: where and with what environment."""
 
-    id: str
-    resource: str
-    action: str
-    needs: tuple[str, ...] = ()
-    flow: str = Field(description="The flow that performs this step.")
+    working_dir: str
+    env: dict[str, str]
 
 
 class DeploymentPlan(FrozenModel):
-    """A Prefect deployment `shipyard apply` registers."""
+    """A Prefect deployment `shipyard apply` registers: a flow, the step it runs, a schedule."""
 
     flow_name: str
     name: str
-    source: str = Field(description="Folder holding the flow code (Shipyard's flows/ package).")
+    step: str = Field(description="Id of the step the deployment runs.")
+    source: str = Field(description="Folder holding the flow code (Shipyard's flows/).")
     entrypoint: str = Field(description="path/to/file.py:function, relative to `source`.")
     description: str
-    parameters: dict[str, Any]
+    parameters: dict[str, str | bool | int] = Field(
+        description="The flow's parameters: the resource's name (and options left at default)."
+    )
     schedule: str | None = None
-    work_pool: str
     tags: tuple[str, ...]
-    job_variables: dict[str, Any] = Field(default_factory=dict)
-    resource: str
+    version: str = Field(
+        description="Digest of this deployment and its step: changes exactly when what the "
+        "deployment runs changes (Prefect shows it as the deployment's version)."
+    )
 
     @property
     def full_name(self) -> str:
         return f"{self.flow_name}/{self.name}"
 
 
-BLOCK_TYPES = {
-    "dvc_remote": "shipyard-dvc-remote",
-    "mlflow": "shipyard-mlflow-tracking",
-    "metrics": "shipyard-metrics-sink",
-}
-"""Connection role -> block type slug (the classes are in blocks/connections.py)."""
-
-
-class BlockPlan(FrozenModel):
-    """A Prefect block document `shipyard apply` saves (connections; secrets stay references)."""
-
-    type: str = Field(description="Block type slug, e.g. shipyard-dvc-remote.")
-    name: str
-    fields: dict[str, Any]
+# -- the plan -------------------------------------------------------------------------------
 
 
 class Plan(FrozenModel):
-    """Everything a spec compiles to. Pure data: building it imports no Prefect."""
+    """Everything a spec compiles to. Pure data: building or reading it imports no Prefect."""
 
+    schema_version: Literal[2] = SCHEMA_VERSION
     project: str
     profile: str
     spec_digest: str
-    prefect_api_url: str
-    prefect_local: bool = Field(description="True when Shipyard runs the Prefect server itself.")
-    prefect_database_url: str | None = Field(
-        None, description="Database of the local Prefect server (unset: SQLite in the state)."
-    )
-    work_pool: str
     runtime: RuntimeContext
-    steps: tuple[PlanStep, ...]
-    deployments: tuple[DeploymentPlan, ...]
-    blocks: tuple[BlockPlan, ...]
+    prefect: PrefectTarget
+    mlflow_server: MlflowServer | None = None
+    blocks: Blocks
+    job_variables: JobVariables
     secrets: tuple[str, ...] = Field(description="Names of the secrets the spec references.")
-    features: FeatureRepoStep | None = Field(
-        None, description="The Feast repository, when the spec declares features."
+    steps: dict[str, SerializeAsAny[StepBase]] = Field(
+        description="Resource id -> step, in dependency order."
     )
-    mlflow_server: dict[str, Any] | None = Field(
-        None,
-        description="The local MLflow server Shipyard runs (port, backend store, artifact root), "
-        "when the profile asks for one.",
-    )
+    deployments: dict[str, DeploymentPlan] = Field(description="flow/name -> deployment.")
 
-    services: tuple[ServiceStep, ...] = Field(default=(), description="Compiled services.")
+    @field_validator("steps", mode="before")
+    @classmethod
+    def _typed_steps(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            return {key: step_from_json(step) for key, step in value.items()}
+        return value
 
-    def service(self, name: str) -> ServiceStep | None:
-        return next((s for s in self.services if s.service == name), None)
+    @property
+    def digest(self) -> str:
+        """Digest of the whole plan (what `shipyard apply` records as applied)."""
+        return digest(self.model_dump(mode="json"))
 
-    def block(self, role: str) -> BlockPlan:
-        """The block document of a connection role (dvc_remote, mlflow, metrics)."""
-        return next(b for b in self.blocks if b.type == BLOCK_TYPES[role])
+    def step(self, step_id: str, kind: type[StepT]) -> StepT:
+        """The step with this id, which must be of this kind (KeyError/TypeError otherwise)."""
+        step = self.steps[step_id]
+        if not isinstance(step, kind):
+            raise TypeError(f"step '{step_id}' is a {step.kind} step, not a {kind.__name__}")
+        return step
+
+    def named(self, kind: type[StepT], name: str) -> StepT:
+        """The step of the resource `name` (e.g. the service 'churn-api'), or a ShipyardError
+        naming the resources of that kind there are."""
+        from shipyard.diagnostics import did_you_mean
+        from shipyard.errors import ShipyardError
+
+        prefix = kind.model_fields["kind"].default
+        step = self.steps.get(f"{prefix}.{name}")
+        if isinstance(step, kind):
+            return step
+        names = [s.name for s in self.steps_of(kind)]
+        noun = kind.noun
+        raise ShipyardError(
+            f"{noun} '{name}' is not defined in {self.runtime.spec_file}",
+            hint=did_you_mean(name, names)
+            or (f"defined: {', '.join(names)}" if names else f"no {noun} is defined"),
+        )
+
+    def steps_of(self, kind: type[StepT]) -> list[StepT]:
+        return [s for s in self.steps.values() if isinstance(s, kind)]
 
     def deployment(self, flow_name: str, name: str) -> DeploymentPlan | None:
-        for deployment in self.deployments:
-            if deployment.flow_name == flow_name and deployment.name == name:
-                return deployment
-        return None
+        return self.deployments.get(f"{flow_name}/{name}")
+
+    def deployment_of(self, step_id: str) -> DeploymentPlan | None:
+        return next((d for d in self.deployments.values() if d.step == step_id), None)
+
+
+def write_plan(plan: Plan, path: Path) -> None:
+    """Write a plan file (`shipyard plan -o FILE`)."""
+    path.write_text(plan.model_dump_json(indent=2) + "\n", encoding="utf-8")
+
+
+def read_plan(path: Path) -> Plan:
+    """Read a plan file; a missing, malformed or other-version file is a ShipyardError."""
+    from pydantic import ValidationError
+
+    from shipyard.errors import ShipyardError
+
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ShipyardError(
+            f"plan file '{path}' not found", hint=f"write one with `shipyard plan -o {path}`"
+        ) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ShipyardError(
+            f"'{path}' is not a plan file: {exc}",
+            hint=f"write it again with `shipyard plan -o {path}`",
+        ) from None
+    version = data.get("schema_version") if isinstance(data, dict) else None
+    if version != SCHEMA_VERSION:
+        raise ShipyardError(
+            f"'{path}' is a plan of schema version {version}; this Shipyard reads plans of "
+            f"schema version {SCHEMA_VERSION}",
+            hint=f"write it again with this Shipyard: `shipyard plan -o {path}`",
+        )
+    try:
+        return Plan.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ShipyardError(
+            f"'{path}' is not a valid plan ({exc.error_count()} problems; first at {where}: "
+            f"{first['msg']})",
+            hint=f"plans are written by Shipyard, not by hand: `shipyard plan -o {path}`",
+        ) from None
+
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "BlockPlan",
+    "Blocks",
+    "DeploymentPlan",
+    "DvcRemoteBlock",
+    "FrozenModel",
+    "JobVariables",
+    "MetricsSinkBlock",
+    "MlflowServer",
+    "MlflowTrackingBlock",
+    "Plan",
+    "PrefectTarget",
+    "ResourceId",
+    "Role",
+    "RuntimeContext",
+    "StepBase",
+    "digest",
+    "read_plan",
+    "step_from_json",
+    "write_plan",
+]

@@ -7,25 +7,28 @@ from shipyard.compiler.plan import Plan
 
 def render_plan(plan: Plan) -> str:
     lines = [
-        f"project {plan.project}  profile {plan.profile}  spec digest {plan.spec_digest[:12]}",
-        f"prefect {plan.prefect_api_url}  work pool {plan.work_pool}",
+        f"project {plan.project}  profile {plan.profile}  spec digest {plan.spec_digest[:12]}  "
+        f"plan schema {plan.schema_version}",
+        f"prefect {plan.prefect.api_url}  work pool {plan.prefect.work_pool}",
         f"state   {plan.runtime.state_dir}",
         "",
-        f"steps ({len(plan.steps)}, in dependency order):",
+        f"steps ({len(plan.steps)}, in dependency order; each runs its tasks in order):",
     ]
-    width = max((len(s.id) for s in plan.steps), default=0)
-    for step in plan.steps:
-        after = f"  after {', '.join(step.needs)}" if step.needs else ""
-        lines.append(f"  {step.id:<{width}}  [{step.flow}]{after}")
+    width = max((len(s) for s in plan.steps), default=0)
+    for step_id, step in plan.steps.items():
+        deployment = plan.deployment_of(step_id)
+        runs = f"[{deployment.full_name}]" if deployment else "[run by the flows that need it]"
+        lines.append(f"  {step_id:<{width}}  {' -> '.join(step.tasks)}  {runs}")
+        if step.needs:
+            lines.append(f"  {'':<{width}}    after {', '.join(step.needs)}")
     lines += ["", f"deployments ({len(plan.deployments)}):"]
-    width = max((len(d.full_name) for d in plan.deployments), default=0)
-    for d in plan.deployments:
+    width = max((len(name) for name in plan.deployments), default=0)
+    for name, d in plan.deployments.items():
         schedule = f"schedule '{d.schedule}'" if d.schedule else "on demand"
-        lines.append(
-            f"  {d.full_name:<{width}}  {d.entrypoint}  {schedule}  tags {','.join(d.tags)}"
-        )
-    lines += ["", f"blocks ({len(plan.blocks)}):"]
-    lines += [f"  {b.type}/{b.name}" for b in plan.blocks]
+        parameters = ", ".join(f"{k}={v}" for k, v in d.parameters.items())
+        lines.append(f"  {name:<{width}}  {d.entrypoint}({parameters})  {schedule}  v{d.version}")
+    lines += ["", "blocks:"]
+    lines += [f"  {b.type}/{b.name}" for b in plan.blocks.all()]
     if plan.secrets:
         lines += ["", "secrets (Prefect Secret blocks, resolved at run time):"]
         lines += [f"  secret/{name}" for name in plan.secrets]

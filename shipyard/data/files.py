@@ -5,27 +5,28 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from shipyard.compiler.plan import DatasetStep
+from shipyard.compiler import DatasetStep
+from shipyard.compiler.plan import RuntimeContext
 from shipyard.errors import ShipyardError
 
 if TYPE_CHECKING:
     import pandas as pd
 
 
-def dataset_file(step: DatasetStep) -> Path:
-    return Path(step.runtime.project_dir) / step.path
+def dataset_file(runtime: RuntimeContext, step: DatasetStep) -> Path:
+    """The dataset's file: its path is relative to the project folder."""
+    return Path(runtime.project_dir) / step.path
 
 
-def read_dataset(step: DatasetStep, path: Path | None = None) -> pd.DataFrame:
+def read_dataset(step: DatasetStep, path: Path) -> pd.DataFrame:
     """Read the dataset's file; a missing or unreadable file is a ShipyardError naming the fix."""
     import pandas as pd
 
-    path = path or dataset_file(step)
     if not path.exists():
         raise ShipyardError(
             f"file '{step.path}' not found (looked in {path.parent})",
             hint="create the file, fix `path:` in pipelines.yaml, or restore a version with "
-            f"`shipyard data restore {step.dataset} <version>`",
+            f"`shipyard data restore {step.name} <version>`",
             resource=step.id,
         )
     dates = [c for c, t in step.columns.items() if t in ("datetime", "date")]

@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from shipyard.compiler.plan import CompiledExpectation
+from shipyard.compiler import CompiledExpectation
 from shipyard.errors import ShipyardError
 
 if TYPE_CHECKING:

@@ -274,23 +274,16 @@ def _store_for(plan: Plan) -> tuple[DvcStore, VersionCatalog]:
     from shipyard.secrets import resolve
 
     runtime = plan.runtime
-    fields = plan.block("dvc_remote").fields
-    options = {k: resolve(v) or "" for k, v in fields["options"].items()}
-    store = DvcStore(Path(runtime.project_dir), Path(runtime.state_dir), fields["url"], options)
+    remote = plan.blocks.dvc_remote
+    options = {k: resolve(v) or "" for k, v in remote.options.items()}
+    store = DvcStore(Path(runtime.project_dir), Path(runtime.state_dir), remote.url, options)
     return store, VersionCatalog(StateLayout(runtime.state_dir).catalog)
 
 
 def _dataset_file(plan: Plan, dataset: str) -> Path:
-    from shipyard.diagnostics import did_you_mean
+    from shipyard.compiler import DatasetStep
 
-    deployment = plan.deployment("validate-dataset", dataset)
-    if deployment is None:
-        names = [d.name for d in plan.deployments if d.flow_name == "validate-dataset"]
-        raise ShipyardError(
-            f"dataset '{dataset}' is not defined in pipelines.yaml",
-            hint=did_you_mean(dataset, names) or f"defined datasets: {', '.join(names) or 'none'}",
-        )
-    return Path(plan.runtime.project_dir) / str(deployment.parameters["step"]["path"])
+    return Path(plan.runtime.project_dir) / plan.named(DatasetStep, dataset).path
 
 
 def print_versions(plan: Plan, dataset: str, as_json: bool = False) -> int:

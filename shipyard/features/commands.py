@@ -6,20 +6,22 @@ import json
 import os
 from typing import Any
 
-from shipyard.compiler.plan import FeatureRepoStep, Plan
+from shipyard.compiler import FeatureRepoStep, Plan
+from shipyard.compiler.features import REPO_ID
 from shipyard.errors import ShipyardError
 from shipyard.settings import TELEMETRY_OFF
 
 
 def _repo(plan: Plan) -> FeatureRepoStep:
-    if plan.features is None:
+    repo = plan.steps.get(REPO_ID)
+    if not isinstance(repo, FeatureRepoStep):
         raise ShipyardError(
             "pipelines.yaml declares no feature views",
             hint="add `features:` with entities, views and services",
         )
     for key, value in TELEMETRY_OFF.items():
         os.environ.setdefault(key, value)
-    return plan.features
+    return repo
 
 
 def plan_command(plan: Plan) -> int:

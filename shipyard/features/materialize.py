@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from shipyard.compiler.plan import FeatureRepoStep
+from shipyard.compiler import FeatureRepoStep
 from shipyard.errors import ShipyardError
 
 

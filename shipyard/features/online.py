@@ -6,7 +6,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from shipyard.compiler.plan import FeatureRepoStep
+from shipyard.compiler import FeatureRepoStep
 from shipyard.errors import ShipyardError
 
 

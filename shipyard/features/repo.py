@@ -12,7 +12,8 @@ from typing import Any
 
 import yaml
 
-from shipyard.compiler.plan import FeatureRepoStep
+from shipyard.compiler import FeatureRepoStep
+from shipyard.compiler.features import FileRegistry, SqliteOnlineStore
 from shipyard.errors import ServiceUnavailable, ShipyardError
 
 log = logging.getLogger("shipyard.features.repo")
@@ -24,8 +25,10 @@ def store_config(repo: FeatureRepoStep) -> dict[str, Any]:
     return {
         "project": repo.project,
         "provider": "local",
-        "registry": repo.registry if "registry_type" in repo.registry else repo.registry["path"],
-        "online_store": repo.online_store,
+        "registry": repo.registry.path
+        if isinstance(repo.registry, FileRegistry)
+        else repo.registry.model_dump(),
+        "online_store": repo.online_store.model_dump(),
         "offline_store": {"type": "file"},
         "entity_key_serialization_version": 3,
     }
@@ -61,8 +64,9 @@ def open_store(repo: FeatureRepoStep) -> Any:
 
 
 def _where(repo: FeatureRepoStep) -> str:
-    online = repo.online_store.get("connection_string") or repo.online_store.get("path")
-    return f"online store {repo.online_store['type']} {online}, registry {repo.registry['path']}"
+    store = repo.online_store
+    online = store.path if isinstance(store, SqliteOnlineStore) else store.connection_string
+    return f"online store {store.type} {online}, registry {repo.registry.path}"
 
 
 def feast_objects(repo: FeatureRepoStep) -> dict[str, list[Any]]:
@@ -72,9 +76,7 @@ def feast_objects(repo: FeatureRepoStep) -> dict[str, list[Any]]:
 
     types = {"int": Int64, "float": Float64, "str": String, "bool": Bool}
     entities = {
-        name: Entity(
-            name=name, join_keys=[e["join_key"]], value_type=getattr(ValueType, e["value_type"])
-        )
+        name: Entity(name=name, join_keys=[e.join_key], value_type=getattr(ValueType, e.value_type))
         for name, e in repo.entities.items()
     }
     sources, views = [], {}
@@ -211,8 +213,8 @@ def _definitions_source(repo: FeatureRepoStep) -> str:
     types = {"int": "Int64", "float": "Float64", "str": "String", "bool": "Bool"}
     for name, e in repo.entities.items():
         lines.append(
-            f"{name} = Entity(name={name!r}, join_keys=[{e['join_key']!r}], "
-            f"value_type=ValueType.{e['value_type']})"
+            f"{name} = Entity(name={name!r}, join_keys=[{e.join_key!r}], "
+            f"value_type=ValueType.{e.value_type})"
         )
     for view in repo.views:
         fields = ", ".join(

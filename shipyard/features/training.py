@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from shipyard.compiler.plan import TrainModelStep
+from shipyard.compiler import FeatureRepoStep, TrainModelStep
 from shipyard.errors import ShipyardError
 
 if TYPE_CHECKING:
@@ -14,13 +14,14 @@ if TYPE_CHECKING:
 log = logging.getLogger("shipyard.features.training")
 
 
-def training_frame(step: TrainModelStep, labels: pd.DataFrame) -> pd.DataFrame:
+def training_frame(
+    step: TrainModelStep, repo: FeatureRepoStep, labels: pd.DataFrame
+) -> pd.DataFrame:
     """The label rows (entity keys, event time, target) joined with the service's features as
     they were at each row's event time; features newer than a row never leak into it."""
     from shipyard.features.repo import applied_store
 
-    assert step.feature_service is not None and step.feature_repo is not None
-    repo = step.feature_repo
+    assert step.feature_service is not None
     service = repo.service(step.feature_service)
     keys = sorted(
         {
@@ -29,7 +30,7 @@ def training_frame(step: TrainModelStep, labels: pd.DataFrame) -> pd.DataFrame:
             if any(r.startswith(f"{v.name}:") for r in service.references)
         }
     )
-    timestamp = step.dataset.timestamp
+    timestamp = step.timestamp
     if timestamp is None:
         raise ShipyardError(
             "the label dataset has no timestamp for point-in-time joins", resource=step.id

@@ -4,28 +4,29 @@ from __future__ import annotations
 
 from typing import Any
 
-from shipyard.compiler.plan import BLOCK_TYPES, RuntimeContext
+from shipyard.compiler.plan import Plan, Role
 from shipyard.errors import ShipyardError
 from shipyard.metrics import MetricsSink
+from shipyard.runtime.code import import_code
 
 
-def load_block(runtime: RuntimeContext, role: str) -> Any:
-    """The saved block for a role (dvc_remote, metrics); a clear error if it was never saved."""
-    from blocks.connections import BLOCK_TYPES as BLOCK_CLASSES
+def load_block(plan: Plan, role: Role) -> Any:
+    """The saved block for a role (dvc_remote, mlflow, metrics); a clear error if it was never
+    saved. Loaded by name, so an operator can repoint a flow in the Prefect UI."""
+    BLOCK_TYPES = import_code("blocks.connections").BLOCK_TYPES
 
-    name = runtime.blocks[role]
-    slug = BLOCK_TYPES[role]
+    block = plan.blocks.of(role)
     try:
-        return BLOCK_CLASSES[slug].load(name)
+        return BLOCK_TYPES[block.type].load(block.name)
     except ValueError as exc:
         raise ShipyardError(
-            f"Prefect block '{slug}/{name}' is not saved on this Prefect server",
-            hint="run `shipyard apply` (or `shipyard run`, which saves blocks first)",
+            f"Prefect block '{block.type}/{block.name}' is not saved on this Prefect server",
+            hint="run `shipyard apply` (or `shipyard run`, which applies the plan first)",
         ) from exc
 
 
-def metrics_sink(runtime: RuntimeContext) -> MetricsSink:
-    block = load_block(runtime, "metrics")
+def metrics_sink(plan: Plan) -> MetricsSink:
+    block = load_block(plan, "metrics")
     return MetricsSink(
         textfile_dir=block.textfile_dir,
         pushgateway_url=block.pushgateway_url,

@@ -19,7 +19,7 @@ def mlflow_process(plan: Plan) -> ManagedProcess:
 
 
 def tracking_uri(plan: Plan) -> str:
-    return str(plan.block("mlflow").fields["tracking_uri"])
+    return plan.blocks.mlflow.tracking_uri
 
 
 def start(plan: Plan, timeout: float = 180.0) -> str:
@@ -32,12 +32,12 @@ def start(plan: Plan, timeout: float = 180.0) -> str:
             hint="set `mlflow.backend_store_uri` in the profile to run one, or use "
             "`mlflow ui --backend-store-uri <uri>` to browse a SQLite store",
         )
-    url = f"http://127.0.0.1:{server['port']}"
+    url = f"http://127.0.0.1:{server.port}"
     if http_ok(url + "/health"):
         return url
     from shipyard.secrets import resolve
 
-    backend = resolve(server["backend_store_uri"], use_prefect=False) or ""
+    backend = resolve(server.backend_store_uri, use_prefect=False) or ""
     if backend.startswith("postgresql://"):
         # SQLAlchemy 2.1 maps plain postgresql:// to psycopg 3; the locked driver is psycopg2
         backend = "postgresql+psycopg2://" + backend.removeprefix("postgresql://")
@@ -45,7 +45,7 @@ def start(plan: Plan, timeout: float = 180.0) -> str:
         from shipyard.runtime.server import ensure_postgres_database
 
         ensure_postgres_database(backend, purpose="MLflow")
-    artifacts = str(server["artifact_root"])
+    artifacts = str(server.artifact_root)
     if "://" not in artifacts:
         Path(artifacts).mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **environment_for(plan)}
@@ -63,7 +63,7 @@ def start(plan: Plan, timeout: float = 180.0) -> str:
             "--host",
             "127.0.0.1",
             "--port",
-            str(server["port"]),
+            str(server.port),
             "--workers",
             "1",
         ],

@@ -14,7 +14,7 @@ from shipyard.settings import TELEMETRY_OFF, StateLayout
 
 def is_local(plan: Plan) -> bool:
     """True when Shipyard runs the profile's Prefect server itself."""
-    return plan.prefect_local
+    return plan.prefect.local
 
 
 def environment_for(plan: Plan, database_url: str | None = None) -> dict[str, str]:
@@ -25,7 +25,7 @@ def environment_for(plan: Plan, database_url: str | None = None) -> dict[str, st
         "SHIPYARD_STATE_DIR": str(layout.root),
         "SHIPYARD_SPEC": str(Path(plan.runtime.project_dir) / "pipelines.yaml"),
         "PREFECT_HOME": str(layout.prefect_home),
-        "PREFECT_API_URL": plan.prefect_api_url,
+        "PREFECT_API_URL": plan.prefect.api_url,
         "PREFECT_LOGGING_EXTRA_LOGGERS": "shipyard",
         "MLFLOW_TRACKING_URI": f"sqlite:///{layout.mlflow / 'mlflow.db'}",
         "BENTOML_HOME": str(layout.bentoml_home),
@@ -49,8 +49,8 @@ def activate(plan: Plan, require_server: bool) -> bool:
         if key == "PREFECT_API_URL":
             continue
         os.environ[key] = value
-    if http_ok(plan.prefect_api_url.rstrip("/") + "/health"):
-        os.environ["PREFECT_API_URL"] = plan.prefect_api_url
+    if http_ok(plan.prefect.api_url.rstrip("/") + "/health"):
+        os.environ["PREFECT_API_URL"] = plan.prefect.api_url
         return True
     if require_server or not is_local(plan):
         hint = (
@@ -59,7 +59,7 @@ def activate(plan: Plan, require_server: bool) -> bool:
             else "check `prefect.api_url` in the profile and that the server is up"
         )
         raise ServiceUnavailable(
-            f"the Prefect server at {plan.prefect_api_url} is not reachable", hint=hint
+            f"the Prefect server at {plan.prefect.api_url} is not reachable", hint=hint
         )
     os.environ.pop("PREFECT_API_URL", None)
     return False
@@ -74,18 +74,18 @@ def start(plan: Plan, database_url: str | None = None, timeout: float = 180.0) -
     """Start the local Prefect server (idempotent); returns its UI URL."""
     if not is_local(plan):
         raise ShipyardError(
-            f"profile '{plan.profile}' uses the Prefect server at {plan.prefect_api_url}; "
+            f"profile '{plan.profile}' uses the Prefect server at {plan.prefect.api_url}; "
             "Shipyard only starts local servers",
             hint="start that server where it runs, or unset `prefect.api_url`",
         )
-    ui = plan.prefect_api_url.removesuffix("/api")
-    health = plan.prefect_api_url + "/health"
+    ui = plan.prefect.api_url.removesuffix("/api")
+    health = plan.prefect.api_url + "/health"
     process = server_process(plan)
     if http_ok(health):
         return ui
     if database_url:
         ensure_postgres_database(database_url, purpose="Prefect")
-    port = plan.prefect_api_url.rsplit(":", 1)[-1].split("/")[0]
+    port = plan.prefect.api_url.rsplit(":", 1)[-1].split("/")[0]
     env = {**os.environ, **environment_for(plan, database_url)}
     env.pop("PREFECT_API_URL", None)  # the server must not try to reach itself
     StateLayout(plan.runtime.state_dir).prefect_home.mkdir(parents=True, exist_ok=True)
@@ -140,12 +140,12 @@ def command(plan: Plan, action: str) -> int:
     """`shipyard server start|stop|status`."""
     from shipyard.secrets import resolve
 
-    database_url = resolve(plan.prefect_database_url, use_prefect=False)
+    database_url = resolve(plan.prefect.database_url, use_prefect=False)
     if action == "start":
         ui = start(plan, database_url)
         pid = server_process(plan).pid()
         print(
-            f"Prefect server ready: UI {ui}  API {plan.prefect_api_url}"
+            f"Prefect server ready: UI {ui}  API {plan.prefect.api_url}"
             + (f"  (pid {pid})" if pid else "")
         )
         print('  use the `prefect` CLI against it: eval "$(shipyard env)"')
@@ -154,6 +154,6 @@ def command(plan: Plan, action: str) -> int:
     if action == "stop":
         print("Prefect server stopped" if stop(plan) else "no local Prefect server was running")
         return 0
-    healthy = http_ok(plan.prefect_api_url + "/health")
-    print(f"Prefect server at {plan.prefect_api_url}: {'up' if healthy else 'down'}")
+    healthy = http_ok(plan.prefect.api_url + "/health")
+    print(f"Prefect server at {plan.prefect.api_url}: {'up' if healthy else 'down'}")
     return 0 if healthy else 1

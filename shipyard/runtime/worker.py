@@ -15,12 +15,12 @@ from shipyard.settings import StateLayout
 
 def worker_process(plan: Plan) -> ManagedProcess:
     layout = StateLayout(plan.runtime.state_dir)
-    return ManagedProcess(f"prefect-worker-{plan.work_pool}", layout.run, layout.logs)
+    return ManagedProcess(f"prefect-worker-{plan.prefect.work_pool}", layout.run, layout.logs)
 
 
 def worker_argv(plan: Plan, run_once: bool = False) -> list[str]:
     prefect = str(Path(sys.executable).with_name("prefect"))
-    argv = [prefect, "worker", "start", "--pool", plan.work_pool, "--type", "process"]
+    argv = [prefect, "worker", "start", "--pool", plan.prefect.work_pool, "--type", "process"]
     return [*argv, "--run-once"] if run_once else argv
 
 
@@ -33,15 +33,21 @@ def command(plan: Plan, action: str, run_once: bool = False) -> int:
         if run_once:
             return subprocess.call(worker_argv(plan, True), env=env, cwd=plan.runtime.project_dir)
         if (pid := process.pid()) is not None:
-            print(f"a worker for pool '{plan.work_pool}' is already running (pid {pid})")
+            print(f"a worker for pool '{plan.prefect.work_pool}' is already running (pid {pid})")
             return 0
         pid = process.start(worker_argv(plan), env, Path(plan.runtime.project_dir))
-        print(f"worker started on pool '{plan.work_pool}' (pid {pid}); log: {process.log_file}")
+        print(
+            f"worker started on pool '{plan.prefect.work_pool}' (pid {pid}); "
+            f"log: {process.log_file}"
+        )
         print("  stop it with: shipyard worker stop")
         return 0
     if action == "stop":
         print("worker stopped" if process.stop() else "no worker was running")
         return 0
     pid = process.pid()
-    print(f"worker for pool '{plan.work_pool}': " + (f"running (pid {pid})" if pid else "stopped"))
+    print(
+        f"worker for pool '{plan.prefect.work_pool}': "
+        + (f"running (pid {pid})" if pid else "stopped")
+    )
     return 0 if pid else 1

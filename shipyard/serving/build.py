@@ -25,8 +25,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from shipyard.compiler import FeatureRepoStep, ServiceStep
 from shipyard.compiler.compile import CODE_DIR
-from shipyard.compiler.plan import ServiceStep, VariantRef
+from shipyard.compiler.services import VariantRef
 from shipyard.errors import ShipyardError
 from shipyard.serving.config import (
     CONFIG_ENV,
@@ -222,10 +223,11 @@ def _copy_code(ctx: Path) -> None:
 
 
 def bento_version(step: ServiceStep, versions: list[tuple[VariantRef, Any]]) -> str:
-    """m<stable version>-<digest>: the digest covers the spec and every served version."""
+    """m<stable version>-<digest>: the digest covers the compiled service, every served version
+    and the serving code, so a change elsewhere in the spec does not rebuild the Bento."""
     payload = json.dumps(
         {
-            "spec": step.runtime.spec_digest,
+            "step": step.digest(),
             "variants": [[ref.name, v.name, v.version] for ref, v in versions],
             "code": _code_digest(),
         },
@@ -249,7 +251,10 @@ def existing_bento(name: str, version: str, state_dir: Path) -> Path | None:
 
 
 def build_service(
-    step: ServiceStep, tracking_uri: str, say: Callable[[str], None] = print
+    step: ServiceStep,
+    feature_repo: FeatureRepoStep | None,
+    tracking_uri: str,
+    say: Callable[[str], None] = print,
 ) -> BuildResult:
     from shipyard.training.tracking import use_tracking
 
@@ -257,7 +262,7 @@ def build_service(
         os.environ.setdefault(key, value)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     use_tracking(tracking_uri, step.id)
-    state_dir = Path(step.runtime.state_dir)
+    state_dir = Path(step.state_dir)
     say(f"resolving {step.registered_name} in the model registry ...")
     versions, skipped = resolve_variants(step)
     version = bento_version(step, versions)
@@ -297,6 +302,7 @@ def build_service(
             request_fields = model_inputs
         config = ServiceConfig(
             step=step,
+            feature_repo=feature_repo if step.feature_service else None,
             bento_tag=tag,
             built_at=datetime.now(UTC).isoformat(timespec="seconds"),
             variants=served,
@@ -330,12 +336,12 @@ def _bentofile(ctx: Path, step: ServiceStep, versions: list[tuple[VariantRef, An
         "name": step.service,
         "description": f"Shipyard service {step.service} serving {step.registered_name}",
         "labels": {
-            "shipyard.project": step.runtime.project,
+            "shipyard.project": step.project,
             "shipyard.service": step.service,
             "shipyard.model": step.registered_name,
             "shipyard.model_version": str(stable.version),
             "shipyard.semver": (stable.tags or {}).get("shipyard.semver", ""),
-            "shipyard.spec_digest": step.runtime.spec_digest[:12],
+            "shipyard.step_digest": step.digest()[:12],
         },
         "include": ["bentos/**", "shipyard/**", "service.json", "models/**"],
         "python": {"packages": _packages(step), "lock_packages": False},

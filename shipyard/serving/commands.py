@@ -2,24 +2,14 @@
 
 from __future__ import annotations
 
-from shipyard.compiler.plan import Plan, ServiceStep
-from shipyard.errors import ShipyardError
+from shipyard.compiler import FeatureRepoStep, Plan, ServiceStep
+from shipyard.compiler.features import REPO_ID
 
 EXIT_OK = 0
 
 
 def service_step(plan: Plan, name: str) -> ServiceStep:
-    step = plan.service(name)
-    if step is None:
-        from shipyard.diagnostics import did_you_mean
-
-        names = [s.service for s in plan.services]
-        raise ShipyardError(
-            f"service '{name}' is not defined in pipelines.yaml",
-            hint=did_you_mean(name, names)
-            or (f"defined services: {', '.join(names)}" if names else "add it under `services:`"),
-        )
-    return step
+    return plan.named(ServiceStep, name)
 
 
 def _prefect_for_secrets(plan: Plan) -> None:
@@ -28,8 +18,13 @@ def _prefect_for_secrets(plan: Plan) -> None:
 
     from shipyard.runtime.processes import http_ok
 
-    if not os.environ.get("PREFECT_API_URL") and http_ok(plan.prefect_api_url + "/health"):
-        os.environ["PREFECT_API_URL"] = plan.prefect_api_url
+    if not os.environ.get("PREFECT_API_URL") and http_ok(plan.prefect.api_url + "/health"):
+        os.environ["PREFECT_API_URL"] = plan.prefect.api_url
+
+
+def _feature_repo(plan: Plan) -> FeatureRepoStep | None:
+    repo = plan.steps.get(REPO_ID)
+    return repo if isinstance(repo, FeatureRepoStep) else None
 
 
 def _tracking(plan: Plan) -> str:
@@ -43,7 +38,7 @@ def build_command(plan: Plan, name: str, deploy_after: bool) -> int:
     from shipyard.serving.deploy import deploy
 
     step = service_step(plan, name)
-    built = build_service(step, _tracking(plan))
+    built = build_service(step, _feature_repo(plan), _tracking(plan))
     print(built.summary())
     print(f"  bundle  {built.bundle}")
     if deploy_after:
@@ -79,7 +74,7 @@ def serve_command(plan: Plan, name: str, action: str) -> int:
     _prefect_for_secrets(plan)
     if action == "restart":
         deploy.stop(step)
-    built = build_service(step, _tracking(plan))
+    built = build_service(step, _feature_repo(plan), _tracking(plan))
     print(built.summary())
     print(deploy.deploy(step, built))
     print(deploy.describe(step, url))

@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shipyard.compiler.plan import ServiceStep
+from shipyard.compiler import FeatureRepoStep, ServiceStep
 
 CONFIG_FILE = "service.json"
 CONFIG_ENV = "SHIPYARD_SERVICE_BUNDLE"
@@ -49,6 +49,9 @@ class ServiceConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     step: ServiceStep
+    feature_repo: FeatureRepoStep | None = Field(
+        None, description="The Feast repository, when the service reads features online."
+    )
     bento_tag: str
     built_at: str
     variants: list[ServedVariant]
@@ -99,13 +102,3 @@ def write_config(bundle: Path, config: ServiceConfig) -> Path:
     path = bundle / CONFIG_FILE
     path.write_text(config.model_dump_json(indent=2))
     return path
-
-
-def state_dir(config: ServiceConfig) -> Path:
-    """Where the service keeps its control file and audit: $SHIPYARD_STATE_DIR wins."""
-    return Path(os.environ.get("SHIPYARD_STATE_DIR") or config.step.runtime.state_dir)
-
-
-def control_path(config: ServiceConfig) -> Path:
-    """The file every worker watches: which bundle to serve and how to route."""
-    return state_dir(config) / "serving" / config.name / "control.json"

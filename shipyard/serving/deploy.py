@@ -18,18 +18,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from shipyard.compiler.plan import ServiceStep
+from shipyard.compiler import ServiceStep
 from shipyard.errors import ServiceUnavailable, ShipyardError
 from shipyard.runtime.processes import ManagedProcess, http_ok
 from shipyard.serving.build import BuildResult, bento_env
-from shipyard.serving.config import ServiceConfig, control_path
+from shipyard.serving.config import read_config
+from shipyard.serving.control import ControlConflict, ControlState, ControlStore
 from shipyard.settings import StateLayout
 
 READY_TIMEOUT = 240.0
 
 
 def process(step: ServiceStep) -> ManagedProcess:
-    layout = StateLayout(step.runtime.state_dir)
+    layout = StateLayout(step.state_dir)
     return ManagedProcess(f"service-{step.service}", layout.run, layout.logs)
 
 
@@ -41,8 +42,12 @@ def base_url(step: ServiceStep) -> str:
 
 def tls_files(step: ServiceStep) -> dict[str, Path]:
     """The service's TLS files as absolute paths (the spec gives them relative to the project)."""
-    project = Path(step.runtime.project_dir)
-    return {key: project / value for key, value in (step.tls or {}).items() if value}
+    if step.tls is None:
+        return {}
+    files = {"certfile": step.tls.certfile, "keyfile": step.tls.keyfile}
+    if step.tls.ca_certs:
+        files["ca_certs"] = step.tls.ca_certs
+    return {key: Path(value) for key, value in files.items()}
 
 
 def client_context(step: ServiceStep) -> ssl.SSLContext | None:
@@ -96,13 +101,14 @@ def serve_env(step: ServiceStep) -> dict[str, str]:
     """
     from shipyard.secrets import SECRET_REFERENCE, env_name, secret_value
 
-    env = bento_env(Path(step.runtime.state_dir))
+    env = bento_env(Path(step.state_dir))
     # a home of its own: BentoML wipes $BENTOML_HOME/prometheus_multiproc_dir at every start,
     # which would erase the metrics of another service running from the same project
-    env["BENTOML_HOME"] = str(Path(step.runtime.state_dir) / "serving" / step.service / "bentoml")
-    env["SHIPYARD_STATE_DIR"] = step.runtime.state_dir
+    env["BENTOML_HOME"] = str(Path(step.state_dir) / "serving" / step.service / "bentoml")
+    env["SHIPYARD_STATE_DIR"] = step.state_dir
     env.pop("SHIPYARD_SERVICE_BUNDLE", None)
-    for name in sorted(set(SECRET_REFERENCE.findall(json.dumps(step.auth or {})))):
+    auth = step.auth.model_dump_json() if step.auth else ""
+    for name in sorted(set(SECRET_REFERENCE.findall(auth))):
         env[env_name(name)] = secret_value(name)
     if step.log_database.startswith("postgresql"):
         from shipyard.runtime.server import ensure_postgres_database
@@ -126,26 +132,65 @@ def _argv(step: ServiceStep, built: BuildResult) -> list[str]:
     return argv
 
 
-def _keep_routing(step: ServiceStep, config: ServiceConfig) -> Any:
-    """The routing in force, if it still fits the new variants; else the default."""
-    from shipyard.serving.engine import default_router, read_control
-    from shipyard.serving.router import Router, RouterState, UnknownVariant
+def record_deploy(step: ServiceStep, built: BuildResult) -> ControlState:
+    """Make `built` what every worker serves: a compare-and-swap on the control state that
+    keeps the routing in force if it fits the new variants. A concurrent change (an admin
+    routing call) is read again and kept, never overwritten."""
+    from shipyard.audit import current_actor
+    from shipyard.serving.engine import routing_for
 
-    control = read_control(control_path(config))
-    if control and control.get("router"):
-        try:
-            state = RouterState.model_validate(control["router"])
-            Router(state, [v.name for v in config.variants])
-            return state
-        except (ValueError, UnknownVariant):
-            pass
-    return default_router(config)
+    store = ControlStore(step.control_database)
+    try:
+        for _ in range(5):
+            current = store.read(step.service)
+            try:
+                return store.change(
+                    step.service,
+                    expected_revision=current.revision if current else 0,
+                    actor=current_actor(),
+                    action="deploy",
+                    reason=f"deploy {built.tag}",
+                    bento=built.tag,
+                    bundle=str(built.bundle),
+                    routing=routing_for(built.config, current.routing if current else None),
+                )
+            except ControlConflict:
+                continue
+        raise ShipyardError(
+            f"service '{step.service}': its control state kept changing while {built.tag} was "
+            "being deployed; nothing was changed",
+            hint="deploy again once the other changes (a rollout?) have settled",
+            resource=step.id,
+        )
+    finally:
+        store.close()
+
+
+def _ensure_same_api(step: ServiceStep, built: BuildResult) -> None:
+    """A running service cannot change its request fields: refuse before anything moves."""
+    store = ControlStore(step.control_database)
+    try:
+        current = store.read(step.service)
+    finally:
+        store.close()
+    if current is None:
+        return
+    try:
+        running = read_config(Path(current.bundle))
+    except ShipyardError:
+        return  # that Bento is gone: workers will say so; the new one may still apply
+    if running.request_schema_digest() != built.config.request_schema_digest():
+        fields = ", ".join(f.name for f in built.config.request_fields)
+        raise ShipyardError(
+            f"{built.tag} takes different request fields ({fields}) than the running "
+            f"{current.bento}; a running service cannot change its API, so nothing was changed",
+            hint=f"restart it on the new Bento: `shipyard serve {step.service} --restart`",
+            resource=step.id,
+        )
 
 
 def start(step: ServiceStep, built: BuildResult, say: Callable[[str], None] = print) -> str:
     """Start `bentoml serve` for the Bento in the background; returns the URL once ready."""
-    from shipyard.serving.engine import write_control
-
     check_tls_files(step)
     managed = process(step)
     if managed.pid() is not None:
@@ -160,9 +205,9 @@ def start(step: ServiceStep, built: BuildResult, say: Callable[[str], None] = pr
             f"port {step.port} already answers at {url}, but not for service '{step.service}'",
             hint=f"stop that program or set services.{step.service}.port",
         )
-    write_control(control_path(built.config), built.bundle, _keep_routing(step, built.config))
+    record_deploy(step, built)
     say(f"starting bentoml serve {built.tag} on {url} ...")
-    managed.start(_argv(step, built), serve_env(step), cwd=Path(step.runtime.project_dir))
+    managed.start(_argv(step, built), serve_env(step), cwd=Path(step.project_dir))
     managed.wait_until(url + "/readyz", timeout=READY_TIMEOUT, context=context)
     return url
 
@@ -171,9 +216,8 @@ def hot_reload(
     step: ServiceStep, built: BuildResult, timeout: float = READY_TIMEOUT
 ) -> dict[str, Any]:
     """Point the running service at a new Bento and wait until it serves it."""
-    from shipyard.serving.engine import write_control
-
-    write_control(control_path(built.config), built.bundle, _keep_routing(step, built.config))
+    _ensure_same_api(step, built)
+    record_deploy(step, built)
     deadline = time.monotonic() + timeout
     current: dict[str, Any] | None = None
     while time.monotonic() < deadline:
@@ -213,7 +257,7 @@ def stop(step: ServiceStep) -> bool:
 
 
 def describe(step: ServiceStep, url: str) -> str:
-    keys = ", ".join(sorted((step.auth or {}).get("api_keys", {}))) or "none (no auth)"
+    keys = ", ".join(sorted(step.auth.api_keys if step.auth else {})) or "none (no auth)"
     return "\n".join(
         [
             f"  predict   curl -X POST {url}/predict -H 'content-type: application/json' "

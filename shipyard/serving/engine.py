@@ -9,23 +9,23 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 from collections.abc import Callable, Mapping
 from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
+from shipyard.compiler.services import RoutingPlan
 from shipyard.errors import ShipyardError
 from shipyard.serving.auth import ApiKey, Authenticator, JwtSettings
-from shipyard.serving.config import ServiceConfig, control_path, read_config, state_dir
+from shipyard.serving.config import ServiceConfig, read_config
+from shipyard.serving.control import ControlState, ControlStore, resolve_bundle
 from shipyard.serving.masking import Masker
 from shipyard.serving.models import ModelSet
 from shipyard.serving.predlog import BATCH, PredictionLog
 from shipyard.serving.ratelimit import RateLimiter
-from shipyard.serving.router import Router, RouterState, UnknownVariant
+from shipyard.serving.router import Router, UnknownVariant
 from shipyard.serving.telemetry import configure_logging, service_metrics
-from shipyard.spec.base import parse_duration
 
 log = logging.getLogger("shipyard.serving")
 WATCH_INTERVAL = 0.5
@@ -57,26 +57,26 @@ def _row_values(columns: list[str]) -> Callable[[Mapping[str, Any]], tuple[Any, 
 def _auth(config: ServiceConfig) -> Authenticator:
     from shipyard.secrets import resolve
 
-    auth = config.step.auth or {}
+    auth = config.step.auth
+    if auth is None:
+        return Authenticator([], None, service=config.step.service)
     keys = [
         ApiKey(
             name=name,
-            key=resolve(spec["key"], use_prefect=False) or "",
-            roles=frozenset(spec["roles"]),
+            key=resolve(api_key.key, use_prefect=False) or "",
+            roles=frozenset(api_key.roles),
         )
-        for name, spec in (auth.get("api_keys") or {}).items()
+        for name, api_key in auth.api_keys.items()
     ]
-    jwt = auth.get("jwt")
     settings = None
-    if jwt:
-        key = jwt["secret"] if jwt["algorithm"] == "HS256" else jwt["public_key"]
+    if auth.jwt is not None:
         settings = JwtSettings(
-            algorithm=jwt["algorithm"],
-            key=resolve(key, use_prefect=False) or "",
-            audience=jwt.get("audience"),
-            issuer=jwt.get("issuer"),
-            roles_claim=jwt.get("roles_claim") or "roles",
-            leeway_seconds=parse_duration(jwt.get("leeway") or "0s"),
+            algorithm=auth.jwt.algorithm,
+            key=resolve(auth.jwt.key, use_prefect=False) or "",
+            audience=auth.jwt.audience,
+            issuer=auth.jwt.issuer,
+            roles_claim=auth.jwt.roles_claim,
+            leeway_seconds=auth.jwt.leeway_seconds,
         )
     return Authenticator(keys, settings, service=config.step.service)
 
@@ -85,43 +85,29 @@ def _policies(config: ServiceConfig) -> tuple[Authenticator, RateLimiter, Masker
     """Who may call, how often, and what never reaches a log: all from the built config."""
     step = config.step
     limiter = RateLimiter(
-        per_key=step.rate_limit.get("per_key"),
-        global_limit=step.rate_limit.get("global"),
-        storage_uri=step.rate_limit_storage,
-        namespace=f"shipyard:{step.runtime.project}:{step.service}",
+        per_key=step.rate_limit.per_key,
+        global_limit=step.rate_limit.global_limit,
+        storage_uri=step.rate_limit.storage,
+        namespace=f"shipyard:{step.project}:{step.service}",
         key_limits={
-            name: spec["rate_limit"]
-            for name, spec in ((step.auth or {}).get("api_keys") or {}).items()
-            if spec.get("rate_limit")
+            name: api_key.rate_limit
+            for name, api_key in (step.auth.api_keys if step.auth else {}).items()
+            if api_key.rate_limit
         },
     )
     return _auth(config), limiter, Masker(step.mask)
 
 
-def default_router(config: ServiceConfig) -> RouterState:
-    """All traffic on the stable variant; candidates loaded but idle."""
-    return RouterState(
-        weights={v.name: (100.0 if v.name == "stable" else 0.0) for v in config.variants},
-        sticky_key=config.step.sticky_key,
-    )
-
-
-def write_control(path: Path, bundle: Path, router: RouterState) -> None:
-    """Atomically replace the control file every worker watches."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(
-        json.dumps({"bundle": str(bundle), "router": router.model_dump(by_alias=True)}, indent=2)
-    )
-    tmp.replace(path)
-
-
-def read_control(path: Path) -> dict[str, Any] | None:
-    try:
-        data: dict[str, Any] = json.loads(path.read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
-    return data
+def routing_for(config: ServiceConfig, routing: RoutingPlan | None) -> RoutingPlan:
+    """`routing` if it still fits the bundle's variants, else the routing the spec compiles to
+    (a deploy that drops a candidate must not keep sending it traffic)."""
+    if routing is not None:
+        try:
+            Router(routing, [v.name for v in config.variants])
+            return routing
+        except (ValueError, UnknownVariant) as exc:
+            log.warning("routing of %s reset to the spec's: %s", config.step.service, exc)
+    return config.step.routing
 
 
 class ServiceEngine:
@@ -136,25 +122,19 @@ class ServiceEngine:
         self.metrics = service_metrics(step.service, json.dumps(self.config.input_buckets))
         self.models = ModelSet(self.config, bundle, self.metrics)
         self.features: Any = None
-        if step.feature_service is not None and step.feature_repo is not None:
+        if step.feature_service is not None and self.config.feature_repo is not None:
             from shipyard.features.online import OnlineFeatures
 
-            self.features = OnlineFeatures(step.feature_repo)
+            self.features = OnlineFeatures(self.config.feature_repo)
         self.auth, self.limiter, self.masker = _policies(self.config)
         self.log = PredictionLog(step.log_database, step.service)
-        self.control = control_path(self.config)
+        self.store = ControlStore(step.control_database)
         self.reload_error: str | None = None
-        control = read_control(self.control)
-        state = default_router(self.config)
-        if control is not None and control.get("router"):
-            try:
-                state = RouterState.model_validate(control["router"])
-                Router(state, list(self.models.variants))
-            except (ValueError, UnknownVariant) as exc:
-                log.warning("ignoring the saved routing of %s: %s", self.service, exc)
-                state = default_router(self.config)
-        self.router = Router(state, list(self.models.variants), salt=self.service)
-        self._control_mtime = self._mtime()
+        self.router = Router(routing_for(self.config, None), list(self.models.variants))
+        self.revision = 0
+        # A worker that starts (or restarts after a crash) serves what the control state says
+        # now, not the Bento it was started from: every worker of every replica serves alike.
+        self.check_control()
         self._stop = threading.Event()
         if watch:
             threading.Thread(target=self._watch, name="shipyard-control", daemon=True).start()
@@ -304,29 +284,31 @@ class ServiceEngine:
                 }
                 for v in self.models.config.variants
             ],
-            "routing": state.model_dump(by_alias=True),
+            "routing": state.model_dump(mode="json", by_alias=True),
+            "revision": self.revision,
             "reload_error": self.reload_error,
         }
 
-    def set_routing(self, state: RouterState, actor: str, reason: str) -> RouterState:
-        """Validate, persist for every worker, audit, then apply here at once."""
-        current = self.router.state
-        state = state.model_copy(update={"revision": current.revision + 1})
-        router = Router(state, list(self.models.variants), salt=self.service)  # may raise
-        write_control(self.control, self.models.bundle, state)
-        from shipyard.audit import AuditLog
-        from shipyard.settings import StateLayout
+    def set_routing(
+        self, routing: RoutingPlan, actor: str, reason: str, expected_revision: int | None = None
+    ) -> ControlState:
+        """Change the routing of every worker: compare-and-swap on the revision (the current
+        one unless given), audited with the change; then apply it here at once.
 
-        AuditLog(StateLayout(state_dir(self.config)).catalog).record(
-            "routing",
-            f"service.{self.service}",
+        Raises:
+            ControlConflict: Another change came first; nothing was applied.
+            UnknownVariant, ValueError: The routing does not fit this service's variants.
+        """
+        Router(routing, list(self.models.variants))  # refuse before writing anything
+        state = self.store.change(
+            self.service,
+            expected_revision=self.revision if expected_revision is None else expected_revision,
             actor=actor,
+            action="routing",
             reason=reason,
-            before=current.model_dump(by_alias=True),
-            after=state.model_dump(by_alias=True),
+            routing=routing,
         )
-        self.router = router
-        self._control_mtime = self._mtime()
+        self._apply(state)
         return state
 
     def reload(self, bundle: Path) -> None:
@@ -343,11 +325,7 @@ class ServiceEngine:
         predictions = self.log
         if config.step.log_database != self.config.step.log_database:
             predictions = PredictionLog(config.step.log_database, config.step.service)
-        state = self.router.state
-        try:
-            router = Router(state, list(models.variants), salt=self.service)
-        except UnknownVariant:
-            router = Router(default_router(config), list(models.variants), salt=self.service)
+        router = Router(routing_for(config, self.router.state), list(models.variants))
         old_log = self.log
         self.auth, self.limiter, self.masker, self.log = auth, limiter, masker, predictions
         self.config, self.models, self.router = config, models, router
@@ -360,33 +338,35 @@ class ServiceEngine:
             extra={"fields": {"service": self.service, "bento": config.bento_tag}},
         )
 
-    def _mtime(self) -> int:
+    def check_control(self, force: bool = False) -> None:
+        """Apply the control state if its revision moved: a new bundle, new routing, or both."""
         try:
-            return self.control.stat().st_mtime_ns
-        except FileNotFoundError:
-            return 0
+            revision = self.store.revision(self.service)
+            if revision == self.revision and not force:
+                return
+            state = self.store.read(self.service)
+        except ShipyardError as exc:  # the store is down: keep serving what works
+            self.reload_error = str(exc)
+            log.error("control state of %s unreadable: %s", self.service, exc)
+            return
+        if state is not None:
+            self._apply(state)
 
-    def check_control(self) -> None:
-        """Apply the control file if it changed: a new bundle, new routing, or both."""
-        mtime = self._mtime()
-        if mtime == self._control_mtime:
-            return
-        self._control_mtime = mtime
-        control = read_control(self.control)
-        if control is None:
-            return
+    def _apply(self, state: ControlState) -> None:
         try:
-            bundle = Path(control["bundle"])
+            bundle = resolve_bundle(state, Path(self.config.step.state_dir))
             if bundle != self.models.bundle:
                 self.reload(bundle)
-            state = RouterState.model_validate(control["router"])
-            if state != self.router.state:
-                self.router = Router(state, list(self.models.variants), salt=self.service)
+            if state.routing != self.router.state:
+                self.router = Router(state.routing, list(self.models.variants))
+            self.revision = state.revision
             self.reload_error = None
         except Exception as exc:  # keep serving what works; say why the change was not taken
             self.reload_error = str(exc)
+            self.revision = state.revision  # not retried until the next change
             log.error(
-                "control change for %s not applied: %s",
+                "control revision %s of %s not applied: %s",
+                state.revision,
                 self.service,
                 exc,
                 extra={"fields": {"service": self.service}},
@@ -400,3 +380,4 @@ class ServiceEngine:
         self._stop.set()
         self.log.close()
         self.limiter.close()
+        self.store.close()

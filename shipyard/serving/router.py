@@ -4,73 +4,14 @@ from __future__ import annotations
 
 import bisect
 import hashlib
-import math
 import random
 from collections.abc import Mapping, Sequence
-from typing import Any, Self
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from shipyard.compiler.services import RoutingPlan
+from shipyard.spec.services import RouteRule, RouteValue
 
-Value = str | int | float | bool
 _BUCKETS = 10_000
-
-
-class RouteRule(BaseModel):
-    """Send requests whose row field (or header) matches a value to one variant."""
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-    field: str | None = Field(None, description="A request row field to match.")
-    header: str | None = Field(None, description="A request header to match (any case).")
-    equals: Value | None = Field(None, description="Match when the value equals this.")
-    in_: list[Value] | None = Field(
-        None, alias="in", description="Match when the value is one of these."
-    )
-    variant: str = Field(description="The variant that answers matching requests.")
-
-    @field_validator("header")
-    @classmethod
-    def _lower_header(cls, header: str | None) -> str | None:
-        return header.lower() if header is not None else None
-
-    @model_validator(mode="after")
-    def _one_source_one_test(self) -> Self:
-        if (self.field is None) == (self.header is None):
-            raise ValueError(
-                f"route rule for variant '{self.variant}' needs exactly one of 'field' or 'header'"
-            )
-        if ("equals" in self.model_fields_set) == (self.in_ is not None):
-            raise ValueError(
-                f"route rule for variant '{self.variant}' needs exactly one of 'equals' or 'in'"
-            )
-        return self
-
-
-class RouterState(BaseModel):
-    """The routing configuration of a service; changed at run time by building a new Router."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    weights: dict[str, float] = Field(description="Variant -> share of traffic (>= 0).")
-    sticky_key: str | None = Field(
-        None, description="Row field whose value keeps a caller on one variant."
-    )
-    rules: list[RouteRule] = Field(
-        default_factory=list, description="Checked in order before weights; first match wins."
-    )
-    revision: int = Field(
-        0, description="Counts the changes: the admin API sets it, audits it and returns it."
-    )
-
-    @field_validator("weights")
-    @classmethod
-    def _usable_weights(cls, weights: dict[str, float]) -> dict[str, float]:
-        bad = [name for name, weight in weights.items() if not (0 <= weight < math.inf)]
-        if bad:
-            raise ValueError(f"weights of {', '.join(bad)} must be finite numbers >= 0")
-        if not any(weight > 0 for weight in weights.values()):
-            raise ValueError("at least one variant needs a weight > 0")
-        return weights
 
 
 class UnknownVariant(ValueError):
@@ -92,22 +33,22 @@ class Router:
     keeps the Router it started with, and no lock is needed.
     """
 
-    def __init__(self, state: RouterState, variants: Sequence[str], salt: str = "") -> None:
-        """Compile the state for the given variants.
+    def __init__(self, state: RoutingPlan, variants: Sequence[str]) -> None:
+        """Compile the routing for the given variants.
 
         Args:
-            state: Weights, sticky key and rules.
+            state: Weights, sticky key, rules, and the salt of sticky hashes (a service,
+                rollout or experiment of its own splits the same callers independently).
             variants: The variants the service has; those missing from the weights get 0.
-            salt: Mixed into sticky hashes (e.g. the service name) so that services split
-                the same callers independently.
 
         Raises:
             UnknownVariant: The weights or a rule name a variant not in `variants`.
+            ValueError: No variant of the service has a weight above 0.
         """
-        self._state = state.model_copy(deep=True)
+        self._state = state.model_copy(deep=True)  # the caller's dicts may change later
         self._known = tuple(variants)
         self._known_set = frozenset(variants)
-        self._salt = f"{salt}:"
+        self._salt = f"{state.salt}:"
         self._sticky_key = state.sticky_key
         for name in state.weights:
             if name not in self._known_set:
@@ -118,6 +59,8 @@ class Router:
         self._rules = tuple(_compile(rule) for rule in state.rules)
         # Variants with weight 0 are left out so that no bucket or random draw can reach them.
         chosen = [(name, state.weights[name]) for name in self._known if state.weights.get(name)]
+        if not chosen:
+            raise ValueError("at least one variant needs a weight above 0")
         total = sum(weight for _, weight in chosen)
         self._choices = tuple(name for name, _ in chosen)
         cumulative, running = [], 0.0
@@ -132,8 +75,8 @@ class Router:
         """The one variant every unforced request goes to, when no choice is left to make."""
 
     @property
-    def state(self) -> RouterState:
-        """A copy of the state this router was built from."""
+    def state(self) -> RoutingPlan:
+        """A copy of the routing this router was built from."""
         return self._state.model_copy(deep=True)
 
     @property
@@ -196,11 +139,11 @@ def _matches(value: Any, membership: bool, expected: Any) -> bool:
         return False
 
 
-def _as_header(value: Value) -> Value:
+def _as_header(value: RouteValue) -> RouteValue:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
 
 
-def _same(value: Value) -> Value:
+def _same(value: RouteValue) -> RouteValue:
     return value

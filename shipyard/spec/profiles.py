@@ -108,7 +108,7 @@ class FeastSettings(SpecModel):
 
 
 class ServingSettings(SpecModel):
-    """Where services keep shared state: rate-limit counters and the prediction log."""
+    """Where services keep shared state: rate limits, the prediction log, the control state."""
 
     rate_limit_storage: str | None = Field(
         None,
@@ -119,6 +119,12 @@ class ServingSettings(SpecModel):
         None,
         description="Prediction and feedback log: unset for SQLite under the state folder, or a "
         "PostgreSQL URL such as postgresql://postgres@127.0.0.1:5432/serving (created if missing).",
+    )
+    control_database: str | None = Field(
+        None,
+        description="Control state of every service (which Bento, routing, with their audit): "
+        "unset for `log_database` when that is PostgreSQL, else SQLite under the state folder. "
+        "Replicas on several machines must share one PostgreSQL database.",
     )
 
 

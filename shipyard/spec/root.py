@@ -1,4 +1,17 @@
-"""The root of pipelines.yaml."""
+"""The root of pipelines.yaml, and the registry of its sections.
+
+Every field of `PipelineSpec` after `project`, `profile` and `profiles` is a section of the
+life cycle. A section is registered by adding its field here, once; the other phases find
+their part of it by name:
+
+    shipyard/spec/<section>.py          the pydantic models of its entries
+    shipyard/validation/<section>.py    check_<section>(spec, source_map) -> diagnostics
+    shipyard/compiler/<section>.py      compile_<section>(ctx) -> steps (each step names its flow)
+    flows/<verb>.py                     the Prefect flow that runs those steps
+
+The loader salvages the valid entries of every section alike, so a shape error in one section
+never hides the errors of another; the tests check that each section has all of its parts.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +23,9 @@ from shipyard.spec.features import FeaturesSpec
 from shipyard.spec.models import ModelSpec
 from shipyard.spec.profiles import ProfileSpec
 from shipyard.spec.services import ServiceSpec
+
+CORE_FIELDS = ("project", "profile", "profiles")
+"""Fields of the root that are not sections: where the project runs, not what it does."""
 
 
 class PipelineSpec(SpecModel):
@@ -39,6 +55,11 @@ class PipelineSpec(SpecModel):
         default_factory=dict,
         description="BentoML services serving registered models, with auth, limits and logs.",
     )
+
+    @classmethod
+    def sections(cls) -> tuple[str, ...]:
+        """The life-cycle sections, in the order they are checked and compiled."""
+        return tuple(name for name in cls.model_fields if name not in CORE_FIELDS)
 
     @property
     def active_profile(self) -> ProfileSpec:

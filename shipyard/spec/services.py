@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import math
 import re
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import AfterValidator, BeforeValidator, Field, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
 from shipyard.spec.base import DURATION_PATTERN, Name, SpecModel
+from shipyard.spec.features import service_features
 from shipyard.spec.models import spec_rule
 
 Role = Literal["predict", "feedback", "admin"]
 ROLES: tuple[Role, ...] = ("predict", "feedback", "admin")
+
+if TYPE_CHECKING:
+    from shipyard.spec.root import PipelineSpec
 
 RATE_PATTERN = r"^\s*\d+\s*(/|per)\s*(\d+\s*)?(second|minute|hour|day|month|year)s?\s*$"
 _RATE = re.compile(RATE_PATTERN)
@@ -164,11 +169,69 @@ class TlsSpec(SpecModel):
     )
 
 
+RouteValue = str | int | float | bool
+
+
+class RouteRule(SpecModel):
+    """Send requests whose row field (or header) matches a value to one variant."""
+
+    field: str | None = Field(None, description="A request row field to match.")
+    header: str | None = Field(None, description="A request header to match (any case).")
+    equals: RouteValue | None = Field(None, description="Match when the value equals this.")
+    in_: list[RouteValue] | None = Field(
+        None, alias="in", description="Match when the value is one of these."
+    )
+    variant: str = Field(description="The variant that answers matching requests.")
+
+    @field_validator("header")
+    @classmethod
+    def _lower_header(cls, header: str | None) -> str | None:
+        return header.lower() if header is not None else None
+
+    @model_validator(mode="after")
+    def _one_source_one_test(self) -> RouteRule:
+        if (self.field is None) == (self.header is None):
+            raise spec_rule(
+                f"route rule for variant '{self.variant}' needs exactly one of `field` or `header`",
+                "match a request field (`field: region`) or a header (`header: x-tenant`)",
+            )
+        if ("equals" in self.model_fields_set) == (self.in_ is not None):
+            raise spec_rule(
+                f"route rule for variant '{self.variant}' needs exactly one of `equals` or `in`",
+                "compare with one value (`equals: north`) or a list (`in: [north, east]`)",
+            )
+        return self
+
+
+def finite_weights(weights: dict[str, float]) -> dict[str, float]:
+    bad = [name for name, weight in weights.items() if not (0 <= weight < math.inf)]
+    if bad:
+        raise spec_rule(
+            f"weights of {', '.join(bad)} must be finite numbers >= 0",
+            "give each variant a share of traffic, e.g. {stable: 90, challenger: 10}",
+        )
+    if weights and not any(weight > 0 for weight in weights.values()):
+        raise spec_rule(
+            "at least one variant needs a weight above 0",
+            "e.g. {stable: 100}: every request that no rule matches needs somewhere to go",
+        )
+    return weights
+
+
 class RoutingSpec(SpecModel):
     """How requests are assigned to variants until a rollout or A/B test changes it."""
 
     sticky_key: str | None = Field(
         None, description="Input field that keeps a caller on one variant (e.g. customer_id)."
+    )
+    weights: Annotated[dict[str, float], AfterValidator(finite_weights)] = Field(
+        default_factory=dict,
+        description="Variant -> share of traffic (stable, or a candidate alias); "
+        "default: everything on stable.",
+    )
+    rules: list[RouteRule] = Field(
+        default_factory=list,
+        description="Checked in order before the weights; the first match picks the variant.",
     )
 
 
@@ -205,5 +268,24 @@ class ServiceSpec(SpecModel):
         None, description="Limits per key and global; a bare rate ('200/second') is global."
     )
     logging: LoggingSpec = Field(default_factory=LoggingSpec)
-    routing: RoutingSpec = Field(default_factory=RoutingSpec)
+    routing: RoutingSpec = Field(default_factory=RoutingSpec, description=RoutingSpec.__doc__)
     tls: TlsSpec | None = Field(None, description="Serve HTTPS with these files.")
+
+
+def service_inputs(spec: PipelineSpec, service: ServiceSpec) -> list[str] | None:
+    """The request fields of a service: entity keys when it reads features online, else the
+    model's feature columns. None when the model or feature service is unknown."""
+    model = spec.models.get(service.model)
+    if model is None:
+        return None
+    feature_service = service.features or model.feature_service
+    if feature_service is not None:
+        if feature_service not in spec.features.services:
+            return None
+        keys: dict[str, None] = {}
+        for view, _ in service_features(spec.features, feature_service):
+            entity = spec.features.entities.get(view.entity)
+            if entity is not None:
+                keys[entity.join_key] = None
+        return list(keys)
+    return list(model.features) if isinstance(model.features, list) else []

@@ -7,8 +7,7 @@ import os
 from datetime import UTC, datetime
 
 from shipyard.audit import AuditLog
-from shipyard.compiler.plan import Plan
-from shipyard.errors import ShipyardError
+from shipyard.compiler import Plan, TrainModelStep
 from shipyard.settings import StateLayout
 
 
@@ -23,32 +22,22 @@ def _use_tracking(plan: Plan) -> None:
 
 
 def _registered_name(plan: Plan, model: str) -> str:
-    from shipyard.diagnostics import did_you_mean
-
-    names = [d.name for d in plan.deployments if d.flow_name == "train-model"]
-    if model not in names:
-        raise ShipyardError(
-            f"model '{model}' is not defined in pipelines.yaml",
-            hint=did_you_mean(model, names) or f"defined models: {', '.join(names) or 'none'}",
-        )
-    return f"{plan.project}.{model}"
+    return plan.named(TrainModelStep, model).registered_name
 
 
 def list_models(plan: Plan, as_json: bool) -> int:
-    from shipyard.training.registry import versions
+    from shipyard.registry import versions
 
     _use_tracking(plan)
     rows = []
-    for deployment in plan.deployments:
-        if deployment.flow_name != "train-model":
-            continue
-        name = f"{plan.project}.{deployment.name}"
+    for step in plan.steps_of(TrainModelStep):
+        name = step.registered_name
         found = versions(name)
         champion = next((v for v in found if "champion" in v.aliases), None)
         challenger = next((v for v in found if "challenger" in v.aliases), None)
         rows.append(
             {
-                "model": deployment.name,
+                "model": step.name,
                 "registered_name": name,
                 "versions": len(found),
                 "champion": champion.version if champion else None,
@@ -71,7 +60,7 @@ def list_models(plan: Plan, as_json: bool) -> int:
 
 
 def show_model(plan: Plan, model: str, as_json: bool) -> int:
-    from shipyard.training.registry import describe, versions
+    from shipyard.registry import describe, versions
 
     name = _registered_name(plan, model)
     _use_tracking(plan)
@@ -104,7 +93,7 @@ def show_model(plan: Plan, model: str, as_json: bool) -> int:
 
 
 def promote_model(plan: Plan, model: str, version: str, reason: str) -> int:
-    from shipyard.training.registry import promote
+    from shipyard.registry import promote
 
     name = _registered_name(plan, model)
     _use_tracking(plan)

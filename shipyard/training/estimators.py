@@ -7,7 +7,7 @@ import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from shipyard.compiler.plan import TrainModelStep
+from shipyard.compiler import TrainModelStep
 from shipyard.errors import ShipyardError
 
 if TYPE_CHECKING:

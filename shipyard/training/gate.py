@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from shipyard.compiler.plan import TrainModelStep
+from shipyard.compiler import TrainModelStep
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from shipyard.compiler.plan import TrainModelStep
+from shipyard.compiler import TrainModelStep
 from shipyard.errors import ShipyardError
 
 if TYPE_CHECKING:
@@ -30,7 +30,7 @@ def prepare_frame(frame: pd.DataFrame, step: TrainModelStep) -> pd.DataFrame:
     missing = [c for c in [*step.features, step.target] if c not in frame.columns]
     if missing:
         raise ShipyardError(
-            f"columns {', '.join(missing)} are not in the data of dataset '{step.dataset.dataset}'",
+            f"columns {', '.join(missing)} are not in the data of dataset '{step.dataset_name}'",
             hint="the file no longer matches its schema; re-run validate-dataset to see why",
             resource=step.id,
         )
@@ -64,11 +64,11 @@ def split_frame(frame: pd.DataFrame, step: TrainModelStep) -> Split:
             f"only {len(frame)} labelled rows; too few to train and hold out",
             resource=step.id,
         )
-    if step.split_by == "time" and step.dataset.timestamp:
-        ordered = frame.sort_values(step.dataset.timestamp, kind="stable")
+    if step.split_by == "time" and step.timestamp:
+        ordered = frame.sort_values(step.timestamp, kind="stable")
         cut = round(len(ordered) * (1 - step.test_size))
         train, test = ordered.iloc[:cut], ordered.iloc[cut:]
-        boundary = ordered[step.dataset.timestamp].iloc[cut]
+        boundary = ordered[step.timestamp].iloc[cut]
         description = f"time split at {boundary} ({len(train)} train / {len(test)} holdout rows)"
     else:
         stratify = frame[step.target] if step.task == "classification" else None

@@ -95,7 +95,7 @@ def check_model_feature_service(
     name: str, model: ModelSpec, spec: PipelineSpec, sm: SourceMap
 ) -> Iterator[Diagnostic]:
     """A model trained from a feature service: it exists, and the label dataset can be joined."""
-    from shipyard.features.resolve import service_features
+    from shipyard.spec.features import service_features
 
     at: Path = ("models", name, "features")
     service_name = model.feature_service or ""
@@ -113,7 +113,7 @@ def check_model_feature_service(
         return
     if dataset is None:
         return
-    features = service_features(spec, service_name)
+    features = service_features(spec.features, service_name)
     keys = sorted(
         {
             spec.features.entities[v.entity].join_key

@@ -5,28 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from shipyard.diagnostics import Diagnostic, Severity, did_you_mean, one_of
-from shipyard.features.resolve import service_features
 from shipyard.loader.source_map import SourceMap
 from shipyard.spec import PipelineSpec, ServiceSpec
-
-
-def service_inputs(spec: PipelineSpec, service: ServiceSpec) -> list[str] | None:
-    """The request fields of a service: entity keys when it reads features online, else the
-    model's feature columns. None when the model or feature service is unknown."""
-    model = spec.models.get(service.model)
-    if model is None:
-        return None
-    feature_service = service.features or model.feature_service
-    if feature_service is not None:
-        if feature_service not in spec.features.services:
-            return None
-        keys: dict[str, None] = {}
-        for view, _ in service_features(spec, feature_service):
-            entity = spec.features.entities.get(view.entity)
-            if entity is not None:
-                keys[entity.join_key] = None
-        return list(keys)
-    return list(model.features) if isinstance(model.features, list) else []
+from shipyard.spec.services import service_inputs
 
 
 def check_services(spec: PipelineSpec, sm: SourceMap) -> Iterator[Diagnostic]:
@@ -94,7 +75,7 @@ def check_service(
             "redis://127.0.0.1:6379/0`, or serve with `workers: 1`",
             severity=Severity.WARNING,
         )
-    if service.auth is None:
+    if service.auth is None and (*base, "auth") not in sm.values:  # written but invalid: E103
         yield Diagnostic(
             "W701",
             f"service '{name}' has no `auth:`: anyone who can reach it may predict, send "

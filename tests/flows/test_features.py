@@ -12,8 +12,7 @@ import pandas as pd
 import pytest
 from support import FEATURE_SPEC, free_port
 
-from shipyard.compiler import Plan, compile_plan
-from shipyard.compiler.plan import TrainModelStep
+from shipyard.compiler import Plan, TrainModelStep, compile_plan
 from shipyard.errors import ShipyardError
 from shipyard.loader import load_spec
 

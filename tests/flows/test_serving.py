@@ -24,8 +24,7 @@ import httpx
 import pytest
 from support import MODEL_SPEC, SPEC, free_port
 
-from shipyard.compiler import Plan, TrainModelStep, compile_plan
-from shipyard.compiler.plan import ServiceStep
+from shipyard.compiler import Plan, ServiceStep, TrainModelStep, compile_plan
 from shipyard.loader import load_spec
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
@@ -397,7 +396,7 @@ def test_routing_changes_at_run_time_sticky_forced_and_audited(served: Served) -
 
 
 def test_build_names_a_version_missing_from_the_registry(served: Served) -> None:
-    from shipyard.compiler.plan import VariantRef
+    from shipyard.compiler.services import VariantRef
     from shipyard.errors import ShipyardError
     from shipyard.serving.build import build_service
 

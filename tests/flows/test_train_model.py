@@ -212,9 +212,9 @@ def test_unreachable_tracking_server(make_project: Callable[..., Path]) -> None:
 
 def test_promotion_is_audited(make_project: Callable[..., Path]) -> None:
     from shipyard.audit import AuditLog
+    from shipyard.registry import versions
     from shipyard.settings import StateLayout
     from shipyard.training.commands import promote_model
-    from shipyard.training.registry import versions
 
     plan = _project(make_project)
     _train(plan)

@@ -56,12 +56,12 @@ def compile_text(tmp_path: Path, text: str, env: dict[str, str] | None = None) -
 def dataset_step(plan: Plan, dataset: str) -> DatasetStep:
     """The step a dataset's validate-dataset deployment runs."""
     deployment = plan.deployment("validate-dataset", dataset)
-    assert deployment is not None
-    return DatasetStep.model_validate(deployment.parameters["step"])
+    assert deployment is not None and deployment.parameters == {"dataset": dataset}
+    return plan.step(deployment.step, DatasetStep)
 
 
 def train_step(plan: Plan, model: str = "churn") -> TrainModelStep:
     """The step a model's train-model deployment runs."""
     deployment = plan.deployment("train-model", model)
-    assert deployment is not None
-    return TrainModelStep.model_validate(deployment.parameters["step"])
+    assert deployment is not None and deployment.parameters == {"model": model}
+    return plan.step(deployment.step, TrainModelStep)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import pytest
 
-from shipyard.compiler import FLOWS, Plan, PlanStep, spec_digest
+from shipyard.compiler import DatasetStep, Plan, StepBase, flow_entrypoint, spec_digest
 from shipyard.compiler.expectations import DTYPES
 from shipyard.compiler.graph import check_graph, topological_order
 from shipyard.compiler.render import render_plan
@@ -68,94 +69,105 @@ def plan_of(tmp_path: Path, text: str = SPEC, env: dict[str, str] | None = None)
     return compile_text(tmp_path, text, env)
 
 
-def test_steps_validate_then_version_and_skip_version_when_disabled(tmp_path: Path) -> None:
+def test_steps_are_keyed_by_resource_id_and_run_their_tasks_in_order(tmp_path: Path) -> None:
     plan = plan_of(tmp_path)
-    # dependency order, layer by layer, and the same every time: `shipyard plan` output is stable
-    assert [s.id for s in plan.steps] == [
-        "dataset.orders/validate",
-        "dataset.customers/validate",
-        "dataset.orders/version",
-    ]
-    version = plan.steps[2]
-    assert version.needs == ("dataset.orders/validate",)
-    assert version.resource == "dataset.orders" and version.action == "version"
-    assert {s.flow for s in plan.steps} == {"validate-dataset"}
+    assert list(plan.steps) == ["dataset.orders", "dataset.customers"]
+    orders, customers = plan.steps.values()
+    assert isinstance(orders, DatasetStep) and orders.kind == "dataset"
+    assert orders.tasks == ("validate", "version")
+    assert customers.tasks == ("validate",)  # versioning disabled
+    assert orders.needs == ()
 
 
 def test_every_step_comes_after_the_steps_it_needs(tmp_path: Path) -> None:
     plan = plan_of(tmp_path)
-    position = {s.id: i for i, s in enumerate(plan.steps)}
-    for step in plan.steps:
+    position = {step_id: i for i, step_id in enumerate(plan.steps)}
+    for step in plan.steps.values():
         assert all(position[need] < position[step.id] for need in step.needs)
 
 
-def test_one_deployment_per_dataset_with_entrypoint_schedule_tags_and_pool(tmp_path: Path) -> None:
+def test_one_deployment_per_dataset_with_entrypoint_schedule_tags_and_version(
+    tmp_path: Path,
+) -> None:
     plan = plan_of(tmp_path)
-    assert [d.full_name for d in plan.deployments] == [
-        "validate-dataset/orders",
-        "validate-dataset/customers",
-    ]
-    orders = plan.deployments[0]
-    assert (
-        orders.entrypoint
-        == FLOWS["validate-dataset"]
-        == ("flows/validate_dataset.py:validate_dataset")
-    )
+    assert list(plan.deployments) == ["validate-dataset/orders", "validate-dataset/customers"]
+    orders = plan.deployments["validate-dataset/orders"]
+    assert orders.entrypoint == flow_entrypoint("validate-dataset")
+    assert orders.entrypoint == "flows/validate_dataset.py:validate_dataset"
     assert orders.schedule == "0 3 * * *"
     assert orders.tags == ("shipyard", "project:shop", "dataset.orders")
-    assert orders.work_pool == "shipyard-process" == plan.work_pool
-    assert orders.resource == "dataset.orders"
+    assert orders.step == "dataset.orders"
     assert orders.description == "Orders placed in the web shop."
-    customers = plan.deployments[1]
+    customers = plan.deployments["validate-dataset/customers"]
     assert customers.schedule is None
     assert "Validate dataset 'customers'" in customers.description
+    assert len(orders.version) == 12 and orders.version != customers.version
 
 
-def test_deployment_parameters_carry_the_whole_dataset_step(tmp_path: Path) -> None:
+def test_deployment_parameters_are_the_resource_name_and_the_step_is_in_the_plan(
+    tmp_path: Path,
+) -> None:
     plan = plan_of(tmp_path)
+    deployment = plan.deployments["validate-dataset/orders"]
+    assert deployment.parameters == {"dataset": "orders"}
     step = dataset_step(plan, "orders")
-    assert step.id == "dataset.orders"
+    assert step.id == "dataset.orders" and step.name == "orders"
     assert step.path == "data/orders.parquet" and step.format == "parquet"
     assert step.key == ["order_id", "placed_at"] and step.timestamp == "placed_at"
     assert step.columns["status"] == ["open", "paid"] and step.columns["amount"] == "float"
     assert step.version is True
-    assert step.runtime == plan.runtime
     assert dataset_step(plan, "customers").format == "csv"
     assert dataset_step(plan, "customers").version is False
 
 
+def test_a_deployment_version_changes_exactly_when_what_it_runs_changes(tmp_path: Path) -> None:
+    before = plan_of(tmp_path).deployments
+    after = plan_of(tmp_path, SPEC.replace("min: 0}", "min: 1}")).deployments
+    assert after["validate-dataset/orders"].version != before["validate-dataset/orders"].version
+    assert (
+        after["validate-dataset/customers"].version == before["validate-dataset/customers"].version
+    )
+
+
+def test_the_runtime_context_is_in_the_plan_once(tmp_path: Path) -> None:
+    plan = plan_of(tmp_path)
+    text = plan.model_dump_json()
+    assert text.count(plan.runtime.state_dir) <= 8  # blocks and job variables name it too
+    assert '"runtime"' not in json.dumps(json.loads(text)["steps"])
+
+
 def test_job_variables_run_flows_from_the_project_with_telemetry_off(tmp_path: Path) -> None:
     plan = plan_of(tmp_path)
-    variables = plan.deployments[0].job_variables
-    assert variables["working_dir"] == str(tmp_path.resolve())
-    assert variables["env"]["SHIPYARD_STATE_DIR"] == str(tmp_path.resolve() / ".shipyard")
-    assert variables["env"]["DO_NOT_TRACK"] == "true"
+    variables = plan.job_variables
+    assert variables.working_dir == str(tmp_path.resolve())
+    assert variables.env["SHIPYARD_STATE_DIR"] == str(tmp_path.resolve() / ".shipyard")
+    assert variables.env["DO_NOT_TRACK"] == "true"
+    assert variables.env["SHIPYARD_PLAN"] == "shop-local-plan"
 
 
 def test_active_profile_sets_pool_api_url_blocks_and_secrets(tmp_path: Path) -> None:
     local = plan_of(tmp_path)
     assert local.profile == "local"
-    assert local.prefect_api_url == "http://127.0.0.1:4200/api"
-    dvc = {b.type: b for b in local.blocks}["shipyard-dvc-remote"]
+    assert local.prefect.api_url == "http://127.0.0.1:4200/api" and local.prefect.local
+    dvc = local.blocks.dvc_remote
     assert dvc.name == "shop-local-dvc"
-    assert dvc.fields["url"] == str(tmp_path.resolve() / ".shipyard" / "dvc-remote")
+    assert dvc.url == str(tmp_path.resolve() / ".shipyard" / "dvc-remote")
 
     scale = plan_of(tmp_path, env={"PROFILE": "scale-out"})
     assert scale.profile == "scale-out"
-    assert scale.work_pool == "big-pool"
-    assert {d.work_pool for d in scale.deployments} == {"big-pool"}
-    assert scale.prefect_api_url == "http://prefect:4200/api"
-    dvc = {b.type: b for b in scale.blocks}["shipyard-dvc-remote"]
-    assert dvc.fields == {
-        "url": "s3://bucket/shop",
-        "options": {"access_key_id": "${secret:aws-key}"},  # a reference, never the value
-    }
+    assert scale.prefect.work_pool == "big-pool"
+    assert scale.prefect.api_url == "http://prefect:4200/api" and not scale.prefect.local
+    dvc = scale.blocks.dvc_remote
+    assert (dvc.url, dvc.options) == (
+        "s3://bucket/shop",
+        {"access_key_id": "${secret:aws-key}"},  # a reference, never the value
+    )
     assert scale.secrets == ("aws-key",)
-    assert scale.runtime.blocks == {
-        "dvc_remote": dvc.name,
-        "mlflow": "shop-scale-out-mlflow",
-        "metrics": "shop-scale-out-metrics",
-    }
+    assert [b.name for b in scale.blocks.all()] == [
+        "shop-scale-out-dvc",
+        "shop-scale-out-mlflow",
+        "shop-scale-out-metrics",
+    ]
 
 
 def test_spec_digest_is_stable(tmp_path: Path) -> None:
@@ -282,6 +294,35 @@ def test_plan_round_trips_through_json(tmp_path: Path) -> None:
     again = Plan.model_validate_json(plan.model_dump_json())
     assert again == plan
     assert again.model_dump_json() == plan.model_dump_json()
+    assert isinstance(again.steps["dataset.orders"], DatasetStep)
+    assert again.schema_version == 2
+
+
+def test_plan_file_round_trips_and_other_versions_are_refused(tmp_path: Path) -> None:
+    from shipyard.compiler.plan import read_plan, write_plan
+    from shipyard.errors import ShipyardError
+
+    plan = plan_of(tmp_path)
+    path = tmp_path / "plan.json"
+    write_plan(plan, path)
+    assert read_plan(path) == plan
+    data = json.loads(path.read_text())
+    data["schema_version"] = 1
+    path.write_text(json.dumps(data))
+    with pytest.raises(
+        ShipyardError, match="schema version 1; this Shipyard reads plans of schema version 2"
+    ):
+        read_plan(path)
+    path.write_text("{not json")
+    with pytest.raises(ShipyardError, match="is not a plan file"):
+        read_plan(path)
+    with pytest.raises(ShipyardError, match="not found"):
+        read_plan(tmp_path / "missing.json")
+    data["schema_version"] = 2
+    data["steps"]["dataset.orders"]["kind"] = "teleporter"
+    path.write_text(json.dumps(data))
+    with pytest.raises(ShipyardError, match="unknown step kind 'teleporter'"):
+        read_plan(path)
 
 
 def test_plan_is_frozen(tmp_path: Path) -> None:
@@ -291,44 +332,49 @@ def test_plan_is_frozen(tmp_path: Path) -> None:
 
 
 def test_graph_of_a_compiled_plan_is_clean(tmp_path: Path) -> None:
-    assert list(check_graph(plan_of(tmp_path).steps)) == []
+    assert list(check_graph(plan_of(tmp_path).steps.values())) == []
 
 
-def step(step_id: str, *needs: str) -> PlanStep:
-    return PlanStep(id=step_id, resource=step_id.split("/")[0], action="x", needs=needs, flow="f")
+def step(step_id: str, *needs: str) -> StepBase:
+    return StepBase(
+        kind="test", id=f"{step_id}.x", name=step_id, description="", needs=needs, tasks=("x",)
+    )
 
 
 def test_check_graph_reports_a_cycle_as_e301_naming_its_steps() -> None:
-    steps = [step("a/x", "c/x"), step("b/x", "a/x"), step("c/x", "b/x"), step("d/x")]
+    steps = [step("a", "c.x"), step("b", "a.x"), step("c", "b.x"), step("d")]
     [d] = check_graph(steps)
     assert d.code == "E301"
     assert d.message.startswith("dependency cycle: ")
-    assert {"a/x", "b/x", "c/x"} <= set(d.message.removeprefix("dependency cycle: ").split(" -> "))
-    assert "d/x" not in d.message
+    assert {"a.x", "b.x", "c.x"} <= set(d.message.removeprefix("dependency cycle: ").split(" -> "))
+    assert "d.x" not in d.message
     assert d.hint == "remove one of the references that close the loop"
 
 
 def test_check_graph_reports_a_self_dependency() -> None:
-    [d] = check_graph([step("a/x", "a/x")])
-    assert d.code == "E301" and "a/x -> a/x" in d.message
+    [d] = check_graph([step("a", "a.x")])
+    assert d.code == "E301" and "a.x -> a.x" in d.message
 
 
 def test_check_graph_reports_an_unknown_dependency_as_e302() -> None:
-    [d] = check_graph([step("a/x", "ghost/x")])
+    [d] = check_graph([step("a", "ghost.x")])
     assert d.code == "E302"
-    assert d.message == "step 'a/x' depends on unknown step 'ghost/x'"
+    assert d.message == "step 'a.x' depends on unknown step 'ghost.x'"
 
 
 def test_topological_order_puts_needs_first() -> None:
-    order = topological_order([step("c", "b"), step("b", "a"), step("a")])
-    assert order == ["a", "b", "c"]
+    order = topological_order([step("c", "b.x"), step("b", "a.x"), step("a")])
+    assert order == ["a.x", "b.x", "c.x"]
 
 
-def test_render_plan_lists_steps_deployments_blocks_and_secrets(tmp_path: Path) -> None:
+def test_render_plan_lists_steps_tasks_deployments_blocks_and_secrets(tmp_path: Path) -> None:
     text = render_plan(plan_of(tmp_path, env={"PROFILE": "scale-out"}))
     assert "project shop  profile scale-out" in text
-    assert "steps (3, in dependency order):" in text
-    assert "dataset.orders/version" in text and "after dataset.orders/validate" in text
-    assert re.search(r"validate-dataset/orders +flows/validate_dataset.py:validate_dataset", text)
+    assert "steps (2, in dependency order; each runs its tasks in order):" in text
+    assert re.search(r"dataset.orders +validate -> version +\[validate-dataset/orders\]", text)
+    assert re.search(
+        r"validate-dataset/orders +flows/validate_dataset.py:validate_dataset\(dataset=orders\)",
+        text,
+    )
     assert "schedule '0 3 * * *'" in text and "on demand" in text
     assert "secret/aws-key" in text

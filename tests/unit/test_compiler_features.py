@@ -3,14 +3,13 @@ and the train steps of models that use a feature service."""
 
 from __future__ import annotations
 
-import itertools
 import json
 from pathlib import Path
 
 import pytest
 
-from shipyard.compiler import FLOWS, Plan
-from shipyard.compiler.plan import FeatureRepoStep, FeatureServicePlan, MaterializeStep
+from shipyard.compiler import FeatureRepoStep, MaterializeStep, Plan, flow_entrypoint
+from shipyard.compiler.features import FeatureServicePlan
 
 from .specs import compile_text, replaced, train_step
 
@@ -96,9 +95,7 @@ def plan_of(tmp_path: Path, text: str = SPEC, profile: str = "local") -> Plan:
 
 
 def repo_of(tmp_path: Path, text: str = SPEC, profile: str = "local") -> FeatureRepoStep:
-    repo = plan_of(tmp_path, text, profile).features
-    assert repo is not None
-    return repo
+    return plan_of(tmp_path, text, profile).step("features.repo", FeatureRepoStep)
 
 
 def service(tmp_path: Path, name: str, text: str = SPEC) -> FeatureServicePlan:
@@ -113,13 +110,10 @@ def edited(*replacements: tuple[str, str]) -> str:
 
 
 def test_repo_is_under_the_state_folder_with_a_sanitised_project_name(tmp_path: Path) -> None:
-    plan = plan_of(tmp_path)
-    repo = plan.features
-    assert repo is not None
+    repo = repo_of(tmp_path)
     assert repo.id == "features.repo"
     assert repo.project == "churn_demo"  # Feast project names take no '-'
     assert repo.repo_dir == str(tmp_path.resolve() / ".shipyard" / "feast")
-    assert repo.runtime == plan.runtime
 
 
 @pytest.mark.parametrize(("project", "feast"), [("shop-2", "shop_2"), ("a_b-c", "a_b_c")])
@@ -129,7 +123,7 @@ def test_project_names_become_feast_identifiers(tmp_path: Path, project: str, fe
 
 
 def test_entities_take_their_value_type_from_the_join_key_column(tmp_path: Path) -> None:
-    assert repo_of(tmp_path).entities == {
+    assert {k: e.model_dump() for k, e in repo_of(tmp_path).entities.items()} == {
         "customer": {"join_key": "customer_id", "value_type": "INT64"},
         "account": {"join_key": "account_code", "value_type": "STRING"},
     }
@@ -148,7 +142,7 @@ def test_a_category_join_key_is_a_string_unless_its_categories_are_numbers(
     tmp_path: Path, column: str, value_type: str
 ) -> None:
     text = edited(("account_code: str,", f"account_code: {column},"))
-    assert repo_of(tmp_path, text).entities["account"]["value_type"] == value_type
+    assert repo_of(tmp_path, text).entities["account"].value_type == value_type
 
 
 def test_views_read_their_dataset_file_by_absolute_path(tmp_path: Path) -> None:
@@ -295,22 +289,31 @@ def test_service_digest_ignores_what_it_does_not_serve(tmp_path: Path, old: str,
 def test_embedded_stores_are_sqlite_files_under_the_state_folder(tmp_path: Path) -> None:
     repo = repo_of(tmp_path)
     feast_dir = tmp_path.resolve() / ".shipyard" / "feast"
-    assert repo.online_store == {"type": "sqlite", "path": str(feast_dir / "online.db")}
-    assert repo.registry == {"path": str(feast_dir / "registry.db")}
+    assert repo.online_store.model_dump() == {
+        "type": "sqlite",
+        "path": str(feast_dir / "online.db"),
+    }
+    assert repo.registry.model_dump() == {
+        "registry_type": "file",
+        "path": str(feast_dir / "registry.db"),
+    }
 
 
 def test_stores_follow_the_profile_state_dir(tmp_path: Path) -> None:
     repo = repo_of(tmp_path, profile="elsewhere")
     feast_dir = tmp_path.resolve() / "var" / "state" / "feast"
     assert repo.repo_dir == str(feast_dir)
-    assert repo.online_store["path"] == str(feast_dir / "online.db")
-    assert repo.registry["path"] == str(feast_dir / "registry.db")
+    assert repo.online_store.model_dump()["path"] == str(feast_dir / "online.db")
+    assert repo.registry.path == str(feast_dir / "registry.db")
 
 
 def test_scale_out_stores_are_redis_and_a_sql_registry(tmp_path: Path) -> None:
     repo = repo_of(tmp_path, profile="scale-out")
-    assert repo.online_store == {"type": "redis", "connection_string": "127.0.0.1:6379"}
-    assert repo.registry == {
+    assert repo.online_store.model_dump() == {
+        "type": "redis",
+        "connection_string": "127.0.0.1:6379",
+    }
+    assert repo.registry.model_dump() == {
         "registry_type": "sql",
         "path": "postgresql+psycopg2://postgres@127.0.0.1:5432/feast",
         "cache_ttl_seconds": 60,
@@ -322,7 +325,7 @@ def test_scale_out_stores_are_redis_and_a_sql_registry(tmp_path: Path) -> None:
 def test_a_redis_url_with_a_trailing_slash_is_the_same_address(tmp_path: Path) -> None:
     text = edited(("redis://127.0.0.1:6379", "redis://127.0.0.1:6379/"))
     repo = repo_of(tmp_path, text, profile="scale-out")
-    assert repo.online_store["connection_string"] == "127.0.0.1:6379"
+    assert repo.online_store.model_dump()["connection_string"] == "127.0.0.1:6379"
 
 
 # --- materialize-features deployments ----------------------------------------------------------
@@ -330,7 +333,7 @@ def test_a_redis_url_with_a_trailing_slash_is_the_same_address(tmp_path: Path) -
 
 def test_one_materialize_deployment_per_online_view(tmp_path: Path) -> None:
     plan = plan_of(tmp_path)
-    assert [d.full_name for d in plan.deployments] == [
+    assert list(plan.deployments) == [
         "validate-dataset/customers",
         "validate-dataset/accounts",
         "validate-dataset/labels",
@@ -340,14 +343,12 @@ def test_one_materialize_deployment_per_online_view(tmp_path: Path) -> None:
     ]
     profile = plan.deployment("materialize-features", "customer_profile")
     assert profile is not None
-    assert profile.entrypoint == FLOWS["materialize-features"]
+    assert profile.entrypoint == flow_entrypoint("materialize-features")
     assert profile.entrypoint == "flows/materialize_features.py:materialize_features"
     assert profile.schedule == "*/30 * * * *"
     assert profile.tags == ("shipyard", "project:churn-demo", "feature_view.customer_profile")
-    assert profile.resource == "feature_view.customer_profile"
+    assert profile.step == "feature_view.customer_profile"
     assert profile.description == "Plan and tenure of a customer."
-    assert profile.work_pool == plan.work_pool
-    assert profile.job_variables == plan.deployments[0].job_variables
     usage = plan.deployment("materialize-features", "customer_usage")
     assert usage is not None
     assert usage.schedule is None
@@ -357,70 +358,48 @@ def test_one_materialize_deployment_per_online_view(tmp_path: Path) -> None:
     )
 
 
-def test_materialize_deployment_parameters_carry_the_view_and_the_repo(tmp_path: Path) -> None:
+def test_materialize_deployment_parameters_name_the_view_whose_step_names_the_repo(
+    tmp_path: Path,
+) -> None:
     plan = plan_of(tmp_path)
     deployment = plan.deployment("materialize-features", "customer_usage")
     assert deployment is not None
-    step = MaterializeStep.model_validate(deployment.parameters["step"])
-    assert (step.id, step.view) == ("feature_view.customer_usage", "customer_usage")
-    assert step.repo == plan.features
-
-
-def test_plan_steps_apply_the_repo_then_materialize_each_online_view(tmp_path: Path) -> None:
-    steps = {s.id: s for s in plan_of(tmp_path).steps}
-    apply = steps["features.repo/apply"]
-    assert (apply.resource, apply.action, apply.flow) == (
+    assert deployment.parameters == {"view": "customer_usage"}
+    step = plan.step(deployment.step, MaterializeStep)
+    assert (step.id, step.name, step.repo) == (
+        "feature_view.customer_usage",
+        "customer_usage",
         "features.repo",
-        "apply",
-        "materialize-features",
     )
-    # every source validated, each dataset once although two views read customers
-    assert apply.needs == ("dataset.customers/validate", "dataset.accounts/validate")
-    profile = steps["feature_view.customer_profile/materialize"]
-    assert (profile.resource, profile.action, profile.flow) == (
-        "feature_view.customer_profile",
-        "materialize",
-        "materialize-features",
-    )
-    assert profile.needs == ("features.repo/apply", "dataset.customers/version")
-    assert "feature_view.customer_usage/materialize" in steps
-    assert "feature_view.account_balance/materialize" not in steps  # offline only
+    assert step.tasks == ("materialize",)
 
 
-def test_a_view_over_an_unversioned_dataset_materializes_after_its_validation(
-    tmp_path: Path,
-) -> None:
-    steps = {s.id: s for s in plan_of(tmp_path, edited(("      online: false\n", ""))).steps}
-    assert steps["feature_view.account_balance/materialize"].needs == (
-        "features.repo/apply",
-        "dataset.accounts/validate",
-    )
+def test_the_repo_needs_its_sources_and_each_online_view_needs_the_repo(tmp_path: Path) -> None:
+    steps = plan_of(tmp_path).steps
+    repo = steps["features.repo"]
+    assert repo.tasks == ("apply",)
+    # every source once, although two views read customers
+    assert repo.needs == ("dataset.customers", "dataset.accounts")
+    assert steps["feature_view.customer_profile"].needs == ("features.repo", "dataset.customers")
+    assert "feature_view.customer_usage" in steps
+    assert "feature_view.account_balance" not in steps  # offline only
 
 
 def test_every_step_comes_after_the_steps_it_needs(tmp_path: Path) -> None:
     seen: set[str] = set()
     ids = []
-    for step in plan_of(tmp_path).steps:
+    for step in plan_of(tmp_path).steps.values():
         assert set(step.needs) <= seen, step.id
         seen.add(step.id)
         ids.append(step.id)
-    assert ids.index("features.repo/apply") < ids.index("feature_view.customer_profile/materialize")
-    assert ids.index("features.repo/apply") < ids.index("model.churn/training-set")
-    assert ids.index("model.churn/training-set") < ids.index("model.churn/train")
+    assert ids.index("features.repo") < ids.index("feature_view.customer_profile")
+    assert ids.index("features.repo") < ids.index("model.churn")
 
 
 def test_model_on_a_feature_service_builds_its_training_set_first(tmp_path: Path) -> None:
-    steps = {s.id: s for s in plan_of(tmp_path).steps}
-    training_set = steps["model.churn/training-set"]
-    assert (training_set.resource, training_set.action, training_set.flow) == (
-        "model.churn",
-        "training-set",
-        "train-model",
-    )
-    assert training_set.needs == ("dataset.labels/version", "features.repo/apply")
-    chain = ["model.churn/training-set", "model.churn/train", "model.churn/evaluate"]
-    for before, after in itertools.pairwise(chain):
-        assert steps[after].needs == (before,)
+    step = plan_of(tmp_path).steps["model.churn"]
+    assert step.tasks == ("training-set", "train", "evaluate", "gate", "register")
+    assert step.needs == ("dataset.labels", "features.repo")
 
 
 def test_plan_with_features_round_trips_through_json(tmp_path: Path) -> None:
@@ -433,9 +412,9 @@ def test_a_spec_without_feature_views_has_no_repo(tmp_path: Path) -> None:
         "features:\n  entities:\n    customer: {join_key: customer_id}\n"
     )
     plan = plan_of(tmp_path, text)
-    assert plan.features is None
-    assert not [d for d in plan.deployments if d.flow_name == "materialize-features"]
-    assert not [s for s in plan.steps if s.flow == "materialize-features"]
+    assert "features.repo" not in plan.steps
+    assert not [d for d in plan.deployments.values() if d.flow_name == "materialize-features"]
+    assert not [s for s in plan.steps.values() if s.flow == "materialize-features"]
 
 
 # --- models trained from a feature service -----------------------------------------------------
@@ -452,9 +431,9 @@ def test_train_step_takes_features_and_types_from_the_service(tmp_path: Path) ->
         "charges": "float",
         "calls": "int",
     }
-    assert step.feature_repo == plan.features
+    assert "features.repo" in step.needs
     assert step.target == "churned"
-    assert step.dataset.dataset == "labels"
+    assert step.dataset == "dataset.labels" and step.dataset_name == "labels"
 
 
 def test_model_listing_columns_has_no_service_repo_or_training_set(tmp_path: Path) -> None:
@@ -464,10 +443,9 @@ def test_model_listing_columns_has_no_service_repo_or_training_set(tmp_path: Pat
     )
     plan = plan_of(tmp_path, text)
     step = train_step(plan)
-    assert (step.feature_service, step.feature_repo) == (None, None)
-    steps = {s.id: s for s in plan.steps}
-    assert "model.churn/training-set" not in steps
-    assert steps["model.churn/train"].needs == ("dataset.customers/version",)
+    assert step.feature_service is None
+    assert step.tasks == ("train", "evaluate", "gate", "register")
+    assert step.needs == ("dataset.customers",)
 
 
 def test_schema_digest_differs_from_the_same_model_listing_the_columns(tmp_path: Path) -> None:

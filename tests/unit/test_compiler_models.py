@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 from pathlib import Path
 
 import pytest
 
-from shipyard.compiler import FLOWS, Plan, TrainModelStep
-from shipyard.compiler.plan import ChampionGate, GateThreshold
+from shipyard.compiler import Plan, TrainModelStep, flow_entrypoint
+from shipyard.compiler.models import ChampionGate, DaskTrials, GateThreshold
 
 from .specs import compile_text, dataset_step, replaced, train_step
 
@@ -98,21 +97,19 @@ def edited(old: str, new: str) -> str:
 
 def test_one_train_model_deployment_per_model(tmp_path: Path) -> None:
     plan = plan_of(tmp_path)
-    assert [d.full_name for d in plan.deployments] == [
+    assert list(plan.deployments) == [
         "validate-dataset/customers",
         "validate-dataset/stores",
         "train-model/churn",
         "train-model/footfall",
     ]
-    churn = plan.deployments[2]
-    assert churn.entrypoint == FLOWS["train-model"] == "flows/train_model.py:train_model"
+    churn = plan.deployments["train-model/churn"]
+    assert churn.entrypoint == flow_entrypoint("train-model") == "flows/train_model.py:train_model"
     assert churn.schedule == "0 3 * * *"
     assert churn.tags == ("shipyard", "project:shop", "model.churn")
-    assert churn.work_pool == "shipyard-process" == plan.work_pool
-    assert churn.resource == "model.churn"
+    assert churn.step == "model.churn" and churn.parameters == {"model": "churn"}
     assert churn.description == "Will the customer leave this month?"
-    assert churn.job_variables == plan.deployments[0].job_variables
-    footfall = plan.deployments[3]
+    footfall = plan.deployments["train-model/footfall"]
     assert footfall.schedule is None
     assert footfall.tags == ("shipyard", "project:shop", "model.footfall")
     assert footfall.description == (
@@ -120,54 +117,32 @@ def test_one_train_model_deployment_per_model(tmp_path: Path) -> None:
     )
 
 
-def test_train_model_deployment_uses_the_profile_work_pool(tmp_path: Path) -> None:
-    plan = plan_of(tmp_path, profile="cluster")
-    deployment = plan.deployment("train-model", "churn")
-    assert deployment is not None
-    assert deployment.work_pool == "big-pool"
+def test_train_model_deployments_use_the_profile_work_pool(tmp_path: Path) -> None:
+    assert plan_of(tmp_path, profile="cluster").prefect.work_pool == "big-pool"
+    assert plan_of(tmp_path).prefect.work_pool == "shipyard-process"
 
 
-def test_model_steps_follow_the_versioned_dataset_in_order(tmp_path: Path) -> None:
+def test_a_model_step_needs_its_dataset_and_runs_train_evaluate_gate_register(
+    tmp_path: Path,
+) -> None:
     plan = plan_of(tmp_path)
-    chain = [
-        "dataset.customers/validate",
-        "dataset.customers/version",
-        "model.churn/train",
-        "model.churn/evaluate",
-        "model.churn/gate",
-        "model.churn/register",
+    assert list(plan.steps) == [
+        "dataset.customers",
+        "dataset.stores",
+        "model.churn",
+        "model.footfall",
     ]
-    ids = [s.id for s in plan.steps]
-    assert [i for i in ids if i in chain] == chain
-    steps = {s.id: s for s in plan.steps}
-    for before, after in itertools.pairwise(chain):
-        assert steps[after].needs == (before,)
-    for action in ("train", "evaluate", "gate", "register"):
-        step = steps[f"model.churn/{action}"]
-        assert (step.resource, step.action, step.flow) == ("model.churn", action, "train-model")
+    churn, footfall = plan.steps["model.churn"], plan.steps["model.footfall"]
+    assert churn.needs == ("dataset.customers",) and footfall.needs == ("dataset.stores",)
+    assert churn.tasks == footfall.tasks == ("train", "evaluate", "gate", "register")
 
 
-def test_model_on_an_unversioned_dataset_follows_its_validation(tmp_path: Path) -> None:
-    steps = {s.id: s for s in plan_of(tmp_path).steps}
-    assert "dataset.stores/version" not in steps
-    assert steps["model.footfall/train"].needs == ("dataset.stores/validate",)
-    assert steps["model.footfall/register"].needs == ("model.footfall/gate",)
-
-
-def test_every_step_comes_after_the_steps_it_needs(tmp_path: Path) -> None:
-    seen: set[str] = set()
-    for step in plan_of(tmp_path).steps:
-        assert set(step.needs) <= seen, step.id
-        seen.add(step.id)
-    assert len(seen) == 3 + 8  # validate+version, validate; four steps per model
-
-
-def test_train_step_carries_the_dataset_step_and_runtime(tmp_path: Path) -> None:
+def test_train_step_names_its_dataset_step(tmp_path: Path) -> None:
     plan = plan_of(tmp_path)
     step = train_step(plan, "churn")
-    assert step.dataset == dataset_step(plan, "customers")
-    assert step.runtime == plan.runtime
-    assert (step.id, step.model, step.task, step.target) == (
+    assert plan.steps[step.dataset] == dataset_step(plan, "customers")
+    assert step.timestamp == dataset_step(plan, "customers").timestamp
+    assert (step.id, step.name, step.task, step.target) == (
         "model.churn",
         "churn",
         "classification",
@@ -255,11 +230,16 @@ def test_declared_metrics_are_kept_and_missing_ones_default_by_task(tmp_path: Pa
 
 
 def test_search_is_passed_with_its_defaults(tmp_path: Path) -> None:
-    assert compiled(tmp_path).search == {
+    search = compiled(tmp_path).search
+    assert search is not None
+    assert search.model_dump() == {
         "strategy": "random",
         "trials": 4,
         "metric": "roc_auc",
-        "space": {"learning_rate": {"loguniform": [0.02, 0.3]}, "max_depth": [3, 5, None]},
+        "space": {
+            "learning_rate": {"distribution": "loguniform", "low": 0.02, "high": 0.3},
+            "max_depth": [3, 5, None],
+        },
     }
     assert compiled(tmp_path, model="footfall").search is None
 
@@ -328,12 +308,12 @@ def test_digests_are_stable_and_differ_between_models(tmp_path: Path) -> None:
 
 
 def test_trials_run_on_threads_without_dask(tmp_path: Path) -> None:
-    assert compiled(tmp_path).trial_runner == {"kind": "threads"}
+    assert compiled(tmp_path).trial_runner.model_dump() == {"kind": "threads", "max_workers": 2}
 
 
 def test_trials_run_on_a_local_dask_cluster_from_the_profile(tmp_path: Path) -> None:
     plan = plan_of(tmp_path, profile="cluster")
-    assert train_step(plan, "churn").trial_runner == {
+    assert train_step(plan, "churn").trial_runner.model_dump() == {
         "kind": "dask",
         "address": None,
         "n_workers": 2,
@@ -344,11 +324,11 @@ def test_trials_run_on_a_local_dask_cluster_from_the_profile(tmp_path: Path) -> 
 
 def test_trials_run_on_an_existing_dask_cluster_by_address(tmp_path: Path) -> None:
     runner = train_step(plan_of(tmp_path, profile="remote-dask"), "churn").trial_runner
-    assert runner["kind"] == "dask"
-    assert runner["address"] == "tcp://scheduler:8786"
+    assert isinstance(runner, DaskTrials)
+    assert runner.address == "tcp://scheduler:8786"
 
 
 def test_dask_on_the_embedded_profile_is_used_too(tmp_path: Path) -> None:
     text = edited("  local: {}\n", "  local: {dask: {n_workers: 3}}\n")
     runner = compiled(tmp_path, text).trial_runner
-    assert (runner["kind"], runner["n_workers"]) == ("dask", 3)
+    assert isinstance(runner, DaskTrials) and runner.n_workers == 3

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from shipyard.compiler import FLOWS, Plan
-from shipyard.compiler.plan import ServiceStep, VariantRef
+from shipyard.compiler import Plan, ServiceStep, flow_entrypoint
+from shipyard.compiler.services import VariantRef
+from shipyard.errors import ShipyardError
 
 from .specs import compile_text, replaced
 
@@ -96,9 +97,7 @@ def plan_of(tmp_path: Path, text: str = SPEC, profile: str = "local") -> Plan:
 
 
 def service(plan: Plan, name: str = "churn-api") -> ServiceStep:
-    step = plan.service(name)
-    assert step is not None
-    return step
+    return plan.named(ServiceStep, name)
 
 
 # --- the service step --------------------------------------------------------------------------
@@ -106,11 +105,16 @@ def service(plan: Plan, name: str = "churn-api") -> ServiceStep:
 
 def test_each_service_compiles_to_a_step_named_by_its_resource_id(tmp_path: Path) -> None:
     plan = plan_of(tmp_path)
-    assert [s.id for s in plan.services] == ["service.churn-api", "service.churn-plain-api"]
+    assert [s.id for s in plan.steps_of(ServiceStep)] == [
+        "service.churn-api",
+        "service.churn-plain-api",
+    ]
     step = service(plan)
     assert (step.service, step.model, step.task) == ("churn-api", "churn", "classification")
     assert step.registered_name == "churn-demo.churn"
-    assert plan.service("churn-apj") is None
+    with pytest.raises(ShipyardError, match="service 'churn-apj' is not defined") as raised:
+        plan.named(ServiceStep, "churn-apj")
+    assert raised.value.hint == "did you mean 'churn-api'?"
 
 
 def test_variants_are_the_stable_alias_then_the_candidates(tmp_path: Path) -> None:
@@ -135,7 +139,8 @@ def test_with_a_feature_service_requests_carry_the_entity_keys(tmp_path: Path) -
     assert step.inputs == ["customer_id"]
     assert step.input_types == {"customer_id": "int"}
     assert step.features == ["plan", "tenure", "charges"]  # what the model itself takes
-    assert step.feature_repo is not None and step.feature_repo == plan_of(tmp_path).features
+    assert step.feature_repo == "features.repo"
+    assert "features.repo" in step.needs
 
 
 def test_a_service_may_read_another_feature_service(tmp_path: Path) -> None:
@@ -177,24 +182,52 @@ def test_settings_are_carried_over(tmp_path: Path) -> None:
     assert (api.log_requests, api.log_predictions) == (False, True)
     assert (plain.log_requests, plain.log_predictions) == (True, False)
     assert (api.mask, plain.mask) == (["email", "*_token"], [])
-    assert (api.sticky_key, plain.sticky_key) == ("customer_id", None)
-    assert api.tls == {"certfile": "certs/api.pem", "keyfile": "certs/api.key", "ca_certs": None}
+    assert (api.routing.sticky_key, plain.routing.sticky_key) == ("customer_id", None)
+    assert api.tls is not None
+    assert api.tls.model_dump() == {  # resolved against the project folder
+        "certfile": str(tmp_path.resolve() / "certs/api.pem"),
+        "keyfile": str(tmp_path.resolve() / "certs/api.key"),
+        "ca_certs": None,
+    }
     assert plain.tls is None and plain.auth is None
+
+
+def test_routing_starts_on_stable_salted_by_the_service(tmp_path: Path) -> None:
+    api = service(plan_of(tmp_path))
+    assert api.routing.weights == {"stable": 100.0, "challenger": 0.0, "shadow": 0.0}
+    assert api.routing.salt == "service.churn-api"
+    assert api.routing.rules == ()
+
+
+def test_declared_routing_weights_and_rules_are_compiled(tmp_path: Path) -> None:
+    text = replaced(
+        SPEC,
+        (
+            "    routing: {sticky_key: customer_id}\n",
+            "    routing:\n      sticky_key: customer_id\n"
+            "      weights: {stable: 90, challenger: 10}\n"
+            "      rules: [{header: X-Beta, equals: '1', variant: shadow}]\n",
+        ),
+    )
+    routing = service(plan_of(tmp_path, text)).routing
+    assert routing.weights == {"stable": 90.0, "challenger": 10.0}
+    [rule] = routing.rules
+    assert (rule.header, rule.equals, rule.variant) == ("x-beta", "1", "shadow")
 
 
 def test_rate_limits_are_per_key_and_global(tmp_path: Path) -> None:
     plan = plan_of(tmp_path)
-    assert service(plan).rate_limit == {"per_key": "200/second", "global": "1000/second"}
+    api = service(plan).rate_limit
+    assert (api.per_key, api.global_limit) == ("200/second", "1000/second")
     # the shorthand `rate_limit: 50/second` is a global limit
-    assert service(plan, "churn-plain-api").rate_limit == {"per_key": None, "global": "50/second"}
+    plain = service(plan, "churn-plain-api").rate_limit
+    assert (plain.per_key, plain.global_limit) == (None, "50/second")
 
 
 def test_no_rate_limit_compiles_to_no_limits(tmp_path: Path) -> None:
     text = replaced(SPEC, ("    rate_limit: 50/second\n", ""))
-    assert service(plan_of(tmp_path, text), "churn-plain-api").rate_limit == {
-        "per_key": None,
-        "global": None,
-    }
+    limits = service(plan_of(tmp_path, text), "churn-plain-api").rate_limit
+    assert (limits.per_key, limits.global_limit) == (None, None)
 
 
 # --- where state goes, by profile --------------------------------------------------------------
@@ -209,8 +242,9 @@ def test_embedded_profile_logs_to_sqlite_under_the_state_dir_and_counts_in_memor
     for name in ("churn-api", "churn-plain-api"):
         step = service(plan, name)
         assert step.log_database == f"sqlite:///{state / 'serving' / name / 'logs.sqlite'}"
-        assert step.rate_limit_storage == "memory://"
-        assert step.runtime == plan.runtime
+        assert step.rate_limit.storage == "memory://"
+        assert step.state_dir == plan.runtime.state_dir
+        assert step.control_database == f"sqlite:///{state / 'serving' / 'control.sqlite'}"
 
 
 def test_a_moved_state_dir_moves_the_log(tmp_path: Path) -> None:
@@ -225,7 +259,9 @@ def test_scale_out_profile_logs_to_postgresql_and_counts_in_redis(tmp_path: Path
     for name in ("churn-api", "churn-plain-api"):
         step = service(plan, name)
         assert step.log_database == "postgresql://postgres@127.0.0.1:5432/serving"
-        assert step.rate_limit_storage == "redis://127.0.0.1:6379/0"
+        assert step.rate_limit.storage == "redis://127.0.0.1:6379/0"
+        # replicas share the control state in the same PostgreSQL as the logs
+        assert step.control_database == step.log_database
 
 
 # --- secrets -----------------------------------------------------------------------------------
@@ -239,11 +275,11 @@ def test_secrets_stay_references_in_the_plan_and_its_json(
     plan = plan_of(tmp_path)
     auth = service(plan).auth
     assert auth is not None
-    assert auth["api_keys"]["ops"]["key"] == "${secret:churn-api-admin-key}"
-    assert auth["api_keys"]["app"]["key"] == "${secret:churn-api-key}"
-    assert auth["api_keys"]["app"]["roles"] == ["predict"]
-    assert auth["jwt"]["secret"] == "${secret:churn-jwt}"
-    assert auth["jwt"]["algorithm"] == "HS256" and auth["jwt"]["leeway"] == "30s"
+    assert auth.api_keys["ops"].key == "${secret:churn-api-admin-key}"
+    assert auth.api_keys["app"].key == "${secret:churn-api-key}"
+    assert auth.api_keys["app"].roles == ("predict",)
+    assert auth.jwt is not None and auth.jwt.key == "${secret:churn-jwt}"
+    assert auth.jwt.algorithm == "HS256" and auth.jwt.leeway_seconds == 30
     assert plan.secrets == ("churn-api-admin-key", "churn-api-key", "churn-jwt")
     text = plan.model_dump_json()
     assert "never-in-the-plan" not in text
@@ -266,12 +302,12 @@ def test_each_service_has_a_build_service_deployment_running_its_step(tmp_path: 
     deployment = plan.deployment("build-service", "churn-api")
     assert deployment is not None
     assert deployment.full_name == "build-service/churn-api"
-    assert deployment.entrypoint == FLOWS["build-service"]
-    assert deployment.entrypoint == "flows/build_service.py:build_service_flow"
-    assert deployment.resource == "service.churn-api"
+    assert deployment.entrypoint == flow_entrypoint("build-service")
+    assert deployment.entrypoint == "flows/build_service.py:build_service"
+    assert deployment.step == "service.churn-api"
+    assert deployment.parameters == {"service": "churn-api"}
     assert "service.churn-api" in deployment.tags
     assert deployment.schedule is None
-    assert ServiceStep.model_validate(deployment.parameters["step"]) == service(plan)
     assert plan.deployment("build-service", "churn-plain-api") is not None
 
 
@@ -281,22 +317,17 @@ def test_a_description_becomes_the_deployments(tmp_path: Path) -> None:
     assert deployment is not None and deployment.description == "The churn API."
 
 
-def test_build_runs_after_the_model_is_registered_and_deploy_after_build(tmp_path: Path) -> None:
+def test_a_service_builds_after_its_model_then_deploys(tmp_path: Path) -> None:
     plan = plan_of(tmp_path)
-    steps = {s.id: s for s in plan.steps}
-    build, deploy = steps["service.churn-api/build"], steps["service.churn-api/deploy"]
-    assert build.needs == ("model.churn/register",)
-    assert deploy.needs == ("service.churn-api/build",)
-    assert (build.flow, deploy.flow) == ("build-service", "build-service")
-    assert (build.resource, build.action) == ("service.churn-api", "build")
-    assert steps["service.churn-plain-api/build"].needs == ("model.churn-plain/register",)
-    order = [s.id for s in plan.steps]
-    assert order.index("model.churn/register") < order.index("service.churn-api/build")
-    assert order.index("service.churn-api/build") < order.index("service.churn-api/deploy")
+    api = plan.steps["service.churn-api"]
+    assert api.tasks == ("build", "deploy")
+    assert api.needs == ("model.churn", "features.repo")
+    assert plan.steps["service.churn-plain-api"].needs == ("model.churn-plain",)
+    order = list(plan.steps)
+    assert order.index("model.churn") < order.index("service.churn-api")
 
 
 def test_a_spec_without_services_compiles_none(tmp_path: Path) -> None:
     plan = plan_of(tmp_path, SPEC[: SPEC.index("services:\n  churn-api")])
-    assert plan.services == ()
-    assert not [d for d in plan.deployments if d.flow_name == "build-service"]
-    assert not [s for s in plan.steps if s.resource.startswith("service.")]
+    assert plan.steps_of(ServiceStep) == []
+    assert not [d for d in plan.deployments.values() if d.flow_name == "build-service"]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from shipyard.compiler import PlanStep
+from shipyard.compiler import StepBase
 from shipyard.compiler.graph import check_graph
 from shipyard.diagnostics import render_text
 from shipyard.loader import load_spec, load_text
@@ -121,32 +121,14 @@ def test_missing_file_example_is_what_the_cli_prints(
 
 
 def test_graph_examples_are_what_the_compiler_reports() -> None:
-    validate_id, version_id = "dataset.orders/validate", "dataset.orders/version"
-    cycle = [
-        PlanStep(
-            id=validate_id,
-            resource="dataset.orders",
-            action="validate",
-            flow="f",
-            needs=(version_id,),
-        ),
-        PlanStep(
-            id=version_id,
-            resource="dataset.orders",
-            action="version",
-            flow="f",
-            needs=(validate_id,),
-        ),
-    ]
-    unknown = [
-        PlanStep(
-            id=version_id,
-            resource="dataset.orders",
-            action="version",
-            flow="f",
-            needs=("dataset.order/validate",),
-        ),
-    ]
+    def step(step_id: str, *needs: str) -> StepBase:
+        name = step_id.split(".", 1)[1]
+        return StepBase(
+            kind="test", id=step_id, name=name, description="", needs=needs, tasks=("x",)
+        )
+
+    cycle = [step("model.churn", "service.churn-api"), step("service.churn-api", "model.churn")]
+    unknown = [step("model.churn", "dataset.custmers")]
     for code, steps in (("E301", cycle), ("E302", unknown)):
         [section] = [s for s in sections() if s.code == code]
         diagnostics = [d for d in check_graph(steps) if d.code == code]

@@ -6,7 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from shipyard.compiler.plan import ChampionGate, GateThreshold, TrainModelStep
+from shipyard.compiler import TrainModelStep
+from shipyard.compiler.models import ChampionGate, GateThreshold
 from shipyard.training.gate import judge
 
 

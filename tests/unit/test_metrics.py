@@ -22,6 +22,8 @@ class _Gateway(BaseHTTPRequestHandler):
         self.send_response(200)
         self.end_headers()
 
+    do_POST = do_PUT
+
     def log_message(self, *args: object) -> None:
         pass
 
@@ -46,6 +48,27 @@ def test_textfile_gets_duration_success_and_observed_values(tmp_path: Path) -> N
     assert f"shipyard_dataset_rows_validated{{{labels}}} 42.0" in text
     assert f"shipyard_flow_run_success{{{labels}}} 1.0" in text
     assert "shipyard_flow_run_duration_seconds" in text
+
+
+def test_a_run_replaces_only_the_gauges_it_observed(tmp_path: Path) -> None:
+    sink = MetricsSink(textfile_dir=str(tmp_path))
+    with monitored_run("train-model", "model.m", "p", sink) as metrics:
+        metrics.observe("model_roc_auc", 0.81, "Holdout roc_auc.")
+        metrics.observe("model_training_skipped", 0, "Skipped.")
+    with monitored_run("train-model", "model.m", "p", sink) as metrics:
+        metrics.observe("model_training_skipped", 1, "Skipped.")  # nothing trained
+    text = (tmp_path / "train-model__model.m.prom").read_text()
+    labels = 'flow="train-model",project="p",resource="model.m"'
+    assert f"shipyard_model_roc_auc{{{labels}}} 0.81" in text  # from the training before
+    assert f"shipyard_model_training_skipped{{{labels}}} 1.0" in text
+    assert text.count("# TYPE shipyard_flow_run_success gauge") == 1
+
+
+def test_a_damaged_metrics_file_is_replaced(tmp_path: Path) -> None:
+    (tmp_path / "f__r.prom").write_text("not { prometheus text\n")
+    with monitored_run("f", "r", "p", MetricsSink(textfile_dir=str(tmp_path))):
+        pass
+    assert "shipyard_flow_run_success" in (tmp_path / "f__r.prom").read_text()
 
 
 def test_a_failing_run_is_recorded_as_failed_and_the_error_propagates(tmp_path: Path) -> None:
@@ -75,7 +98,7 @@ def test_push_to_gateway_with_grouping_key_and_basic_auth(
         metrics.observe("dataset_rows_validated", 7, "rows")
     assert len(received) == 1
     method, path, auth, body = received[0]
-    assert method == "PUT"
+    assert method == "POST"  # replaces only the metrics this run observed
     assert path == "/metrics/job/shipyard-validate-dataset/project/proj/resource/dataset.a"
     assert auth == "Basic " + base64.b64encode(b"ops:s3cret").decode()
     assert b"shipyard_dataset_rows_validated" in body

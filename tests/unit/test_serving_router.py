@@ -7,13 +7,19 @@ from collections import Counter
 import pytest
 from pydantic import ValidationError
 
-from shipyard.serving.router import Router, RouterState, RouteRule, UnknownVariant
+from shipyard.compiler.services import RoutingPlan
+from shipyard.serving.router import Router, UnknownVariant
+from shipyard.spec.services import RouteRule
 
 VARIANTS = ("champion", "challenger", "shadow")
 
 
+def routing(**state: object) -> RoutingPlan:
+    return RoutingPlan.model_validate({"salt": "service.churn-api", **state})
+
+
 def router(**state: object) -> Router:
-    return Router(RouterState.model_validate(state), VARIANTS, salt="churn-api")
+    return Router(routing(**state), VARIANTS)
 
 
 def test_random_choices_follow_the_weights() -> None:
@@ -111,10 +117,10 @@ def test_unknown_variant_in_state_is_rejected_listing_known_ones(state: dict[str
 @pytest.mark.parametrize(
     ("rule", "message"),
     [
-        ({"variant": "a", "equals": 1}, "exactly one of 'field' or 'header'"),
-        ({"variant": "a", "field": "f", "header": "h", "equals": 1}, "'field' or 'header'"),
-        ({"variant": "a", "field": "f"}, "exactly one of 'equals' or 'in'"),
-        ({"variant": "a", "field": "f", "equals": 1, "in": [1]}, "'equals' or 'in'"),
+        ({"variant": "a", "equals": 1}, "exactly one of `field` or `header`"),
+        ({"variant": "a", "field": "f", "header": "h", "equals": 1}, "`field` or `header`"),
+        ({"variant": "a", "field": "f"}, "exactly one of `equals` or `in`"),
+        ({"variant": "a", "field": "f", "equals": 1, "in": [1]}, "`equals` or `in`"),
         ({"variant": "a", "field": "f", "equals": 1, "typo": 2}, "Extra inputs"),
     ],
 )
@@ -125,35 +131,51 @@ def test_malformed_rules_are_rejected(rule: dict[str, object], message: str) -> 
 
 def test_equals_null_is_an_explicit_test() -> None:
     rule = RouteRule.model_validate({"field": "region", "equals": None, "variant": "shadow"})
-    chooser = Router(RouterState(weights={"champion": 1}, rules=[rule]), VARIANTS)
+    chooser = Router(routing(weights={"champion": 1}, rules=[rule]), VARIANTS)
     assert chooser.choose({}, {}) == "shadow"
     assert chooser.choose({"region": "north"}, {}) == "champion"
 
 
-@pytest.mark.parametrize("weights", [{"champion": 0}, {"champion": -1}, {}])
+@pytest.mark.parametrize("weights", [{"champion": 0}, {"champion": -1}, {"champion": "inf"}])
 def test_weights_need_one_positive_and_none_negative(weights: dict[str, float]) -> None:
     with pytest.raises(ValidationError):
-        RouterState(weights=weights)
+        routing(weights=weights)
 
 
-def test_router_keeps_its_own_copy_of_the_state() -> None:
-    state = RouterState(weights={"champion": 1, "challenger": 0}, revision=3)
+def test_routing_without_any_weight_is_refused_by_the_router() -> None:
+    with pytest.raises(ValueError, match="at least one variant needs a weight above 0"):
+        router(weights={})
+
+
+def test_router_keeps_its_own_copy_of_the_routing() -> None:
+    state = routing(weights={"champion": 1, "challenger": 0})
     chooser = Router(state, VARIANTS)
     state.weights["challenger"] = 100
     chooser.state.weights["challenger"] = 100
     assert chooser.state.weights == {"champion": 1, "challenger": 0}
-    assert chooser.state.revision == 3
     assert {chooser.choose({}, {}) for _ in range(200)} == {"champion"}
 
 
+def test_each_salt_splits_the_same_callers_independently() -> None:
+    def split(salt: str) -> list[str]:
+        chooser = Router(
+            routing(weights={"champion": 1, "challenger": 1}, sticky_key="id", salt=salt),
+            VARIANTS,
+        )
+        return [chooser.choose({"id": n}, {}) for n in range(2_000)]
+
+    service, experiment = split("service.churn-api"), split("abtest.churn-v2")
+    assert split("abtest.churn-v2") == experiment  # sticky: the same salt, the same split
+    agree = sum(a == b for a, b in zip(service, experiment, strict=True)) / len(service)
+    assert 0.4 < agree < 0.6  # independent halves agree about half the time
+
+
 def test_sole_variant_only_when_nothing_is_left_to_choose() -> None:
-    assert Router(RouterState(weights={"stable": 100, "canary": 0}), ["stable", "canary"]).sole == (
-        "stable"
-    )
-    split = Router(RouterState(weights={"stable": 90, "canary": 10}), ["stable", "canary"])
-    assert split.sole is None
-    ruled = RouterState(
+    two = ["stable", "canary"]
+    assert Router(routing(weights={"stable": 100, "canary": 0}), two).sole == "stable"
+    assert Router(routing(weights={"stable": 90, "canary": 10}), two).sole is None
+    ruled = routing(
         weights={"stable": 100},
         rules=[RouteRule.model_validate({"header": "x-beta", "equals": "1", "variant": "canary"})],
     )
-    assert Router(ruled, ["stable", "canary"]).sole is None
+    assert Router(ruled, two).sole is None

@@ -1,22 +1,31 @@
-"""The MLflow model registry: all-or-nothing registration, aliases, semantic versions, promotion."""
+"""The MLflow model registry: alias lookups and moves, all-or-nothing registration, semantic
+versions, promotion. Training, serving and rollouts all read and move aliases through here.
+
+A lookup answers None only when the registry says for certain that there is nothing (the model
+or the alias does not exist). Any other failure (a refused or failed call, a timeout) raises
+RegistryUnavailable: taking an unreadable champion for "no champion" would let a candidate
+skip its gate.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from shipyard.audit import AuditLog
-from shipyard.errors import ShipyardError
+from shipyard.errors import ServiceUnavailable, ShipyardError
 
-log = logging.getLogger("shipyard.training.registry")
+log = logging.getLogger("shipyard.registry")
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 TAG_SEMVER = "shipyard.semver"
 TAG_SCHEMA = "shipyard.schema_digest"
 TAG_DATA = "shipyard.data_version"
+T = TypeVar("T")
 
 
 @dataclass
@@ -36,30 +45,70 @@ class VersionInfo:
         return self.tags.get(TAG_SEMVER, "")
 
 
+NOT_FOUND = "RESOURCE_DOES_NOT_EXIST"
+"""MLflow's error code for a model, version or alias that does not exist."""
+
+
+class RegistryUnavailable(ServiceUnavailable):
+    """The registry could not say: a call failed for another reason than "not found"."""
+
+
 def _client() -> Any:
     from mlflow import MlflowClient
 
     return MlflowClient()
 
 
-def champion_version(name: str) -> Any | None:
-    """The version holding the champion alias, or None (no model or no champion yet)."""
+def _lookup(call: Callable[[], T], what: str, name: str) -> T | None:
+    """`call`, retried on transient failures; None only for a definite "does not exist"."""
     from mlflow.exceptions import MlflowException
 
+    from shipyard.retry import retrying
+
     try:
-        return _client().get_model_version_by_alias(name, CHAMPION)
-    except MlflowException:
-        return None
+        return retrying(call, what=f"{what} of '{name}' in the MLflow registry")
+    except MlflowException as exc:
+        if exc.error_code == NOT_FOUND:
+            return None
+        raise RegistryUnavailable(
+            f"could not read {what} of '{name}' from the MLflow registry: {exc.message}",
+            hint="nothing was registered or moved; check the tracking server (its log, "
+            "permissions) and run again once it answers",
+            resource=name,
+        ) from exc
+    except OSError as exc:
+        raise RegistryUnavailable(
+            f"could not read {what} of '{name}' from the MLflow registry: {exc}",
+            hint="nothing was registered or moved; check that the tracking server is reachable",
+            resource=name,
+        ) from exc
+
+
+def alias_version(name: str, alias: str) -> Any | None:
+    """The version holding `alias`, or None when the model or the alias does not exist."""
+    return _lookup(
+        lambda: _client().get_model_version_by_alias(name, alias), f"alias @{alias}", name
+    )
+
+
+def model_version(name: str, version: str | int) -> Any | None:
+    """One version, or None when it does not exist."""
+    return _lookup(
+        lambda: _client().get_model_version(name, str(version)), f"version {version}", name
+    )
+
+
+def champion_version(name: str) -> Any | None:
+    """The version holding the champion alias, or None (no model or no champion yet)."""
+    return alias_version(name, CHAMPION)
 
 
 def latest_version(name: str) -> Any | None:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        versions = _client().search_model_versions(f"name = '{name}'")
-    except MlflowException:
-        return None
-    return max(versions, key=lambda v: int(v.version)) if versions else None
+    """The highest version number, or None when the model has no version yet."""
+    found = _lookup(
+        lambda: _client().search_model_versions(f"name = '{name}'"), "the versions", name
+    )
+    return max(found, key=lambda v: int(v.version)) if found else None
 
 
 def next_semver(name: str, schema_digest: str, data_version: str) -> tuple[str, str]:
@@ -87,19 +136,20 @@ def register(
     import mlflow
     from mlflow.exceptions import MlflowException
 
+    # decided before anything is written: an unreadable champion stops here, not half-way
+    aliases = [CHALLENGER] if champion_version(name) is not None else [CHAMPION]
     client = _client()
     version = None
     try:
         version = mlflow.register_model(model_uri, name, tags=tags)
-        aliases = [CHALLENGER] if champion_version(name) is not None else [CHAMPION]
         for alias in aliases:
             client.set_registered_model_alias(name, alias, version.version)
         return str(version.version), aliases
-    except MlflowException as exc:
+    except (MlflowException, OSError) as exc:
         if version is not None:
             try:
                 client.delete_model_version(name, version.version)
-            except MlflowException:
+            except (MlflowException, OSError):
                 log.exception("could not roll back version %s of %s", version.version, name)
         raise ShipyardError(
             f"registering '{name}' failed and was rolled back: {exc}",
@@ -110,18 +160,16 @@ def register(
 
 def promote(name: str, version: str, audit: AuditLog, reason: str, resource: str) -> str | None:
     """Move `champion` to a version (audited); returns the previous champion's version."""
-    from mlflow.exceptions import MlflowException
 
     client = _client()
-    try:
-        target = client.get_model_version(name, version)
-    except MlflowException:
+    target = model_version(name, version)
+    if target is None:
         known = ", ".join(v.version for v in versions(name)) or "none"
         raise ShipyardError(
             f"model '{name}' has no version {version} (versions: {known})",
             hint="see `shipyard models show`",
             resource=resource,
-        ) from None
+        )
     previous = champion_version(name)
     if previous is not None and str(previous.version) == str(target.version):
         return str(previous.version)

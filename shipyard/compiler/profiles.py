@@ -1,0 +1,112 @@
+"""The active profile -> where the plan runs: Prefect target, connection blocks, job variables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from shipyard.compiler.plan import (
+    Blocks,
+    DvcRemoteBlock,
+    JobVariables,
+    MetricsSinkBlock,
+    MlflowServer,
+    MlflowTrackingBlock,
+    PrefectTarget,
+    RuntimeContext,
+)
+from shipyard.settings import TELEMETRY_OFF, StateLayout
+from shipyard.spec import PipelineSpec
+
+PLAN_ENV = "SHIPYARD_PLAN"
+"""Names the plan block a deployment's flow run reads its step from (set in job variables)."""
+
+
+def plan_block_name(project: str, profile: str) -> str:
+    """The `shipyard-plan` block holding the applied plan of a project and profile."""
+    return f"{project}-{profile}-plan".replace("_", "-")
+
+
+def block_name(spec: PipelineSpec, role: str) -> str:
+    return f"{spec.project}-{spec.profile}-{role}".replace("_", "-")
+
+
+def compile_blocks(spec: PipelineSpec, state_dir: Path) -> Blocks:
+    profile = spec.active_profile
+    layout = StateLayout(state_dir)
+    mlflow = profile.mlflow
+    if mlflow.tracking_uri:
+        tracking_uri = mlflow.tracking_uri
+    elif mlflow.backend_store_uri:
+        tracking_uri = f"http://127.0.0.1:{mlflow.port}"
+    else:
+        tracking_uri = f"sqlite:///{layout.mlflow / 'mlflow.db'}"
+    return Blocks(
+        dvc_remote=DvcRemoteBlock(
+            name=block_name(spec, "dvc"),
+            url=profile.dvc.remote or str(layout.dvc_remote),
+            options=dict(profile.dvc.options),
+        ),
+        mlflow=MlflowTrackingBlock(
+            name=block_name(spec, "mlflow"),
+            tracking_uri=tracking_uri,
+            artifact_root=mlflow.artifact_root or str(layout.mlflow / "artifacts"),
+        ),
+        metrics=MetricsSinkBlock(
+            name=block_name(spec, "metrics"),
+            pushgateway_url=profile.prometheus.pushgateway,
+            username=profile.prometheus.username,
+            password=profile.prometheus.password,
+            textfile_dir=str(layout.metrics),
+        ),
+    )
+
+
+def compile_runtime(
+    spec: PipelineSpec, project_dir: Path, spec_file: str, state_dir: Path, spec_digest: str
+) -> RuntimeContext:
+    return RuntimeContext(
+        project=spec.project,
+        profile=spec.profile,
+        profile_kind=spec.active_profile.kind,
+        project_dir=str(project_dir),
+        spec_file=spec_file,
+        state_dir=str(state_dir),
+        spec_digest=spec_digest,
+    )
+
+
+def compile_prefect(spec: PipelineSpec) -> PrefectTarget:
+    prefect = spec.active_profile.prefect
+    return PrefectTarget(
+        api_url=prefect.api_url or f"http://127.0.0.1:{prefect.port}/api",
+        local=prefect.api_url is None,
+        database_url=prefect.database_url,
+        work_pool=prefect.work_pool,
+        work_pool_type=prefect.work_pool_type,
+    )
+
+
+def compile_mlflow_server(spec: PipelineSpec, state_dir: Path) -> MlflowServer | None:
+    """The MLflow server Shipyard runs itself: when the profile names a backend store only."""
+    mlflow = spec.active_profile.mlflow
+    if not mlflow.backend_store_uri or mlflow.tracking_uri:
+        return None
+    return MlflowServer(
+        port=mlflow.port,
+        backend_store_uri=mlflow.backend_store_uri,
+        artifact_root=mlflow.artifact_root or str(StateLayout(state_dir).mlflow / "artifacts"),
+    )
+
+
+def compile_job_variables(spec: PipelineSpec, project_dir: Path, state_dir: Path) -> JobVariables:
+    """Every deployment's job variables: run in the project folder, with the state folder,
+    telemetry off, Shipyard's logs in the Prefect UI, and the plan block to read steps from."""
+    return JobVariables(
+        working_dir=str(project_dir),
+        env={
+            **TELEMETRY_OFF,
+            "SHIPYARD_STATE_DIR": str(state_dir),
+            "PREFECT_LOGGING_EXTRA_LOGGERS": "shipyard",
+            PLAN_ENV: plan_block_name(spec.project, spec.profile),
+        },
+    )

@@ -1,0 +1,265 @@
+"""`services:` -> ServiceStep: what `shipyard build` puts in a Bento and how it serves."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
+
+from pydantic import AfterValidator, Field
+
+from shipyard.compiler.datasets import ColumnType, DatasetStep
+from shipyard.compiler.features import JOIN_KEY_TYPES, REPO_ID, FeatureRepoStep
+from shipyard.compiler.models import TrainModelStep
+from shipyard.compiler.plan import FrozenModel, StepBase
+from shipyard.spec import ServiceSpec, parse_duration
+from shipyard.spec.services import Role, RouteRule, finite_weights, service_inputs
+
+if TYPE_CHECKING:
+    from shipyard.compiler.compile import CompileContext
+
+STABLE = "stable"
+"""The variant that serves the service's `alias` (or pinned `version`)."""
+
+
+class VariantRef(FrozenModel):
+    """A model version a service loads: by registry alias or pinned version."""
+
+    name: str = Field(description="Variant name: `stable`, or the candidate's alias.")
+    alias: str | None = None
+    version: int | None = None
+
+    @property
+    def reference(self) -> str:
+        return f"version {self.version}" if self.version is not None else f"alias @{self.alias}"
+
+
+class ApiKeyPlan(FrozenModel):
+    key: str = Field(description="The key, usually a ${secret:NAME} reference.")
+    roles: tuple[Role, ...]
+    rate_limit: str | None = None
+
+
+class JwtPlan(FrozenModel):
+    algorithm: Literal["HS256", "RS256"]
+    key: str = Field(description="HS256 secret or RS256 public key (or their references).")
+    audience: str | None = None
+    issuer: str | None = None
+    roles_claim: str = "roles"
+    leeway_seconds: float = 0.0
+
+
+class AuthPlan(FrozenModel):
+    api_keys: dict[str, ApiKeyPlan] = Field(default_factory=dict)
+    jwt: JwtPlan | None = None
+
+    def secret_references(self) -> list[str]:
+        values = [k.key for k in self.api_keys.values()] + ([self.jwt.key] if self.jwt else [])
+        return values
+
+
+class TlsPlan(FrozenModel):
+    """TLS files as absolute paths."""
+
+    certfile: str
+    keyfile: str
+    ca_certs: str | None = Field(None, description="Set: clients need a certificate (mTLS).")
+
+
+class RateLimitPlan(FrozenModel):
+    per_key: str | None = None
+    global_limit: str | None = None
+    storage: str = Field("memory://", description="memory:// or a Redis URL.")
+
+
+class RoutingPlan(FrozenModel):
+    """Which variant answers: forced header, then rules, then (sticky) weights."""
+
+    weights: Annotated[dict[str, float], AfterValidator(finite_weights)] = Field(
+        description="Variant -> share of traffic (>= 0)."
+    )
+    sticky_key: str | None = Field(
+        None, description="Row field whose value keeps a caller on one variant."
+    )
+    rules: tuple[RouteRule, ...] = Field(
+        default=(), description="Checked in order before weights; first match wins."
+    )
+    salt: str = Field(
+        description="Mixed into sticky hashes: each service, rollout or experiment that splits "
+        "traffic splits the same callers independently of the others."
+    )
+
+
+class ServiceStep(StepBase):
+    """build-service: build the Bento from the registry, then start or hot-reload it."""
+
+    kind: Literal["service"] = "service"
+    project: str
+    project_dir: str = Field(description="The project folder: relative TLS paths start here.")
+    state_dir: str = Field(description="The project's state folder (Bento store, logs, pids).")
+    model: str = Field(description="The model (under `models:`) the service serves.")
+    registered_name: str = Field(description="Name of the model in the MLflow registry.")
+    task: Literal["classification", "regression"]
+    variants: list[VariantRef] = Field(description="The stable variant first, then candidates.")
+    inputs: list[str] = Field(
+        description="Request fields: entity keys with a feature service, else model features."
+    )
+    input_types: dict[str, ColumnType] = Field(description="Request field -> declared type.")
+    features: list[str] = Field(description="The model's input columns, in training order.")
+    data_files: list[str] = Field(
+        default_factory=list,
+        description="Files holding the training data's columns (input histogram buckets).",
+    )
+    feature_service: str | None = None
+    feature_repo: str | None = Field(None, description="Id of the feature repository step.")
+    host: str
+    port: int
+    workers: int
+    timeout_seconds: float
+    max_batch_size: int
+    adaptive_batching: bool
+    max_latency_ms: float
+    max_request_bytes: int
+    auth: AuthPlan | None = Field(
+        None, description="API keys and JWT settings; secrets stay ${secret:NAME} references."
+    )
+    rate_limit: RateLimitPlan
+    log_database: str = Field(description="sqlite:///... or postgresql://... for the logs.")
+    control_database: str = Field(
+        description="Where the control state lives (bundle and routing, with their audit): "
+        "sqlite:///... in the state folder, or a PostgreSQL URL shared by every replica."
+    )
+    log_requests: bool
+    log_predictions: bool
+    mask: list[str] = Field(default_factory=list)
+    routing: RoutingPlan
+    tls: TlsPlan | None = None
+
+    flow: ClassVar[str | None] = "build-service"
+    parameter: ClassVar[str] = "service"
+    noun: ClassVar[str] = "service"
+
+    @property
+    def service(self) -> str:
+        """The service's name (as under `services:`)."""
+        return self.name
+
+
+def compile_services(ctx: CompileContext) -> Iterator[ServiceStep]:
+    for name, service in ctx.spec.services.items():
+        train = ctx.step(f"model.{service.model}", TrainModelStep)
+        repo = ctx.steps.get(REPO_ID)
+        yield service_step(
+            ctx, name, service, train, repo if isinstance(repo, FeatureRepoStep) else None
+        )
+
+
+def service_step(
+    ctx: CompileContext,
+    name: str,
+    service: ServiceSpec,
+    train: TrainModelStep,
+    repo: FeatureRepoStep | None,
+) -> ServiceStep:
+    spec, profile = ctx.spec, ctx.profile
+    feature_service = service.features or train.feature_service
+    inputs = service_inputs(spec, service) or []
+    if feature_service is None or repo is None:
+        input_types = {f: train.feature_types[f] for f in inputs}
+    else:
+        join_types = {view.join_key: view.join_key_type for view in repo.views}
+        input_types = {key: JOIN_KEY_TYPES[join_types[key]] for key in inputs}
+    serving = ctx.state_dir / "serving"
+    log_database = profile.serving.log_database or f"sqlite:///{serving / name / 'logs.sqlite'}"
+    variants = [
+        VariantRef(
+            name=STABLE,
+            alias=None if service.version is not None else service.alias,
+            version=service.version,
+        )
+    ] + [VariantRef(name=alias, alias=alias) for alias in service.candidates]
+    data = ctx.step(train.dataset, DatasetStep)
+    sources = [v.source_path for v in repo.views] if repo and train.feature_service else []
+    routing = service.routing
+    auth = service.auth
+    return ServiceStep(
+        id=f"service.{name}",
+        name=name,
+        description=service.description
+        or f"Build service '{name}' into a Bento from model '{service.model}' and start or "
+        "hot-reload it locally.",
+        needs=(train.id, REPO_ID) if feature_service and repo else (train.id,),
+        tasks=("build", "deploy"),
+        project=spec.project,
+        project_dir=str(ctx.project_dir),
+        state_dir=str(ctx.state_dir),
+        model=service.model,
+        registered_name=train.registered_name,
+        task=train.task,
+        variants=variants,
+        inputs=inputs,
+        input_types=input_types,
+        features=train.features,
+        data_files=list(dict.fromkeys([str(ctx.project_dir / data.path), *sources])),
+        feature_service=feature_service,
+        feature_repo=REPO_ID if feature_service and repo else None,
+        host=service.host,
+        port=service.port,
+        workers=service.workers,
+        timeout_seconds=parse_duration(service.timeout),
+        max_batch_size=service.batching.max_batch_size,
+        adaptive_batching=service.batching.adaptive,
+        max_latency_ms=service.batching.max_latency_ms,
+        max_request_bytes=int(service.batching.max_request_mb * 1024 * 1024),
+        auth=None
+        if auth is None
+        else AuthPlan(
+            api_keys={
+                key_name: ApiKeyPlan(key=key.key, roles=tuple(key.roles), rate_limit=key.rate_limit)
+                for key_name, key in auth.api_keys.items()
+            },
+            jwt=None
+            if auth.jwt is None
+            else JwtPlan(
+                algorithm=auth.jwt.algorithm,
+                key=(auth.jwt.secret if auth.jwt.algorithm == "HS256" else auth.jwt.public_key)
+                or "",
+                audience=auth.jwt.audience,
+                issuer=auth.jwt.issuer,
+                roles_claim=auth.jwt.roles_claim,
+                leeway_seconds=parse_duration(auth.jwt.leeway),
+            ),
+        ),
+        rate_limit=RateLimitPlan(
+            per_key=service.rate_limit.per_key if service.rate_limit else None,
+            global_limit=service.rate_limit.global_ if service.rate_limit else None,
+            storage=profile.serving.rate_limit_storage or "memory://",
+        ),
+        log_database=log_database,
+        control_database=profile.serving.control_database
+        or (log_database if log_database.startswith("postgresql") else None)
+        or f"sqlite:///{serving / 'control.sqlite'}",
+        log_requests=service.logging.requests,
+        log_predictions=service.logging.predictions,
+        mask=list(service.logging.mask),
+        routing=RoutingPlan(
+            weights=dict(routing.weights)
+            or {v.name: (100.0 if v.name == STABLE else 0.0) for v in variants},
+            sticky_key=routing.sticky_key,
+            rules=tuple(routing.rules),
+            salt=f"service.{name}",
+        ),
+        tls=None
+        if service.tls is None
+        else TlsPlan(
+            certfile=str(_absolute(ctx.project_dir, service.tls.certfile)),
+            keyfile=str(_absolute(ctx.project_dir, service.tls.keyfile)),
+            ca_certs=str(_absolute(ctx.project_dir, service.tls.ca_certs))
+            if service.tls.ca_certs
+            else None,
+        ),
+    )
+
+
+def _absolute(project_dir: Path, path: str) -> Path:
+    return project_dir / path
