@@ -1,6 +1,6 @@
 # Shipyard: two commands do all the set-up on a fresh clone with Python 3.11 and make.
 #   make demo   builds the locked environment, then runs the demo pipeline (embedded profile)
-#   make test   builds the environment if needed, then runs the whole test suite
+#   make test   builds the environment if needed, then lints, type-checks and runs the whole suite
 SHELL := /bin/bash
 PYTHON ?= python3.11
 VENV := .venv
@@ -34,13 +34,16 @@ $(STAMP): requirements.lock pyproject.toml
 demo: venv
 	$(BIN)/shipyard demo
 
-test: venv
+test: lint typecheck
 	$(BIN)/python -m pytest
 
+# ruff, then the import contracts in pyproject.toml (layers; where heavy libraries may be used)
 lint: venv
-	$(BIN)/ruff check shipyard flows blocks tests bench
-	$(BIN)/ruff format --check shipyard flows blocks tests bench
+	$(BIN)/ruff check shipyard flows blocks bentos tests bench
+	$(BIN)/ruff format --check shipyard flows blocks bentos tests bench
+	$(BIN)/lint-imports
 
+# mypy strict on shipyard/, flows/, blocks/ and bentos/
 typecheck: venv
 	$(BIN)/mypy
 

@@ -135,7 +135,7 @@ def run_trial(step: TrainModelStep, params: dict[str, Any], data: Split) -> dict
 def _task_runner(step: TrainModelStep) -> Any:
     runner = step.trial_runner
     if isinstance(runner, DaskTrials):
-        from prefect_dask import DaskTaskRunner
+        from prefect_dask.task_runners import DaskTaskRunner
 
         if runner.address:
             return DaskTaskRunner(address=runner.address)
@@ -286,6 +286,7 @@ def register(
 ) -> Registration:
     """Log the run to MLflow (always); register the model only if its gate passed."""
     import mlflow
+    from mlflow.data.pandas_dataset import from_pandas
 
     step = run.step
     path, data_version, cache_key, experiment_id = source
@@ -330,7 +331,7 @@ def register(
             # MLflow's generic advice about integer columns and local paths, not actionable here
             warnings.filterwarnings("ignore", message=".*Inferred schema contains integer")
             warnings.filterwarnings("ignore", message=".*can be interpreted in multiple ways")
-            dataset = mlflow.data.from_pandas(
+            dataset = from_pandas(
                 trained.frame,
                 source=str(path),
                 targets=step.target,

@@ -24,10 +24,10 @@ if TYPE_CHECKING:
 EXIT_OK, EXIT_SPEC, EXIT_INTERNAL = 0, 1, 2
 
 
-def _project(args: argparse.Namespace) -> Project:
+def _project(args: argparse.Namespace, compile: bool = True) -> Project:
     from shipyard.project import load_project
 
-    return load_project(args.file)
+    return load_project(args.file, compile=compile)
 
 
 def load_plan(args: argparse.Namespace, quiet_warnings: bool = False) -> Plan:
@@ -43,7 +43,7 @@ def load_plan(args: argparse.Namespace, quiet_warnings: bool = False) -> Plan:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    project = _project(args)
+    project = _project(args, compile=False)
     if args.format == "json":
         print(project.render("json"))
     elif project.diagnostics:

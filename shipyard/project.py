@@ -20,13 +20,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from shipyard.compiler import Plan, PlanError, compile_plan
 from shipyard.diagnostics import Diagnostic, render_json, render_text, sort_diagnostics
 from shipyard.errors import SpecError
 from shipyard.loader import DEFAULT_SPEC, LoadedSpec, load_spec
 from shipyard.spec import PipelineSpec
 from shipyard.validation import validate
+
+if TYPE_CHECKING:
+    from shipyard.compiler import Plan
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,8 @@ class Project:
     loaded: LoadedSpec
     diagnostics: list[Diagnostic] = field(default_factory=list)
     plan: Plan | None = None
+    compiled: bool = True
+    """False when loaded with `compile=False` (`shipyard validate`): no plan is made."""
 
     @property
     def spec(self) -> PipelineSpec | None:
@@ -43,7 +48,12 @@ class Project:
 
     @property
     def ok(self) -> bool:
-        return self.plan is not None
+        """The spec validated (and compiled, when it was compiled)."""
+        return (
+            self.loaded.spec is not None
+            and not self.errors
+            and (self.plan is not None or not self.compiled)
+        )
 
     @property
     def errors(self) -> list[Diagnostic]:
@@ -62,12 +72,8 @@ class Project:
         return self.plan
 
     def counts(self) -> dict[str, int]:
-        """What the plan holds, by noun: {'dataset': 1, 'model': 2, ...} (steps with a flow)."""
-        counts: dict[str, int] = {}
-        for step in self.plan.steps.values() if self.plan else ():
-            if step.flow is not None:
-                counts[step.noun] = counts.get(step.noun, 0) + 1
-        return counts
+        """What the spec declares, by noun: {'dataset': 1, 'feature view': 2, 'model': 1, ...}."""
+        return self.loaded.spec.counts() if self.loaded.spec is not None else {}
 
 
 def load_project(
@@ -75,6 +81,7 @@ def load_project(
     *,
     env: Mapping[str, str] | None = None,
     profile: str | None = None,
+    compile: bool = True,
 ) -> Project:
     """Load, validate and (when valid) compile a spec file. Never raises for the file's problems.
 
@@ -83,13 +90,19 @@ def load_project(
         env: Variables for `${VAR}` interpolation (default: the process environment).
         profile: Compile for this profile instead of the one the spec selects (a flow run
             compares the applied plan with the spec under the plan's own profile).
+        compile: False to stop after validation (`shipyard validate`: the compiler is not
+            even imported).
     """
     loaded = load_spec(path, env)
     if profile is not None and loaded.spec is not None and profile in loaded.spec.profiles:
         loaded.spec = loaded.spec.model_copy(update={"profile": profile})
     diagnostics = validate(loaded)
+    if not compile:
+        return Project(loaded, diagnostics, compiled=False)
     if loaded.spec is None or any(d.is_error for d in diagnostics):
         return Project(loaded, diagnostics)
+    from shipyard.compiler import PlanError, compile_plan
+
     try:
         plan = compile_plan(loaded.spec, loaded.root_dir, loaded.secrets, loaded.path.name)
     except PlanError as exc:

@@ -14,6 +14,10 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from shipyard.compiler import Plan
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -183,3 +187,40 @@ def throwaway_database(prefix: str, create: bool = False) -> Iterator[str]:
         yield name
     finally:
         psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', check=False)
+
+
+# --- flows ----------------------------------------------------------------------------------------
+
+
+def run_flow(plan: Plan, flow: Any, **parameters: Any) -> Any:
+    """The final state of a flow of `plan`, run here the way its deployment runs it: the same
+    parameters (resource names), the same plan, the plan's blocks saved first."""
+    from shipyard.runtime.apply import save_blocks
+    from shipyard.runtime.plans import using
+
+    save_blocks(plan)
+    with using(plan):
+        return flow(**parameters, return_state=True)
+
+
+def compile_spec(spec: Path) -> Plan:
+    """The plan of a valid spec file."""
+    from shipyard.project import load_project
+
+    project = load_project(spec)
+    assert project.plan is not None, project.render()
+    return project.plan
+
+
+def task_names(flow_run_id: object) -> list[str]:
+    """The names of a flow run's task runs (without Prefect's suffix), in the order they ran."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import FlowRunFilter
+    from prefect.client.schemas.sorting import TaskRunSort
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id={"any_": [flow_run_id]}),
+            sort=TaskRunSort.EXPECTED_START_TIME_ASC,
+        )
+    return [run.name.rsplit("-", 1)[0] for run in runs]

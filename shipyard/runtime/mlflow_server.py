@@ -8,7 +8,7 @@ from pathlib import Path
 
 from shipyard.compiler.plan import Plan
 from shipyard.errors import ShipyardError
-from shipyard.runtime.processes import ManagedProcess, http_ok
+from shipyard.processes import ManagedProcess, http_ok
 from shipyard.runtime.server import environment_for
 from shipyard.settings import StateLayout
 
@@ -42,7 +42,7 @@ def start(plan: Plan, timeout: float = 180.0) -> str:
         # SQLAlchemy 2.1 maps plain postgresql:// to psycopg 3; the locked driver is psycopg2
         backend = "postgresql+psycopg2://" + backend.removeprefix("postgresql://")
     if backend.startswith("postgresql"):
-        from shipyard.runtime.server import ensure_postgres_database
+        from shipyard.databases import ensure_postgres_database
 
         ensure_postgres_database(backend, purpose="MLflow")
     artifacts = str(server.artifact_root)

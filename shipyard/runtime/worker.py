@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from shipyard.compiler.plan import Plan
-from shipyard.runtime.processes import ManagedProcess
+from shipyard.processes import ManagedProcess
 from shipyard.runtime.server import activate, environment_for
 from shipyard.settings import StateLayout
 

@@ -16,7 +16,7 @@ def _prefect_for_secrets(plan: Plan) -> None:
     """Let secret references resolve from Prefect Secret blocks when the server is up."""
     import os
 
-    from shipyard.runtime.processes import http_ok
+    from shipyard.processes import http_ok
 
     if not os.environ.get("PREFECT_API_URL") and http_ok(plan.prefect.api_url + "/health"):
         os.environ["PREFECT_API_URL"] = plan.prefect.api_url
@@ -28,9 +28,7 @@ def _feature_repo(plan: Plan) -> FeatureRepoStep | None:
 
 
 def _tracking(plan: Plan) -> str:
-    from shipyard.runtime.mlflow_server import tracking_uri
-
-    return tracking_uri(plan)
+    return plan.blocks.mlflow.tracking_uri
 
 
 def build_command(plan: Plan, name: str, deploy_after: bool) -> int:

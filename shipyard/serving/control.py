@@ -152,6 +152,27 @@ class ControlStore:
             ControlConflict: The state is at another revision now; nothing was written.
             ValueError: A first state needs a bento, a bundle and routing.
         """
+        try:
+            return self._change(
+                service, expected_revision, actor, action, reason, bento, bundle, routing
+            )
+        except self._backend.errors as exc:
+            raise ServiceUnavailable(
+                f"the control store {self.shown} cannot be written: {exc}; nothing was changed",
+                hint="check `serving.control_database` in the profile and that it is reachable",
+            ) from exc
+
+    def _change(
+        self,
+        service: str,
+        expected_revision: int,
+        actor: str,
+        action: str,
+        reason: str,
+        bento: str | None,
+        bundle: str | None,
+        routing: RoutingPlan | None,
+    ) -> ControlState:
         with self._backend.transaction() as cursor:
             current_row = self._backend.current(cursor, service)
             current = ControlState.model_validate_json(current_row) if current_row else None
@@ -195,8 +216,8 @@ class ControlStore:
         return state
 
     def _query(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
-        connection = self._connection()
         try:
+            connection = self._connection()
             cursor = connection.cursor()
             cursor.execute(sql.format(p=self._backend.placeholder), params)
             rows: list[tuple[Any, ...]] = cursor.fetchall()

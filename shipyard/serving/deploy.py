@@ -20,7 +20,7 @@ from typing import Any
 
 from shipyard.compiler import ServiceStep
 from shipyard.errors import ServiceUnavailable, ShipyardError
-from shipyard.runtime.processes import ManagedProcess, http_ok
+from shipyard.processes import ManagedProcess, http_ok
 from shipyard.serving.build import BuildResult, bento_env
 from shipyard.serving.config import read_config
 from shipyard.serving.control import ControlConflict, ControlState, ControlStore
@@ -110,11 +110,16 @@ def serve_env(step: ServiceStep) -> dict[str, str]:
     auth = step.auth.model_dump_json() if step.auth else ""
     for name in sorted(set(SECRET_REFERENCE.findall(auth))):
         env[env_name(name)] = secret_value(name)
-    if step.log_database.startswith("postgresql"):
-        from shipyard.runtime.server import ensure_postgres_database
-
-        ensure_postgres_database(step.log_database, f"service '{step.service}' log")
     return env
+
+
+def ensure_databases(step: ServiceStep) -> None:
+    """Create the service's PostgreSQL databases (log, control state) if they are missing."""
+    from shipyard.databases import ensure_postgres_database
+
+    for url, purpose in ((step.log_database, "log"), (step.control_database, "control state")):
+        if url.startswith("postgresql"):
+            ensure_postgres_database(url, f"service '{step.service}' {purpose}")
 
 
 def _argv(step: ServiceStep, built: BuildResult) -> list[str]:
@@ -139,6 +144,7 @@ def record_deploy(step: ServiceStep, built: BuildResult) -> ControlState:
     from shipyard.audit import current_actor
     from shipyard.serving.engine import routing_for
 
+    ensure_databases(step)
     store = ControlStore(step.control_database)
     try:
         for _ in range(5):

@@ -289,6 +289,13 @@ class ServiceEngine:
             "reload_error": self.reload_error,
         }
 
+    def routing_info(self) -> dict[str, Any]:
+        """GET /admin/routing: the routing in force and the revision it came with."""
+        return {
+            **self.router.state.model_dump(mode="json", by_alias=True),
+            "revision": self.revision,
+        }
+
     def set_routing(
         self, routing: RoutingPlan, actor: str, reason: str, expected_revision: int | None = None
     ) -> ControlState:

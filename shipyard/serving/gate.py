@@ -301,9 +301,7 @@ class Gate:
                 )
                 return
         if scope["method"] == "GET" and path in ("/info", "/admin/routing"):
-            body = (
-                engine.info() if path == "/info" else engine.router.state.model_dump(by_alias=True)
-            )
+            body = engine.info() if path == "/info" else engine.routing_info()
             await reply(200, body)
             return
 

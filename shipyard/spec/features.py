@@ -153,6 +153,10 @@ class FeaturesSpec(SpecModel):
         description="Feature services, versioned by name (churn_v1, churn_v2): a model names one.",
     )
 
+    def counts(self) -> dict[str, int]:
+        """What `shipyard validate` counts of the feature store."""
+        return {"feature view": len(self.views)}
+
 
 def service_version(name: str) -> tuple[str, int | None]:
     """'churn_v2' -> ('churn', 2); names without a version suffix -> (name, None)."""

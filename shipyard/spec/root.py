@@ -61,6 +61,19 @@ class PipelineSpec(SpecModel):
         """The life-cycle sections, in the order they are checked and compiled."""
         return tuple(name for name in cls.model_fields if name not in CORE_FIELDS)
 
+    def counts(self) -> dict[str, int]:
+        """What the spec declares, by noun, for `shipyard validate`: a mapping section counts
+        its entries (`datasets` -> 'dataset'); a section of several mappings says what it
+        counts (`FeaturesSpec.counts`)."""
+        counts: dict[str, int] = {}
+        for section in self.sections():
+            value = getattr(self, section)
+            if isinstance(value, dict):
+                counts[section.removesuffix("s")] = len(value)
+            else:
+                counts.update(value.counts())
+        return {noun: n for noun, n in counts.items() if n}
+
     @property
     def active_profile(self) -> ProfileSpec:
         return self.profiles.get(self.profile) or ProfileSpec()

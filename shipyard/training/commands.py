@@ -12,13 +12,12 @@ from shipyard.settings import StateLayout
 
 
 def _use_tracking(plan: Plan) -> None:
-    from shipyard.runtime.mlflow_server import tracking_uri
     from shipyard.settings import TELEMETRY_OFF
     from shipyard.training.tracking import use_tracking
 
     for key, value in TELEMETRY_OFF.items():
         os.environ.setdefault(key, value)
-    use_tracking(tracking_uri(plan), f"project {plan.project}")
+    use_tracking(plan.blocks.mlflow.tracking_uri, f"project {plan.project}")
 
 
 def _registered_name(plan: Plan, model: str) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from shipyard.errors import ServiceUnavailable
-from shipyard.runtime.processes import http_ok
+from shipyard.processes import http_ok
 
 # MLflow retries HTTP calls for minutes by default; a dead server should fail in seconds.
 HTTP_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3", "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}

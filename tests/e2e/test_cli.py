@@ -60,26 +60,59 @@ def test_missing_spec_file(tmp_path: Path) -> None:
 
 
 def test_plan_text_and_json() -> None:
-    text = run("plan", cwd=ROOT)
+    text = run("plan", "--offline", cwd=ROOT)
     assert text.returncode == 0, text.stderr
     lines = [" ".join(line.split()) for line in text.stdout.splitlines()]
-    assert "dataset.customers/version [validate-dataset] after dataset.customers/validate" in lines
+    assert "dataset.customers validate -> version [validate-dataset/customers]" in lines
     assert (
-        "model.churn/training-set [train-model] after dataset.customers/version, "
-        "features.repo/apply"
+        "model.churn training-set -> train -> evaluate -> gate -> register [train-model/churn]"
     ) in lines
-    plan = json.loads(run("plan", "--json", cwd=ROOT).stdout)
-    assert [d["flow_name"] + "/" + d["name"] for d in plan["deployments"]] == [
+    assert "after dataset.customers, features.repo" in lines
+    assert "service.churn-api build -> deploy [build-service/churn-api]" in lines
+    assert "after model.churn, features.repo" in lines, "the service follows its model"
+    plan = json.loads(run("plan", "--json", "--offline", cwd=ROOT).stdout)
+    assert plan["schema_version"] == 2
+    assert list(plan["deployments"]) == [
         "validate-dataset/customers",
         "materialize-features/customer_profile",
         "materialize-features/customer_usage",
         "train-model/churn",
         "build-service/churn-api",
     ]
-    assert "service.churn-api/build [build-service] after model.churn/register" in lines, (
-        "the service is built after the model is registered"
+    first = plan["deployments"]["validate-dataset/customers"]
+    assert first["entrypoint"] == "flows/validate_dataset.py:validate_dataset"
+    assert first["parameters"] == {"dataset": "customers"}
+    assert plan["steps"][first["step"]]["kind"] == "dataset"
+
+
+def test_plan_file_is_written_and_applied_only_while_the_spec_compiles_to_it(
+    make_project: Callable[..., Path],
+) -> None:
+    spec = make_project(rows=0)
+    written = run("plan", "-o", "plan.json", "--offline", cwd=spec.parent)
+    assert written.returncode == 0, written.stderr
+    assert "wrote plan.json" in written.stderr
+    plan = json.loads((spec.parent / "plan.json").read_text())
+    spec.write_text(spec.read_text().replace("row_count: {min: 10}", "row_count: {min: 11}"))
+    stale = run("apply", "--plan", "plan.json", cwd=spec.parent)
+    assert stale.returncode == 1
+    assert f"was written from spec {plan['spec_digest'][:12]}, but pipelines.yaml now " in (
+        stale.stderr
     )
-    assert plan["deployments"][0]["entrypoint"] == "flows/validate_dataset.py:validate_dataset"
+    plan["schema_version"] = 1
+    (spec.parent / "old.json").write_text(json.dumps(plan))
+    old = run("apply", "--plan", "old.json", cwd=spec.parent)
+    assert old.returncode == 1
+    assert "schema version 1; this Shipyard reads plans of schema version 2" in old.stderr
+    assert "Traceback" not in stale.stderr + old.stderr
+
+
+def test_plan_without_a_server_says_it_did_not_compare(make_project: Callable[..., Path]) -> None:
+    spec = make_project(rows=0)
+    done = run("plan", cwd=spec.parent)
+    assert done.returncode == 0, done.stderr
+    assert "note: not compared with what is applied" in done.stderr
+    assert "is not reachable" in done.stderr
 
 
 def test_committed_json_schema_is_current() -> None:

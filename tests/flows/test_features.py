@@ -10,11 +10,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from support import FEATURE_SPEC, free_port
+from support import FEATURE_SPEC, compile_spec, free_port, run_flow, task_names
 
-from shipyard.compiler import Plan, TrainModelStep, compile_plan
+from shipyard.compiler import FeatureRepoStep, Plan, TrainModelStep
 from shipyard.errors import ShipyardError
-from shipyard.loader import load_spec
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 T = pd.Timestamp
@@ -51,9 +50,11 @@ def _project(make_project: Callable[..., Path], profile: str = "", model: str = 
             "churned": [False, False, True, False, True],
         }
     ).to_parquet(data / "labels.parquet", index=False)
-    loaded = load_spec(spec)
-    assert loaded.spec is not None, loaded.diagnostics
-    return compile_plan(loaded.spec, spec.parent, loaded.secrets)
+    return compile_spec(spec)
+
+
+def _repo(plan: Plan) -> FeatureRepoStep:
+    return plan.step("features.repo", FeatureRepoStep)
 
 
 MODEL = """
@@ -73,12 +74,10 @@ def test_training_set_joins_features_as_of_each_label_time(
     from shipyard.features.training import training_frame
 
     plan = _project(make_project, model=MODEL)
-    deployment = plan.deployment("train-model", "churn")
-    assert deployment is not None
-    step = TrainModelStep.model_validate(deployment.parameters["step"])
+    step = plan.named(TrainModelStep, "churn")
     assert step.features == ["tenure", "plan"] and step.feature_service == "profile_v1"
     labels = pd.read_parquet(Path(plan.runtime.project_dir) / "data" / "labels.parquet")
-    frame = training_frame(step, labels)
+    frame = training_frame(step, _repo(plan), labels)
     got = {
         (int(r.customer_id), r.event_time.strftime("%Y-%m-%d")): (
             None if pd.isna(r.tenure) else int(r.tenure),
@@ -97,42 +96,35 @@ def test_training_set_joins_features_as_of_each_label_time(
 
 def test_materialize_then_look_up_online(make_project: Callable[..., Path]) -> None:
     from flows.materialize_features import materialize_features
-    from shipyard.compiler.plan import MaterializeStep
     from shipyard.features.online import MissingEntity, get_online_features
-    from shipyard.runtime.apply import save_blocks
     from shipyard.settings import StateLayout
 
     plan = _project(make_project)
-    save_blocks(plan)
-    deployment = plan.deployment("materialize-features", "profile")
-    assert deployment is not None
-    step = MaterializeStep.model_validate(deployment.parameters["step"])
-    state = materialize_features(step=step, return_state=True)
+    state = run_flow(plan, materialize_features, view="profile")
     assert state.is_completed(), state.result(raise_on_failure=False)
     result = state.result()
-    assert result["newest_event"] == "2025-03-01T00:00:00+00:00"
+    assert result.newest_event == "2025-03-01T00:00:00+00:00"
     expected_age = (datetime.now(UTC) - datetime(2025, 3, 1, tzinfo=UTC)).total_seconds()
-    assert abs(result["freshness_seconds"] - expected_age) < 600
+    assert abs(result.freshness_seconds - expected_age) < 600
+    assert task_names(state.state_details.flow_run_id) == ["materialize"]
     prom = StateLayout(plan.runtime.state_dir).metrics / (
         "materialize-features__feature_view.profile.prom"
     )
     assert "shipyard_feature_freshness_seconds{" in prom.read_text()
 
-    assert plan.features is not None
-    rows = get_online_features(
-        "profile_v1", [{"customer_id": 1}, {"customer_id": 77}], plan.features
-    )
+    repo = _repo(plan)
+    rows = get_online_features("profile_v1", [{"customer_id": 1}, {"customer_id": 77}], repo)
     assert rows[0]["tenure"] == 3 and rows[0]["plan"] == "pro"  # the latest row
     assert rows[1]["tenure"] is None and rows[1]["plan"] is None  # on_missing: null
     with pytest.raises(
         MissingEntity, match=re.escape("no online features for {'customer_id': 77}")
     ):
-        get_online_features("strict_v1", [{"customer_id": 77}], plan.features)
+        get_online_features("strict_v1", [{"customer_id": 77}], repo)
     with pytest.raises(ShipyardError, match="feature service 'profile_v2' is not defined") as info:
-        get_online_features("profile_v2", [{"customer_id": 1}], plan.features)
+        get_online_features("profile_v2", [{"customer_id": 1}], repo)
     assert info.value.hint == "did you mean 'profile_v1'?"
 
-    again = materialize_features(step=step, return_state=True)  # incremental: nothing new
+    again = run_flow(plan, materialize_features, view="profile")  # incremental: nothing new
     assert again.is_completed()
 
 
@@ -141,7 +133,6 @@ def test_model_trains_from_the_feature_service(make_project: Callable[..., Path]
     from support import MODEL_SPEC, SPEC
 
     from flows.train_model import train_model
-    from shipyard.runtime.apply import save_blocks
 
     features = """
 features:
@@ -159,22 +150,18 @@ features:
         "    features: churn_v2",
     )
     spec = make_project(rows=1200, spec=SPEC.format(port=free_port()) + features + model)
-    loaded = load_spec(spec)
-    assert loaded.spec is not None, loaded.diagnostics
-    plan = compile_plan(loaded.spec, spec.parent, loaded.secrets)
-    save_blocks(plan)
-    deployment = plan.deployment("train-model", "churn")
-    assert deployment is not None
-    step = TrainModelStep.model_validate(deployment.parameters["step"])
+    plan = compile_spec(spec)
+    step = plan.named(TrainModelStep, "churn")
     assert step.features == ["region", "plan", "tenure_months", "monthly_charges", "support_calls"]
-    state = train_model(step=step, return_state=True)
+    state = run_flow(plan, train_model, model="churn")
     assert state.is_completed(), state.result(raise_on_failure=False)
     summary = state.result()
-    block = next(b for b in plan.blocks if b.type == "shipyard-mlflow-tracking")
-    mlflow.set_tracking_uri(block.fields["tracking_uri"])
-    run = mlflow.MlflowClient().get_run(summary["run_id"])
+    names = [n for n in task_names(state.state_details.flow_run_id) if n != "trial"]
+    assert names == ["validate-dataset", "training-set", "train", "evaluate", "gate", "register"]
+    mlflow.set_tracking_uri(plan.blocks.mlflow.tracking_uri)
+    run = mlflow.MlflowClient().get_run(summary.run_id)
     assert run.data.tags["shipyard.feature_service"] == "churn_v2"
     assert run.data.tags["shipyard.feature_service_version"] == "2"
     version = mlflow.MlflowClient().get_model_version("test-project.churn", "1")
     assert version.tags["shipyard.feature_service"] == "churn_v2"
-    assert summary["metrics"]["roc_auc"] > 0.6
+    assert summary.metrics["roc_auc"] > 0.6

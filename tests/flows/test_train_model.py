@@ -8,11 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from support import MODEL_SPEC, SPEC, free_port
+from support import MODEL_SPEC, SPEC, compile_spec, free_port, run_flow, task_names
 
-from shipyard.compiler import Plan, TrainModelStep, compile_plan
+from shipyard.compiler import Plan, TrainModelStep
 from shipyard.errors import ServiceUnavailable, ShipyardError
-from shipyard.loader import load_spec
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -27,28 +26,19 @@ def _project(
     text = SPEC.format(port=free_port()) + (model_spec or MODEL_SPEC.format(threshold=threshold))
     if profile_extra:
         text = text.replace("  local:\n", f"  local:\n{profile_extra}")
-    spec = make_project(rows=rows, spec=text)
-    loaded = load_spec(spec)
-    assert loaded.spec is not None, loaded.diagnostics
-    return compile_plan(loaded.spec, spec.parent, loaded.secrets)
+    return compile_spec(make_project(rows=rows, spec=text))
 
 
 def _train(plan: Plan, force: bool = False) -> Any:
     from flows.train_model import train_model
-    from shipyard.runtime.apply import save_blocks
 
-    save_blocks(plan)
-    deployment = plan.deployment("train-model", "churn")
-    assert deployment is not None
-    step = TrainModelStep.model_validate(deployment.parameters["step"])
-    return train_model(step=step, force=force, return_state=True)
+    return run_flow(plan, train_model, model="churn", force=force)
 
 
 def _client(plan: Plan) -> Any:
     import mlflow
 
-    block = next(b for b in plan.blocks if b.type == "shipyard-mlflow-tracking")
-    mlflow.set_tracking_uri(block.fields["tracking_uri"])
+    mlflow.set_tracking_uri(plan.blocks.mlflow.tracking_uri)
     return mlflow.MlflowClient()
 
 
@@ -57,23 +47,23 @@ def test_first_model_is_tracked_registered_and_champion(make_project: Callable[.
     state = _train(plan)
     assert state.is_completed(), state.result(raise_on_failure=False)
     summary = state.result()
-    assert summary["registered_version"] == "1"
-    assert summary["aliases"] == ["champion"]
-    assert summary["semver"] == "1.0.0"
-    assert summary["trials"] == 2
-    assert summary["skipped"] is False
+    assert summary.registered_version == "1"
+    assert summary.aliases == ["champion"]
+    assert summary.semver == "1.0.0"
+    assert summary.trials == 2
+    assert summary.skipped is False
 
     client = _client(plan)
-    run = client.get_run(summary["run_id"])
+    run = client.get_run(summary.run_id)
     assert run.data.tags["shipyard.resource"] == "model.churn"
-    assert run.data.tags["shipyard.data_version"] == summary["data_version"]
+    assert run.data.tags["shipyard.data_version"] == summary.data_version
     assert run.data.tags["shipyard.spec_digest"] == plan.spec_digest
     assert run.data.tags["shipyard.gate"] == "passed"
     assert {"roc_auc", "accuracy", "f1", "log_loss"} <= set(run.data.metrics)
     assert run.data.params["estimator"] == "sklearn.ensemble.HistGradientBoostingClassifier"
     assert run.data.params["learning_rate"] in ("0.05", "0.2")
     inputs = run.inputs.dataset_inputs
-    assert inputs and inputs[0].dataset.digest == summary["data_version"]
+    assert inputs and inputs[0].dataset.digest == summary.data_version
     assert inputs[0].dataset.name == "customers"
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id, "evaluation")}
     assert {"evaluation/gate.json", "evaluation/evaluation.csv"} <= artifacts
@@ -97,7 +87,13 @@ def test_first_model_is_tracked_registered_and_champion(make_project: Callable[.
     labels = 'flow="train-model",project="test-project",resource="model.churn"'
     assert f"shipyard_model_gate_passed{{{labels}}} 1.0" in text
     assert f"shipyard_model_trials{{{labels}}} 2.0" in text
-    assert f"shipyard_model_roc_auc{{{labels}}} {summary['metrics']['roc_auc']}" in text
+    assert f"shipyard_model_roc_auc{{{labels}}} {summary.metrics['roc_auc']}" in text
+    # the data's subflow, then the plan's stages as Prefect tasks, in order (trials in `train`)
+    names = [n for n in task_names(state.state_details.flow_run_id) if n != "trial"]
+    assert names[0] == "validate-dataset"
+    names = names[1:]
+    assert names == list(plan.step("model.churn", TrainModelStep).tasks)
+    assert names == ["train", "evaluate", "gate", "register"]
 
 
 def test_unchanged_inputs_skip_training_and_force_retrains(
@@ -105,15 +101,29 @@ def test_unchanged_inputs_skip_training_and_force_retrains(
 ) -> None:
     plan = _project(make_project)
     first = _train(plan).result()
-    again = _train(plan).result()
-    assert again["skipped"] is True
-    assert again["run_id"] == first["run_id"]
+    again_state = _train(plan)
+    again = again_state.result()
+    assert again.skipped is True
+    assert again.run_id == first.run_id
+    assert again.registered_version is None  # nothing registered
+    assert again.metrics == first.metrics
+    # a skip runs no training task and leaves the training's gauges as they were
+    assert task_names(again_state.state_details.flow_run_id) == ["validate-dataset"]
+    from shipyard.settings import StateLayout
+
+    text = (
+        StateLayout(plan.runtime.state_dir).metrics / "train-model__model.churn.prom"
+    ).read_text()
+    labels = 'flow="train-model",project="test-project",resource="model.churn"'
+    assert f"shipyard_model_training_skipped{{{labels}}} 1.0" in text
+    assert f"shipyard_model_roc_auc{{{labels}}} {first.metrics['roc_auc']}" in text
+    assert f"shipyard_model_trials{{{labels}}} 2.0" in text
     forced = _train(plan, force=True).result()
-    assert forced["skipped"] is False and forced["run_id"] != first["run_id"]
-    assert forced["registered_version"] == "2"
-    assert forced["aliases"] == ["challenger"]
-    assert forced["semver"] == "1.0.1"  # same data, same features: a patch
-    comparison = forced["gate"]["comparison"]
+    assert forced.skipped is False and forced.run_id != first.run_id
+    assert forced.registered_version == "2"
+    assert forced.aliases == ["challenger"]
+    assert forced.semver == "1.0.1"  # same data, same features: a patch
+    comparison = forced.gate["comparison"]
     assert comparison["method"] == "delong" and comparison["champion_version"] == "1"
 
 
@@ -121,9 +131,9 @@ def test_new_data_is_a_minor_version(make_project: Callable[..., Path]) -> None:
     from shipyard.demo_data import write_customers
 
     plan = _project(make_project)
-    assert _train(plan).result()["semver"] == "1.0.0"
+    assert _train(plan).result().semver == "1.0.0"
     write_customers(Path(plan.runtime.project_dir) / "data" / "customers.parquet", 1500, seed=3)
-    assert _train(plan).result()["semver"] == "1.1.0"
+    assert _train(plan).result().semver == "1.1.0"
 
 
 def test_failed_gate_registers_nothing(make_project: Callable[..., Path]) -> None:
@@ -152,7 +162,10 @@ def test_failed_gate_registers_nothing(make_project: Callable[..., Path]) -> Non
             "module 'sklearn.ensemble' has no 'NoSuchModel'",
         ),
         (("{max_iter: 60}", "{max_iters: 60}"), "does not accept parameter(s) max_iters"),
-        (("target: churned", "target: region"), "classes"),
+        (
+            ("target: churned\n    features: [region, ", "target: region\n    features: ["),
+            "classes",
+        ),
     ],
     ids=["unknown-estimator", "bad-param", "not-binary"],
 )
@@ -195,8 +208,8 @@ def test_custom_training_function(make_project: Callable[..., Path]) -> None:
     )
     plan = _project(make_project, model_spec=model_spec)
     summary = _train(plan).result()
-    assert summary["registered_version"] == "1"
-    assert summary["metrics"]["roc_auc"] > 0.6
+    assert summary.registered_version == "1"
+    assert summary.metrics["roc_auc"] > 0.6
 
 
 def test_unreachable_tracking_server(make_project: Callable[..., Path]) -> None:

@@ -10,31 +10,24 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from support import compile_spec, run_flow, task_names
 
-from shipyard.compiler import DatasetStep, Plan, compile_plan
+from shipyard.compiler import DatasetStep, Plan
 from shipyard.data.versioning import DvcStore, VersionCatalog, restore_version
 from shipyard.errors import DataValidationFailed, ShipyardError
-from shipyard.loader import load_spec
 from shipyard.settings import StateLayout
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
 
 def _plan(spec: Path) -> Plan:
-    loaded = load_spec(spec)
-    assert loaded.spec is not None, loaded.diagnostics
-    return compile_plan(loaded.spec, spec.parent, loaded.secrets)
+    return compile_spec(spec)
 
 
 def _run(plan: Plan, name: str = "customers"):  # type: ignore[no-untyped-def]
     from flows.validate_dataset import validate_dataset
-    from shipyard.runtime.apply import save_blocks
 
-    save_blocks(plan)
-    deployment = plan.deployment("validate-dataset", name)
-    assert deployment is not None
-    step = DatasetStep.model_validate(deployment.parameters["step"])
-    return step, validate_dataset(step=step, return_state=True)
+    return plan.named(DatasetStep, name), run_flow(plan, validate_dataset, dataset=name)
 
 
 def _metrics(plan: Plan) -> str:
@@ -55,15 +48,15 @@ def test_good_data_is_validated_versioned_and_measured(make_project: Callable[..
     assert state.is_completed()
     summary = state.result()
     data = spec.parent / "data" / "customers.parquet"
-    assert summary["rows"] == 200
-    assert summary["md5"] == _md5(data)
-    assert summary["new_version"] is True
+    assert summary.rows == 200
+    assert summary.md5 == _md5(data)
+    assert summary.new_version is True
     # DVC: pointer beside the file, content pushed to the local remote under the state folder
     assert (spec.parent / "data" / "customers.parquet.dvc").exists()
     remote = StateLayout(plan.runtime.state_dir).dvc_remote
-    assert any(p.name == summary["md5"][2:] for p in remote.rglob("*"))
+    assert any(p.name == summary.md5[2:] for p in remote.rglob("*"))
     versions = VersionCatalog(StateLayout(plan.runtime.state_dir).catalog).versions("customers")
-    assert [v.md5 for v in versions] == [summary["md5"]]
+    assert [v.md5 for v in versions] == [summary.md5]
     assert versions[0].flow_run_id == str(state.state_details.flow_run_id)
     # Prometheus textfile
     text = _metrics(plan)
@@ -80,8 +73,8 @@ def test_unchanged_data_keeps_its_version(make_project: Callable[..., Path]) -> 
     plan = _plan(make_project(rows=120))
     _, first = _run(plan)
     _, second = _run(plan)
-    assert first.result()["md5"] == second.result()["md5"]
-    assert second.result()["new_version"] is False
+    assert first.result().md5 == second.result().md5
+    assert second.result().new_version is False
 
 
 def test_failed_expectations_stop_the_flow_with_a_readable_table(
@@ -137,16 +130,15 @@ def test_earlier_version_is_restored_from_the_remote(make_project: Callable[...,
     data = spec.parent / "data" / "customers.parquet"
     plan = _plan(spec)
     _, first = _run(plan)
-    first_md5 = first.result()["md5"]
+    first_md5 = first.result().md5
     write_customers(data, rows=300, seed=99)
     _, second = _run(plan)
-    second_md5 = second.result()["md5"]
+    second_md5 = second.result().md5
     assert first_md5 != second_md5
 
     layout = StateLayout(plan.runtime.state_dir)
     shutil.rmtree(layout.dvc_cache)  # the bytes must come back from the remote
-    block = next(b for b in plan.blocks if b.type == "shipyard-dvc-remote")
-    store = DvcStore(spec.parent, layout.root, block.fields["url"])
+    store = DvcStore(spec.parent, layout.root, plan.blocks.dvc_remote.url)
     catalog = VersionCatalog(layout.catalog)
     restored, saved = restore_version(store, catalog, "customers", data, first_md5[:8])
 
@@ -176,3 +168,52 @@ def test_artifacts_are_published(make_project: Callable[..., Path]) -> None:
         "dataset-customers-quality-table",
         "dataset-customers-version",
     } <= keys
+
+
+def test_the_run_is_named_after_the_resource_and_runs_the_steps_tasks(
+    make_project: Callable[..., Path],
+) -> None:
+    from prefect import get_client
+
+    plan = _plan(make_project(rows=50))
+    step, state = _run(plan)
+    flow_run_id = state.state_details.flow_run_id
+    with get_client(sync_client=True) as client:
+        name = client.read_flow_run(flow_run_id).name
+    assert name == f"validate-dataset/customers@{str(flow_run_id)[:8]}"
+    assert task_names(flow_run_id) == list(step.tasks) == ["validate", "version"]
+
+
+def _first_flow_line(plan: Plan, flow_run_id: object) -> dict[str, object]:
+    lines = (StateLayout(plan.runtime.state_dir).logs / "shipyard.jsonl").read_text().splitlines()
+    entries = [json.loads(line) for line in lines]
+    return next(e for e in entries if e.get("correlation_id") == str(flow_run_id))
+
+
+def test_the_first_line_says_the_plan_is_what_the_spec_compiles_to(
+    make_project: Callable[..., Path],
+) -> None:
+    plan = _plan(make_project(rows=50))
+    _, state = _run(plan)
+    first = _first_flow_line(plan, state.state_details.flow_run_id)
+    assert first["level"] == "info"
+    assert f"running plan {plan.spec_digest[:12]}, which is what pipelines.yaml" in str(
+        first["message"]
+    )
+
+
+def test_a_run_of_a_stale_plan_says_so_first_and_runs_what_was_applied(
+    make_project: Callable[..., Path],
+) -> None:
+    spec = make_project(rows=50)
+    plan = _plan(spec)
+    # the spec changes after the plan was applied: the run keeps the applied rules
+    spec.write_text(spec.read_text().replace("row_count: {min: 10}", "row_count: {min: 5000}"))
+    _, state = _run(plan)
+    assert state.is_completed()  # 50 rows: the applied min of 10 holds, not the new 5000
+    first = _first_flow_line(plan, state.state_details.flow_run_id)
+    assert first["level"] == "warning"
+    message = str(first["message"])
+    assert "this deployment is stale" in message
+    assert f"spec {plan.spec_digest[:12]} -> " in message
+    assert "differs in expectations" in message and "shipyard apply" in message

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from support import FEATURE_SPEC, free_port, run_shipyard, throwaway_database
+from support import FEATURE_SPEC, compile_spec, free_port, run_shipyard, throwaway_database
 
 pytestmark = pytest.mark.integration
 T = pd.Timestamp
@@ -40,15 +40,10 @@ def _write_data(folder: Path) -> None:
 
 def _teardown(spec: Path) -> None:
     """Remove the project's keys from the shared Redis (Feast's teardown)."""
-    from shipyard.compiler import compile_plan
+    from shipyard.compiler import FeatureRepoStep
     from shipyard.features.repo import open_store
-    from shipyard.loader import load_spec
 
-    loaded = load_spec(spec)
-    assert loaded.spec is not None
-    plan = compile_plan(loaded.spec, spec.parent)
-    assert plan.features is not None
-    open_store(plan.features).teardown()
+    open_store(compile_spec(spec).step("features.repo", FeatureRepoStep)).teardown()
 
 
 @pytest.fixture

@@ -48,7 +48,12 @@ def test_apply_then_prefect_deployment_run_through_a_worker(
     deployment = fetch_json(f"{api_url}/deployments/name/validate-dataset/customers")
     assert "dataset.customers" in deployment["tags"]  # type: ignore[operator]
     assert deployment["work_pool_name"] == "shipyard-process"
-    assert deployment["parameters"]["step"]["id"] == "dataset.customers"  # type: ignore[index]
+    assert deployment["parameters"] == {"dataset": "customers"}  # ids, not the step
+    plan = fetch_json(
+        f"{api_url}/block_types/slug/shipyard-plan/block_documents/name/test-project-local-plan"
+    )
+    steps = plan["data"]["plan"]["steps"]  # type: ignore[index]
+    assert steps["dataset.customers"]["kind"] == "dataset"  # the step, in the applied plan
     blocks = fetch_json(f"{api_url}/block_documents/filter", {})
     names = {b["name"] for b in blocks}  # type: ignore[union-attr, index, attr-defined]
     assert {"test-project-local-dvc", "test-project-local-metrics"} <= names
