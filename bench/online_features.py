@@ -174,20 +174,15 @@ features:
 
 def build_repo(folder: Path, project: str, online_store: str | None) -> Any:
     """Write pipelines.yaml, load and validate it, and compile it: the FeatureRepoStep."""
-    from shipyard.compiler import compile_plan
-    from shipyard.loader import load_spec
-    from shipyard.validation import validate
+    from shipyard import load_project
+    from shipyard.compiler import FeatureRepoStep
 
     spec_path = folder / "pipelines.yaml"
     spec_path.write_text(spec_text(project, online_store), encoding="utf-8")
-    loaded = load_spec(spec_path)
-    errors = [d for d in validate(loaded) if d.is_error]
-    if loaded.spec is None or errors:
-        problems = "; ".join(f"{d.code} {d.message}" for d in errors) or "no spec"
-        raise SystemExit(f"the generated spec does not validate: {problems}")
-    plan = compile_plan(loaded.spec, folder)
-    assert plan.features is not None, "the spec declares features"
-    return plan.features
+    loaded = load_project(spec_path)
+    if loaded.plan is None:
+        raise SystemExit(f"the generated spec does not validate:\n{loaded.render()}")
+    return loaded.plan.step("features.repo", FeatureRepoStep)
 
 
 def redis_problem(url: str) -> str | None:

@@ -427,27 +427,29 @@ def build_project(workdir: Path, env: dict[str, str], ports: dict[str, int], say
 
 def shipyard_server(project: dict, env: dict[str, str], logs: Path) -> Server:
     """The built Bento, started the way `shipyard serve` starts it (deploy.serve_env/_argv)."""
-    from shipyard.cli import load_plan
-    from shipyard.serving.config import control_path, read_config
-    from shipyard.serving.deploy import serve_env
-    from shipyard.serving.engine import default_router, write_control
+    from shipyard import load_project
+    from shipyard.compiler import ServiceStep
+    from shipyard.serving.build import BuildResult
+    from shipyard.serving.config import read_config
+    from shipyard.serving.deploy import record_deploy, serve_env
 
     saved = dict(os.environ)
     os.environ.update(env)  # secrets resolve from SHIPYARD_SECRET_* in this process
     try:
-        _, plan = load_plan(argparse.Namespace(file=str(project["spec"])), quiet_warnings=True)
-        step = plan.service(SERVICE)
+        plan = load_project(project["spec"]).require_plan()
+        step = plan.named(ServiceStep, SERVICE)
         server_env = serve_env(step)
     finally:
         os.environ.clear()
         os.environ.update(saved)
     config = read_config(project["bundle"])
-    write_control(control_path(config), project["bundle"], default_router(config))
+    # what `shipyard serve` does before starting: the control state names this Bento
+    record_deploy(step, BuildResult(project["tag"], project["bundle"], config, True, []))
     return Server(
         "shipyard",
         _serve_argv(step, project, config),
         server_env,
-        Path(step.runtime.project_dir),
+        Path(step.project_dir),
         step.port,
         logs / "shipyard.log",
     )

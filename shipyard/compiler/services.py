@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
 
@@ -88,6 +88,16 @@ class RoutingPlan(FrozenModel):
         description="Mixed into sticky hashes: each service, rollout or experiment that splits "
         "traffic splits the same callers independently of the others."
     )
+
+    def for_variants(self, served: Sequence[str]) -> RoutingPlan:
+        """This routing for the variants a Bento actually serves: weights and rules of a
+        candidate that was not built (no version holds its alias yet) are left out; with no
+        weight left, everything goes to stable."""
+        weights = {name: w for name, w in self.weights.items() if name in served}
+        if not any(w > 0 for w in weights.values()):
+            weights = {name: (100.0 if name == STABLE else 0.0) for name in served}
+        rules = tuple(rule for rule in self.rules if rule.variant in served)
+        return self.model_copy(update={"weights": weights, "rules": rules})
 
 
 class ServiceStep(StepBase):

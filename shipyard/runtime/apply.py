@@ -125,7 +125,8 @@ def apply_plan(
 
     `require_server=False` allows Prefect's temporary server when no local server runs
     (`shipyard run` without `shipyard server start`)."""
-    activate(plan, require_server=require_server)
+    with_server = activate(plan, require_server=require_server)
+    where = plan.prefect.api_url if with_server else "Prefect's temporary server"
     from prefect.exceptions import PrefectException
 
     try:
@@ -143,7 +144,7 @@ def apply_plan(
         say(
             f"applied plan {plan.spec_digest[:12]} of {plan.project} ({len(ids)} deployments"
             + (f", {len(removed)} removed" if removed else "")
-            + f") to {plan.prefect.api_url}"
+            + f") to {where}"
         )
         return
     ui = plan.prefect.api_url.removesuffix("/api")

@@ -66,6 +66,7 @@ def serve_command(plan: Plan, name: str, action: str) -> int:
                 f"  {variant['name']:<12} {variant['model']} v{variant['version']} "
                 f"{variant['semver']:<8} weight {variant['weight']:g}"
             )
+        _print_control(step, info)
         return EXIT_OK
     from shipyard.serving.build import build_service
 
@@ -77,3 +78,29 @@ def serve_command(plan: Plan, name: str, action: str) -> int:
     print(deploy.deploy(step, built))
     print(deploy.describe(step, url))
     return EXIT_OK
+
+
+def _print_control(step: ServiceStep, info: dict[str, object]) -> None:
+    """The control state's last changes, and whether this worker lags behind it."""
+    from shipyard.serving.control import ControlStore
+
+    store = ControlStore(step.control_database)
+    try:
+        history = store.history(step.service, limit=3)
+    finally:
+        store.close()
+    if not history:
+        return
+    latest = history[0]
+    served = info.get("revision")
+    print(
+        f"  control revision {latest.revision} ({store.shown})"
+        + ("" if served == latest.revision else f"; this worker serves revision {served}")
+    )
+    for change in history:
+        print(
+            f"    r{change.revision} {change.changed_at} {change.action} by {change.actor}: "
+            f"{change.reason}"
+        )
+    if info.get("reload_error"):
+        print(f"  not applied: {info['reload_error']}")

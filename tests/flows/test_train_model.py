@@ -261,3 +261,37 @@ def test_registration_is_rolled_back_when_aliasing_fails(
     assert "rolled back" in error.message
     monkeypatch.undo()
     assert _client(plan).search_model_versions("name = 'test-project.churn'") == []
+
+
+@pytest.mark.parametrize("error_code", ["PERMISSION_DENIED", "INTERNAL_ERROR"])
+def test_an_unreadable_champion_stops_the_run_before_anything_is_registered(
+    make_project: Callable[..., Path], monkeypatch: pytest.MonkeyPatch, error_code: str
+) -> None:
+    """Only a definite "no such alias" means there is no champion: a refused or failed lookup
+    must not let the candidate skip its comparison and take the champion alias."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from shipyard.registry import RegistryUnavailable
+
+    plan = _project(make_project)
+    assert _train(plan).is_completed()
+    real = MlflowClient.get_model_version_by_alias
+
+    def refused(self: Any, name: str, alias: str) -> Any:
+        if alias == "champion":
+            raise MlflowException("no access to this alias", error_code=error_code)
+        return real(self, name, alias)
+
+    monkeypatch.setattr(MlflowClient, "get_model_version_by_alias", refused)
+    state = _train(plan, force=True)
+    assert state.is_failed()
+    error = state.result(raise_on_failure=False)
+    assert isinstance(error, RegistryUnavailable), error
+    assert "alias @champion of 'test-project.churn'" in error.message
+    assert "nothing was registered" in (error.hint or "")
+    monkeypatch.undo()
+    client = _client(plan)
+    found = client.search_model_versions("name = 'test-project.churn'")
+    assert [str(v.version) for v in found] == ["1"]
+    assert str(client.get_model_version_by_alias("test-project.churn", "champion").version) == "1"

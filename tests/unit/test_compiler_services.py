@@ -331,3 +331,28 @@ def test_a_spec_without_services_compiles_none(tmp_path: Path) -> None:
     plan = plan_of(tmp_path, SPEC[: SPEC.index("services:\n  churn-api")])
     assert plan.steps_of(ServiceStep) == []
     assert not [d for d in plan.deployments.values() if d.flow_name == "build-service"]
+
+
+def test_a_bento_built_without_its_candidate_routes_everything_to_stable(tmp_path: Path) -> None:
+    """The first training registers no challenger: the Bento holds stable only, and the
+    service must start on it rather than refuse routing that names the missing candidate."""
+    from shipyard.serving.config import ModelInput, ServedVariant, ServiceConfig
+    from shipyard.serving.engine import routing_for
+
+    step = service(plan_of(tmp_path))
+    assert set(step.routing.weights) == {"stable", "challenger", "shadow"}
+    config = ServiceConfig(
+        step=step,
+        bento_tag="churn-api:m1-abc",
+        built_at="2026-12-01T00:00:00+00:00",
+        variants=[
+            ServedVariant(
+                name="stable", registered_name="churn-demo.churn", version="1", path="models/stable"
+            )
+        ],
+        model_inputs=[ModelInput(name="tenure", type="int")],
+        request_fields=[ModelInput(name="customer_id", type="int")],
+    )
+    assert routing_for(config, None).weights == {"stable": 100.0}
+    in_force = step.routing.model_copy(update={"weights": {"stable": 50.0, "challenger": 50.0}})
+    assert routing_for(config, in_force).weights == {"stable": 100.0}  # no longer fits: reset

@@ -179,3 +179,17 @@ def test_sole_variant_only_when_nothing_is_left_to_choose() -> None:
         rules=[RouteRule.model_validate({"header": "x-beta", "equals": "1", "variant": "canary"})],
     )
     assert Router(ruled, two).sole is None
+
+
+def test_routing_for_the_variants_a_bento_serves() -> None:
+    declared = routing(
+        weights={"stable": 90, "challenger": 10},
+        rules=[{"header": "x-beta", "equals": "1", "variant": "challenger"}],
+    )
+    built_without_challenger = declared.for_variants(["stable"])
+    assert built_without_challenger.weights == {"stable": 90}
+    assert built_without_challenger.rules == ()
+    assert Router(built_without_challenger, ["stable"]).sole == "stable"
+    only_candidates = routing(weights={"challenger": 100}).for_variants(["stable", "shadow"])
+    assert only_candidates.weights == {"stable": 100.0, "shadow": 0.0}
+    assert declared.for_variants(["stable", "challenger"]) == declared
