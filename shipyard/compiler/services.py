@@ -53,10 +53,6 @@ class AuthPlan(FrozenModel):
     api_keys: dict[str, ApiKeyPlan] = Field(default_factory=dict)
     jwt: JwtPlan | None = None
 
-    def secret_references(self) -> list[str]:
-        values = [k.key for k in self.api_keys.values()] + ([self.jwt.key] if self.jwt else [])
-        return values
-
 
 class TlsPlan(FrozenModel):
     """TLS files as absolute paths."""
@@ -272,4 +268,5 @@ def service_step(
 
 
 def _absolute(project_dir: Path, path: str) -> Path:
+    """A path from the spec, which gives them relative to the project folder."""
     return project_dir / path

@@ -62,6 +62,7 @@ def check_service(
             sm.value_span((*base, "routing", "sticky_key")),
             did_you_mean(sticky, inputs) or one_of(inputs),
         )
+    yield from _check_routing_variants(name, service, sm)
     limited = service.rate_limit is not None or any(
         key.rate_limit for key in (service.auth.api_keys if service.auth else {}).values()
     )
@@ -83,4 +84,26 @@ def check_service(
             sm.key_span((*base, "model")),
             'add `auth: {api_keys: {ops: {key: "${secret:NAME}", roles: [predict, admin]}}}`',
             severity=Severity.WARNING,
+        )
+
+
+def _check_routing_variants(name: str, service: ServiceSpec, sm: SourceMap) -> Iterator[Diagnostic]:
+    """Weights and rules name variants the service has: `stable` and its candidates."""
+    variants = ["stable", *service.candidates]
+    base = ("services", name, "routing")
+    named = [((*base, "weights", variant), variant, True) for variant in service.routing.weights]
+    named += [
+        ((*base, "rules", i, "variant"), rule.variant, False)
+        for i, rule in enumerate(service.routing.rules)
+    ]
+    for at, variant, is_key in named:
+        if variant in variants:
+            continue
+        yield Diagnostic(
+            "E705",
+            f"service '{name}': routing names variant '{variant}', which it does not serve",
+            sm.key_span(at) if is_key else sm.value_span(at),
+            did_you_mean(variant, variants)
+            or f"its variants are {', '.join(variants)}; add a candidate alias to "
+            "`candidates:` to route to it",
         )

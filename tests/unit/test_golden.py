@@ -121,3 +121,20 @@ def test_demo_spec_validates_as_json(
     monkeypatch.chdir(ROOT)
     assert main(["validate", "--format", "json"]) == 0
     assert json.loads(capsys.readouterr().out) == []
+
+
+SECTION_GOLDEN = {
+    "datasets": "columns",
+    "features": "features",
+    "models": "models",
+    "services": "services",
+}
+"""The golden spec of each section of the root spec: a new section brings its own."""
+
+
+def test_every_section_has_a_golden_spec() -> None:
+    from shipyard.spec import PipelineSpec
+
+    assert set(SECTION_GOLDEN) == set(PipelineSpec.sections())
+    for section, name in SECTION_GOLDEN.items():
+        assert (SPECS / f"{name}.yaml").is_file(), section
