@@ -70,6 +70,32 @@ def test_apply_then_prefect_deployment_run_through_a_worker(
     assert len(versions) == 1 and versions[0]["flow_run_id"] == flow_run_id
 
 
+def test_shipyard_run_creates_the_run_from_the_deployment_here_or_on_a_worker(
+    running_server: tuple[Path, str],
+) -> None:
+    spec, api_url = running_server
+    here = run_shipyard(spec, "run", "validate-dataset", "customers")
+    assert here.returncode == 0, here.stdout + here.stderr
+    assert "applying the plan first (nothing applied yet)" in here.stderr
+    assert run_shipyard(spec, "worker", "start").returncode == 0
+    on_worker = run_shipyard(spec, "run", "validate-dataset", "customers", "--worker")
+    assert on_worker.returncode == 0, on_worker.stdout + on_worker.stderr
+    assert "waits for a worker on pool 'shipyard-process'" in on_worker.stdout
+    assert "Completed" in on_worker.stdout
+    assert "applying the plan" not in on_worker.stderr  # nothing changed since
+    deployment = fetch_json(f"{api_url}/deployments/name/validate-dataset/customers")
+    runs = fetch_json(
+        f"{api_url}/flow_runs/filter",
+        {"flow_runs": {"deployment_id": {"any_": [deployment["id"]]}}},
+    )
+    names = sorted(r["name"] for r in runs)  # type: ignore[union-attr, index]
+    assert len(names) == 2 and all(n.startswith("validate-dataset/customers@") for n in names)
+    assert all(  # both runs are the deployment's, with its tags
+        {"shipyard", "project:test-project", "dataset.customers"} <= set(r["tags"])  # type: ignore[index]
+        for r in runs  # type: ignore[union-attr]
+    )
+
+
 def test_apply_keeps_schedules_in_step_with_the_spec(running_server: tuple[Path, str]) -> None:
     spec, api_url = running_server
     text = spec.read_text()
