@@ -181,7 +181,9 @@ def _declared(kind: Any) -> str:
 
 
 def input_buckets(step: ServiceStep, inputs: list[ModelInput]) -> dict[str, list[float]]:
-    """Decile edges of each numeric input in the training data (for drift-ready histograms)."""
+    """Decile edges of each numeric input in the training data (for drift-ready histograms),
+    rounded to 4 significant digits: a bucket reads `le="29.85"`, not the quantile's
+    `le="29.849999999999998"`; edges that round alike become one."""
     import numpy as np
     import pandas as pd
 
@@ -200,8 +202,8 @@ def input_buckets(step: ServiceStep, inputs: list[ModelInput]) -> dict[str, list
             if column in frame.columns:
                 values = pd.to_numeric(frame[column], errors="coerce").dropna().to_numpy()
                 if len(values):
-                    edges = np.unique(np.quantile(values, np.linspace(0.1, 1.0, 10)))
-                    buckets[column] = [float(e) for e in edges]
+                    edges = np.quantile(values, np.linspace(0.1, 1.0, 10))
+                    buckets[column] = sorted({float(f"{edge:.4g}") for edge in edges})
     return buckets
 
 

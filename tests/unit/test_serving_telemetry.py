@@ -1,9 +1,13 @@
-"""Buffered histograms expose exactly what observing one value at a time would."""
+"""Buffered histograms expose exactly what observing one value at a time would; input
+histogram buckets are the training data's deciles, without float noise."""
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
+from types import SimpleNamespace
 
+import pytest
 from prometheus_client import CollectorRegistry, Histogram
 
 from shipyard.serving.telemetry import BufferedHistogram
@@ -61,3 +65,28 @@ def test_without_prometheus_client_internals_it_observes_one_by_one() -> None:
     histogram.observe(2.5)
     histogram.flush()
     assert seen == [1.5, 2.5]
+
+
+def test_input_buckets_are_deciles_without_float_noise(tmp_path: Path) -> None:
+    import pandas as pd
+
+    from shipyard.serving.build import input_buckets
+    from shipyard.serving.config import ModelInput
+
+    data = tmp_path / "train.csv"
+    pd.DataFrame(
+        {
+            "charges": [20.1 + 0.35 * i for i in range(100)],
+            "calls": [i % 3 for i in range(100)],
+            "plan": ["basic"] * 100,
+        }
+    ).to_csv(data, index=False)
+    step = SimpleNamespace(data_files=[str(data)])
+    inputs = [ModelInput(name=n, type=t) for n, t in (("charges", "float"), ("calls", "int"))]
+    buckets = input_buckets(step, [*inputs, ModelInput(name="plan", type="str")])  # type: ignore[arg-type]
+    assert set(buckets) == {"charges", "calls"}
+    assert buckets["calls"] == [0.0, 1.0, 2.0]  # duplicate edges (after rounding) are one
+    charges = buckets["charges"]
+    assert charges == sorted(charges) and len(charges) == 10
+    assert all(len(repr(edge)) <= 6 for edge in charges), charges  # 29.85, not 29.8500000001
+    assert charges[0] == pytest.approx(20.1 + 0.35 * 9.9, rel=1e-3)
