@@ -119,7 +119,7 @@ class ServiceEngine:
         self.bundle = bundle
         step = self.config.step
         self.service = step.service
-        self.metrics = service_metrics(step.service, json.dumps(self.config.input_buckets))
+        self.metrics = service_metrics(step.project, step.id, json.dumps(self.config.input_buckets))
         self.models = ModelSet(self.config, bundle, self.metrics)
         self.features: Any = None
         if step.feature_service is not None and self.config.feature_repo is not None:
@@ -205,7 +205,7 @@ class ServiceEngine:
             self.metrics.predicted(
                 name, variant.version, scores or [o for o, _ in outputs if isinstance(o, float)]
             )
-        self.metrics.observed_inputs(inputs)
+        self.metrics.observed_inputs(inputs, groups)
         if step.log_predictions:
             self._log_predictions(request_id, inputs, results, groups)
         return results
@@ -263,7 +263,7 @@ class ServiceEngine:
         self.log.log_feedback(
             outcome, request_id=request_id, entity=self.masker.mask(entity) if entity else None
         )
-        self.metrics.feedback.labels(self.service).inc()
+        self.metrics.feedback_received()
 
     # -- runtime changes ----------------------------------------------------------------------
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import re
 import sys
 import time
 from bisect import bisect_left
@@ -29,10 +28,6 @@ INPUT_SAMPLE_ROWS = 2
 """Input and prediction histograms observe at most this many rows per request: every
 single-row request is seen, and a batch costs no more than two rows."""
 FLUSH_SECONDS = 1.0
-
-
-def metric_name(text: str) -> str:
-    return re.sub(r"[^a-zA-Z0-9_]", "_", text)
 
 
 class BufferedHistogram:
@@ -69,59 +64,78 @@ class BufferedHistogram:
         self.child._sum.inc(math.fsum(values))
 
 
-class ServiceMetrics:
-    """The service's own metrics, labelled by service, variant and model version."""
+INPUT_METRIC = "shipyard_service_input"
 
-    def __init__(self, service: str, input_buckets: Mapping[str, Sequence[float]]) -> None:
+
+class ServiceMetrics:
+    """The service's own metrics, labelled like the flows' (`project`, `resource`, e.g.
+    `resource="service.churn-api"`) and by variant and model version where they apply.
+
+    Every metric is created unregistered (`registry=None`): under `bentoml serve` the values
+    live in prometheus_client's multiprocess files, and `/metrics` reads those, merging
+    every worker's by metric name. That merge is what gives the input histogram one family
+    with a bucket set per feature: prometheus_client fixes buckets per Histogram object, so
+    each feature has its own object, all named `shipyard_service_input`.
+    """
+
+    def __init__(
+        self, project: str, resource: str, input_buckets: Mapping[str, Sequence[float]]
+    ) -> None:
         from prometheus_client import Counter, Histogram
 
-        self.service = service
+        self.labels = (project, resource)
+        base = ["project", "resource"]
         self.requests = Counter(
             "shipyard_service_requests",
             "Requests by endpoint, status, variant and model version.",
-            ["service", "endpoint", "status", "variant", "model_version"],
+            [*base, "endpoint", "status", "variant", "model_version"],
+            registry=None,
         )
         self.latency = Histogram(
             "shipyard_service_request_duration_seconds",
             "Time from request to response start.",
-            ["service", "endpoint", "variant", "model_version"],
+            [*base, "endpoint", "variant", "model_version"],
             buckets=LATENCY_BUCKETS,
+            registry=None,
         )
         self.batch_size = Histogram(
             "shipyard_service_batch_size",
             "Rows per model call (after adaptive batching).",
-            ["service", "variant", "model_version"],
+            [*base, "variant", "model_version"],
             buckets=BATCH_BUCKETS,
+            registry=None,
         )
         self.predictions = Histogram(
             "shipyard_service_prediction",
             "Predicted value (the positive-class probability for classifiers).",
-            ["service", "variant", "model_version"],
+            [*base, "variant", "model_version"],
             buckets=PROBABILITY_BUCKETS,
+            registry=None,
         )
         self.feedback = Counter(
-            "shipyard_service_feedback", "Feedback records received.", ["service"]
+            "shipyard_service_feedback", "Feedback records received.", base, registry=None
         )
         self.inputs = {
-            feature: BufferedHistogram(
-                Histogram(
-                    f"shipyard_service_input_{metric_name(feature)}",
-                    f"Values of input feature {feature} (buckets: training-data deciles).",
-                    ["service"],
-                    buckets=tuple(buckets),
-                ).labels(service)
+            feature: Histogram(
+                INPUT_METRIC,
+                "Values of the numeric model inputs, by feature and variant "
+                "(buckets: the feature's training-data deciles).",
+                [*base, "feature", "variant"],
+                buckets=tuple(buckets),
+                registry=None,
             )
             for feature, buckets in input_buckets.items()
         }
         self._children: dict[tuple[str, ...], Any] = {}
         self._buffered: dict[tuple[str, str], BufferedHistogram] = {}
+        self._inputs: dict[str, list[tuple[str, BufferedHistogram]]] = {}
         self._flush_at = time.monotonic() + FLUSH_SECONDS
 
     def _child(self, metric: Any, *labels: str) -> Any:
         key = (str(id(metric)), *labels)
         child = self._children.get(key)
         if child is None:
-            child = self._children[key] = metric.labels(self.service, *labels)
+            child = self._children[key] = metric.labels(*self.labels, *labels)
         return child
 
     def request(
@@ -133,6 +147,9 @@ class ServiceMetrics:
     def batch(self, variant: str, version: str, rows: int) -> None:
         self._child(self.batch_size, variant, version).observe(rows)
 
+    def feedback_received(self) -> None:
+        self._child(self.feedback).inc()
+
     def predicted(self, variant: str, version: str, values: Sequence[float]) -> None:
         buffered = self._buffered.get((variant, version))
         if buffered is None:
@@ -141,26 +158,49 @@ class ServiceMetrics:
         for value in values[:INPUT_SAMPLE_ROWS]:
             buffered.observe(value)
 
-    def observed_inputs(self, rows: Sequence[Mapping[str, Any]]) -> None:
-        for row in rows[:INPUT_SAMPLE_ROWS]:
-            for feature, histogram in self.inputs.items():
-                value = row.get(feature)
-                if isinstance(value, int | float) and not isinstance(value, bool):
-                    histogram.observe(value)
+    def _variant_inputs(self, variant: str) -> list[tuple[str, BufferedHistogram]]:
+        histograms = self._inputs.get(variant)
+        if histograms is None:
+            histograms = self._inputs[variant] = [
+                (feature, BufferedHistogram(histogram.labels(*self.labels, feature, variant)))
+                for feature, histogram in self.inputs.items()
+            ]
+        return histograms
+
+    def observed_inputs(
+        self, rows: Sequence[Mapping[str, Any]], groups: Mapping[str, Sequence[int]]
+    ) -> None:
+        """Count the numeric inputs of a request's first INPUT_SAMPLE_ROWS rows, each under
+        the variant that answered it (`groups`: variant -> its rows' positions, ascending)."""
+        for variant, indexes in groups.items():
+            sampled = indexes[: bisect_left(indexes, INPUT_SAMPLE_ROWS)]
+            if not sampled:
+                continue
+            histograms = self._variant_inputs(variant)
+            for index in sampled:
+                row = rows[index]
+                for feature, histogram in histograms:
+                    value = row.get(feature)
+                    if isinstance(value, int | float) and not isinstance(value, bool):
+                        histogram.observe(value)
         if time.monotonic() >= self._flush_at:
             self.flush()
 
     def flush(self) -> None:
         """Write the buffered observations (every second under load, and before /metrics)."""
         self._flush_at = time.monotonic() + FLUSH_SECONDS
-        for histogram in (*self.inputs.values(), *self._buffered.values()):
-            histogram.flush()
+        for histograms in self._inputs.values():
+            for _, histogram in histograms:
+                histogram.flush()
+        for buffered in self._buffered.values():
+            buffered.flush()
 
 
 @cache
-def service_metrics(service: str, buckets_json: str) -> ServiceMetrics:
-    """One ServiceMetrics per process (prometheus_client refuses duplicate registrations)."""
-    return ServiceMetrics(service, json.loads(buckets_json))
+def service_metrics(project: str, resource: str, buckets_json: str) -> ServiceMetrics:
+    """One ServiceMetrics per process: its label children and buffers are shared by every
+    bundle the worker loads."""
+    return ServiceMetrics(project, resource, json.loads(buckets_json))
 
 
 class JsonFormatter(logging.Formatter):

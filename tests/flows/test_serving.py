@@ -323,39 +323,64 @@ def test_prediction_and_feedback_logs_mask_fields(served: Served) -> None:
     assert any(r["request_id"] == "masked-1" and r["status"] == 200 for r in request_lines)
 
 
-def _sample(text: str, name: str) -> float:
-    """The value of one sample line, summed over the label sets that match `name{...}`."""
+def _value(text: str, sample: str, **labels: str) -> float:
+    """The sum of the samples named `sample` whose labels include `labels`."""
+    from prometheus_client.parser import text_string_to_metric_families
+
     return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith((name + "{", name + " "))
+        s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if s.name == sample and labels.items() <= s.labels.items()
     )
 
 
-def test_metrics_are_labelled_by_variant(served: Served) -> None:
+def test_metrics_are_labelled_by_project_resource_and_variant(served: Served) -> None:
     assert served.post("/predict", ROW).status_code == 401
     before = httpx.get(served.url + "/metrics", timeout=30).text
     for _ in range(3):
         assert served.post("/predict", ROW, APP).status_code == 200
     text = httpx.get(served.url + "/metrics", timeout=30).text
+
+    def grew(sample: str, **labels: str) -> float:
+        return _value(text, sample, **labels) - _value(before, sample, **labels)
+
+    stable = {"project": "test-project", "resource": "service.churn-api", "variant": "stable"}
     # input and prediction histograms are buffered in the worker and written before a scrape
-    for name in ("shipyard_service_input_tenure_months", "shipyard_service_prediction"):
-        grew = _sample(text, name + "_count") - _sample(before, name + "_count")
-        assert grew == 3, (name, grew)
-    assert _sample(text, "shipyard_service_input_tenure_months_sum") - _sample(
-        before, "shipyard_service_input_tenure_months_sum"
-    ) == pytest.approx(36)
-    assert 'shipyard_service_requests_total{endpoint="/predict",model_version="2"' in text
-    assert (
-        'shipyard_service_request_duration_seconds_count{endpoint="/predict",model_version="2"'
-        in text
+    assert grew("shipyard_service_input_count", feature="tenure_months", **stable) == 3
+    assert grew("shipyard_service_input_sum", feature="tenure_months", **stable) == 36
+    assert grew("shipyard_service_prediction_count", model_version="2", **stable) == 3
+    predict = {"endpoint": "/predict", "model_version": "2", **stable}
+    assert grew("shipyard_service_requests_total", status="200", **predict) == 3
+    assert grew("shipyard_service_request_duration_seconds_count", **predict) == 3
+    assert grew("shipyard_service_batch_size_count", model_version="2", **stable) == 3
+    assert _value(text, "shipyard_service_requests_total", status="401", variant="none") >= 1
+    from prometheus_client.parser import text_string_to_metric_families
+
+    ours = [
+        s
+        for family in text_string_to_metric_families(text)
+        if family.name.startswith("shipyard_service_")
+        for s in family.samples
+    ]
+    assert ours and all(
+        s.labels["project"] == "test-project"
+        and s.labels["resource"] == "service.churn-api"
+        and "service" not in s.labels
+        for s in ours
     )
-    assert 'shipyard_service_batch_size_count{model_version="2"' in text
-    assert 'variant="stable"' in text
-    assert "shipyard_service_batch_size_bucket" in text
-    assert "shipyard_service_prediction_bucket" in text
-    assert "shipyard_service_input_tenure_months_bucket" in text
-    assert 'status="401"' in text
+    # one input family, each feature with its training-data deciles as buckets
+    assert text.count("# TYPE shipyard_service_input histogram") == 1
+    assert text.count("# HELP shipyard_service_input ") == 1
+    features = {s.labels["feature"] for s in ours if s.name == "shipyard_service_input_count"}
+    assert {"tenure_months", "monthly_charges", "support_calls"} <= features
+    bounds = {
+        s.labels["le"]
+        for s in ours
+        if s.name == "shipyard_service_input_bucket" and s.labels["feature"] == "monthly_charges"
+    }
+    assert len(bounds) > 3 and "+Inf" in bounds
+    assert all(len(bound) <= 7 for bound in bounds), bounds  # 29.85, never 29.850000000000001
 
 
 def test_routing_changes_at_run_time_sticky_forced_and_audited(served: Served) -> None:

@@ -1,16 +1,23 @@
-"""Buffered histograms expose exactly what observing one value at a time would; input
-histogram buckets are the training data's deciles, without float noise."""
+"""Service metrics: buffered histograms expose exactly what observing one value at a time
+would; every metric carries project and resource; the inputs are one histogram family."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client.parser import text_string_to_metric_families
 
-from shipyard.serving.telemetry import BufferedHistogram
+from shipyard.serving.telemetry import (
+    INPUT_METRIC,
+    INPUT_SAMPLE_ROWS,
+    BufferedHistogram,
+    ServiceMetrics,
+)
 
 BUCKETS = (0.0, 1.0, 2.5, 10.0)
 VALUES = [-1.0, 0.0, 0.5, 1.0, 1.0000001, 2.5, 7.0, 10.0, 11.0, 1e9, 3.0, 0.25]
@@ -65,6 +72,112 @@ def test_without_prometheus_client_internals_it_observes_one_by_one() -> None:
     histogram.observe(2.5)
     histogram.flush()
     assert seen == [1.5, 2.5]
+
+
+@pytest.fixture
+def multiprocess(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[[int], str]:
+    """prometheus_client in multiprocess mode, as under `bentoml serve`: `worker(pid)` makes
+    later metrics write to that worker's files; the exposition is what /metrics shows."""
+    from prometheus_client import values
+
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+
+    def worker(pid: int) -> str:
+        monkeypatch.setattr(values, "ValueClass", values.MultiProcessValue(lambda: pid))
+        return str(tmp_path)
+
+    return worker
+
+
+def _exposition(directory: str) -> str:
+    from prometheus_client import generate_latest
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=directory)
+    return generate_latest(registry).decode()
+
+
+BUCKETS_BY_FEATURE = {"tenure_months": [12.0, 29.85, 60.0], "monthly_charges": [20.0, 80.0]}
+
+
+def test_inputs_are_one_family_with_each_features_buckets_over_workers(
+    multiprocess: Callable[[int], str],
+) -> None:
+    multiprocess(1)
+    first = ServiceMetrics("churn-demo", "service.churn-api", BUCKETS_BY_FEATURE)
+    rows = [{"tenure_months": 12, "monthly_charges": 50.5}, {"tenure_months": 40}, {"x": 1}]
+    first.observed_inputs(rows, {"stable": [0], "challenger": [1, 2]})
+    first.flush()
+    directory = multiprocess(2)
+    second = ServiceMetrics("churn-demo", "service.churn-api", BUCKETS_BY_FEATURE)
+    second.observed_inputs([{"tenure_months": 100, "monthly_charges": True}], {"stable": [0]})
+    second.flush()
+
+    text = _exposition(directory)
+    assert text.count("# HELP shipyard_service_input ") == 1
+    assert text.count("# TYPE shipyard_service_input histogram") == 1
+    [family] = [f for f in text_string_to_metric_families(text) if f.name == INPUT_METRIC]
+    assert all(
+        (s.labels["project"], s.labels["resource"]) == ("churn-demo", "service.churn-api")
+        for s in family.samples
+    )
+
+    def series(suffix: str, feature: str, variant: str) -> dict[str, float]:
+        """le (or "" for _sum and _count) -> value, of one feature and variant."""
+        return {
+            s.labels.get("le", ""): s.value
+            for s in family.samples
+            if s.name == INPUT_METRIC + suffix
+            and (s.labels["feature"], s.labels["variant"]) == (feature, variant)
+        }
+
+    both_workers = {"12.0": 1.0, "29.85": 1.0, "60.0": 1.0, "+Inf": 2.0}
+    assert series("_bucket", "tenure_months", "stable") == both_workers
+    assert series("_sum", "tenure_months", "stable") == {"": 112.0}
+    # the second worker's monthly_charges is True, which is not a number: not counted
+    assert series("_bucket", "monthly_charges", "stable") == {"20.0": 0.0, "80.0": 1.0, "+Inf": 1.0}
+    # the request's first rows are sampled: row 1 (challenger) is, row 2 is not
+    assert series("_count", "tenure_months", "challenger") == {"": 1.0}
+
+
+def test_every_service_metric_carries_project_and_resource(
+    multiprocess: Callable[[int], str],
+) -> None:
+    directory = multiprocess(1)
+    metrics = ServiceMetrics("churn-demo", "service.churn-api", {"tenure_months": [1.0]})
+    metrics.request("/predict", 200, "stable", "2", 0.01)
+    metrics.batch("stable", "2", 3)
+    metrics.predicted("stable", "2", [0.25, 0.75, 0.5])
+    metrics.feedback_received()
+    metrics.observed_inputs([{"tenure_months": 3}], {"stable": [0]})
+    metrics.flush()
+    families = list(text_string_to_metric_families(_exposition(directory)))
+    assert {f.name for f in families} == {
+        "shipyard_service_requests",
+        "shipyard_service_request_duration_seconds",
+        "shipyard_service_batch_size",
+        "shipyard_service_prediction",
+        "shipyard_service_feedback",
+        "shipyard_service_input",
+    }
+    for family in families:
+        for sample in family.samples:
+            assert sample.labels["project"] == "churn-demo", sample
+            assert sample.labels["resource"] == "service.churn-api", sample
+            assert "service" not in sample.labels
+    [requests] = [f for f in families if f.name == "shipyard_service_requests"]
+    assert requests.samples[0].labels == {
+        "project": "churn-demo",
+        "resource": "service.churn-api",
+        "endpoint": "/predict",
+        "status": "200",
+        "variant": "stable",
+        "model_version": "2",
+    }
+    [predictions] = [f for f in families if f.name == "shipyard_service_prediction"]
+    count = [s for s in predictions.samples if s.name.endswith("_count")]
+    assert count[0].value == INPUT_SAMPLE_ROWS  # a batch costs no more than two rows
 
 
 def test_input_buckets_are_deciles_without_float_noise(tmp_path: Path) -> None:
