@@ -21,8 +21,10 @@ from starlette.responses import JSONResponse, Response
 from shipyard.compiler.services import RoutingPlan
 from shipyard.serving.config import ModelInput, bundle_dir, read_config
 from shipyard.serving.gate import EngineHolder, Gate
+from shipyard.serving.telemetry import configure_logging
 from shipyard.spec.services import RouteRule
 
+configure_logging()  # before anything below logs or warns: BentoML's lines become JSON too
 BUNDLE = bundle_dir(Path(__file__).resolve().parents[1])
 CONFIG = read_config(BUNDLE)
 STEP = CONFIG.step

@@ -1,36 +1,65 @@
-"""Structured JSON logs for the `shipyard` loggers, with the flow run id as correlation id."""
+"""JSON log lines, one vocabulary for flows and services.
+
+Every line is one object: `time`, `level`, `logger`, `message`, then `correlation_id` (the
+Prefect flow run id) in flows or `request_id` (the HTTP request being answered) in services,
+then the record's extra fields.
+"""
 
 from __future__ import annotations
 
 import json
 import logging
 import sys
-from datetime import UTC, datetime
+import time
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime"}
+current_request_id: ContextVar[str | None] = ContextVar("shipyard_request_id", default=None)
+"""The id of the request a service is answering; the serving Gate sets it for the request's
+duration, so every line logged meanwhile (BentoML's and uvicorn's too) carries it."""
+
+_STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message",
+    "asctime",
+    "fields",
+    "color_message",  # uvicorn's ANSI-coloured copy of the message
+}
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message, correlation id and extra fields."""
+    """One JSON object per line: time, level, logger, message, the correlation or request id,
+    and extra fields: those of `extra={"fields": {...}}` as they are, plain `extra=` keys
+    as scalars (anything else as its string)."""
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
         }
+        request_id = current_request_id.get()
+        if request_id is not None:
+            entry["request_id"] = request_id
         correlation = getattr(record, "flow_run_id", None) or current_flow_run_id()
         if correlation:
-            entry["correlation_id"] = correlation
+            entry["correlation_id"] = str(correlation)
         for key, value in vars(record).items():
             if key not in _STANDARD and key not in entry and not key.startswith("_"):
-                entry[key] = value if isinstance(value, str | int | float | bool) else str(value)
+                scalar = value is None or isinstance(value, str | int | float | bool)
+                entry[key] = value if scalar else str(value)
+        fields = getattr(record, "fields", None)
+        if isinstance(fields, dict):
+            entry.update(fields)
         if record.exc_info:
             entry["error"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+        elif record.exc_text:
+            entry["error"] = record.exc_text
+        if record.stack_info:
+            entry["stack"] = self.formatStack(record.stack_info)
+        return json.dumps(entry, default=str, separators=(",", ":"))
 
 
 def current_flow_run_id() -> str | None:

@@ -123,9 +123,10 @@ def ensure_databases(step: ServiceStep) -> None:
 
 
 def _argv(step: ServiceStep, built: BuildResult) -> list[str]:
-    """Serve the Bento by its folder (so BENTOML_HOME can be the service's own)."""
+    """Serve the Bento by its folder (so BENTOML_HOME can be the service's own), through
+    BentoML's CLI with its logging set up to write JSON lines first."""
     argv = [
-        sys.executable, "-m", "bentoml", "serve", str(built.bundle.parent),
+        sys.executable, "-m", "shipyard.serving.launch", "serve", str(built.bundle.parent),
         "--host", step.host, "--port", str(step.port),
     ]  # fmt: skip
     files = tls_files(step)

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
+from shipyard.logs import current_request_id
 from shipyard.serving.auth import AuthError
 from shipyard.serving.telemetry import request_log
 
@@ -214,11 +215,26 @@ class Gate:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        path: str = scope["path"]
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
         request_id = headers.get(REQUEST_ID_HEADER) or uuid.uuid4().hex
         if len(request_id) > 128:
             request_id = request_id[:128]
+        token = current_request_id.set(request_id)  # every line logged meanwhile carries it
+        try:
+            await self._answer(scope, receive, send, headers, request_id, started)
+        finally:
+            current_request_id.reset(token)
+
+    async def _answer(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        headers: dict[str, str],
+        request_id: str,
+        started: float,
+    ) -> None:
+        path: str = scope["path"]
         info: dict[str, Any] = {
             "request_id": request_id,
             "headers": headers,

@@ -1,4 +1,4 @@
-"""Prometheus metrics and JSON request logs of a running service.
+"""Prometheus metrics and JSON logs of a running service.
 
 The metrics live in BentoML's multiprocess directory, so `/metrics` aggregates every worker.
 prometheus_client must be imported only after the worker has set PROMETHEUS_MULTIPROC_DIR,
@@ -14,9 +14,11 @@ import sys
 import time
 from bisect import bisect_left
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import cache
 from typing import Any
+
+from shipyard.logs import JsonFormatter
 
 log = logging.getLogger("shipyard.serving")
 request_log = logging.getLogger("shipyard.serving.requests")
@@ -203,25 +205,6 @@ def service_metrics(project: str, resource: str, buckets_json: str) -> ServiceMe
     return ServiceMetrics(project, resource, json.loads(buckets_json))
 
 
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line; the fields of `extra={"fields": {...}}` are merged in."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        data: dict[str, Any] = {
-            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
-            + f".{int(record.msecs):03d}Z",
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        fields = getattr(record, "fields", None)
-        if fields:
-            data.update(fields)
-        if record.exc_info:
-            data["error"] = self.formatException(record.exc_info)
-        return json.dumps(data, default=str, separators=(",", ":"))
-
-
 class ValidationErrorFilter(logging.Filter):
     """BentoML logs a 400's whole traceback, with the request's field values in it. Keep one
     line naming the fields and problems, never the values (masked fields included)."""
@@ -244,14 +227,62 @@ class ValidationErrorFilter(logging.Filter):
         return True
 
 
+_configured = False
+
+
+def _json_bentoml_configs() -> Callable[[], None] | None:
+    """Point BentoML's own logging configurations at Shipyard's JSON formatter.
+
+    `bentoml serve` applies its CLI configuration, then its server configuration, and every
+    worker applies the server one at start; edited here, each lands on one JSON handler (on
+    the root logger, so every line is written once) and keeps BentoML's levels. BentoML's
+    trace filter is dropped: it only adds fields for its text format. Returns BentoML's
+    function that applies the server configuration; None if BentoML's layout changed (its
+    lines then stay text).
+    """
+    try:
+        from bentoml._internal import log as bentoml_log
+
+        server, cli = bentoml_log.SERVER_LOGGING_CONFIG, bentoml_log.CLI_LOGGING_CONFIG
+        formatter = {"()": JsonFormatter}
+        server["disable_existing_loggers"] = cli["disable_existing_loggers"] = False
+        server["formatters"] = {"traced": formatter}
+        server["filters"] = {}
+        server["handlers"]["tracehandler"] = {
+            "class": "logging.StreamHandler",
+            "formatter": "traced",
+            "stream": "ext://sys.stderr",
+        }
+        for logger in server["loggers"].values():
+            logger.update(handlers=[], propagate=True)
+        server["loggers"]["shipyard"] = {"level": logging.INFO, "propagate": True}
+        server["root"]["handlers"] = ["tracehandler"]
+        cli["formatters"]["simple"] = formatter
+        cli["root"]["handlers"] = ["defaulthandler"]
+        apply: Callable[[], None] = bentoml_log.configure_server_logging
+    except (ImportError, AttributeError, KeyError, TypeError):
+        return None
+    return apply
+
+
 def configure_logging() -> None:
-    """Shipyard's serving loggers write JSON lines to stderr (BentoML keeps its own format)."""
+    """Every line a service process logs is one JSON object on stderr: Shipyard's, BentoML's,
+    uvicorn's and warnings (`logging.captureWarnings`); while a request is answered, each
+    carries its request id. Runs in the `bentoml serve` process (`shipyard.serving.launch`)
+    and in each worker (`bentos/service.py`); idempotent."""
+    global _configured
     bentoml_http = logging.getLogger("bentoml._internal.server.http_app")
     if not any(isinstance(f, ValidationErrorFilter) for f in bentoml_http.filters):
         bentoml_http.addFilter(ValidationErrorFilter())
-    logger = logging.getLogger("shipyard")
-    if any(isinstance(h.formatter, JsonFormatter) for h in logger.handlers):
+    if _configured:
         return
+    _configured = True
+    logging.captureWarnings(True)
+    apply = _json_bentoml_configs()
+    if apply is not None:
+        apply()
+        return
+    logger = logging.getLogger("shipyard")  # BentoML moved: at least Shipyard's lines are JSON
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     logger.addHandler(handler)

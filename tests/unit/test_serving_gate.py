@@ -148,3 +148,29 @@ def test_reading_stops_once_the_body_passes_the_limit() -> None:
 def test_a_client_leaving_mid_body_is_not_a_body() -> None:
     receive = _source(_part(b"abc", True), {"type": "http.disconnect"})
     assert asyncio.run(_read_body(receive, limit=100)) == (None, False)
+
+
+def test_the_request_id_is_current_while_the_request_is_answered() -> None:
+    from shipyard.logs import current_request_id
+    from shipyard.serving.gate import EngineHolder, Gate
+
+    seen: list[str | None] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        seen.append(current_request_id.get())  # what every log line written here carries
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def ignore(message: Any) -> None:
+        pass
+
+    async def call(headers: list[tuple[bytes, bytes]]) -> str | None:
+        scope = {"type": "http", "method": "GET", "path": "/livez", "headers": headers}
+        await Gate(app, EngineHolder())(scope, _source(), ignore)
+        return current_request_id.get()
+
+    after = asyncio.run(call([(b"x-request-id", b"req-7")]))
+    asyncio.run(call([]))
+    assert seen[0] == "req-7"
+    assert after is None  # forgotten once the request is answered
+    assert seen[1] is not None and len(seen[1]) == 32  # one is made up when none is sent

@@ -3,7 +3,10 @@ would; every metric carries project and resource; the inputs are one histogram f
 
 from __future__ import annotations
 
+import json
 import math
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
@@ -203,3 +206,48 @@ def test_input_buckets_are_deciles_without_float_noise(tmp_path: Path) -> None:
     assert charges == sorted(charges) and len(charges) == 10
     assert all(len(repr(edge)) <= 6 for edge in charges), charges  # 29.85, not 29.8500000001
     assert charges[0] == pytest.approx(20.1 + 0.35 * 9.9, rel=1e-3)
+
+
+SERVICE_PROCESS = """
+import logging, warnings
+from bentoml._internal import log as bentoml_log
+from shipyard.logs import current_request_id
+from shipyard.serving.telemetry import configure_logging
+
+configure_logging()
+bentoml_log.configure_logging()  # what `bentoml serve` does first (its CLI configuration)
+logging.getLogger("bentoml.serve").info("cli line")
+bentoml_log.configure_server_logging()  # then the server's, as every worker does at start
+logging.getLogger("bentoml.serve").info("server line")
+logging.getLogger("uvicorn.error").warning("Invalid HTTP request received.")
+logging.getLogger("circus").warning("arbiter line")
+logging.getLogger("shipyard.serving").info("shipyard line")
+logging.getLogger("bentoml").debug("below BentoML's level")
+token = current_request_id.set("req-9")
+logging.getLogger("bentoml._internal.server.http_app").warning("during a request")
+warnings.warn("an old API", UserWarning)
+current_request_id.reset(token)
+"""
+
+
+def test_a_service_process_writes_every_line_once_as_json() -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", SERVICE_PROCESS],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    lines = [json.loads(line) for line in (done.stdout + done.stderr).splitlines() if line]
+    messages = [line["message"] for line in lines]
+    assert messages[:6] == [
+        "cli line",
+        "server line",
+        "Invalid HTTP request received.",
+        "arbiter line",
+        "shipyard line",
+        "during a request",
+    ]
+    assert len(lines) == 7 and "UserWarning: an old API" in messages[6]
+    assert lines[6]["logger"] == "py.warnings"
+    assert [line.get("request_id") for line in lines] == [None] * 5 + ["req-9"] * 2
