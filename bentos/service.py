@@ -44,15 +44,16 @@ Row = create_model(  # type: ignore[call-overload]
     **{f.name: (_field_type(f), ...) for f in CONFIG.request_fields},
 )
 
+
 # A bare row object is a batch of one: the Gate wraps such a body in {"rows": [...]} before
 # BentoML reads it, so the request model validates straight from JSON (a "before" validator
 # here would make pydantic build Python objects first, which doubles the cost of a batch).
-PredictRequest = create_model(  # type: ignore[call-overload]
-    "PredictRequest",
-    __config__=ConfigDict(extra="forbid"),
-    __doc__='One row (its fields at the top level) or a batch: {"rows": [row, ...]}.',
-    rows=(list[Row], Field(min_length=1, description="The rows to score.")),  # type: ignore[valid-type]
-)
+class PredictRequest(BaseModel):
+    """One row (its fields at the top level) or a batch: {"rows": [row, ...]}."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    rows: list[Row] = Field(min_length=1, description="The rows to score.")
 
 
 class Prediction(BaseModel):
@@ -113,6 +114,10 @@ class RoutingResponse(BaseModel):
     routing: RoutingPlan
     actor: str
     reason: str
+
+
+class ReloadRequest(BaseModel):
+    """No fields: the control file says what to apply."""
 
 
 class ReloadResponse(BaseModel):
@@ -177,8 +182,12 @@ class ShipyardService:
     def __is_ready__(self) -> bool:
         return HOLDER.engine is not None
 
-    @bentoml.api(route="/predict", input_spec=PredictRequest, output_spec=PredictResponse)
-    async def predict(self, rows: list[Any], ctx: bentoml.Context) -> Response:
+    # Each API takes its body as one positional-only model (BentoML's "root input"): BentoML
+    # hands the parsed model over as it is. With keyword fields it would read `model_fields`
+    # from the model instance on every request, which pydantic deprecates (a warning each).
+    # (BentoML's SDK ships no type information: its decorators are untyped to mypy.)
+    @bentoml.api(route="/predict", output_spec=PredictResponse)  # type: ignore[untyped-decorator]
+    async def predict(self, request: PredictRequest, /, ctx: bentoml.Context) -> Response:
         """Score one row or a batch; the variant and model version come back per row."""
         from shipyard.serving.engine import RequestError
 
@@ -187,7 +196,7 @@ class ShipyardService:
         headers = info.get("headers", {})
         try:
             results = await self.engine.predict(
-                [row.__dict__ for row in rows],
+                [row.__dict__ for row in request.rows],
                 headers,
                 request_id,
                 headers.get("x-shipyard-variant"),
@@ -201,32 +210,18 @@ class ShipyardService:
             media_type="application/json",
         )
 
-    @bentoml.api(route="/feedback", input_spec=FeedbackRequest, output_spec=FeedbackResponse)
-    async def feedback(
-        self,
-        outcome: Any,
-        request_id: str | None,
-        entity: dict[str, Any] | None,
-        ctx: bentoml.Context,
-    ) -> Response:
+    @bentoml.api(route="/feedback", output_spec=FeedbackResponse)  # type: ignore[untyped-decorator]
+    async def feedback(self, request: FeedbackRequest, /, ctx: bentoml.Context) -> Response:
         """Record an outcome for a prediction (by request id) or an entity."""
         info = _info(ctx)
-        self.engine.feedback(outcome, request_id, entity)
+        self.engine.feedback(request.outcome, request.request_id, request.entity)
         return Response(
             _dumps({"request_id": info["request_id"], "accepted": True}),
             media_type="application/json",
         )
 
-    @bentoml.api(route="/admin/routing", input_spec=RoutingRequest, output_spec=RoutingResponse)
-    async def admin_routing(
-        self,
-        weights: dict[str, float],
-        sticky_key: str | None,
-        rules: list[RouteRule],
-        reason: str,
-        expected_revision: int | None,
-        ctx: bentoml.Context,
-    ) -> Response:
+    @bentoml.api(route="/admin/routing", output_spec=RoutingResponse)  # type: ignore[untyped-decorator]
+    async def admin_routing(self, request: RoutingRequest, /, ctx: bentoml.Context) -> Response:
         """Change variant weights, sticky key and rules (role admin; audited; compare-and-swap)."""
         import anyio
         from pydantic import ValidationError
@@ -237,17 +232,17 @@ class ShipyardService:
         info = _info(ctx)
         try:
             routing = RoutingPlan(
-                weights=weights,
-                sticky_key=sticky_key,
-                rules=tuple(rules),
+                weights=request.weights,
+                sticky_key=request.sticky_key,
+                rules=tuple(request.rules),
                 salt=self.engine.router.state.salt,
             )
             state = await anyio.to_thread.run_sync(
                 lambda: self.engine.set_routing(
                     routing,
                     actor=info.get("principal") or "anonymous",
-                    reason=reason,
-                    expected_revision=expected_revision,
+                    reason=request.reason,
+                    expected_revision=request.expected_revision,
                 )
             )
         except ControlConflict as exc:
@@ -262,8 +257,8 @@ class ShipyardService:
         )
         return Response(_dumps(body.model_dump(mode="json")), media_type="application/json")
 
-    @bentoml.api(route="/admin/reload", output_spec=ReloadResponse)
-    async def admin_reload(self, ctx: bentoml.Context) -> Response:
+    @bentoml.api(route="/admin/reload", output_spec=ReloadResponse)  # type: ignore[untyped-decorator]
+    async def admin_reload(self, request: ReloadRequest, /, ctx: bentoml.Context) -> Response:
         """Apply the control file now (new bundle or routing) instead of within a second."""
         import anyio
 
@@ -278,7 +273,7 @@ class ShipyardService:
         return Response(_dumps(body), media_type="application/json")
 
 
-ShipyardService.add_asgi_middleware(Gate, holder=HOLDER)
+ShipyardService.add_asgi_middleware(Gate, holder=HOLDER)  # type: ignore[attr-defined]
 
 
 def _quiet_tracing() -> None:

@@ -52,6 +52,9 @@ SECRETS = {
     "SHIPYARD_SECRET_TEST_READER_KEY": "reader-key-0123456789",
     "SHIPYARD_SECRET_TEST_JWT_SECRET": "jwt-secret-0123456789-0123456789-0123456789",
 }
+# Python hides deprecation warnings outside __main__; show those of BentoML's request dispatch
+# every time, so a warning per request would show in the service log (and fail the log test).
+WARNINGS = "always::DeprecationWarning:_bentoml_impl.server.app"
 OPS = {"Authorization": "Bearer ops-key-0123456789"}
 APP = {"Authorization": "Bearer app-key-0123456789"}
 ROW = {
@@ -119,6 +122,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, prefect_harness: None) -> I
     patch = pytest.MonkeyPatch()
     for key, value in SECRETS.items():
         patch.setenv(key, value)
+    patch.setenv("PYTHONWARNINGS", WARNINGS)
     plan = compile_spec(project / "pipelines.yaml")
     _train(plan)
     _train(plan, force=True)  # version 2
@@ -320,7 +324,7 @@ def test_prediction_and_feedback_logs_mask_fields(served: Served) -> None:
         for line in log_text.splitlines()
         if line.startswith("{") and '"request_id"' in line
     ]
-    assert any(r["request_id"] == "masked-1" and r["status"] == 200 for r in request_lines)
+    assert any(r["request_id"] == "masked-1" and r.get("status") == 200 for r in request_lines)
 
 
 def _value(text: str, sample: str, **labels: str) -> float:
@@ -381,6 +385,42 @@ def test_metrics_are_labelled_by_project_resource_and_variant(served: Served) ->
     }
     assert len(bounds) > 3 and "+Inf" in bounds
     assert all(len(bound) <= 7 for bound in bounds), bounds  # 29.85, never 29.850000000000001
+
+
+def test_the_service_log_is_json_lines_with_request_ids(served: Served) -> None:
+    from shipyard.serving.deploy import process
+
+    body = {**ROW, "tenure_months": "twelve"}
+    assert served.post("/predict", body, {**APP, "X-Request-ID": "bad-1"}).status_code == 400
+    assert served.post("/predict", ROW, {**APP, "X-Request-ID": "good-1"}).status_code == 200
+    feedback = {"request_id": "good-1", "outcome": 1}
+    assert served.post("/feedback", feedback, {**APP, "X-Request-ID": "fb-1"}).status_code == 200
+    log_file = process(served.step).log_file
+    # a request's line is written once it is answered: wait for the last one
+    assert _wait_for(lambda: '"request_id":"fb-1"' in log_file.read_text())
+    lines = [json.loads(line) for line in log_file.read_text().splitlines() if line.strip()]
+    assert all({"time", "level", "logger", "message"} <= set(line) for line in lines)  # all JSON
+    # BentoML's own lines: the `bentoml serve` process's and the workers'
+    messages = [line["message"] for line in lines if line["logger"].startswith("bentoml")]
+    assert any(m.startswith("Starting production HTTP BentoServer") for m in messages)
+    assert any(m.startswith("Service loaded from Bento directory") for m in messages)
+    # a line BentoML logs while answering a request carries that request's id
+    [rejected] = [
+        line
+        for line in lines
+        if line["logger"] == "bentoml._internal.server.http_app"
+        and line.get("request_id") == "bad-1"
+    ]
+    assert "rows.0.tenure_months" in rejected["message"] and "twelve" not in rejected["message"]
+    answered = {
+        line["request_id"]: line["status"]
+        for line in lines
+        if line["logger"] == "shipyard.serving.requests"
+    }
+    assert (answered["bad-1"], answered["good-1"], answered["fb-1"]) == (400, 200, 200)
+    # no warning is logged per request (BentoML's dispatch warnings are shown, see WARNINGS)
+    warned = [line for line in lines if line["logger"] == "py.warnings" and "request_id" in line]
+    assert not warned, warned[:3]
 
 
 def test_routing_changes_at_run_time_sticky_forced_and_audited(served: Served) -> None:
