@@ -99,15 +99,17 @@ def _policies(config: ServiceConfig) -> tuple[Authenticator, RateLimiter, Masker
 
 
 def routing_for(config: ServiceConfig, routing: RoutingPlan | None) -> RoutingPlan:
-    """`routing` if it still fits the bundle's variants, else the routing the spec compiles to
-    (a deploy that drops a candidate must not keep sending it traffic)."""
+    """`routing` if it still fits the bundle's variants, else the routing the spec compiles to,
+    for the variants the bundle serves (a deploy that drops a candidate must not keep sending
+    it traffic)."""
+    served = [v.name for v in config.variants]
     if routing is not None:
         try:
-            Router(routing, [v.name for v in config.variants])
+            Router(routing, served)
             return routing
         except (ValueError, UnknownVariant) as exc:
             log.warning("routing of %s reset to the spec's: %s", config.step.service, exc)
-    return config.step.routing
+    return config.step.routing.for_variants(served)
 
 
 class ServiceEngine:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from shipyard.diagnostics import Diagnostic, Severity, did_you_mean, one_of
-from shipyard.loader.source_map import SourceMap
+from shipyard.loader.source_map import Path, SourceMap
 from shipyard.spec import PipelineSpec, ServiceSpec
 from shipyard.spec.services import service_inputs
 
@@ -91,7 +91,9 @@ def _check_routing_variants(name: str, service: ServiceSpec, sm: SourceMap) -> I
     """Weights and rules name variants the service has: `stable` and its candidates."""
     variants = ["stable", *service.candidates]
     base = ("services", name, "routing")
-    named = [((*base, "weights", variant), variant, True) for variant in service.routing.weights]
+    named: list[tuple[Path, str, bool]] = [
+        ((*base, "weights", variant), variant, True) for variant in service.routing.weights
+    ]
     named += [
         ((*base, "rules", i, "variant"), rule.variant, False)
         for i, rule in enumerate(service.routing.rules)
