@@ -117,7 +117,7 @@ class RoutingResponse(BaseModel):
 
 
 class ReloadRequest(BaseModel):
-    """No fields: the control file says what to apply."""
+    """No fields: the control state says what to apply."""
 
 
 class ReloadResponse(BaseModel):
@@ -259,7 +259,7 @@ class ShipyardService:
 
     @bentoml.api(route="/admin/reload", output_spec=ReloadResponse)  # type: ignore[untyped-decorator]
     async def admin_reload(self, request: ReloadRequest, /, ctx: bentoml.Context) -> Response:
-        """Apply the control file now (new bundle or routing) instead of within a second."""
+        """Apply the control state now (new bundle or routing) instead of within half a second."""
         import anyio
 
         info = _info(ctx)

@@ -92,32 +92,24 @@ def bento_env(state_dir: Path) -> dict[str, str]:
     }
 
 
-def _resolve(client: Any, step: ServiceStep, ref: VariantRef) -> Any | None:
-    from mlflow.exceptions import MlflowException
+def _resolve(step: ServiceStep, ref: VariantRef) -> Any | None:
+    """The registry version a variant names, or None when the registry says there is none; a
+    registry that cannot answer is an error (never taken for "no such version")."""
+    from shipyard import registry
 
-    from shipyard.retry import retrying
-
-    def lookup() -> Any:
-        if ref.version is not None:
-            return client.get_model_version(step.registered_name, str(ref.version))
-        return client.get_model_version_by_alias(step.registered_name, ref.alias)
-
-    try:
-        return retrying(lookup, what=f"the MLflow registry ({step.registered_name})")
-    except MlflowException:
-        return None
+    if ref.version is not None:
+        return registry.model_version(step.registered_name, ref.version)
+    assert ref.alias is not None
+    return registry.alias_version(step.registered_name, ref.alias)
 
 
 def resolve_variants(step: ServiceStep) -> tuple[list[tuple[VariantRef, Any]], list[str]]:
     """The registry versions to serve; a missing stable version is an error, a missing
     candidate is skipped with a note (candidates exist only while a rollout runs)."""
-    from mlflow import MlflowClient
-
-    client = MlflowClient()
     found: list[tuple[VariantRef, Any]] = []
     skipped: list[str] = []
     for ref in step.variants:
-        version = _resolve(client, step, ref)
+        version = _resolve(step, ref)
         if version is not None:
             found.append((ref, version))
         elif ref.name == "stable":

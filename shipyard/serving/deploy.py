@@ -1,9 +1,9 @@
 """Run a built service locally: start `bentoml serve`, or hot-reload the running one.
 
-A running service watches its control file (`<state>/serving/<name>/control.json`). Deploying
-a new Bento writes the new bundle there; every worker loads the new models beside the old
-ones and switches when ready, so no request fails. A change of request fields cannot be
-applied to a running API; that needs `shipyard serve <name> --restart`.
+Every worker of a service serves what its control state says (`shipyard/serving/control.py`).
+Deploying a new Bento makes it the control state's, by compare-and-swap; every worker loads the
+new models beside the old ones and switches when ready, so no request fails. A change of request
+fields cannot be applied to a running API; that needs `shipyard serve <name> --restart`.
 """
 
 from __future__ import annotations

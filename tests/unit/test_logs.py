@@ -7,8 +7,6 @@ import logging
 import warnings
 from typing import Any
 
-import pytest
-
 from shipyard.logs import JsonFormatter, current_request_id
 
 
@@ -75,15 +73,26 @@ def test_an_exception_stays_on_its_line() -> None:
     assert "ValueError: boom" in line["error"] and "Traceback" in line["error"]
 
 
-def test_captured_warnings_are_json_lines(caplog: pytest.LogCaptureFixture) -> None:
+def test_captured_warnings_are_json_lines() -> None:
+    # a handler of its own on the warnings logger: other tests' logging set-up (Prefect's,
+    # the service's) may have stopped it propagating to caplog's root handler
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    logger = logging.getLogger("py.warnings")
+    handler = Keep(level=logging.WARNING)
+    logger.addHandler(handler)
     logging.captureWarnings(True)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("always")
-            with caplog.at_level(logging.WARNING, logger="py.warnings"):
-                warnings.warn("old API", DeprecationWarning, stacklevel=1)
+            warnings.warn("old API", DeprecationWarning, stacklevel=1)
     finally:
         logging.captureWarnings(False)
-    [record] = [r for r in caplog.records if r.name == "py.warnings"]
+        logger.removeHandler(handler)
+    [record] = records
     line = json.loads(JsonFormatter().format(record))
     assert line["logger"] == "py.warnings" and "DeprecationWarning: old API" in line["message"]
