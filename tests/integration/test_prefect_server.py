@@ -96,6 +96,36 @@ def test_shipyard_run_creates_the_run_from_the_deployment_here_or_on_a_worker(
     )
 
 
+def test_plan_shows_what_apply_would_change_on_the_server(
+    running_server: tuple[Path, str],
+) -> None:
+    spec, api_url = running_server
+    before = run_shipyard(spec, "plan")
+    assert before.returncode == 0, before.stderr
+    assert "(1 added):" in before.stdout and "+ validate-dataset/customers  (new)" in before.stdout
+    assert run_shipyard(spec, "apply").returncode == 0
+    applied = run_shipyard(spec, "plan")
+    assert f"no changes: the plan is what is applied on {api_url}" in applied.stdout
+    text = spec.read_text()
+    spec.write_text(
+        text.replace("row_count: {min: 10}", "row_count: {min: 20}").replace(
+            "    path: data/customers.parquet",
+            "    path: data/customers.parquet\n    schedule: '0 3 * * *'",
+        )
+    )
+    changed = run_shipyard(spec, "plan", "--json")
+    [change] = json.loads(changed.stdout)["changes"]
+    assert change == {
+        "deployment": "validate-dataset/customers",
+        "change": "changed",
+        "fields": ["schedule", "expectations"],  # of the step, against the applied plan
+        "schedule": [None, "0 3 * * *"],
+    }
+    text_out = run_shipyard(spec, "plan").stdout
+    assert "~ validate-dataset/customers  changed: schedule, expectations" in text_out
+    assert "schedule 'none' -> '0 3 * * *'" in text_out
+
+
 def test_apply_keeps_schedules_in_step_with_the_spec(running_server: tuple[Path, str]) -> None:
     spec, api_url = running_server
     text = spec.read_text()
