@@ -75,6 +75,18 @@ class AuditRecord:
     after: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class _Change:
+    """What a writer changes, and who and why."""
+
+    actor: str
+    action: str
+    reason: str
+    bento: str | None
+    bundle: str | None
+    routing: RoutingPlan | None
+
+
 class ControlConflict(ShipyardError):
     """The state changed since it was read: the change was not applied."""
 
@@ -152,27 +164,18 @@ class ControlStore:
             ControlConflict: The state is at another revision now; nothing was written.
             ValueError: A first state needs a bento, a bundle and routing.
         """
+        change = _Change(actor, action, reason, bento, bundle, routing)
         try:
-            return self._change(
-                service, expected_revision, actor, action, reason, bento, bundle, routing
-            )
+            return self._swap(service, expected_revision, change)
         except self._backend.errors as exc:
             raise ServiceUnavailable(
                 f"the control store {self.shown} cannot be written: {exc}; nothing was changed",
                 hint="check `serving.control_database` in the profile and that it is reachable",
             ) from exc
 
-    def _change(
-        self,
-        service: str,
-        expected_revision: int,
-        actor: str,
-        action: str,
-        reason: str,
-        bento: str | None,
-        bundle: str | None,
-        routing: RoutingPlan | None,
-    ) -> ControlState:
+    def _swap(self, service: str, expected_revision: int, change: _Change) -> ControlState:
+        actor, action, reason = change.actor, change.action, change.reason
+        bento, bundle, routing = change.bento, change.bundle, change.routing
         with self._backend.transaction() as cursor:
             current_row = self._backend.current(cursor, service)
             current = ControlState.model_validate_json(current_row) if current_row else None
