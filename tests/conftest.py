@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -37,3 +37,13 @@ def make_project(tmp_path: Path) -> Callable[..., Path]:
         return tmp_path / "pipelines.yaml"
 
     return make
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """One Prefect test harness (a temporary server and database) for the whole session: the
+    flow and fault tests share it."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield

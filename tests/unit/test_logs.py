@@ -85,6 +85,9 @@ def test_captured_warnings_are_json_lines() -> None:
     logger = logging.getLogger("py.warnings")
     handler = Keep(level=logging.WARNING)
     logger.addHandler(handler)
+    # an earlier test may have left warnings "captured" while pytest restored the original
+    # hook around it: start from released, so that capturing takes effect here
+    logging.captureWarnings(False)
     logging.captureWarnings(True)
     try:
         with warnings.catch_warnings():
