@@ -419,9 +419,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `shipyard ... | head`: the reader has what it wanted
+        _quiet_closed_stdout()
+        return EXIT_OK
     except Exception as exc:  # the last line of defence: no traceback reaches a user
         return _internal_error(exc)
     return code
+
+
+def _quiet_closed_stdout() -> None:
+    """Point stdout at /dev/null, so that flushing it at exit does not fail a second time."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
 
 
 def _internal_error(exc: BaseException) -> int:

@@ -290,7 +290,9 @@ def print_versions(plan: Plan, dataset: str, as_json: bool = False) -> int:
     file = _dataset_file(plan, dataset)
     catalog = VersionCatalog(StateLayout(plan.runtime.state_dir).catalog)
     versions = catalog.versions(dataset)
-    current = read_pointer(pointer_path(file))["md5"] if pointer_path(file).exists() else None
+    # the file's own bytes decide which version is current, not the DVC pointer beside it: a
+    # file edited (or replaced) since it was versioned is none of the recorded versions
+    current = _file_md5(file)
     if as_json:
         print(json.dumps([{**asdict(v), "current": v.md5 == current} for v in versions], indent=2))
         return 0
@@ -308,11 +310,38 @@ def print_versions(plan: Plan, dataset: str, as_json: bool = False) -> int:
         print(
             f"{mark}{v.short:<11} {v.created_at:<26} {rows:>8} {v.size:>10}  {v.flow_run_id or ''}"
         )
-    print(
-        f"\n* = current file ({file.relative_to(plan.runtime.project_dir)}); "
-        f"restore one with `shipyard data restore {dataset} <version>`"
-    )
+    shown = file.relative_to(plan.runtime.project_dir)
+    if current is None:
+        print(
+            f"\nthe file {shown} is missing; restore a version with "
+            f"`shipyard data restore {dataset} <version>`"
+        )
+    elif not any(v.md5 == current for v in versions):
+        print(
+            f"\nthe file on disk ({shown}, md5 {current[:10]}) matches no recorded version: it "
+            f"changed since it was last versioned; `shipyard run validate-dataset {dataset}` "
+            f"checks and versions it, `shipyard data restore {dataset} <version>` brings one back"
+        )
+    else:
+        print(
+            f"\n* = the file on disk ({shown}); restore another with "
+            f"`shipyard data restore {dataset} <version>`"
+        )
     return 0
+
+
+def _file_md5(path: Path) -> str | None:
+    """The md5 of a file's bytes (what DVC records for it), or None when there is no file."""
+    import hashlib
+
+    digest = hashlib.md5()
+    try:
+        with path.open("rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    except FileNotFoundError:
+        return None
+    return digest.hexdigest()
 
 
 def restore_command(plan: Plan, dataset: str, prefix: str) -> int:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from shipyard.compiler.plan import Plan
 from shipyard.errors import ShipyardError
+from shipyard.ports import belongs_to, listener
 from shipyard.processes import ManagedProcess, http_ok
 from shipyard.runtime.server import environment_for
 from shipyard.settings import StateLayout
@@ -34,6 +35,16 @@ def start(plan: Plan, timeout: float = 180.0) -> str:
         )
     url = f"http://127.0.0.1:{server.port}"
     if http_ok(url + "/health"):
+        found = listener(server.port)
+        if found is not None and not belongs_to(
+            found, plan.runtime.state_dir, mlflow_process(plan).pid()
+        ):
+            raise ShipyardError(
+                f"an MLflow server answers on port {server.port}, but it is not this project's "
+                f"({found.describe()})",
+                hint="stop that server, or give this project a port of its own: "
+                f"`profiles.{plan.profile}.mlflow.port: {server.port + 1}`",
+            )
         return url
     from shipyard.secrets import resolve
 

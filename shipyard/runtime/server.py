@@ -9,6 +9,7 @@ from pathlib import Path
 from shipyard.compiler.plan import Plan
 from shipyard.databases import ensure_postgres_database
 from shipyard.errors import ServiceUnavailable, ShipyardError
+from shipyard.ports import Listener, belongs_to, listener
 from shipyard.processes import ManagedProcess, http_ok
 from shipyard.settings import TELEMETRY_OFF, StateLayout
 
@@ -51,6 +52,8 @@ def activate(plan: Plan, require_server: bool) -> bool:
             continue
         os.environ[key] = value
     if http_ok(plan.prefect.api_url.rstrip("/") + "/health"):
+        if is_local(plan):
+            ensure_own_server(plan)
         os.environ["PREFECT_API_URL"] = plan.prefect.api_url
         return True
     if require_server or not is_local(plan):
@@ -71,6 +74,31 @@ def server_process(plan: Plan) -> ManagedProcess:
     return ManagedProcess("prefect-server", layout.run, layout.logs)
 
 
+def _port(plan: Plan) -> int:
+    return int(plan.prefect.api_url.rsplit(":", 1)[-1].split("/")[0])
+
+
+def foreign_server(plan: Plan) -> Listener | None:
+    """The process answering on the local server's port when it is not this project's."""
+    found = listener(_port(plan))
+    if found is None or belongs_to(found, plan.runtime.state_dir, server_process(plan).pid()):
+        return None
+    return found
+
+
+def ensure_own_server(plan: Plan) -> None:
+    """Refuse another project's server on this project's port: registering deployments there
+    would run this project's flows on the other's database."""
+    found = foreign_server(plan)
+    if found is not None:
+        raise ShipyardError(
+            f"a Prefect server answers on port {_port(plan)}, but it is not this project's "
+            f"({found.describe()})",
+            hint="stop that server, or give this project a port of its own: "
+            f"`profiles.{plan.profile}.prefect.port: {_port(plan) + 1}`",
+        )
+
+
 def start(plan: Plan, database_url: str | None = None, timeout: float = 180.0) -> str:
     """Start the local Prefect server (idempotent); returns its UI URL."""
     if not is_local(plan):
@@ -83,6 +111,7 @@ def start(plan: Plan, database_url: str | None = None, timeout: float = 180.0) -
     health = plan.prefect.api_url + "/health"
     process = server_process(plan)
     if http_ok(health):
+        ensure_own_server(plan)
         return ui
     if database_url:
         ensure_postgres_database(database_url, purpose="Prefect")
@@ -124,7 +153,18 @@ def command(plan: Plan, action: str) -> int:
         print("  stop it with: shipyard server stop")
         return 0
     if action == "stop":
-        print("Prefect server stopped" if stop(plan) else "no local Prefect server was running")
+        if stop(plan):
+            print("Prefect server stopped")
+            return 0
+        found = foreign_server(plan) if is_local(plan) else None
+        print(
+            "no Prefect server of this project was running"
+            + (
+                f"; the one on port {_port(plan)} is another's ({found.describe()})"
+                if found
+                else ""
+            )
+        )
         return 0
     healthy = http_ok(plan.prefect.api_url + "/health")
     print(f"Prefect server at {plan.prefect.api_url}: {'up' if healthy else 'down'}")

@@ -21,7 +21,7 @@ class PrefectSettings(SpecModel):
     database_url: str | None = Field(
         None,
         description="Database of the local Prefect server, e.g. "
-        "postgresql+asyncpg://postgres@127.0.0.1:5432/prefect. "
+        "postgresql+asyncpg://<user>@<host>:5432/prefect. "
         "Unset: SQLite under the state folder.",
     )
     work_pool: str = Field(
@@ -52,7 +52,7 @@ class PrometheusSettings(SpecModel):
 
     pushgateway: str | None = Field(
         None,
-        description="Pushgateway URL (e.g. http://127.0.0.1:9091). Unset: metrics are written as "
+        description="Pushgateway URL (e.g. http://<host>:9091). Unset: metrics are written as "
         "*.prom files under the state folder for a node-exporter textfile collector.",
     )
     username: str | None = Field(None, description="Basic-auth user for the Pushgateway.")
@@ -72,7 +72,7 @@ class MlflowSettings(SpecModel):
     backend_store_uri: str | None = Field(
         None,
         description="Database of the local MLflow server Shipyard starts, e.g. "
-        "postgresql://postgres@127.0.0.1:5432/mlflow.",
+        "postgresql://<user>@<host>:5432/mlflow.",
     )
     artifact_root: str | None = Field(
         None,
@@ -98,12 +98,12 @@ class FeastSettings(SpecModel):
     online_store: str | None = Field(
         None,
         description="Online store: unset for SQLite under the state folder, or a Redis URL "
-        "such as redis://127.0.0.1:6379.",
+        "such as redis://<host>:6379.",
     )
     registry: str | None = Field(
         None,
         description="Registry: unset for a file under the state folder, or a database URL such "
-        "as postgresql://postgres@127.0.0.1:5432/feast (a SQL registry).",
+        "as postgresql://<user>@<host>:5432/feast (a SQL registry).",
     )
 
 
@@ -113,12 +113,12 @@ class ServingSettings(SpecModel):
     rate_limit_storage: str | None = Field(
         None,
         description="Rate-limit counters: unset for in-process memory (per worker), or a Redis "
-        "URL such as redis://127.0.0.1:6379/0 (shared by every worker and replica).",
+        "URL such as redis://<host>:6379/0 (shared by every worker and replica).",
     )
     log_database: str | None = Field(
         None,
         description="Prediction and feedback log: unset for SQLite under the state folder, or a "
-        "PostgreSQL URL such as postgresql://postgres@127.0.0.1:5432/serving (created if missing).",
+        "PostgreSQL URL such as postgresql://<user>@<host>:5432/serving (created if missing).",
     )
     control_database: str | None = Field(
         None,

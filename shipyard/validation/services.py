@@ -72,8 +72,8 @@ def check_service(
             f"service '{name}' counts its rate limits in the memory of each of its "
             f"{service.workers} workers: a caller may get up to {service.workers} times a limit",
             sm.value_span((*base, "workers")),
-            f"share the counters: `profiles.{spec.profile}.serving.rate_limit_storage: "
-            "redis://127.0.0.1:6379/0`, or serve with `workers: 1`",
+            f"share the counters in your Redis: `profiles.{spec.profile}.serving."
+            "rate_limit_storage: redis://<host>:6379/0`, or serve with `workers: 1`",
             severity=Severity.WARNING,
         )
     if service.auth is None and (*base, "auth") not in sm.values:  # written but invalid: E103
