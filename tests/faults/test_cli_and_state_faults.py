@@ -116,3 +116,29 @@ def test_a_second_project_on_the_same_port_is_refused_and_named(
         assert run_shipyard(first, "apply").returncode == 0  # and its own project may use it
     finally:
         run_shipyard(first, "server", "stop")
+
+
+@pytest.mark.integration
+def test_a_second_project_does_not_take_the_first_ones_mlflow_server(tmp_path: Path) -> None:
+    port = free_port()
+    projects = []
+    for name in ("first", "second"):
+        folder = tmp_path / name
+        folder.mkdir()
+        store = f"sqlite:///{folder / 'mlflow.db'}"
+        profile = f"    mlflow: {{backend_store_uri: '{store}', port: {port}}}\n"
+        text = SPEC.format(port=free_port()).replace("  local:\n", "  local:\n" + profile)
+        (folder / "pipelines.yaml").write_text(text)
+        projects.append(folder / "pipelines.yaml")
+    first, second = projects
+    started = run_shipyard(first, "mlflow", "start")
+    assert started.returncode == 0, started.stdout + started.stderr
+    try:
+        refused = run_shipyard(second, "mlflow", "start")
+        assert refused.returncode == 1, refused.stdout + refused.stderr
+        assert f"an MLflow server answers on port {port}, but it is not this project's" in (
+            refused.stderr
+        )
+        assert str(first.parent) in refused.stderr and f"mlflow.port: {port + 1}" in refused.stderr
+    finally:
+        run_shipyard(first, "mlflow", "stop")
