@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import difflib
 import json
 from collections.abc import Iterable, Sequence
@@ -66,8 +67,31 @@ def without_consequences(
     A check on `profile: ${UNSET}` (read as '') or on `port: !!int x` (read as null) reports a
     consequence of the first error, not a second problem to fix.
     """
-    failed = [c.span for c in causes if c.span is not None and c.is_error]
-    return [d for d in diagnostics if not any(_contains(d.span, f) for f in failed)]
+    failed = sorted(
+        ((c.span.file, c.span.line, c.span.col), c.span)
+        for c in causes
+        if c.span is not None and c.is_error
+    )
+    if not failed:
+        return list(diagnostics)
+    starts = [start for start, _ in failed]
+    kept = []
+    for d in diagnostics:
+        span = d.span
+        if span is not None:
+            # only causes that start inside the diagnostic's span can lie within it
+            i = bisect.bisect_left(starts, (span.file, span.line, span.col))
+            end = (span.file, span.end_line, span.end_col)
+            inside = False
+            while i < len(failed) and starts[i] <= end:
+                if _contains(span, failed[i][1]):
+                    inside = True
+                    break
+                i += 1
+            if inside:
+                continue
+        kept.append(d)
+    return kept
 
 
 def _contains(outer: Span | None, inner: Span) -> bool:
@@ -94,9 +118,18 @@ def one_of(candidates: Sequence[str], limit: int = 8) -> str:
     return f"expected one of {shown}{more}" if candidates else "none are defined"
 
 
+SHOWN_LINE = 120
+"""Characters of a source line shown around the caret; a longer line is cut with '…'."""
+
+
 def render_text(diagnostics: Sequence[Diagnostic], sources: dict[str, str]) -> str:
-    """Render as `FILE:LINE:COL: error[CODE] message`, the offending line, a caret and the hint."""
-    blocks = [_render_one(d, sources) for d in diagnostics]
+    """Render as `FILE:LINE:COL: error[CODE] message`, the offending line, a caret and the hint.
+
+    Each source is split into lines once, however many diagnostics point into it, so rendering
+    costs time linear in the file's size plus the number of diagnostics.
+    """
+    lines = {name: text.split("\n") for name, text in sources.items()}
+    blocks = [_render_one(d, lines) for d in diagnostics]
     errors = sum(d.is_error for d in diagnostics)
     warnings = len(diagnostics) - errors
     if diagnostics:
@@ -109,7 +142,7 @@ def render_text(diagnostics: Sequence[Diagnostic], sources: dict[str, str]) -> s
     return "\n".join(blocks)
 
 
-def _render_one(d: Diagnostic, sources: dict[str, str]) -> str:
+def _render_one(d: Diagnostic, sources: dict[str, list[str]]) -> str:
     head = f"{d.severity.value}[{d.code}] {d.message}"
     if d.span is None:
         lines = [head]
@@ -118,20 +151,32 @@ def _render_one(d: Diagnostic, sources: dict[str, str]) -> str:
     else:
         s = d.span
         lines = [f"{s.file}:{s.line}:{s.col}: {head}"]
-        text = sources.get(s.file)
-        source_lines = text.splitlines() if text is not None else []
+        source_lines = sources.get(s.file, [])
         if 0 < s.line <= len(source_lines):
-            source_line = source_lines[s.line - 1]
+            source_line = source_lines[s.line - 1].rstrip("\r")
             gutter = " " * len(str(s.line))
             end = s.end_col if s.end_line == s.line and s.end_col > s.col else len(source_line) + 1
             width = max(1, min(end, len(source_line) + 1) - s.col)
-            caret = " " * (s.col - 1) + "^" * width
-            lines.append(f"   {s.line} | {source_line}")
+            shown, col, width = _window(source_line, s.col, width)
+            caret = " " * (col - 1) + "^" * width
+            lines.append(f"   {s.line} | {shown}")
             lines.append(f"   {gutter} | {caret}" + (f" {d.hint}" if d.hint else ""))
         elif d.hint:
             lines.append(f"  = hint: {d.hint}")
     lines.extend(f"  = note: {note}" for note in d.notes)
     return "\n".join(lines)
+
+
+def _window(line: str, col: int, width: int) -> tuple[str, int, int]:
+    """At most SHOWN_LINE characters of a long line around the caret: (text, column, width)."""
+    if len(line) <= SHOWN_LINE:
+        return line, col, width
+    start = max(0, min(col - 1 - SHOWN_LINE // 3, len(line) - SHOWN_LINE))
+    text = line[start : start + SHOWN_LINE]
+    prefix = "…" if start else ""
+    suffix = "…" if start + SHOWN_LINE < len(line) else ""
+    col = col - start + len(prefix)
+    return prefix + text + suffix, col, max(1, min(width, SHOWN_LINE - (col - 1 - len(prefix))))
 
 
 def render_json(diagnostics: Sequence[Diagnostic]) -> str:

@@ -12,9 +12,9 @@ from pydantic_core import ErrorDetails
 
 from shipyard.diagnostics import Diagnostic, did_you_mean, one_of
 from shipyard.loader.source_map import Path, SourceMap
-from shipyard.spec.base import NAME_PATTERN
+from shipyard.spec.base import NAME_PATTERN, SPEC_RULE
 from shipyard.spec.datasets import EXPECTATION_KINDS, GX_TYPE_PATTERN
-from shipyard.spec.models import CLASS_PATTERN, SPEC_RULE, TRAIN_PATTERN
+from shipyard.spec.models import CLASS_PATTERN, TRAIN_PATTERN
 
 
 def diagnostics_from_validation(
@@ -74,7 +74,7 @@ def _to_diagnostic(detail: ErrorDetails, loc: Path, sm: SourceMap, root: type[An
         parent = _clean_loc(loc[:-2], sm)
         return Diagnostic(
             "E104",
-            f"{_dotted(parent)}: invalid name '{bad_key}'",
+            f"{_dotted(parent)}: invalid name '{_shown(bad_key)}'",
             sm.key_span((*parent, bad_key)),
             NAME_HINT,
         )
@@ -128,12 +128,12 @@ def _to_diagnostic(detail: ErrorDetails, loc: Path, sm: SourceMap, root: type[An
         value = detail["input"]
         hint = did_you_mean(str(value), options) or f"expected {expected}"
         return Diagnostic(
-            "E103", f"{_dotted(where)}: invalid value '{value}'", sm.value_span(where), hint
+            "E103", f"{_dotted(where)}: invalid value '{_shown(value)}'", sm.value_span(where), hint
         )
     if kind == "string_pattern_mismatch" and ctx.get("pattern") == NAME_PATTERN:
         return Diagnostic(
             "E104",
-            f"{_dotted(where)}: invalid name '{detail['input']}'",
+            f"{_dotted(where)}: invalid name '{_shown(detail['input'])}'",
             sm.value_span(where),
             NAME_HINT,
         )
@@ -173,6 +173,11 @@ def _to_diagnostic(detail: ErrorDetails, loc: Path, sm: SourceMap, root: type[An
     )
 
 
+def _shown(value: Any) -> str:
+    """A value as text with its invisible characters spelled out (a stray U+FEFF reads \\ufeff)."""
+    return "".join(c if c.isprintable() else f"\\u{ord(c):04x}" for c in str(value))
+
+
 NAME_HINT = "names use lowercase letters, digits, '-' and '_', and start with a letter"
 
 # pydantic's wording ("Input should be ...") rephrased for people editing YAML
@@ -188,6 +193,7 @@ _MESSAGES: dict[str, str] = {
     "int_from_float": "must be a whole number",
     "float_type": "must be a number",
     "float_parsing": "must be a number",
+    "finite_number": "must be a finite number, not .inf or .nan",
     "string_type": "must be text",
     "dict_type": "must be a mapping of `key: value` entries",
     "model_type": "must be a mapping of `key: value` entries",

@@ -9,8 +9,9 @@ from typing import Any
 from shipyard.diagnostics import Diagnostic, Span
 from shipyard.loader.source_map import Path, SourceMap
 
-# `$${` escapes a literal `${`; a reference is `${NAME}`, `${NAME:-default}` or `${secret:NAME}`.
-_REFERENCE = re.compile(r"\$\$\{|\$\{([^}]*)\}")
+# `$${` escapes a literal `${`; a reference is `${NAME}`, `${NAME:-default}` or `${secret:NAME}`;
+# a `${` with no closing brace matches last, with no body.
+_REFERENCE = re.compile(r"\$\$\{|\$\{([^}]*)\}|\$\{")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 SECRET_NAME = re.compile(r"[a-z0-9][a-z0-9-]*")
 SECRET_REFERENCE = re.compile(r"\$\{secret:([^}]*)\}")
@@ -37,6 +38,19 @@ def interpolate(
             if match.group(0) == "$${":
                 return "$${"  # kept until the end, then unescaped
             body = match.group(1)
+            if body is None or "${" in body:
+                diagnostics.append(
+                    Diagnostic(
+                        "E012",
+                        "unclosed '${'"
+                        if body is None
+                        else f"a reference inside a reference '${{{body}}}'",
+                        _reference_span(source_map.value_span(path), text, match),
+                        "close it with '}' as in ${NAME}; references do not nest, and $${ "
+                        "writes a literal '${'",
+                    )
+                )
+                return match.group(0)
             if body.startswith("secret:"):
                 name = body.removeprefix("secret:")
                 if not SECRET_NAME.fullmatch(name):

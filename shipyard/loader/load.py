@@ -85,14 +85,17 @@ def load_text(
     parsed = parse_yaml(text, name)
     path = path or Path(name)
     loaded = LoadedSpec(path, text, parsed.source_map, None, list(parsed.diagnostics))
-    if parsed.data is None:
+    if parsed.data is None and parsed.diagnostics:
         return loaded
-    if not isinstance(parsed.data, dict):
+    if not isinstance(parsed.data, dict):  # `null`, `~`, `---` alone, a list, a word
+        span = parsed.source_map.value_span(())
+        if span is None or (span.line, span.col) == (span.end_line, span.end_col):
+            span = Span(name, 1, 1, 1, 2)  # nothing written (`---` alone): the file's start
         loaded.diagnostics.append(
             Diagnostic(
                 "E103",
                 "the spec must be a mapping with `project:` and sections",
-                parsed.source_map.value_span(()),
+                span,
                 "start the file with `project: <name>`",
             )
         )

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import bisect
 import gc
+import re
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +20,20 @@ except ImportError:  # pragma: no cover - libyaml is part of the locked PyYAML w
     from yaml import SafeLoader as _Loader  # type: ignore[assignment]
 
 Path = tuple[str | int, ...]
+
+MAX_DEPTH = 64
+"""Deepest nesting of mappings and lists a spec may have (real specs stay under 10)."""
+MAX_EXPANDED = 200_000
+"""Values built through aliases, beyond those written: bounds an alias bomb ("billion laughs")."""
+MAX_CHARACTER_ERRORS = 10
+
+# Characters YAML refuses (C0 controls but tab and line ends, DEL, C1 controls, U+FFFE/FFFF,
+# surrogates), and the line breaks YAML counts but editors do not show (NEL, U+2028, U+2029):
+# with those, every line number after them would differ from what an editor shows.
+_FORBIDDEN = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\ufffe\uffff\ud800-\udfff]"
+)
+_INVISIBLE_BREAKS = {"\x85": "NEL", "\u2028": "LINE SEPARATOR", "\u2029": "PARAGRAPH SEPARATOR"}
 
 
 @dataclass
@@ -75,16 +92,62 @@ def parse_yaml(text: str, file: str) -> ParsedYaml:
 
 def _parse(text: str, file: str) -> ParsedYaml:
     source_map = SourceMap(file)
+    characters = list(_character_errors(text, file))
+    if characters:
+        return ParsedYaml(None, source_map, characters)
     try:
         node = yaml.compose(text, Loader=_Loader)
     except yaml.MarkedYAMLError as exc:
         return ParsedYaml(None, source_map, [_syntax_error(exc, file, text)])
     except yaml.YAMLError as exc:
         return ParsedYaml(None, source_map, [Diagnostic("E001", f"invalid YAML: {exc}")])
-    if node is None:
-        return ParsedYaml({}, source_map, [])
+    except RecursionError:  # the composer itself is recursive: nesting deeper than it goes
+        return ParsedYaml(None, source_map, [_too_deep(Span(file, 1, 1, 1, 1))])
+    if node is None:  # an empty file, or only comments
+        return ParsedYaml(None, source_map, [_empty(file)])
     builder = _Builder(source_map)
-    return ParsedYaml(builder.build(node, ()), source_map, builder.diagnostics)
+    try:
+        data = builder.build(node, ())
+    except _AliasBomb as exc:
+        return ParsedYaml(None, source_map, [exc.diagnostic])
+    return ParsedYaml(data, source_map, builder.diagnostics)
+
+
+def _empty(file: str) -> Diagnostic:
+    return Diagnostic(
+        "E103",
+        "the spec is empty: it must be a mapping with `project:` and sections",
+        Span(file, 1, 1, 1, 2),
+        "start the file with `project: <name>`",
+    )
+
+
+def _character_errors(text: str, file: str) -> Iterator[Diagnostic]:
+    """Characters YAML refuses, or that would shift line numbers, at the line and column an
+    editor shows (lines counted by newline only)."""
+    starts: list[int] | None = None
+    for count, match in enumerate(_FORBIDDEN.finditer(text)):
+        if count == MAX_CHARACTER_ERRORS:
+            return
+        if starts is None:
+            starts = [0] + [m.end() for m in re.finditer("\n", text)]
+        line = bisect.bisect_right(starts, match.start())
+        col = match.start() - starts[line - 1] + 1
+        char = match.group()
+        code = f"U+{ord(char):04X}"
+        if char in _INVISIBLE_BREAKS:
+            message = (
+                f"invalid character {code} ({_INVISIBLE_BREAKS[char]}): YAML reads it as a new "
+                "line that editors do not show, so every later line number would be off"
+            )
+            hint = "replace it with a newline, or delete it"
+        else:
+            name = unicodedata.name(char, "a control character" if ord(char) < 0xA0 else "")
+            message = (
+                f"invalid character {code} ({name or 'a non-character'}): YAML does not allow it"
+            )
+            hint = "delete it; editors often do not show it (e.g. a paste from a terminal)"
+        yield Diagnostic("E001", message, Span(file, line, col, line, col + 1), hint)
 
 
 def _span(file: str, node: yaml.Node) -> Span:
@@ -115,6 +178,8 @@ def _syntax_error(exc: yaml.MarkedYAMLError, file: str, text: str) -> Diagnostic
             span,
             "YAML does not allow tabs for indentation; use spaces",
         )
+    if "nesting depth" in problem and span is not None:  # PyYAML's own limit, met before ours
+        return _too_deep(span)
     context = f" ({exc.context})" if exc.context else ""
     return Diagnostic("E001", f"invalid YAML: {problem}{context}", span, hint)
 
@@ -129,7 +194,24 @@ def _unclosed_bracket(lines: list[str], opened: yaml.Mark) -> str | None:
 
 
 _STR_TAG = "tag:yaml.org,2002:str"
+_BOOL_TAG = "tag:yaml.org,2002:bool"
+_BOOLS = ("true", "false")
 _MERGE_TAG = "tag:yaml.org,2002:merge"
+
+
+class _AliasBomb(Exception):
+    def __init__(self, diagnostic: Diagnostic) -> None:
+        super().__init__(diagnostic.message)
+        self.diagnostic = diagnostic
+
+
+def _too_deep(span: Span) -> Diagnostic:
+    return Diagnostic(
+        "E001",
+        f"invalid YAML: nested deeper than {MAX_DEPTH} levels",
+        span,
+        "a spec's sections are a few levels deep: check for a runaway `[` or `{`",
+    )
 
 
 class _Builder:
@@ -140,17 +222,61 @@ class _Builder:
         self.constructor = yaml.constructor.SafeConstructor()
         self.diagnostics: list[Diagnostic] = []
         self._entries: dict[int, list[tuple[yaml.Node, yaml.Node, bool]]] = {}
+        self._seen: set[int] = set()  # nodes built once: a second time is through an alias
+        self._open: set[int] = set()  # collections being built: meeting one again is a cycle
+        self._expanded = 0
 
     def build(self, node: yaml.Node, path: Path) -> Any:
-        self.source_map.values[path] = _span(self.source_map.file, node)
-        if isinstance(node, yaml.MappingNode):
-            return dict(self._mapping_items(node, path))
-        if isinstance(node, yaml.SequenceNode):
-            return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
-        return self._scalar(node)
+        span = _span(self.source_map.file, node)
+        self.source_map.values[path] = span
+        if isinstance(node, yaml.ScalarNode):
+            return self._scalar(node)
+        key = id(node)
+        if key in self._open:
+            self.diagnostics.append(
+                Diagnostic(
+                    "E001",
+                    "invalid YAML: an alias refers to the collection it is in",
+                    span,
+                    "a value cannot contain itself: copy what you need instead of the alias",
+                )
+            )
+            return None
+        if len(path) > MAX_DEPTH:
+            self.diagnostics.append(_too_deep(span))
+            return None
+        if key in self._seen:
+            self._expanded += 1
+            if self._expanded > MAX_EXPANDED:
+                raise _AliasBomb(
+                    Diagnostic(
+                        "E001",
+                        f"invalid YAML: aliases expand to more than {MAX_EXPANDED:,} values "
+                        "(an alias bomb?)",
+                        span,
+                        "a spec has no use for aliases of aliases many levels deep: write the "
+                        "values out, or use fewer aliases",
+                    )
+                )
+        self._seen.add(key)
+        self._open.add(key)
+        try:
+            if isinstance(node, yaml.MappingNode):
+                return dict(self._mapping_items(node, path))
+            if isinstance(node, yaml.SequenceNode):
+                return [self.build(item, (*path, i)) for i, item in enumerate(node.value)]
+            return self._scalar(node)
+        finally:
+            self._open.discard(key)
 
     def _scalar(self, node: yaml.Node) -> Any:
         if node.tag == _STR_TAG:  # most values: skip the constructor's tag dispatch
+            return node.value
+        plain = not getattr(node, "style", None)  # libyaml gives '' for plain, PyYAML None
+        if node.tag == _BOOL_TAG and plain and node.value.lower() not in _BOOLS:
+            # YAML 1.1 reads yes/no/on/off/y/n as booleans; keep the word as written (YAML 1.2
+            # does): where the spec wants a string (a category, a label, a name) it stays the
+            # user's word, and where it wants a boolean the spec models read the word as one
             return node.value
         try:
             return self.constructor.construct_object(node, deep=True)

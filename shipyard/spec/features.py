@@ -14,8 +14,15 @@ from pydantic import (
     model_validator,
 )
 
-from shipyard.spec.base import DURATION_PATTERN, Cron, Name, SpecModel, parse_duration
-from shipyard.spec.models import spec_rule
+from shipyard.spec.base import (
+    DURATION_PATTERN,
+    Cron,
+    DurationError,
+    Name,
+    SpecModel,
+    parse_duration,
+    spec_rule,
+)
 
 SERVICE_VERSION = re.compile(r"^(?P<base>[a-z][a-z0-9_-]*?)_v(?P<version>\d+)$")
 
@@ -61,13 +68,13 @@ class FeatureViewSpec(SpecModel):
     @classmethod
     def _ttl(cls, value: str) -> str:
         try:
-            parse_duration(value)
-        except ValueError:
+            seconds = parse_duration(value)
+        except DurationError as exc:
             raise spec_rule(
-                f"'{value}' is not a duration",
+                exc.problem,
                 "write a number and a unit (s, m, h, d, w) with no space, e.g. 12h, 30d or 2w",
             ) from None
-        if parse_duration(value) < 1:
+        if seconds < 1:
             raise spec_rule(
                 f"'{value}' is shorter than a second",
                 "Feast counts ttl in whole seconds (0 would mean no limit), e.g. 12h or 30d",

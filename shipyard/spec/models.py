@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Any, Literal
 
@@ -16,29 +17,14 @@ from pydantic import (
     WithJsonSchema,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
 
 from shipyard.diagnostics import did_you_mean, one_of
-from shipyard.spec.base import Cron, SpecModel
+from shipyard.spec.base import Cron, SpecModel, spec_rule
 
 _CONDITION = re.compile(r"^\s*(>=|<=|>|<)\s*(-?\d+(?:\.\d+)?)\s*$")
 CLASS_PATTERN = r"^[A-Za-z_][\w.]*\.[A-Za-z_]\w*$"
 TRAIN_PATTERN = r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$"
 DISTRIBUTIONS = ("uniform", "loguniform", "int")
-
-SPEC_RULE = "spec_rule"
-"""pydantic error type of the checks below; the loader positions it with its `ctx`."""
-
-
-def spec_rule(
-    message: str, hint: str, at: tuple[str, ...] = (), *, key: bool = False, code: str = "E103"
-) -> PydanticCustomError:
-    """A validation error for the loader to report at `at` (relative to the value checked).
-
-    `key` points at the key written at `at` rather than its value; `code` is the diagnostic code.
-    """
-    context = {"message": message, "hint": hint, "at": list(at), "key": key, "code": code}
-    return PydanticCustomError(SPEC_RULE, message, context)
 
 
 def parse_condition(text: str) -> tuple[str, float]:
@@ -50,7 +36,8 @@ def parse_condition(text: str) -> tuple[str, float]:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    """A finite int or float (YAML's .inf and .nan are not bounds, and booleans are not numbers)."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _condition_not_number(value: Any) -> Any:
@@ -114,7 +101,9 @@ def _check_space(space: Any, info: ValidationInfo) -> Any:
         )
     example = f"e.g. {{{kind}: {_EXAMPLE_BOUNDS[kind]}}}"
     if not (isinstance(bounds, list) and len(bounds) == 2 and all(map(_is_number, bounds))):
-        raise spec_rule(f"{kind} bounds must be two numbers [lo, hi]", example, (kind,))
+        raise spec_rule(f"{kind} bounds must be two finite numbers [lo, hi]", example, (kind,))
+    if kind == "int" and not all(float(b).is_integer() for b in bounds):
+        raise spec_rule(f"int bounds {bounds} must be whole numbers", example, (kind,))
     lo, hi = bounds
     if lo >= hi:
         raise spec_rule(

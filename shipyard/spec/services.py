@@ -8,9 +8,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, field_validator, model_validator
 
-from shipyard.spec.base import DURATION_PATTERN, Name, SpecModel
+from shipyard.spec.base import Duration, Name, SpecModel, parse_duration, spec_rule
 from shipyard.spec.features import service_features
-from shipyard.spec.models import spec_rule
 
 Role = Literal["predict", "feedback", "admin"]
 ROLES: tuple[Role, ...] = ("predict", "feedback", "admin")
@@ -18,16 +17,26 @@ ROLES: tuple[Role, ...] = ("predict", "feedback", "admin")
 if TYPE_CHECKING:
     from shipyard.spec.root import PipelineSpec
 
-RATE_PATTERN = r"^\s*\d+\s*(/|per)\s*(\d+\s*)?(second|minute|hour|day|month|year)s?\s*$"
+RATE_PATTERN = (
+    r"^\s*([0-9]+)\s*(?:/|per)\s*(?:([0-9]+)\s*)?(?:second|minute|hour|day|month|year)s?\s*$"
+)
 _RATE = re.compile(RATE_PATTERN)
 
 
 def _check_rate(value: str) -> str:
-    if not _RATE.match(value):
+    match = _RATE.match(value)
+    if not match:
         raise spec_rule(
             f"'{value}' is not a rate",
             "write a count per period: '200/second', '1000 per minute' or '10 per 2 hours' "
             "(second, minute, hour, day, month, year)",
+        )
+    count, period = int(match.group(1)), int(match.group(2) or 1)
+    if count == 0 or period == 0:
+        raise spec_rule(
+            f"'{value}' allows nothing" if count == 0 else f"'{value}' has a period of zero",
+            "a limit counts at least one request in a period of at least one unit, "
+            "e.g. '200/second'; remove the limit to allow any rate",
         )
     return value
 
@@ -71,9 +80,7 @@ class JwtSpec(SpecModel):
     audience: str | None = Field(None, description="Required `aud` claim, when set.")
     issuer: str | None = Field(None, description="Required `iss` claim, when set.")
     roles_claim: str = Field("roles", description="Claim holding the roles (list or string).")
-    leeway: Annotated[str, Field(pattern=DURATION_PATTERN)] = Field(
-        "0s", description="Clock skew tolerated on `exp`, e.g. 30s."
-    )
+    leeway: Duration = Field("0s", description="Clock skew tolerated on `exp`, e.g. 30s.")
 
     @model_validator(mode="after")
     def _key_for_algorithm(self) -> JwtSpec:
@@ -257,9 +264,7 @@ class ServiceSpec(SpecModel):
     host: str = Field("127.0.0.1", description="Interface `shipyard serve` binds.")
     port: int = Field(3000, ge=1, le=65535, description="Port `shipyard serve` binds.")
     workers: int = Field(1, ge=1, le=64, description="BentoML worker processes.")
-    timeout: Annotated[str, Field(pattern=DURATION_PATTERN)] = Field(
-        "10s", description="Request timeout."
-    )
+    timeout: Duration = Field("10s", description="Request timeout (at least a second), e.g. 10s.")
     batching: BatchingSpec = Field(default_factory=BatchingSpec)
     auth: AuthSpec | None = Field(
         None, description="API keys and JWT with roles; without it anyone may call every endpoint."
@@ -270,6 +275,16 @@ class ServiceSpec(SpecModel):
     logging: LoggingSpec = Field(default_factory=LoggingSpec)
     routing: RoutingSpec = Field(default_factory=RoutingSpec, description=RoutingSpec.__doc__)
     tls: TlsSpec | None = Field(None, description="Serve HTTPS with these files.")
+
+    @field_validator("timeout")
+    @classmethod
+    def _timeout_at_least_a_second(cls, value: str) -> str:
+        if parse_duration(value) < 1:
+            raise spec_rule(
+                f"a request timeout of {value} fails every request",
+                "give requests at least a second, e.g. 10s",
+            )
+        return value
 
 
 def service_inputs(spec: PipelineSpec, service: ServiceSpec) -> list[str] | None:

@@ -490,14 +490,14 @@ def test_params_with_a_train_function_is_fine() -> None:
             "{C: {uniform: [low, 1]}}",
             "random",
             "[low, 1]",
-            "models.churn.search.space.C: uniform bounds must be two numbers [lo, hi]",
+            "models.churn.search.space.C: uniform bounds must be two finite numbers [lo, hi]",
             "e.g. {uniform: [0.0, 1.0]}",
         ),
         (
             "{C: {int: [1, 2, 3]}}",
             "random",
             "[1, 2, 3]",
-            "models.churn.search.space.C: int bounds must be two numbers [lo, hi]",
+            "models.churn.search.space.C: int bounds must be two finite numbers [lo, hi]",
             "e.g. {int: [1, 10]}",
         ),
         (

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from shipyard.diagnostics import Span
 from shipyard.loader.source_map import parse_yaml
 
@@ -112,9 +114,13 @@ def test_syntax_error_returns_no_data() -> None:
     assert parsed.data is None
 
 
-def test_empty_document_is_an_empty_mapping() -> None:
-    parsed = parse_yaml("# only a comment\n", "spec.yaml")
-    assert parsed.data == {} and parsed.diagnostics == []
+@pytest.mark.parametrize("text", ["", "# only a comment\n", "\n\n"])
+def test_empty_document_says_what_a_spec_starts_with(text: str) -> None:
+    parsed = parse_yaml(text, "spec.yaml")
+    (d,) = parsed.diagnostics
+    assert parsed.data is None
+    assert (d.code, d.span.line if d.span else None) == ("E103", 1)
+    assert "project:" in d.hint
 
 
 def test_non_scalar_key_is_e001() -> None:
