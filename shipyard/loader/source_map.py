@@ -165,6 +165,8 @@ def _syntax_error(exc: yaml.MarkedYAMLError, file: str, text: str) -> Diagnostic
         hint = "this is never closed: check for a missing ']', '}' or quote"
     elif mark is not None and opened is not None and opened.line != mark.line:
         hint = _unclosed_bracket(lines, opened) or hint
+    if mark is not None and (quote := _runaway_quote(text, file, mark)) is not None:
+        return quote
     span = (
         Span(file, mark.line + 1, mark.column + 1, mark.line + 1, mark.column + 2) if mark else None
     )
@@ -182,6 +184,31 @@ def _syntax_error(exc: yaml.MarkedYAMLError, file: str, text: str) -> Diagnostic
         return _too_deep(span)
     context = f" ({exc.context})" if exc.context else ""
     return Diagnostic("E001", f"invalid YAML: {problem}{context}", span, hint)
+
+
+def _runaway_quote(text: str, file: str, mark: yaml.Mark) -> Diagnostic | None:
+    """A quote left open runs on to the next quote, lines later, and the parser fails there:
+    point at where the string opened."""
+    found: yaml.ScalarToken | None = None
+    try:
+        for token in yaml.scan(text, Loader=_Loader):
+            if token.start_mark.line > mark.line:
+                break
+            if isinstance(token, yaml.ScalarToken) and token.style in ("'", '"'):
+                found = token
+    except yaml.YAMLError:
+        pass
+    if found is None or found.end_mark.line != mark.line or found.start_mark.line == mark.line:
+        return None
+    start = found.start_mark
+    quote = found.style
+    return Diagnostic(
+        "E001",
+        f"invalid YAML: the {quote} opened on line {start.line + 1} is not closed on that line, "
+        f"so the string runs on to line {mark.line + 1}",
+        Span(file, start.line + 1, start.column + 1, start.line + 1, start.column + 2),
+        f"add the closing {quote} on line {start.line + 1}",
+    )
 
 
 def _unclosed_bracket(lines: list[str], opened: yaml.Mark) -> str | None:

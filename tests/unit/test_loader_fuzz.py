@@ -42,6 +42,10 @@ def _only(tmp_path: Path, text: str):  # type: ignore[no-untyped-def]
         ("project: x\ndatasets: &a\n  a: *a\n", "E001", 2, "the collection it is in"),
         ("project: x\x01\n", "E001", 1, "U+0001"),
         ("project: x\u2028\ndatasets: {}\n", "E001", 1, "U+2028"),
+        ("project: x\ndatasets: {}\x85\n", "E001", 2, "U+0085 (NEL)"),
+        ("project: x\x7f\n", "E001", 1, "U+007F"),
+        ("project: x\n\n# \x9b\n", "E001", 3, "U+009B"),
+        ("project: x\uffff\n", "E001", 1, "U+FFFF"),
         ("project: x\ufeff\n", "E104", 1, "'x\\ufeff'"),
         ("", "E103", 1, "empty"),
         ("# nothing but a comment\n", "E103", 1, "empty"),
@@ -54,6 +58,10 @@ def _only(tmp_path: Path, text: str):  # type: ignore[no-untyped-def]
         "self-alias",
         "control",
         "line-separator",
+        "nel",
+        "del",
+        "c1",
+        "uffff",
         "bom-inside",
         "empty",
         "comment",
@@ -167,3 +175,17 @@ def test_a_very_long_line_is_shown_around_the_error(tmp_path: Path) -> None:
     assert result.diagnostics
     rendered = render_text(result.diagnostics, {str(tmp_path / "pipelines.yaml"): text})
     assert max(len(line) for line in rendered.splitlines()) < 400
+
+
+@pytest.mark.parametrize("quote", ['"', "'"])
+def test_a_quote_left_open_is_reported_where_it_opens(tmp_path: Path, quote: str) -> None:
+    text = (
+        f"project: x\ndatasets:\n  a:\n    path: {quote}a.csv\n    schema: {{id: int}}\n"
+        f"  b:\n    path: {quote}b.csv{quote}\n    schema: {{id: int}}\n"
+    )
+    d = _only(tmp_path, text)
+    assert d.span is not None and (d.span.line, d.span.col) == (4, 11)
+    assert d.message == (
+        f"invalid YAML: the {quote} opened on line 4 is not closed on that line, "
+        "so the string runs on to line 7"
+    )
