@@ -126,7 +126,11 @@ def _to_diagnostic(detail: ErrorDetails, loc: Path, sm: SourceMap, root: type[An
         expected = str(ctx.get("expected", ""))
         options = [o.strip().strip("'") for o in expected.replace(" or ", ", ").split(",")]
         value = detail["input"]
-        hint = did_you_mean(str(value), options) or f"expected {expected}"
+        hint = (
+            _synonym(str(value), options)
+            or did_you_mean(str(value), options)
+            or f"expected {expected}"
+        )
         return Diagnostic(
             "E103", f"{_dotted(where)}: invalid value '{_shown(value)}'", sm.value_span(where), hint
         )
@@ -171,6 +175,23 @@ def _to_diagnostic(detail: ErrorDetails, loc: Path, sm: SourceMap, root: type[An
         sm.value_span(where) or sm.nearest_span(where),
         _got(kind, detail["input"]),
     )
+
+
+# other systems' names for the spec's column types (pandas, SQL, JSON Schema, Arrow)
+_SYNONYMS = {
+    "float": ("double", "float64", "float32", "number", "real", "decimal", "numeric"),
+    "int": ("integer", "int64", "int32", "long", "bigint", "smallint"),
+    "str": ("string", "text", "varchar", "object", "utf8"),
+    "bool": ("boolean",),
+    "datetime": ("timestamp", "datetime64", "datetime64[ns]"),
+}
+
+
+def _synonym(value: str, options: list[str]) -> str | None:
+    for name, others in _SYNONYMS.items():
+        if value.lower() in others and name in options:
+            return f"write '{name}' (Shipyard's name for {value})"
+    return None
 
 
 def _shown(value: Any) -> str:

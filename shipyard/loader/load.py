@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from shipyard.diagnostics import Diagnostic, Span, without_consequences
 from shipyard.loader.errors import diagnostics_from_validation
+from shipyard.loader.indentation import reindent
 from shipyard.loader.interpolate import interpolate
 from shipyard.loader.salvage import partial_spec
 from shipyard.loader.source_map import SourceMap, parse_yaml
@@ -104,6 +105,7 @@ def load_text(
         parsed.data, env if env is not None else os.environ, parsed.source_map
     )
     loaded.diagnostics.extend(problems)
+    loaded.diagnostics.extend(reindent(data, PipelineSpec, parsed.source_map))
     loaded.secrets = secrets
     try:
         spec = PipelineSpec.model_validate(data)

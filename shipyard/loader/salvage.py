@@ -7,8 +7,9 @@ apply to every section of the root spec: nothing here names one.
 
 For one entry (a dataset, a model, a service, ...): unknown keys and invalid optional fields
 are dropped; an invalid value or list item is replaced by the stand-in the model declares for
-it, if any (`salvage_stand_ins`, `salvage_item_stand_ins`: a stand-in for a list item keeps
-the positions of the items after it);
+it, if any (`salvage_stand_ins`; `salvage_item_stand_ins` for one item of a list, keeping the
+positions of the items after it; `salvage_entry_stand_ins` for one value of a mapping, keeping
+its key, so a column with a misspelt type is still a column);
 an entry missing a required field, or whose required field is invalid, is given up on (the
 rules would only report noise about it).
 """
@@ -99,6 +100,7 @@ def salvage(model: type[SpecModel], entry: object) -> SpecModel | None:
     data = copy.deepcopy(entry)
     stand_ins: dict[str, Any] = getattr(model, "salvage_stand_ins", {})
     item_stand_ins: dict[str, Any] = getattr(model, "salvage_item_stand_ins", {})
+    entry_stand_ins: dict[str, Any] = getattr(model, "salvage_entry_stand_ins", {})
     for _ in range(MAX_REPAIRS):
         try:
             return model.model_validate(data)
@@ -112,6 +114,14 @@ def salvage(model: type[SpecModel], entry: object) -> SpecModel | None:
                 data.pop(key)  # unknown key
             elif key in item_stand_ins and len(loc) > 1 and isinstance(loc[1], int):
                 data[key][loc[1]] = copy.deepcopy(item_stand_ins[key])
+            elif (
+                key in entry_stand_ins
+                and len(loc) > 1
+                and isinstance(data[key], dict)
+                and loc[1] in data[key]
+                and data[key][loc[1]] != entry_stand_ins[key]
+            ):
+                data[key][loc[1]] = copy.deepcopy(entry_stand_ins[key])
             elif key in stand_ins and data[key] != stand_ins[key]:
                 data[key] = copy.deepcopy(stand_ins[key])
             elif not field.is_required():

@@ -246,6 +246,9 @@ class DatasetSpec(SpecModel):
     """An invalid `format` (already reported) stands in as parquet, so E205 stays quiet."""
     salvage_item_stand_ins: ClassVar[dict[str, Any]] = {"expectations": {"row_count": {}}}
     """An invalid expectation stands in as one that names no column, so rules stay quiet."""
+    salvage_entry_stand_ins: ClassVar[dict[str, Any]] = {"schema": "float"}
+    """A column of an invalid type (already reported) stands in as a float, so the dataset and
+    its columns are still defined for the rules that refer to them."""
 
     description: str | None = Field(None, description="What the data is, for people.")
     path: str = Field(description="File path, relative to pipelines.yaml.", min_length=1)

@@ -98,12 +98,12 @@ def test_invalid_choice_without_a_close_match_lists_the_choices() -> None:
     assert d.hint == "expected 'parquet', 'csv', 'json' or 'jsonl'"
 
 
-def test_unknown_column_type_is_e103_with_did_you_mean() -> None:
+def test_another_systems_column_type_name_is_e103_naming_ours() -> None:
     d = only(spec_with("    path: a.csv\n    schema: {id: integer}\n"))
     assert (d.code, d.message, d.hint) == (
         "E103",
         "datasets.orders.schema.id: invalid value 'integer'",
-        "did you mean 'int'?",
+        "write 'int' (Shipyard's name for integer)",
     )
 
 
