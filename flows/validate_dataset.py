@@ -96,6 +96,13 @@ def validate_dataset(dataset: str) -> DatasetResult:
             len(report.outcomes),
             "Expectations evaluated in the last run.",
         )
+        if missing := report.missing_text(f"'{step.path}'"):
+            raise DataValidationFailed(
+                f"{missing}\n{report.failure_text()}",
+                hint="add the column to the file, or remove it from the dataset's `schema:` "
+                "(and the rules that use it) in pipelines.yaml; the data was not versioned",
+                resource=step.id,
+            )
         if not report.success:
             raise DataValidationFailed(
                 f"{len(report.failed)} of {len(report.outcomes)} expectations failed on "

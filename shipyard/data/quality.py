@@ -37,6 +37,20 @@ class QualityReport:
     dataset: str
     rows: int
     outcomes: list[ExpectationOutcome] = field(default_factory=list)
+    missing_columns: list[str] = field(default_factory=list)
+    """Columns the rules name that the file does not have (their rules fail without running)."""
+    file_columns: list[str] = field(default_factory=list)
+
+    def missing_text(self, path: str) -> str | None:
+        """ "column 'x' is not in data/t.csv; the file has: a, b", or None."""
+        if not self.missing_columns:
+            return None
+        named = ", ".join(f"'{c}'" for c in self.missing_columns)
+        which = f"column {named} is" if len(self.missing_columns) == 1 else f"columns {named} are"
+        has = ", ".join(self.file_columns[:30]) + (
+            f" (and {len(self.file_columns) - 30} more)" if len(self.file_columns) > 30 else ""
+        )
+        return f"{which} not in {path}; the file has: {has or 'no columns'}"
 
     @property
     def success(self) -> bool:
@@ -133,6 +147,16 @@ def check_expectations(
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
     frame = _naive_utc(frame)
+    present = {str(c) for c in frame.columns}
+    missing = sorted({c for e in expectations for c in _columns_of(e) if c not in present})
+    report = QualityReport(
+        dataset=dataset,
+        rows=len(frame),
+        missing_columns=missing,
+        file_columns=[str(c) for c in frame.columns],
+    )
+    # a rule on a column the file lacks fails as that, not with GX's exception about it
+    runnable = {i: e for i, e in enumerate(expectations) if not set(_columns_of(e)) & set(missing)}
     # in memory, without the temporary data-docs site GX would otherwise set up (and log) per run
     context_config = DataContextConfig(
         store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False)
@@ -140,7 +164,7 @@ def check_expectations(
     context = gx.get_context(mode="ephemeral", project_config=context_config)
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     suite = gx.ExpectationSuite(name=f"dataset.{dataset}")
-    for i, expectation in enumerate(expectations):
+    for i, expectation in runnable.items():
         config = ExpectationConfiguration(
             type=expectation.type, kwargs=dict(expectation.kwargs), meta={"index": i}
         )
@@ -163,14 +187,26 @@ def check_expectations(
     result = batch.validate(
         suite, result_format={"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_SIZE}
     )
-    report = QualityReport(dataset=dataset, rows=len(frame))
     by_index = dict(enumerate(expectations))
+    outcomes: dict[int, ExpectationOutcome] = {
+        i: ExpectationOutcome(
+            rule=e.rule,
+            type=e.type,
+            column=e.column,
+            success=False,
+            error="not in the file"
+            if e.type == "expect_column_to_exist"
+            else "its column is not in the file",
+        )
+        for i, e in enumerate(expectations)
+        if i not in runnable
+    }
 
     def index_of(r: Any) -> int:
         config = r.expectation_config
         return int(((config.meta if config else None) or {}).get("index", -1))
 
-    for r in sorted(result.results, key=index_of):
+    for r in result.results:
         compiled = by_index.get(index_of(r))
         type_name = str(r.expectation_config.type) if r.expectation_config else "unknown"
         details = r.result or {}
@@ -178,17 +214,25 @@ def check_expectations(
         info = r.exception_info or {}
         if info.get("raised_exception"):
             error = str(info.get("exception_message") or "raised an exception").splitlines()[0]
-        report.outcomes.append(
-            ExpectationOutcome(
-                rule=compiled.rule if compiled else type_name,
-                type=type_name,
-                column=compiled.column if compiled else None,
-                success=bool(r.success),
-                unexpected_count=details.get("unexpected_count"),
-                unexpected_percent=details.get("unexpected_percent"),
-                sample=tuple(details.get("partial_unexpected_list") or ())[:SAMPLE_SIZE],
-                observed=details.get("observed_value"),
-                error=error,
-            )
+        outcomes[index_of(r)] = ExpectationOutcome(
+            rule=compiled.rule if compiled else type_name,
+            type=type_name,
+            column=compiled.column if compiled else None,
+            success=bool(r.success),
+            unexpected_count=details.get("unexpected_count"),
+            unexpected_percent=details.get("unexpected_percent"),
+            sample=tuple(details.get("partial_unexpected_list") or ())[:SAMPLE_SIZE],
+            observed=details.get("observed_value"),
+            error=error,
         )
+    report.outcomes = [outcomes[i] for i in sorted(outcomes)]
     return report
+
+
+def _columns_of(expectation: CompiledExpectation) -> list[str]:
+    """The columns an expectation reads (one, a list, or a pair)."""
+    kwargs = expectation.kwargs
+    columns = [expectation.column] if expectation.column else []
+    columns += [str(c) for c in kwargs.get("column_list") or ()]
+    columns += [str(kwargs[k]) for k in ("column_A", "column_B") if k in kwargs]
+    return columns

@@ -113,6 +113,27 @@ def test_failed_expectations_stop_the_flow_with_a_readable_table(
     assert failed and failed[0].endswith(" 3.0")
 
 
+def test_a_schema_column_the_file_lacks_is_named_with_the_columns_it_has(
+    make_project: Callable[..., Path],
+) -> None:
+    spec = make_project(rows=50)
+    data = spec.parent / "data" / "customers.parquet"
+    frame = pd.read_parquet(data).drop(columns=["plan"])
+    frame.to_parquet(data, index=False)
+
+    _, state = _run(_plan(spec))
+
+    error = state.result(raise_on_failure=False)
+    assert isinstance(error, DataValidationFailed)
+    first = error.message.splitlines()[0]
+    has = ", ".join(frame.columns)
+    assert first == f"column 'plan' is not in 'data/customers.parquet'; the file has: {has}"
+    assert "list index out of range" not in error.message
+    assert "schema(plan: category)" in error.message  # the rules on it fail, saying why
+    assert "its column is not in the file" in error.message
+    assert "remove it from the dataset's `schema:`" in (error.hint or "")
+
+
 def test_missing_file_names_the_file_and_the_fix(make_project: Callable[..., Path]) -> None:
     plan = _plan(make_project(rows=0))
     _, state = _run(plan)
