@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 from prefect import flow, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 
@@ -43,15 +43,11 @@ def _artifact_key(step: DatasetStep, suffix: str) -> str:
 def validate(step: DatasetStep, path: Path) -> QualityReport:
     """Every expectation of the dataset on its file, in one Great Expectations batch."""
     report = check_expectations(read_dataset(step, path), step.expectations, step.name)
+    # one report per run: the outcome, then every rule (failed first) with sample bad values
     create_markdown_artifact(
         key=_artifact_key(step, "quality"),
         markdown=report.markdown(),
         description=f"Great Expectations result for {step.id}",
-    )
-    create_table_artifact(
-        key=_artifact_key(step, "quality-table"),
-        table=report.table_rows(),
-        description=f"Every expectation of {step.id} and its outcome",
     )
     return report
 
