@@ -149,7 +149,7 @@ def run_demo(plan: Plan, rows: int = 5000) -> int:
             return code
         _try_service(plan, name, keys)
 
-    from shipyard.runtime.mlflow_server import tracking_uri
+    from shipyard.runtime.mlflow_server import browse_command, tracking_uri
 
     layout = StateLayout(plan.runtime.state_dir)
     _step("done. Where to look:")
@@ -158,10 +158,7 @@ def run_demo(plan: Plan, rows: int = 5000) -> int:
     print(f"  JSON logs (correlation id = flow run id)            {layout.logs / 'shipyard.jsonl'}")
     print(f"  DVC remote with every version                       {layout.dvc_remote}")
     if models:
-        print(
-            f"  MLflow (runs, lineage, registry):  mlflow ui --backend-store-uri "
-            f"{tracking_uri(plan)}"
-        )
+        print(f"  MLflow (runs, lineage, registry):  {browse_command(tracking_uri(plan))}")
     print("\nTry next (after `source .venv/bin/activate`):")
     print("  shipyard plan                                   # what pipelines.yaml compiles to")
     print("  shipyard data versions customers                # versions recorded so far")

@@ -23,6 +23,15 @@ def tracking_uri(plan: Plan) -> str:
     return plan.blocks.mlflow.tracking_uri
 
 
+def browse_command(uri: str) -> str:
+    """The `mlflow ui` command to browse a SQLite store: quiet (no telemetry) and one process
+    (no job-execution workers, one uvicorn worker), as the profile's own server runs."""
+    return (
+        "MLFLOW_DISABLE_TELEMETRY=true MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false "
+        f"mlflow ui --backend-store-uri {uri} --workers 1"
+    )
+
+
 def start(plan: Plan, timeout: float = 180.0) -> str:
     """Start the local MLflow server the profile asks for (idempotent); returns its URL."""
     server = plan.mlflow_server
@@ -31,7 +40,7 @@ def start(plan: Plan, timeout: float = 180.0) -> str:
             f"profile '{plan.profile}' has no local MLflow server to start: it tracks to "
             f"{tracking_uri(plan)}",
             hint="set `mlflow.backend_store_uri` in the profile to run one, or use "
-            "`mlflow ui --backend-store-uri <uri>` to browse a SQLite store",
+            f"`{browse_command('<uri>')}` to browse a SQLite store",
         )
     url = f"http://127.0.0.1:{server.port}"
     if http_ok(url + "/health"):
@@ -103,8 +112,5 @@ def command(plan: Plan, action: str) -> int:
         up = http_ok(uri + "/health")
         print(f"MLflow tracking server {uri}: {'up' if up else 'down'}")
         return 0 if up else 1
-    print(
-        f"MLflow tracks to {uri} (no server needed); browse it with "
-        f"`mlflow ui --backend-store-uri {uri}`"
-    )
+    print(f"MLflow tracks to {uri} (no server needed); browse it with `{browse_command(uri)}`")
     return 0
