@@ -8,14 +8,23 @@ is imported, so `/docs.json` describes the exact fields of the model being serve
 from __future__ import annotations
 
 import gc
+import math
 import time
 import uuid
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import bentoml
-from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    create_model,
+    field_validator,
+    model_validator,
+)
 from starlette.responses import JSONResponse, Response
 
 from shipyard.compiler.services import RoutingPlan
@@ -28,7 +37,20 @@ configure_logging()  # before anything below logs or warns: BentoML's lines beco
 BUNDLE = bundle_dir(Path(__file__).resolve().parents[1])
 CONFIG = read_config(BUNDLE)
 STEP = CONFIG.step
-TYPES: dict[str, Any] = {"int": int, "float": float, "str": str, "bool": bool, "datetime": datetime}
+INT64 = (-(2**63), 2**63 - 1)
+# Strict, so a client's mistake is a 400 naming the field, never a silent coercion: `true` is no
+# integer (lax pydantic reads it as 1), an integer is 64-bit (the model's frame and the online
+# store's keys are int64: a 30-digit id would fail there, as a 5xx), a number is finite (NaN
+# would reach the model and the log, which writes it as null). JSON integers are numbers.
+Int64 = Annotated[int, Field(strict=True, ge=INT64[0], le=INT64[1])]
+Finite = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+TYPES: dict[str, Any] = {
+    "int": Int64,
+    "float": Finite,
+    "str": str,
+    "bool": StrictBool,
+    "datetime": datetime,
+}
 
 
 def _field_type(field: ModelInput) -> Any:
@@ -68,6 +90,25 @@ class PredictResponse(BaseModel):
     predictions: list[Prediction]
 
 
+def _unstorable(value: Any, path: str = "") -> str | None:
+    """Why `value` (a decoded JSON value) cannot be stored faithfully, or None."""
+    where = f" at {path}" if path else ""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{value} is not a finite number{where}; send a number, or leave the field out"
+    if isinstance(value, int) and not isinstance(value, bool) and not INT64[0] <= value <= INT64[1]:
+        return f"{value} is outside the 64-bit integer range{where}; send it as a string"
+    if isinstance(value, dict):
+        items: Any = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        if (problem := _unstorable(item, f"{path}.{key}" if path else str(key))) is not None:
+            return problem
+    return None
+
+
 class FeedbackRequest(BaseModel):
     """An outcome, keyed by the prediction's request id or by entity key."""
 
@@ -76,6 +117,15 @@ class FeedbackRequest(BaseModel):
     outcome: bool | int | float | str | dict[str, Any]
     request_id: str | None = Field(None, min_length=1, max_length=200)
     entity: dict[str, int | float | str | bool] | None = None
+
+    @field_validator("outcome", "entity")
+    @classmethod
+    def _storable(cls, value: Any) -> Any:
+        """What the log stores as JSON: finite numbers (NaN would be stored as null) and
+        64-bit integers, at any depth."""
+        if (problem := _unstorable(value)) is not None:
+            raise ValueError(problem)
+        return value
 
     @model_validator(mode="after")
     def _keyed(self) -> FeedbackRequest:
@@ -98,7 +148,10 @@ class RoutingRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     weights: dict[str, float] = Field(description="Variant -> weight (>= 0).")
-    sticky_key: str | None = STEP.routing.sticky_key
+    sticky_key: str | None = Field(
+        None,
+        description="A request field; left out: the served spec's; null: no stickiness.",
+    )
     rules: list[RouteRule] = Field(default_factory=list)
     reason: str = Field(min_length=1, max_length=500, description="Why; kept in the audit log.")
     expected_revision: int | None = Field(
@@ -231,9 +284,16 @@ class ShipyardService:
 
         info = _info(ctx)
         try:
+            # left out: the sticky key of the spec being served now (after hot reloads, not
+            # the one this worker was started from)
+            sticky_key = (
+                request.sticky_key
+                if "sticky_key" in request.model_fields_set
+                else self.engine.config.step.routing.sticky_key
+            )
             routing = RoutingPlan(
                 weights=request.weights,
-                sticky_key=request.sticky_key,
+                sticky_key=sticky_key,
                 rules=tuple(request.rules),
                 salt=self.engine.router.state.salt,
             )

@@ -9,10 +9,16 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from shipyard.errors import ServiceUnavailable
+
+MARKER = "SHIPYARD_MANAGED"
+"""Environment variable naming the pid file of the ManagedProcess a process descends from.
+
+Every descendant inherits it, also those that leave the process group or session (BentoML's
+workers call setsid) or outlive their parent, so stop() finds them all."""
 
 
 def http_ok(url: str, timeout: float = 2.0, context: ssl.SSLContext | None = None) -> bool:
@@ -44,6 +50,47 @@ def _alive(pid: int) -> bool:
     return state != "Z"
 
 
+def _stat(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name: state, ppid, pgrp, session, ..."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def _pids() -> list[int]:
+    try:
+        return [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]
+    except OSError:
+        return []
+
+
+def children(pid: int) -> list[int]:
+    """The live (not zombie) processes whose parent is `pid`."""
+    found = []
+    for child in _pids():
+        fields = _stat(child)
+        if fields and fields[0] != "Z" and int(fields[1]) == pid:
+            found.append(child)
+    return sorted(found)
+
+
+def _marked(value: bytes) -> list[int]:
+    """The live processes whose environment has MARKER=`value`, this one excepted."""
+    wanted = MARKER.encode() + b"=" + value
+    found = []
+    for pid in _pids():
+        if pid == os.getpid():
+            continue
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:  # gone, or not ours to read
+            continue
+        if wanted in environ and (fields := _stat(pid)) and fields[0] != "Z":
+            found.append(pid)
+    return sorted(found)
+
+
 class ManagedProcess:
     """A named background process with its pid file and log file under the state folder."""
 
@@ -68,7 +115,7 @@ class ManagedProcess:
         with self.log_file.open("ab") as log:
             process = subprocess.Popen(
                 list(argv),
-                env=env,
+                env={**env, MARKER: str(self.pid_file)},
                 cwd=cwd,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -78,43 +125,109 @@ class ManagedProcess:
         self.pid_file.write_text(str(process.pid))
         return process.pid
 
+    def members(self) -> list[int]:
+        """Every live process started through this pid file: the process and all it started."""
+        return _marked(str(self.pid_file).encode())
+
+    def log_size(self) -> int:
+        """The log's length in bytes now: where the lines of what follows begin."""
+        try:
+            return self.log_file.stat().st_size
+        except OSError:
+            return 0
+
+    def log_since(self, offset: int) -> str:
+        """The log from `offset` on."""
+        try:
+            with self.log_file.open("rb") as log:
+                log.seek(offset)
+                return log.read().decode(errors="replace")
+        except OSError:
+            return ""
+
     def wait_until(
-        self, healthy: str, timeout: float, context: ssl.SSLContext | None = None
+        self,
+        healthy: str,
+        timeout: float,
+        context: ssl.SSLContext | None = None,
+        failed: Callable[[], str | None] | None = None,
     ) -> None:
-        """Poll a health URL until it answers; raise with the log's tail if it never does."""
+        """Poll a health URL until it answers.
+
+        Gives up when the process exits, when `failed` returns a reason (e.g. a worker that
+        exited), or after `timeout` seconds; then stops the process and everything it started
+        and raises with the reason and the log's tail.
+        """
         deadline = time.monotonic() + timeout
+        reason = f"not healthy after {timeout:.0f} s"
         while time.monotonic() < deadline:
             if http_ok(healthy, context=context):
                 return
             if self.pid() is None:
+                reason = "it exited"
+                break
+            if failed is not None and (why := failed()) is not None:
+                reason = why
                 break
             time.sleep(0.5)
+        tail = self.log_tail()
+        self.stop(timeout=10.0)
+        in_use = "address already in use" in tail.lower()
         raise ServiceUnavailable(
-            f"{self.name} did not become healthy at {healthy}:\n{self.log_tail()}",
-            hint=f"see {self.log_file}; is the port already used by another program?",
+            f"{self.name} did not become healthy at {healthy}: {reason}; it was stopped. "
+            f"The end of its log:\n{tail}",
+            hint=f"another program uses the port; stop it or choose another (see {self.log_file})"
+            if in_use
+            else f"see {self.log_file}",
         )
 
-    def log_tail(self, lines: int = 15) -> str:
+    def log_tail(self, lines: int = 15, width: int = 400) -> str:
+        """The log's last lines, each cut to `width` characters (a traceback logged as one
+        JSON line runs to kilobytes)."""
         try:
             text = self.log_file.read_text(errors="replace").splitlines()
         except OSError:
             return "(no log)"
-        return "\n".join("    " + line for line in text[-lines:])
+        return "\n".join(
+            "    " + (line if len(line) <= width else line[:width] + " ...")
+            for line in text[-lines:]
+        )
 
     def stop(self, timeout: float = 20.0) -> bool:
-        """SIGTERM the process group, then SIGKILL if it lingers; False if nothing was running."""
+        """SIGTERM the process, then SIGKILL whatever lingers, the processes it started
+        included (those that left its process group or outlived it too); False if nothing was
+        running."""
         pid = self.pid()
-        if pid is None:
+        if pid is None and not self.members():
+            self.pid_file.unlink(missing_ok=True)
             return False
-        for sig, wait in ((signal.SIGTERM, timeout), (signal.SIGKILL, 5.0)):
-            try:
-                os.killpg(pid, sig)
-            except ProcessLookupError:
-                break
-            deadline = time.monotonic() + wait
-            while time.monotonic() < deadline and _alive(pid):
-                time.sleep(0.2)
-            if not _alive(pid):
-                break
+        if pid is not None:  # its process group: the leader stops its workers in order
+            _send(os.killpg, pid, signal.SIGTERM)
+        else:  # the leader is gone: what it left behind
+            for member in self.members():
+                _send(os.kill, member, signal.SIGTERM)
+        if not self._ended(pid, timeout):
+            if pid is not None:
+                _send(os.killpg, pid, signal.SIGKILL)
+            for member in self.members():
+                _send(os.kill, member, signal.SIGKILL)
+            self._ended(pid, 5.0)
         self.pid_file.unlink(missing_ok=True)
         return True
+
+    def _ended(self, pid: int | None, timeout: float) -> bool:
+        """Wait until the leader and every member are gone; False if some remain."""
+        deadline = time.monotonic() + timeout
+        while True:
+            if (pid is None or not _alive(pid)) and not self.members():
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.2)
+
+
+def _send(kill: Callable[[int, int], None], pid: int, sig: int) -> None:
+    try:
+        kill(pid, sig)
+    except ProcessLookupError:  # it ended meanwhile
+        return

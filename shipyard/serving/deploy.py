@@ -20,7 +20,7 @@ from typing import Any
 
 from shipyard.compiler import ServiceStep
 from shipyard.errors import ServiceUnavailable, ShipyardError
-from shipyard.processes import ManagedProcess, http_ok
+from shipyard.processes import ManagedProcess, children, http_ok
 from shipyard.serving.build import BuildResult, bento_env
 from shipyard.serving.config import read_config
 from shipyard.serving.control import ControlConflict, ControlState, ControlStore
@@ -122,6 +122,86 @@ def ensure_databases(step: ServiceStep) -> None:
             ensure_postgres_database(url, f"service '{step.service}' {purpose}")
 
 
+def check_stores(step: ServiceStep) -> None:
+    """The stores every worker connects to when it starts must answer before anything starts:
+    a worker that cannot reach one fails, and BentoML starts it again, and again.
+
+    Raises:
+        ShipyardError: Naming the store (Redis for the rate limits, the prediction log or the
+            control database), its URL and what to do.
+    """
+    from shipyard.secrets import redact_url
+    from shipyard.serving.predlog import check_database
+    from shipyard.serving.ratelimit import RateLimitStorageUnavailable, check_storage
+
+    ensure_databases(step)
+    limits = step.rate_limit
+    keyed = any(key.rate_limit for key in (step.auth.api_keys if step.auth else {}).values())
+    if (limits.per_key or limits.global_limit or keyed) and limits.storage != "memory://":
+        try:
+            check_storage(limits.storage)
+        except RateLimitStorageUnavailable:
+            raise ShipyardError(
+                f"service '{step.service}': Redis at {redact_url(limits.storage)}, which keeps "
+                "its rate limits, does not answer; nothing was started",
+                hint="start Redis there, or point profiles.<profile>.serving.rate_limit_storage "
+                "at one that runs",
+                resource=step.id,
+            ) from None
+        except ValueError as exc:
+            raise ShipyardError(f"service '{step.service}': {exc}", resource=step.id) from None
+    check_database(step.log_database, step.service)
+    store = ControlStore(step.control_database)
+    try:
+        store.revision(step.service)
+    finally:
+        store.close()
+
+
+def startup_error(log: str) -> str | None:
+    """Why a worker failed to start, from the service's log: the exception that ended it."""
+    for line in log.splitlines():
+        if '"Initializing service error"' not in line:
+            continue
+        try:
+            error = str(json.loads(line).get("error") or "")
+        except ValueError:
+            continue
+        lines = [text.strip() for text in error.splitlines() if text.strip()]
+        if lines:
+            return lines[-1]
+    return None
+
+
+def _worker_failed(managed: ManagedProcess, offset: int) -> Callable[[], str | None]:
+    """A check for ManagedProcess.wait_until: the first worker that failed or exited before
+    the service was ready, with the cause its log gives."""
+    seen: set[int] = set()
+
+    def failed() -> str | None:
+        cause = startup_error(managed.log_since(offset))
+        if cause is not None:
+            return f"a worker failed to start: {cause}"
+        pid = managed.pid()
+        if pid is None:
+            return None
+        workers = {child for child in children(pid) if _is_worker(child)}
+        gone = seen - workers
+        seen.update(workers)
+        if gone:
+            return f"worker process {min(gone)} exited before the service was ready"
+        return None
+
+    return failed
+
+
+def _is_worker(pid: int) -> bool:
+    try:
+        return b"_bentoml_impl.worker" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+
+
 def _argv(step: ServiceStep, built: BuildResult) -> list[str]:
     """Serve the Bento by its folder (so BENTOML_HOME can be the service's own), through
     BentoML's CLI with its logging set up to write JSON lines first."""
@@ -212,10 +292,24 @@ def start(step: ServiceStep, built: BuildResult, say: Callable[[str], None] = pr
             f"port {step.port} already answers at {url}, but not for service '{step.service}'",
             hint=f"stop that program or set services.{step.service}.port",
         )
+    check_stores(step)
     record_deploy(step, built)
     say(f"starting bentoml serve {built.tag} on {url} ...")
+    offset = managed.log_size()
     managed.start(_argv(step, built), serve_env(step), cwd=Path(step.project_dir))
-    managed.wait_until(url + "/readyz", timeout=READY_TIMEOUT, context=context)
+    try:
+        managed.wait_until(
+            url + "/readyz",
+            timeout=READY_TIMEOUT,
+            context=context,
+            failed=_worker_failed(managed, offset),
+        )
+    except ServiceUnavailable as exc:
+        raise ServiceUnavailable(
+            f"service '{step.service}' did not start: {exc.message}",
+            hint=exc.hint,
+            resource=step.id,
+        ) from None
     return url
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import threading
 from collections.abc import Callable, Mapping
 from operator import itemgetter
@@ -98,6 +99,13 @@ def _policies(config: ServiceConfig) -> tuple[Authenticator, RateLimiter, Masker
     return _auth(config), limiter, Masker(step.mask)
 
 
+def _prediction_log(config: ServiceConfig) -> PredictionLog:
+    """The service's log, spooling to the state folder: a worker that dies loses no row."""
+    step = config.step
+    spool = Path(step.state_dir) / "serving" / step.service / "spool"
+    return PredictionLog(step.log_database, step.service, spool_dir=spool)
+
+
 def routing_for(config: ServiceConfig, routing: RoutingPlan | None) -> RoutingPlan:
     """`routing` if it still fits the bundle's variants, else the routing the spec compiles to,
     for the variants the bundle serves (a deploy that drops a candidate must not keep sending
@@ -117,8 +125,14 @@ class ServiceEngine:
 
     def __init__(self, bundle: Path, watch: bool = True) -> None:
         configure_logging()
-        self.config = read_config(bundle)
-        self.bundle = bundle
+        started = read_config(bundle)
+        self.store = ControlStore(started.step.control_database)
+        # A worker that starts (or restarts after a crash) serves what the control state says
+        # now, not the Bento it was started from: every worker of every replica serves alike.
+        # Its models, keys, limits, masks and log come from that Bento's service.json.
+        current = self._current_bundle(bundle, started)
+        self.config = started if current == bundle else read_config(current)
+        self.bundle = bundle = current
         step = self.config.step
         self.service = step.service
         self.metrics = service_metrics(step.project, step.id, json.dumps(self.config.input_buckets))
@@ -129,14 +143,11 @@ class ServiceEngine:
 
             self.features = OnlineFeatures(self.config.feature_repo)
         self.auth, self.limiter, self.masker = _policies(self.config)
-        self.log = PredictionLog(step.log_database, step.service)
-        self.store = ControlStore(step.control_database)
+        self.log = _prediction_log(self.config)
         self.reload_error: str | None = None
         self.router = Router(routing_for(self.config, None), list(self.models.variants))
         self.revision = 0
-        # A worker that starts (or restarts after a crash) serves what the control state says
-        # now, not the Bento it was started from: every worker of every replica serves alike.
-        self.check_control()
+        self.check_control()  # the state's routing and revision (or why it cannot be applied)
         self._stop = threading.Event()
         if watch:
             threading.Thread(target=self._watch, name="shipyard-control", daemon=True).start()
@@ -289,6 +300,7 @@ class ServiceEngine:
             "routing": state.model_dump(mode="json", by_alias=True),
             "revision": self.revision,
             "reload_error": self.reload_error,
+            "worker": os.getpid(),  # which worker answered: each applies the state on its own
         }
 
     def routing_info(self) -> dict[str, Any]:
@@ -333,7 +345,7 @@ class ServiceEngine:
         auth, limiter, masker = _policies(config)  # revoked keys and new masks apply too
         predictions = self.log
         if config.step.log_database != self.config.step.log_database:
-            predictions = PredictionLog(config.step.log_database, config.step.service)
+            predictions = _prediction_log(config)
         router = Router(routing_for(config, self.router.state), list(models.variants))
         old_log = self.log
         self.auth, self.limiter, self.masker, self.log = auth, limiter, masker, predictions
@@ -346,6 +358,24 @@ class ServiceEngine:
             config.bento_tag,
             extra={"fields": {"service": self.service, "bento": config.bento_tag}},
         )
+
+    def _current_bundle(self, bundle: Path, started: ServiceConfig) -> Path:
+        """The bundle the control state names, when this worker can serve it (it is on this
+        machine and takes the request fields this worker's API was built with); else `bundle`,
+        and check_control() says why in `reload_error`."""
+        try:
+            state = self.store.read(started.step.service)
+            if state is None:
+                return bundle
+            current = resolve_bundle(state, Path(started.step.state_dir))
+            if current == bundle:
+                return bundle
+            config = read_config(current)
+        except (ShipyardError, ValueError):  # the store or that Bento is unreadable
+            return bundle
+        if config.request_schema_digest() != started.request_schema_digest():
+            return bundle
+        return current
 
     def check_control(self, force: bool = False) -> None:
         """Apply the control state if its revision moved: a new bundle, new routing, or both."""

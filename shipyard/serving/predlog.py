@@ -20,6 +20,7 @@ import psycopg2
 import psycopg2.extras
 
 from shipyard.secrets import redact_url
+from shipyard.serving import spool as spooling
 from shipyard.serving.masking import MASK
 
 log = logging.getLogger("shipyard.serving")
@@ -64,8 +65,13 @@ class PredictionLog:
 
     Logging never blocks and never raises: rows go to an in-memory queue that one daemon thread
     writes with multi-row INSERTs every `flush_interval` seconds or every 500 rows. When the
-    database fails, rows stay pending (at most `max_queue`; beyond that new rows are dropped and
-    counted in `dropped`) and the writer retries with back-off, warning at most every 30 s.
+    database fails, whatever the error, rows stay pending (at most `max_queue`; beyond that new
+    rows are dropped and counted in `dropped`) and the writer retries with back-off, warning at
+    most every 30 s.
+
+    With a `spool_dir`, every row is also appended to a local spool file before it is queued
+    (`shipyard/serving/spool.py`), so a process that dies loses none of the rows it answered:
+    the next log started on that folder writes them.
 
     Values are JSON-encoded by the caller (orjson: microseconds per row): a writer thread doing
     CPU work while holding the GIL would delay the event loop by up to the interpreter's
@@ -74,11 +80,17 @@ class PredictionLog:
     Attributes:
         service: The service whose rows this log writes and reads.
         written: Rows written so far.
-        dropped: Rows lost: the queue was full, the log was closed, or close() gave up on them.
+        dropped: Rows given up on: the queue was full, the log was closed, or close() could not
+            write them (with a spool, those stay in it for the next log on that folder).
     """
 
     def __init__(
-        self, url: str, service: str, flush_interval: float = 0.2, max_queue: int = 100_000
+        self,
+        url: str,
+        service: str,
+        flush_interval: float = 0.2,
+        max_queue: int = 100_000,
+        spool_dir: Path | None = None,
     ) -> None:
         """Start the writer thread; the database is connected (and tables created) there.
 
@@ -88,6 +100,7 @@ class PredictionLog:
             service: The service name stored with every row.
             flush_interval: Longest time in seconds a row waits before it is written.
             max_queue: Most rows held in memory while the database is slow or down.
+            spool_dir: Folder of the write-ahead spool (local, one per service), or None.
 
         Raises:
             ValueError: The URL is neither SQLite nor PostgreSQL.
@@ -110,6 +123,11 @@ class PredictionLog:
         self._warned_at = -_WARN_EVERY
         self._closed = False
         self._lock = threading.Lock()
+        self._spool = spooling.Spool(spool_dir, service) if spool_dir is not None else None
+        self._queued = 0  # rows queued through the spool (under its lock)
+        self._sealed: list[tuple[int, spooling.Segment]] = []  # (rows queued before, segment)
+        self._recovered: deque[_Row] = deque()  # rows of dead processes' segments
+        self._taken: list[spooling.Segment] = []  # those segments, to delete once written
         self._thread = threading.Thread(
             target=self._run, name=f"shipyard-predlog-{service}", daemon=True
         )
@@ -140,9 +158,8 @@ class PredictionLog:
             self._drop(1)
             return
         when = time.time() if at is None else at
-        self._queue.put(
-            (True, request_id, when, variant, model_version, _encode(inputs), _encode(output))
-        )
+        encoded = (_encode(inputs), _encode(output))
+        self._put((True, request_id, when, variant, model_version, *encoded))
 
     def log_feedback(
         self,
@@ -157,7 +174,18 @@ class PredictionLog:
             return
         when = time.time() if at is None else at
         encoded = None if entity is None else _encode(entity)
-        self._queue.put((False, request_id, when, encoded, _encode(outcome)))
+        self._put((False, request_id, when, encoded, _encode(outcome)))
+
+    def _put(self, row: _Row) -> None:
+        spool = self._spool
+        if spool is None:
+            self._queue.put(row)
+            return
+        line = spooling.encode(row)
+        with spool.lock:  # the queue's order is the spool's: see _seal
+            spool.append(line)
+            self._queue.put(row)
+            self._queued += 1
 
     def flush(self, timeout: float = 5.0) -> None:
         """Wait until every row logged so far is written, or `timeout` seconds have passed."""
@@ -277,11 +305,20 @@ class PredictionLog:
     # The writer thread: everything below runs there only.
 
     def _run(self) -> None:
+        if self._spool is not None:
+            try:
+                rows, self._taken = self._spool.recover(self._max_queue)
+                self._recovered.extend(rows)
+            except Exception as exc:  # a spool that cannot be read must not stop the log
+                log.warning("cannot read the spool %s: %s", self._spool.folder, exc)
         stopping = False
         while not stopping:
             stopping = self._collect()
             due = self._write_due()
-            if self._pending and (stopping or (due is not None and time.monotonic() >= due)):
+            if (self._pending or self._recovered) and (
+                stopping or (due is not None and time.monotonic() >= due)
+            ):
+                self._seal()
                 self._write_pending()
             self._release_flushes()
         unwritten = len(self._pending)
@@ -298,11 +335,20 @@ class PredictionLog:
         if unwritten:
             self._drop(unwritten)
             log.warning(
-                "prediction log of service.%s closed with %d rows not written to %s",
+                "prediction log of service.%s closed with %d rows not written to %s%s",
                 self.service,
                 unwritten,
                 self._db.shown,
+                f"; they stay in the spool {self._spool.folder} for the next start"
+                if self._spool is not None
+                else "",
             )
+        if self._spool is not None:
+            self._spool.close(written=not unwritten and self._resolved >= self._queued)
+            for _, segment in self._sealed:
+                segment.release()
+            for segment in self._taken:
+                segment.release()
         self._pending.clear()
         self._disconnect()
         for _, done in self._flushes:
@@ -311,8 +357,8 @@ class PredictionLog:
     def _write_due(self) -> float | None:
         """The monotonic time the pending rows should be written at; None when none are."""
         if not self._pending:
-            return None
-        if self._flushes or len(self._pending) >= _BATCH:
+            return self._retry_at if self._recovered else None
+        if self._flushes or self._recovered or len(self._pending) >= _BATCH:
             return self._retry_at
         return max(self._oldest_at + self._flush_interval, self._retry_at)
 
@@ -343,21 +389,45 @@ class PredictionLog:
                 self._resolved += 1
                 self._drop(1)
 
+    def _seal(self) -> None:
+        """Start a new spool segment, so the one the pending rows are in can be deleted once
+        every row queued before now is written."""
+        spool = self._spool
+        if spool is None:
+            return
+        with spool.lock:
+            sealed, queued = spool.seal(), self._queued
+        if sealed is not None:
+            self._sealed.append((queued, sealed))
+
     def _write_pending(self) -> None:
-        while self._pending:
-            batch = list(islice(self._pending, _BATCH))
-            try:
-                self._insert(batch)
-            # Whatever the database or driver raises, the writer must survive and retry.
-            except Exception as exc:
-                self._write_failed(exc)
-                return
-            for _ in batch:
-                self._pending.popleft()
-            self.written += len(batch)
-            self._resolved += len(batch)
+        # rows taken over from a dead process's spool first: they are the oldest
+        for rows, counted in ((self._recovered, False), (self._pending, True)):
+            while rows:
+                batch = list(islice(rows, _BATCH))
+                try:
+                    self._insert(batch)
+                # Whatever the database or driver raises, the writer must survive and retry.
+                except Exception as exc:
+                    self._write_failed(exc)
+                    return
+                for _ in batch:
+                    rows.popleft()
+                self.written += len(batch)
+                if counted:
+                    self._resolved += len(batch)
+            self._discard_spooled()
         self._backoff = 0.0
         self._retry_at = 0.0
+
+    def _discard_spooled(self) -> None:
+        """Delete the spool segments whose rows are all written (or given up on)."""
+        if not self._recovered and self._taken:
+            for segment in self._taken:
+                segment.discard()
+            self._taken = []
+        while self._sealed and self._sealed[0][0] <= self._resolved:
+            self._sealed.pop(0)[1].discard()
 
     def _insert(self, batch: list[_Row]) -> None:
         if self._connection is None:
@@ -447,9 +517,16 @@ class _Sqlite(_Database):
             # large pages: a batch record is a JSON document of tens of kilobytes, which 4 KiB
             # pages would spread over overflow chains (3x the insert cost); applies to new files
             connection.execute("PRAGMA page_size=65536")
-            connection.execute("PRAGMA journal_mode=WAL")
-            # with WAL, NORMAL survives a crash of the service; only a power cut can lose the
-            # last commits, and it skips an fsync per commit
+            # A rollback journal, not WAL: WAL maps its -shm file into memory, and a write
+            # through that mapping to a file that became unwritable (read-only, full disk,
+            # truncated) is a SIGBUS that kills the worker. A journal's failures are errors the
+            # writer retries. Commits come a few times a second, from the writer thread only.
+            mode = connection.execute("PRAGMA journal_mode=TRUNCATE").fetchone()
+            if not mode or str(mode[0]).lower() != "truncate":
+                raise sqlite3.OperationalError(
+                    f"journal mode is {mode[0] if mode else '?'}, not truncate (another "
+                    "process may hold the database in WAL mode)"
+                )
             connection.execute("PRAGMA synchronous=NORMAL")
             connection.executescript(_SCHEMA.format(real=self.real))
         except BaseException:
@@ -514,6 +591,27 @@ class _Postgres(_Database):
                     feedback,
                     page_size=_BATCH,
                 )
+
+
+def check_database(url: str, service: str) -> None:
+    """Connect to a log database once (creating its tables), as the writer will.
+
+    Raises:
+        ServiceUnavailable: It cannot be reached or written.
+        ValueError: The URL is neither SQLite nor PostgreSQL.
+    """
+    from shipyard.errors import ServiceUnavailable
+
+    database = _database(url)
+    try:
+        database.connect().close()
+    except Exception as exc:  # sqlite3, psycopg2 and OS errors alike
+        raise ServiceUnavailable(
+            f"service '{service}': the prediction log database {database.shown} cannot be "
+            f"opened for writing: {str(exc).strip() or type(exc).__name__}",
+            hint="check that it runs and is writable, or fix `serving.log_database` in the profile",
+            resource=f"service.{service}",
+        ) from exc
 
 
 def _database(url: str) -> _Database:

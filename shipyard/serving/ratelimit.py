@@ -151,6 +151,18 @@ class RateLimiter:
             )
 
 
+def check_storage(uri: str) -> None:
+    """Connect to a rate limit storage once, as a worker does when it starts.
+
+    Raises:
+        ValueError: The URI is not a storage this service can use.
+        RateLimitStorageUnavailable: Redis does not answer.
+    """
+    storage = _connect(uri, redact_url(uri))
+    if isinstance(storage, RedisStorage):
+        storage.storage.close()
+
+
 def _parse(text: str | None, which: str) -> limits.RateLimitItem | None:
     if text is None or not text.strip():
         return None

@@ -606,7 +606,8 @@ def test_scale_out_limits_in_redis_and_logs_in_postgresql(served: Served) -> Non
                 )
                 return int(done.stdout.strip() or 0) if done.returncode == 0 else 0
 
-            assert _wait_for(logged) == statuses.count(200)
+            # rows arrive in batches: wait for all of them, not for the first batch
+            assert _wait_for(lambda: logged() == statuses.count(200)), logged()
         finally:
             deploy.stop(step)
             for key in store.scan_iter(match=pattern):

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support import throwaway_database
@@ -254,3 +257,111 @@ def test_a_batch_names_masked_columns_and_reads_them_back_as_the_mask(
         {"plan": "basic", "email": "***", "tenure": 3},
     ]
     assert [list(r["inputs"]) for r in read] == [["plan", "email", "tenure"]] * 2
+
+
+# -- crash safety: the spool, and a database that becomes unwritable ---------------------------
+
+_CHILD = """
+import os, sys, time
+from pathlib import Path
+from shipyard.serving.predlog import PredictionLog
+url, spool, count = sys.argv[1], Path(sys.argv[2]), int(sys.argv[3])
+log = PredictionLog(url, "churn-api", flush_interval=60.0, spool_dir=spool)
+for i in range(count):
+    log.log_prediction(f"r{i}", "stable", "1", {"i": i}, {"p": 0.5})
+log.log_feedback(float(count), entity={"customer_id": 7})
+os._exit(0)  # a crash: no close(), the writer never ran its batch
+"""
+
+
+def _crash_after_logging(url: str, spool: Path, count: int) -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _CHILD, url, str(spool), str(count)], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_process_that_dies_loses_no_row_to_the_next_log_on_its_spool(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    spool = tmp_path / "spool"
+    _crash_after_logging(sqlite_url, spool, 5)
+    assert list(spool.glob("*.spool")), "the dead process left its spool segment"
+    log = PredictionLog(sqlite_url, "churn-api", flush_interval=0.05, spool_dir=spool)
+    try:
+        assert _eventually(lambda: len(log.predictions()) == 5)
+        assert [p["inputs"] for p in log.predictions()] == [{"i": i} for i in range(5)]
+        assert _eventually(lambda: log.feedback())
+        assert log.feedback()[0]["outcome"] == 5.0 and log.feedback()[0]["entity"] == {
+            "customer_id": 7
+        }
+        log.log_prediction("after", "stable", "1", {}, {})
+        log.flush()
+    finally:
+        log.close()
+    assert not list(spool.glob("*.spool")), "written segments are deleted"
+
+
+def test_a_live_log_keeps_its_spool_segment(sqlite_url: str, tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    first = PredictionLog(DEAD_POSTGRES, "churn-api", spool_dir=spool)
+    first.log_prediction("mine", "stable", "1", {}, {})
+    second = PredictionLog(sqlite_url, "churn-api", flush_interval=0.05, spool_dir=spool)
+    try:
+        second.log_prediction("yours", "stable", "1", {}, {})
+        second.flush()
+        assert [p["request_id"] for p in second.predictions()] == ["yours"]
+    finally:
+        second.close()
+        first.close(timeout=1.0)
+
+
+def _eventually(check: Any, timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while not (value := check()) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    return value
+
+
+_UNWRITABLE = """
+import subprocess, sys
+from pathlib import Path
+from shipyard.serving.predlog import PredictionLog
+folder = Path(sys.argv[1])
+log = PredictionLog(f"sqlite:///{folder}/logs.sqlite", "churn-api", flush_interval=0.05)
+log.log_prediction("before", "stable", "1", {}, {})
+log.flush()
+files = [folder, *folder.glob("logs.sqlite*")]
+subprocess.run(["chattr", "+i", *map(str, files)], check=True)
+try:
+    for i in range(3):
+        log.log_prediction(f"during{i}", "stable", "1", {}, {})
+        log.flush(timeout=0.5)
+finally:
+    subprocess.run(["chattr", "-i", *map(str, files)], check=True)
+log.flush(timeout=10)
+print(log.written)
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("chattr"), reason="needs root and chattr")
+def test_a_database_whose_files_become_unwritable_never_kills_the_process(tmp_path: Path) -> None:
+    """SQLite's WAL maps its -shm file: writing through the mapping once the file is immutable
+    is a SIGBUS. The log uses a rollback journal, so this is an error it retries."""
+    import subprocess
+    import sys
+
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _UNWRITABLE, str(folder)], capture_output=True, text=True
+        )
+    finally:
+        subprocess.run(["chattr", "-R", "-i", str(folder)], check=False)
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+    assert done.stdout.split() == ["4"]  # the row before, and the three during, once it could
+    assert "cannot write" in done.stderr
