@@ -18,7 +18,7 @@ MARKER = "SHIPYARD_MANAGED"
 """Environment variable naming the pid file of the ManagedProcess a process descends from.
 
 Every descendant inherits it, also those that leave the process group or session (BentoML's
-workers call setsid) or outlive their parent, so stop() finds them all."""
+workers call setsid) or outlive their parent, so stop() (with whole_tree) finds them all."""
 
 
 def http_ok(url: str, timeout: float = 2.0, context: ssl.SSLContext | None = None) -> bool:
@@ -92,10 +92,16 @@ def _marked(value: bytes) -> list[int]:
 
 
 class ManagedProcess:
-    """A named background process with its pid file and log file under the state folder."""
+    """A named background process with its pid file and log file under the state folder.
 
-    def __init__(self, name: str, run_dir: Path, log_dir: Path) -> None:
+    With `whole_tree`, stop() also ends every process it started that left its process group
+    or outlived it (BentoML's workers call setsid). Without, stop() ends its process group, and
+    processes it detached on purpose (a Prefect worker's flow runs) go on.
+    """
+
+    def __init__(self, name: str, run_dir: Path, log_dir: Path, whole_tree: bool = False) -> None:
         self.name = name
+        self.whole_tree = whole_tree
         self.pid_file = run_dir / f"{name}.pid"
         self.log_file = log_dir / f"{name}.log"
 
@@ -126,7 +132,12 @@ class ManagedProcess:
         return process.pid
 
     def members(self) -> list[int]:
-        """Every live process started through this pid file: the process and all it started."""
+        """With `whole_tree`, every live process started through this pid file: the process
+        and all it started; else none (stop() then ends the process group alone)."""
+        return _marked(str(self.pid_file).encode()) if self.whole_tree else []
+
+    def descendants(self) -> list[int]:
+        """Every live process started through this pid file, `whole_tree` or not."""
         return _marked(str(self.pid_file).encode())
 
     def log_size(self) -> int:
@@ -194,9 +205,8 @@ class ManagedProcess:
         )
 
     def stop(self, timeout: float = 20.0) -> bool:
-        """SIGTERM the process, then SIGKILL whatever lingers, the processes it started
-        included (those that left its process group or outlived it too); False if nothing was
-        running."""
+        """SIGTERM the process group, then SIGKILL whatever lingers (with `whole_tree`, every
+        process it started included); False if nothing was running."""
         pid = self.pid()
         if pid is None and not self.members():
             self.pid_file.unlink(missing_ok=True)

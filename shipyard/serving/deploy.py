@@ -31,7 +31,8 @@ READY_TIMEOUT = 240.0
 
 def process(step: ServiceStep) -> ManagedProcess:
     layout = StateLayout(step.state_dir)
-    return ManagedProcess(f"service-{step.service}", layout.run, layout.logs)
+    # its workers run in sessions of their own: stopping the group alone would leave them
+    return ManagedProcess(f"service-{step.service}", layout.run, layout.logs, whole_tree=True)
 
 
 def base_url(step: ServiceStep) -> str:

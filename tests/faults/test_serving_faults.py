@@ -329,7 +329,7 @@ def test_a_dead_redis_stops_the_start_at_once_naming_it(trained: Trained) -> Non
         deploy.start(step, built, say=lambda _: None)
     assert time.monotonic() - started < 5
     assert "Redis" in raised.value.message and url in raised.value.message
-    assert deploy.process(step).pid() is None and not deploy.process(step).members()
+    assert deploy.process(step).pid() is None and not deploy.process(step).descendants()
 
 
 def test_a_worker_that_cannot_start_stops_the_start_with_its_cause(
@@ -363,7 +363,7 @@ def test_a_worker_that_cannot_start_stops_the_start_with_its_cause(
     assert "RateLimitStorageUnavailable" in message and url in message, message
     assert elapsed < 60, elapsed  # not the 240 s readiness timeout
     [pid] = pids
-    assert not _left_behind(pid) and not deploy.process(step).members()
+    assert not _left_behind(pid) and not deploy.process(step).descendants()
 
 
 def test_serve_with_a_dead_redis_exits_1_naming_it(trained: Trained) -> None:
@@ -384,4 +384,4 @@ def test_serve_with_a_dead_redis_exits_1_naming_it(trained: Trained) -> None:
     from shipyard.serving import deploy
 
     step = trained.step("churn-limits")
-    assert deploy.process(step).pid() is None and not deploy.process(step).members()
+    assert deploy.process(step).pid() is None and not deploy.process(step).descendants()
