@@ -12,6 +12,7 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from shipyard import progress
 from shipyard.errors import ServiceUnavailable
 
 MARKER = "SHIPYARD_MANAGED"
@@ -171,16 +172,19 @@ class ManagedProcess:
         """
         deadline = time.monotonic() + timeout
         reason = f"not healthy after {timeout:.0f} s"
-        while time.monotonic() < deadline:
-            if http_ok(healthy, context=context):
-                return
-            if self.pid() is None:
-                reason = "it exited"
-                break
-            if failed is not None and (why := failed()) is not None:
-                reason = why
-                break
-            time.sleep(0.5)
+        with progress.step(f"starting {self.name}") as shown:
+            shown.note(f"log: {self.log_file}")
+            while time.monotonic() < deadline:
+                if http_ok(healthy, context=context):
+                    return
+                if self.pid() is None:
+                    reason = "it exited"
+                    break
+                if failed is not None and (why := failed()) is not None:
+                    reason = why
+                    break
+                time.sleep(0.5)
+            shown.fail(reason)
         tail = self.log_tail()
         self.stop(timeout=10.0)
         in_use = "address already in use" in tail.lower()
