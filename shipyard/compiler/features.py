@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
-from pydantic import Discriminator, Field
+from pydantic import Discriminator, Field, model_validator
 
 from shipyard.compiler.datasets import ColumnType, column_type
 from shipyard.compiler.plan import FrozenModel, StepBase, digest
@@ -18,6 +18,10 @@ if TYPE_CHECKING:
     from shipyard.compiler.compile import CompileContext
 
 REPO_ID = "features.repo"
+STATIC_EVENT_TIME = "_shipyard_event_time"
+"""The event-time column of a static view's source copy: one constant instant for every row."""
+SOURCES_DIR = "sources"
+"""Folder of the Feast repository holding the parquet copies Shipyard makes of view sources."""
 
 
 class SqliteOnlineStore(FrozenModel):
@@ -53,7 +57,11 @@ class EntityPlan(FrozenModel):
 
 
 class FeatureViewPlan(FrozenModel):
-    """A Feast feature view over a dataset file."""
+    """A Feast feature view over a dataset file.
+
+    Feast reads parquet only: a view over another format, or a static one (its dataset has no
+    timestamp), reads a parquet copy of the dataset that Shipyard writes at run time.
+    """
 
     name: str
     entity: str
@@ -61,10 +69,40 @@ class FeatureViewPlan(FrozenModel):
     join_key_type: Literal["STRING", "INT64"]
     source_dataset: str
     source_path: str = Field(description="Absolute path of the dataset file.")
-    timestamp: str
+    # the defaults read a plan applied by an earlier Shipyard as what it was: a view over the
+    # parquet file itself (`shipyard run` then sees the plan changed and applies it again)
+    source_format: str = Field(
+        "parquet", description="Format of the dataset file: parquet, csv, json, jsonl."
+    )
+    source_columns: dict[str, ColumnType] = Field(
+        default_factory=dict,
+        description="Declared types of the columns Feast reads: join key, timestamp, features.",
+    )
+    offline_path: str = Field(
+        description="Absolute path of the parquet file Feast reads: the dataset file itself, "
+        "or its copy under the state folder."
+    )
+    static: bool = Field(
+        False, description="No timestamp: one row per entity, valid forever (ttl 0, no limit)."
+    )
+    timestamp: str = Field(
+        description=f"Event-time column Feast reads; {STATIC_EVENT_TIME} in a static view's copy."
+    )
     features: dict[str, ColumnType] = Field(description="Feature -> declared column type.")
-    ttl_seconds: int
+    ttl_seconds: int = Field(description="0: no limit.")
     online: bool
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_in_place(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "offline_path" not in data and "source_path" in data:
+            return {**data, "offline_path": data["source_path"]}
+        return data
+
+    @property
+    def copied(self) -> bool:
+        """Feast reads a copy of the dataset, not the dataset file itself."""
+        return self.offline_path != self.source_path
 
 
 class FeatureServicePlan(FrozenModel):
@@ -178,23 +216,10 @@ def feature_repo(spec: PipelineSpec, project_dir: Path, state_dir: Path) -> Feat
         name: EntityPlan(join_key=entity.join_key, value_type=_key_type(spec, name))
         for name, entity in spec.features.entities.items()
     }
-    views = []
-    for name, view in spec.features.views.items():
-        source = spec.datasets[view.source]
-        views.append(
-            FeatureViewPlan(
-                name=name,
-                entity=view.entity,
-                join_key=spec.features.entities[view.entity].join_key,
-                join_key_type=entities[view.entity].value_type,
-                source_dataset=view.source,
-                source_path=str(project_dir / source.path),
-                timestamp=source.timestamp or "",
-                features={f: column_type(source.columns[f]) for f in view.features},
-                ttl_seconds=int(parse_duration(view.ttl)),
-                online=view.online,
-            )
-        )
+    views = [
+        _view_plan(spec, name, entities[view.entity], project_dir, repo_dir)
+        for name, view in spec.features.views.items()
+    ]
     services = []
     for name, service in spec.features.services.items():
         base, version = service_version(name)
@@ -225,6 +250,37 @@ def feature_repo(spec: PipelineSpec, project_dir: Path, state_dir: Path) -> Feat
     )
 
 
+def _view_plan(
+    spec: PipelineSpec, name: str, entity: EntityPlan, project_dir: Path, repo_dir: Path
+) -> FeatureViewPlan:
+    """The view as Feast runs it: the parquet file it reads, its event time and ttl."""
+    view = spec.features.views[name]
+    source = spec.datasets[view.source]
+    source_path = str(project_dir / source.path)
+    source_format = source.resolved_format or "parquet"
+    timestamp = source.timestamp
+    static = timestamp is None
+    kept = [entity.join_key, *([timestamp] if timestamp else []), *view.features]
+    return FeatureViewPlan(
+        name=name,
+        entity=view.entity,
+        join_key=entity.join_key,
+        join_key_type=entity.value_type,
+        source_dataset=view.source,
+        source_path=source_path,
+        source_format=source_format,
+        source_columns={c: column_type(source.columns[c]) for c in dict.fromkeys(kept)},
+        offline_path=source_path
+        if source_format == "parquet" and not static
+        else str(repo_dir / SOURCES_DIR / f"{name}.parquet"),
+        static=static,
+        timestamp=timestamp or STATIC_EVENT_TIME,
+        features={f: column_type(source.columns[f]) for f in view.features},
+        ttl_seconds=0 if static else int(parse_duration(view.ttl)),
+        online=view.online,
+    )
+
+
 def _key_type(spec: PipelineSpec, entity: str) -> Literal["STRING", "INT64"]:
     """An entity key is a string when any source declares it so; a category key is a string
     unless all its categories are numbers."""
@@ -243,8 +299,12 @@ def _key_type(spec: PipelineSpec, entity: str) -> Literal["STRING", "INT64"]:
 def _service_digest(spec: PipelineSpec, references: list[str]) -> str:
     """Changes when what the service serves changes: not a view's description or schedule."""
     views = spec.features.views
+    in_service = {r.split(":")[0] for r in references}
+    static = sorted(v for v in in_service if spec.datasets[views[v].source].timestamp is None)
     return digest(
         {
+            # only when there are any, so the digests of services without them stay as they were
+            **({"static": static} if static else {}),
             "references": references,
             "views": {
                 r.split(":")[0]: views[r.split(":")[0]].model_dump(

@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import re
+from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -82,7 +83,7 @@ def feast_objects(repo: FeatureRepoStep) -> dict[str, list[Any]]:
     sources, views = [], {}
     for view in repo.views:
         source = FileSource(
-            name=f"{view.name}_source", path=view.source_path, timestamp_field=view.timestamp
+            name=f"{view.name}_source", path=view.offline_path, timestamp_field=view.timestamp
         )
         sources.append(source)
         views[view.name] = FeatureView(
@@ -155,14 +156,24 @@ def _plain(text: str) -> str:
 
 
 def apply_repo(repo: FeatureRepoStep) -> list[str]:
-    """Apply the compiled repository: create, update and delete so the registry matches the spec."""
-    return _apply(open_store(repo), repo)
+    """Apply the compiled repository: create, update and delete so the registry matches the spec;
+    then write the parquet copies the views read (`sources/`), where one is missing or stale."""
+    from shipyard.features.sources import prepare_sources
+
+    changes = _apply(open_store(repo), repo)
+    return changes + [
+        f"Wrote the parquet source of feature view {name}" for name in prepare_sources(repo.views)
+    ]
 
 
-def applied_store(repo: FeatureRepoStep) -> Any:
-    """The repository applied, and the FeatureStore that applied it (one open, not two)."""
+def applied_store(repo: FeatureRepoStep, views: Iterable[str] = ()) -> Any:
+    """The repository applied, and the FeatureStore that applied it (one open, not two), with
+    the parquet copies of `views` (the views a caller reads) up to date."""
+    from shipyard.features.sources import prepare_sources
+
     store = open_store(repo)
     _apply(store, repo)
+    prepare_sources(repo.view(name) for name in views)
     return store
 
 
@@ -228,7 +239,7 @@ def _definitions_source(repo: FeatureRepoStep) -> str:
             f"    entities=[{view.entity}],",
             f"    ttl=timedelta(seconds={view.ttl_seconds}),",
             f"    schema=[{fields}],",
-            f"    source=FileSource(name={view.name + '_source'!r}, path={view.source_path!r}, "
+            f"    source=FileSource(name={view.name + '_source'!r}, path={view.offline_path!r}, "
             f"timestamp_field={view.timestamp!r}),",
             f"    online={view.online},",
             ")",

@@ -44,10 +44,14 @@ def _ttl_not_number(value: Any) -> Any:
 
 
 class FeatureViewSpec(SpecModel):
-    """Features of one entity read from a dataset with an event timestamp."""
+    """Features of one entity from a dataset: over time, or static if it has no `timestamp`."""
 
     entity: str = Field(description="The entity (under `features.entities`) rows describe.")
-    source: str = Field(description="The dataset the features come from; it needs `timestamp`.")
+    source: str = Field(
+        description="The dataset the features come from (parquet, csv, json or jsonl). With a "
+        "`timestamp`, its rows are the features' history; without, the view is static: one "
+        "row per entity, valid forever."
+    )
     features: list[str] = Field(min_length=1, description="Columns of the source to serve.")
     ttl: Annotated[
         str,
@@ -56,7 +60,7 @@ class FeatureViewSpec(SpecModel):
     ] = Field(
         "30d",
         description="How old a feature row may be and still be served: a number and a unit "
-        "(s, m, h, d, w), e.g. 12h, 30d.",
+        "(s, m, h, d, w), e.g. 12h, 30d. Not for a static view: its rows never expire.",
     )
     online: bool = Field(True, description="Materialize to the online store for serving.")
     schedule: Cron | None = Field(

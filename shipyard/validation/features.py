@@ -1,12 +1,15 @@
-"""Rules for `features:`: entities, sources, columns and services all resolve."""
+"""Rules for `features:`: entities, sources, columns and services all resolve; static views
+(a source without `timestamp`) have no ttl."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
-from shipyard.diagnostics import Diagnostic, did_you_mean, one_of
+from shipyard.diagnostics import Diagnostic, Severity, did_you_mean, one_of
 from shipyard.loader.source_map import Path, SourceMap
 from shipyard.spec import PipelineSpec
+from shipyard.spec.datasets import DatasetSpec
+from shipyard.spec.features import EntitySpec, FeatureViewSpec
 
 
 def written(sm: SourceMap, *path: str) -> bool:
@@ -48,13 +51,7 @@ def _check_views(spec: PipelineSpec, sm: SourceMap) -> Iterator[Diagnostic]:
                 )
             continue
         if source.timestamp is None:
-            yield Diagnostic(
-                "E603",
-                f"feature view '{name}': dataset '{view.source}' has no `timestamp`",
-                sm.value_span((*base, "source")),
-                "declare the dataset's event-time column with `timestamp:`; "
-                "point-in-time joins need it",
-            )
+            yield from _check_static(name, view, source, entity, sm)
         if entity is not None and entity.join_key not in source.columns:
             yield Diagnostic(
                 "E605",
@@ -82,6 +79,34 @@ def _check_views(spec: PipelineSpec, sm: SourceMap) -> Iterator[Diagnostic]:
                     sm.value_span((*base, "features", i)),
                     "serve a number derived from it (e.g. an age in days) instead",
                 )
+
+
+def _check_static(
+    name: str, view: FeatureViewSpec, source: DatasetSpec, entity: EntitySpec | None, sm: SourceMap
+) -> Iterator[Diagnostic]:
+    """A view over a dataset without `timestamp` is static: one row per entity, valid forever."""
+    base: Path = ("features", "views", name)
+    if "ttl" in view.model_fields_set:
+        yield Diagnostic(
+            "E603",
+            f"feature view '{name}' is static (dataset '{view.source}' has no `timestamp`), "
+            "so it has no `ttl`",
+            sm.value_span((*base, "ttl")),
+            "remove `ttl:`: a static view's rows never expire; for rows that do, give dataset "
+            f"'{view.source}' a `timestamp:`",
+        )
+    join_key = entity.join_key if entity is not None else None
+    if join_key is not None and source.key is not None and source.key_columns != [join_key]:
+        yield Diagnostic(
+            "W602",
+            f"static feature view '{name}': dataset '{view.source}' is keyed by "
+            f"{', '.join(source.key_columns)}, not by '{join_key}' alone, so a {join_key} may "
+            "repeat",
+            sm.value_span((*base, "source")),
+            f"a static view holds one row per entity (running it refuses repeats): key the "
+            f"dataset by `key: {join_key}`, or give it a `timestamp:` to keep the rows as history",
+            severity=Severity.WARNING,
+        )
 
 
 def _check_services(spec: PipelineSpec, sm: SourceMap) -> Iterator[Diagnostic]:

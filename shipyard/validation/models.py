@@ -122,7 +122,13 @@ def check_model_feature_service(
         }
     )
     lacks = [f"column '{k}'" for k in keys if k not in dataset.columns]
-    if dataset.timestamp is None:
+    # static views (their source has no timestamp) hold at any time: labels need none for them
+    timed = any(
+        spec.datasets[v.source].timestamp is not None
+        for v, _ in features
+        if v.source in spec.datasets
+    )
+    if dataset.timestamp is None and timed:
         lacks.append("`timestamp`")
     if lacks:
         yield Diagnostic(

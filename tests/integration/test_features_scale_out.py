@@ -93,3 +93,53 @@ def test_redis_down_is_a_clear_error(make_project: Callable[..., Path]) -> None:
     assert got.returncode == 1
     assert "online lookup in feature service 'profile_v1' failed" in got.stderr
     assert "Traceback" not in got.stderr
+
+
+STATIC_SPEC = """\
+project: {project}
+profiles:
+  local:
+    prefect: {{port: {port}}}
+{profile}
+datasets:
+  accounts:
+    path: data/accounts.csv
+    key: customer_id
+    schema: {{customer_id: int, region: str, seats: int}}
+    expectations: [{{not_null: [customer_id]}}]
+features:
+  entities:
+    customer: {{join_key: customer_id}}
+  views:
+    account: {{entity: customer, source: accounts, features: [region, seats]}}
+  services:
+    account_v1: [account]
+"""
+
+
+def test_a_static_csv_view_on_redis_serves_the_files_latest_rows(
+    make_project: Callable[..., Path],
+) -> None:
+    """Redis keeps a row only when its event time is newer than the stored one; a static view's
+    rows all have the epoch, and are rewritten on every materialization all the same."""
+    profile = "    kind: scale-out\n    feast: {online_store: 'redis://127.0.0.1:6379'}\n"
+    text = STATIC_SPEC.format(
+        project=f"static-test-{uuid.uuid4().hex[:6]}", port=free_port(), profile=profile
+    )
+    spec = make_project(rows=0, spec=text)
+    (spec.parent / "data").mkdir()
+    accounts = spec.parent / "data" / "accounts.csv"
+    accounts.write_text("customer_id,region,seats\n1,north,3\n2,south,10\n")
+    try:
+        applied = run_shipyard(spec, "features", "apply")
+        assert applied.returncode == 0, applied.stderr
+        assert "Wrote the parquet source of feature view account" in applied.stdout
+        for seats in (3, 4):
+            accounts.write_text(f"customer_id,region,seats\n1,north,{seats}\n2,south,10\n")
+            done = run_shipyard(spec, "run", "materialize-features", "account")
+            assert done.returncode == 0, done.stderr[-2000:]
+            got = run_shipyard(spec, "features", "get", "account_v1", "customer_id=1")
+            assert got.returncode == 0, got.stderr
+            assert json.loads(got.stdout) == [{"customer_id": 1, "region": "north", "seats": seats}]
+    finally:
+        _teardown(spec)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from shipyard.compiler import FeatureRepoStep, MaterializeStep, Plan, flow_entrypoint
-from shipyard.compiler.features import FeatureServicePlan
+from shipyard.compiler.features import STATIC_EVENT_TIME, FeatureServicePlan
 
 from .specs import compile_text, replaced, train_step
 
@@ -156,12 +156,21 @@ def test_views_read_their_dataset_file_by_absolute_path(tmp_path: Path) -> None:
         "join_key_type": "INT64",
         "source_dataset": "customers",
         "source_path": str(tmp_path.resolve() / "data" / "customers.parquet"),
+        "source_format": "parquet",
+        "source_columns": {
+            "customer_id": "int",
+            "event_time": "datetime",
+            "plan": ["basic", "pro"],
+            "tenure": "int",
+        },
+        "offline_path": str(tmp_path.resolve() / "data" / "customers.parquet"),
+        "static": False,
         "timestamp": "event_time",
         "features": {"plan": ["basic", "pro"], "tenure": "int"},
         "ttl_seconds": 45 * 86400,
         "online": True,
     }
-    assert Path(profile.source_path).is_absolute()
+    assert Path(profile.source_path).is_absolute() and not profile.copied
     balance = repo.view("account_balance")
     assert (balance.join_key, balance.join_key_type, balance.timestamp) == (
         "account_code",
@@ -170,6 +179,36 @@ def test_views_read_their_dataset_file_by_absolute_path(tmp_path: Path) -> None:
     )
     assert balance.source_path == str(tmp_path.resolve() / "data" / "accounts.csv")
     assert balance.features == {"balance": "float", "overdrawn": "bool"}
+
+
+def test_a_view_over_a_csv_reads_a_parquet_copy_in_the_feast_repository(tmp_path: Path) -> None:
+    balance = repo_of(tmp_path).view("account_balance")
+    assert balance.copied and balance.source_format == "csv"
+    assert balance.offline_path == str(
+        tmp_path.resolve() / ".shipyard" / "feast" / "sources" / "account_balance.parquet"
+    )
+    assert list(balance.source_columns) == ["account_code", "seen_at", "balance", "overdrawn"]
+    assert (balance.static, balance.timestamp, balance.ttl_seconds) == (
+        False,
+        "seen_at",
+        30 * 86400,
+    )
+
+
+@pytest.mark.parametrize("path", ["data/accounts.csv", "data/accounts.parquet"])
+def test_a_view_over_a_dataset_without_timestamp_is_static(tmp_path: Path, path: str) -> None:
+    text = edited(
+        ("path: data/accounts.csv\n    timestamp: seen_at\n", f"path: {path}\n"),
+        ("account_code: str, seen_at: datetime,", "account_code: str,"),
+    )
+    balance = repo_of(tmp_path, text).view("account_balance")
+    assert (balance.static, balance.timestamp, balance.ttl_seconds) == (
+        True,
+        STATIC_EVENT_TIME,
+        0,  # Feast: no limit
+    )
+    assert balance.copied  # a parquet file too: its copy has the event-time column
+    assert list(balance.source_columns) == ["account_code", "balance", "overdrawn"]
 
 
 @pytest.mark.parametrize(
@@ -471,3 +510,29 @@ def test_schema_digest_changes_with_the_service_version(tmp_path: Path) -> None:
     assert v1.features == ["plan", "tenure"]
     assert v1.schema_digest != v2.schema_digest
     assert v2.schema_digest == train_step(plan_of(tmp_path)).schema_digest
+
+
+def test_service_digest_changes_when_a_view_becomes_static(tmp_path: Path) -> None:
+    static = edited(
+        ("path: data/accounts.csv\n    timestamp: seen_at\n", "path: data/accounts.csv\n"),
+        ("account_code: str, seen_at: datetime,", "account_code: str,"),
+    )
+    before, after = repo_of(tmp_path), repo_of(tmp_path, static)
+    # `accounts` serves account_balance:balance, now valid forever rather than for 30 days
+    assert after.service("accounts").digest != before.service("accounts").digest
+    assert after.service("churn_v2").digest == before.service("churn_v2").digest
+
+
+def test_a_view_of_a_plan_applied_before_sources_were_copied_reads_its_file(
+    tmp_path: Path,
+) -> None:
+    from shipyard.compiler.features import FeatureViewPlan
+
+    fields = ("source_format", "source_columns", "offline_path", "static")
+    earlier = {
+        k: v
+        for k, v in repo_of(tmp_path).view("customer_profile").model_dump().items()
+        if k not in fields
+    }
+    view = FeatureViewPlan.model_validate(earlier)
+    assert (view.offline_path, view.static, view.copied) == (earlier["source_path"], False, False)

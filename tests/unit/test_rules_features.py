@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from shipyard.diagnostics import Severity
 from shipyard.loader import load_text
 from shipyard.validation import validate
 
@@ -168,17 +169,62 @@ def test_undefined_source_without_a_close_match_lists_the_datasets() -> None:
     assert (d.code, d.hint) == ("E602", "expected one of 'customers', 'labels', 'snapshot'")
 
 
-def test_source_without_a_timestamp_is_e603_at_the_source() -> None:
+STATIC_PROFILE = (
+    "source: customers\n      features: [plan, tenure]\n      ttl: 45d\n",
+    "source: snapshot\n      features: [plan, tenure]\n",
+)
+"""`profile` over `snapshot`, which has no timestamp: a static view."""
+
+
+def test_a_view_over_a_dataset_without_timestamp_is_static_and_valid() -> None:
+    # its ttl is left at the default: only a ttl written in the file is an error
+    assert check(variant(STATIC_PROFILE)) == []
+
+
+def test_ttl_on_a_static_view_is_e603_at_the_ttl() -> None:
     text = variant(
         ("source: customers\n      features: [plan", "source: snapshot\n      features: [plan")
     )
     d = only(text)
     assert d.code == "E603"
-    assert d.message == "feature view 'profile': dataset 'snapshot' has no `timestamp`"
+    assert d.message == (
+        "feature view 'profile' is static (dataset 'snapshot' has no `timestamp`), so it has no "
+        "`ttl`"
+    )
+    assert d.span == span_of(text, "45d", within="ttl: 45d")
+    assert d.hint == (
+        "remove `ttl:`: a static view's rows never expire; for rows that do, give dataset "
+        "'snapshot' a `timestamp:`"
+    )
+
+
+@pytest.mark.parametrize("key", ["[customer_id, plan]", "plan"])
+def test_a_static_view_over_a_dataset_keyed_otherwise_is_w602(key: str) -> None:
+    text = variant(
+        STATIC_PROFILE,
+        ("path: data/snapshot.parquet\n", f"path: data/snapshot.parquet\n    key: {key}\n"),
+    )
+    d = only(text)
+    assert (d.code, d.severity) == ("W602", Severity.WARNING)
+    keyed_by = "customer_id, plan" if key.startswith("[") else "plan"
+    assert d.message == (
+        f"static feature view 'profile': dataset 'snapshot' is keyed by {keyed_by}, not by "
+        "'customer_id' alone, so a customer_id may repeat"
+    )
     assert d.span == span_of(text, "snapshot", within="source: snapshot")
     assert d.hint == (
-        "declare the dataset's event-time column with `timestamp:`; point-in-time joins need it"
+        "a static view holds one row per entity (running it refuses repeats): key the dataset by "
+        "`key: customer_id`, or give it a `timestamp:` to keep the rows as history"
     )
+
+
+@pytest.mark.parametrize("key", ["customer_id", "[customer_id]"])
+def test_a_static_view_over_a_dataset_keyed_by_the_join_key_is_quiet(key: str) -> None:
+    text = variant(
+        STATIC_PROFILE,
+        ("path: data/snapshot.parquet\n", f"path: data/snapshot.parquet\n    key: {key}\n"),
+    )
+    assert check(text) == []
 
 
 def test_each_unknown_feature_is_e604_where_written() -> None:
@@ -402,6 +448,25 @@ def test_label_dataset_without_the_join_key_is_e608_at_the_dataset() -> None:
 
 def test_label_dataset_without_a_timestamp_is_e608() -> None:
     d = only(variant(("dataset: labels\n    target", "dataset: snapshot\n    target")))
+    assert d.code == "E608"
+    assert d.message == (
+        "model 'churn': dataset 'snapshot' has no `timestamp` to join feature service 'churn_v2' on"
+    )
+
+
+def test_labels_without_a_timestamp_join_a_service_of_static_views() -> None:
+    text = variant(
+        STATIC_PROFILE,
+        ("dataset: labels\n    target", "dataset: snapshot\n    target"),
+        ("features: churn_v2\n", "features: churn_v1\n"),  # churn_v1: [profile], now static
+    )
+    assert check(text) == []
+
+
+def test_labels_without_a_timestamp_and_a_service_with_a_view_over_time_is_e608() -> None:
+    # churn_v2: the static profile and usage, which has a timestamp
+    text = variant(STATIC_PROFILE, ("dataset: labels\n    target", "dataset: snapshot\n    target"))
+    d = only(text)
     assert d.code == "E608"
     assert d.message == (
         "model 'churn': dataset 'snapshot' has no `timestamp` to join feature service 'churn_v2' on"
