@@ -34,10 +34,12 @@ def read_dataset(step: DatasetStep, path: Path) -> pd.DataFrame:
         if step.format == "parquet":
             return pd.read_parquet(path)
         if step.format == "csv":
-            frame = pd.read_csv(path)
+            # text columns stay text: an id such as 00123 keeps its leading zeros
+            text = {c: str for c, t in step.columns.items() if t == "str"}
+            frame = pd.read_csv(path, dtype=text)
             for column in dates:
                 if column in frame:
-                    frame[column] = pd.to_datetime(frame[column], errors="coerce", utc=True)
+                    frame[column] = _dates(frame[column], step, column)
             return frame
         return pd.read_json(path, lines=step.format == "jsonl", convert_dates=dates)
     except (OSError, ValueError) as exc:
@@ -46,3 +48,29 @@ def read_dataset(step: DatasetStep, path: Path) -> pd.DataFrame:
             hint="check the file is not truncated, or set `format:` to its real format",
             resource=step.id,
         ) from exc
+
+
+SHOWN_BAD_DATES = 5
+
+
+def _dates(values: pd.Series, step: DatasetStep, column: str) -> pd.Series:
+    """A CSV column of dates as UTC datetimes: ISO 8601 fast, else each value parsed on its own
+    (a column that mixes formats); values that are no date at all are an error naming them,
+    never silently empty."""
+    import pandas as pd
+
+    try:
+        return pd.to_datetime(values, utc=True, format="ISO8601")
+    except (ValueError, TypeError):
+        parsed = pd.to_datetime(values, utc=True, format="mixed", errors="coerce")
+    bad = values[parsed.isna() & values.notna()]
+    if len(bad):
+        shown = ", ".join(repr(str(v)) for v in bad.unique()[:SHOWN_BAD_DATES])
+        raise ShipyardError(
+            f"column '{column}' of '{step.path}' has {len(bad)} value(s) that are not dates, "
+            f"e.g. {shown} (the first on line {int(bad.index[0]) + 2} of the file)",
+            hint="fix them in the file (ISO 8601, e.g. 2024-05-31 or 2024-05-31T12:00:00Z, is "
+            f"safest), or declare '{column}' as `str` in the dataset's schema",
+            resource=step.id,
+        )
+    return parsed
