@@ -137,6 +137,16 @@ class FeatureRepoStep(StepBase):
     def service(self, name: str) -> FeatureServicePlan:
         return next(s for s in self.services if s.name == name)
 
+    def service_keys(self, name: str) -> dict[str, Literal["STRING", "INT64"]]:
+        """The entity join keys a feature service is looked up by, with their types."""
+        service = self.service(name)
+        views = {r.partition(":")[0] for r in service.references}
+        return {
+            self.entities[v.entity].join_key: self.entities[v.entity].value_type
+            for v in self.views
+            if v.name in views
+        }
+
     def service_sources(self, name: str) -> list[str]:
         """The files of the views a feature service reads, sorted."""
         service = self.service(name)

@@ -8,6 +8,7 @@ from typing import Any
 
 from shipyard.compiler import FeatureRepoStep, Plan
 from shipyard.compiler.features import REPO_ID
+from shipyard.diagnostics import did_you_mean, one_of
 from shipyard.errors import ShipyardError
 from shipyard.settings import TELEMETRY_OFF
 
@@ -45,16 +46,42 @@ def apply_command(plan: Plan) -> int:
 
 
 def get_command(plan: Plan, service: str, keys: list[str]) -> int:
+    """`shipyard features get SERVICE KEY=VALUE...`: one row per KEY=VALUE, typed as the
+    entity's join key is."""
     from shipyard.features.online import get_online_features
 
     repo = _repo(plan)
+    names = [s.name for s in repo.services]
+    if service not in names:
+        raise ShipyardError(
+            f"feature service '{service}' is not defined",
+            hint=did_you_mean(service, names) or one_of(names),
+        )
+    join_keys = repo.service_keys(service)
+    example = ", ".join(f"{k}=<value>" for k in join_keys)
     rows: list[dict[str, Any]] = []
     for key in keys:
         name, sep, value = key.partition("=")
         if not sep:
             raise ShipyardError(
-                f"'{key}' is not an entity key", hint="write join_key=value, e.g. customer_id=10042"
+                f"'{key}' is not an entity key",
+                hint=f"write {example} (the keys of feature service '{service}')",
             )
-        rows.append({name: int(value) if value.lstrip("-").isdigit() else value})
+        if name not in join_keys:
+            raise ShipyardError(
+                f"feature service '{service}' is looked up by "
+                f"{' and '.join(join_keys)}, not '{name}'",
+                hint=did_you_mean(name, join_keys) or f"write {example}",
+            )
+        if join_keys[name] == "INT64":
+            try:
+                rows.append({name: int(value)})
+            except ValueError:
+                raise ShipyardError(
+                    f"'{value}' is not a whole number, and {name} is one",
+                    hint=f"write {name}=<integer>, e.g. {name}=42",
+                ) from None
+        else:
+            rows.append({name: value})  # a text key stays text: 007 is not 7
     print(json.dumps(get_online_features(service, rows, repo), indent=2, default=str))
     return 0
