@@ -9,11 +9,18 @@ from typing import TYPE_CHECKING, Annotated, ClassVar, Literal
 from pydantic import AfterValidator, Field
 
 from shipyard.compiler.datasets import ColumnType, DatasetStep
+from shipyard.compiler.expectations import CompiledExpectation
 from shipyard.compiler.features import JOIN_KEY_TYPES, REPO_ID, FeatureRepoStep
 from shipyard.compiler.models import TrainModelStep
 from shipyard.compiler.plan import FrozenModel, StepBase
 from shipyard.spec import ServiceSpec, parse_duration
-from shipyard.spec.services import Role, RouteRule, finite_weights, service_inputs
+from shipyard.spec.services import (
+    RequestChecks,
+    Role,
+    RouteRule,
+    finite_weights,
+    service_inputs,
+)
 
 if TYPE_CHECKING:
     from shipyard.compiler.compile import CompileContext
@@ -96,6 +103,81 @@ class RoutingPlan(FrozenModel):
         return self.model_copy(update={"weights": weights, "rules": rules})
 
 
+RowRuleKind = Literal["between", "in_set", "regex"]
+
+
+class RequestRule(FrozenModel):
+    """One per-row expectation of the training data, checked on a request field."""
+
+    rule: str = Field(description="The rule as the dataset writes it, e.g. between(age, 0..120).")
+    column: str = Field(description="The request field it checks.")
+    kind: RowRuleKind
+    min: float | None = None
+    max: float | None = None
+    strict_min: bool = False
+    strict_max: bool = False
+    values: list[str | int | float | bool] | None = None
+    pattern: str | None = None
+    tolerant: bool = Field(
+        False,
+        description="The dataset lets some rows fail it (`mostly` below 1): a request row "
+        "that fails it is flagged, never rejected.",
+    )
+
+
+class RequestChecksPlan(FrozenModel):
+    """What a service checks in each request row, and what it does when a row fails."""
+
+    mode: RequestChecks = "flag"
+    dataset: str = Field("", description="The dataset the rules come from (dataset.<name>).")
+    rules: tuple[RequestRule, ...] = ()
+
+    @property
+    def active(self) -> bool:
+        return self.mode != "off" and bool(self.rules)
+
+
+_ROW_RULES: dict[str, RowRuleKind] = {
+    "expect_column_values_to_be_between": "between",
+    "expect_column_values_to_be_in_set": "in_set",
+    "expect_column_values_to_match_regex": "regex",
+}
+"""Expectations that hold row by row, so one request row can fail them. not_null is left out:
+the request schema already refuses null; unique, row counts and custom GX rules are
+properties of a whole table."""
+
+
+def request_rules(
+    expectations: Sequence[CompiledExpectation], input_types: dict[str, ColumnType]
+) -> list[RequestRule]:
+    """The dataset's per-row rules on the request fields. The schema's own categories are
+    left out (the request schema enforces them), and `between` only checks numbers."""
+    rules = []
+    for expectation in expectations:
+        kind = _ROW_RULES.get(expectation.type)
+        column = expectation.column
+        if kind is None or column not in input_types or expectation.rule.startswith("schema("):
+            continue
+        args = expectation.kwargs
+        if kind == "between" and input_types[column] not in ("int", "float"):
+            continue
+        rules.append(
+            RequestRule(
+                rule=expectation.rule,
+                column=column,
+                kind=kind,
+                min=args.get("min_value"),
+                max=args.get("max_value"),
+                strict_min=bool(args.get("strict_min", False)),
+                strict_max=bool(args.get("strict_max", False)),
+                values=list(args["value_set"]) if kind == "in_set" else None,
+                pattern=args.get("regex"),
+                tolerant=float(args.get("mostly", 1.0)) < 1.0,
+            )
+        )
+    return rules
+
+
 class ServiceStep(StepBase):
     """build-service: build the Bento from the registry, then start or hot-reload it."""
 
@@ -111,6 +193,15 @@ class ServiceStep(StepBase):
         description="Request fields: entity keys with a feature service, else model features."
     )
     input_types: dict[str, ColumnType] = Field(description="Request field -> declared type.")
+    entity_keys: list[str] = Field(
+        default_factory=list,
+        description="The columns that name an entity, for feedback by `entity`: the feature "
+        "service's join keys, else the training dataset's key columns (without its timestamp).",
+    )
+    request_checks: RequestChecksPlan = Field(
+        default_factory=RequestChecksPlan,
+        description="The training data's per-row rules checked on each request row.",
+    )
     features: list[str] = Field(description="The model's input columns, in training order.")
     data_files: list[str] = Field(
         default_factory=list,
@@ -185,6 +276,10 @@ def service_step(
         )
     ] + [VariantRef(name=alias, alias=alias) for alias in service.candidates]
     data = ctx.step(train.dataset, DatasetStep)
+    if feature_service is not None and repo is not None:
+        entity_keys = list(inputs)
+    else:
+        entity_keys = [k for k in data.key if k != data.timestamp]
     sources = [v.source_path for v in repo.views] if repo and train.feature_service else []
     routing = service.routing
     auth = service.auth
@@ -205,6 +300,12 @@ def service_step(
         variants=variants,
         inputs=inputs,
         input_types=input_types,
+        entity_keys=entity_keys,
+        request_checks=RequestChecksPlan(
+            mode=service.request_checks,
+            dataset=data.id,
+            rules=tuple(request_rules(data.expectations, input_types)),
+        ),
         features=train.features,
         data_files=list(dict.fromkeys([str(ctx.project_dir / data.path), *sources])),
         feature_service=feature_service,

@@ -13,6 +13,8 @@ from shipyard.spec.features import service_features
 
 Role = Literal["predict", "feedback", "admin"]
 ROLES: tuple[Role, ...] = ("predict", "feedback", "admin")
+RequestChecks = Literal["reject", "flag", "off"]
+"""What a service does with a request row that fails an expectation of its training data."""
 
 if TYPE_CHECKING:
     from shipyard.spec.root import PipelineSpec
@@ -275,6 +277,13 @@ class ServiceSpec(SpecModel):
     logging: LoggingSpec = Field(default_factory=LoggingSpec)
     routing: RoutingSpec = Field(default_factory=RoutingSpec, description=RoutingSpec.__doc__)
     tls: TlsSpec | None = Field(None, description="Serve HTTPS with these files.")
+    request_checks: RequestChecks = Field(
+        "flag",
+        description="Check each request row against the per-row expectations of the model's "
+        "training dataset (between, in_set, regex on the request fields): `flag` (default) "
+        "answers and lists the failed expectations per row, `reject` answers 400 naming the "
+        "rows, fields and rules, `off` does not check.",
+    )
 
     @field_validator("timeout")
     @classmethod

@@ -1,4 +1,5 @@
-"""Rules for `services:`: the model and feature service exist, routing keys are inputs, ports."""
+"""Rules for `services:`: the model and feature service exist, routing keys are inputs, ports,
+request checks have something to check."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Iterator
 from shipyard.diagnostics import Diagnostic, Severity, did_you_mean, one_of
 from shipyard.loader.source_map import Path, SourceMap
 from shipyard.spec import PipelineSpec, ServiceSpec
+from shipyard.spec.datasets import Between, InSet, Regex
 from shipyard.spec.services import service_inputs
 
 
@@ -63,6 +65,8 @@ def check_service(
             did_you_mean(sticky, inputs) or one_of(inputs),
         )
     yield from _check_routing_variants(name, service, sm)
+    if inputs is not None:
+        yield from _check_request_checks(name, service, spec, inputs, sm)
     limited = service.rate_limit is not None or any(
         key.rate_limit for key in (service.auth.api_keys if service.auth else {}).values()
     )
@@ -109,3 +113,37 @@ def _check_routing_variants(name: str, service: ServiceSpec, sm: SourceMap) -> I
             or f"its variants are {', '.join(variants)}; add a candidate alias to "
             "`candidates:` to route to it",
         )
+
+
+def _check_request_checks(
+    name: str, service: ServiceSpec, spec: PipelineSpec, inputs: list[str], sm: SourceMap
+) -> Iterator[Diagnostic]:
+    """`request_checks` written in the file, with no per-row rule on a request field: nothing
+    would be checked, which the writer surely did not mean."""
+    at = ("services", name, "request_checks")
+    model = spec.models.get(service.model)
+    if service.request_checks == "off" or at not in sm.values or model is None:
+        return
+    dataset = spec.datasets.get(model.dataset)
+    if dataset is None:
+        return
+    numeric = {c for c, t in dataset.columns.items() if t in ("int", "float")}
+    checked = set()
+    for rule in dataset.expectations:
+        match rule:
+            case Between(between=args) if args.column in numeric:
+                checked.add(args.column)
+            case InSet(in_set=args) | Regex(regex=args):
+                checked.add(args.column)
+    if checked & set(inputs):
+        return
+    yield Diagnostic(
+        "W703",
+        f"service '{name}' checks requests against dataset '{model.dataset}', which has no "
+        f"per-row rule (between, in_set, regex) on a request field ({', '.join(inputs)}): "
+        "no request is checked",
+        sm.value_span(at),
+        f"add a rule on one of them under `datasets.{model.dataset}.expectations`, or remove "
+        "`request_checks`",
+        severity=Severity.WARNING,
+    )

@@ -356,3 +356,60 @@ def test_a_bento_built_without_its_candidate_routes_everything_to_stable(tmp_pat
     assert routing_for(config, None).weights == {"stable": 100.0}
     in_force = step.routing.model_copy(update={"weights": {"stable": 50.0, "challenger": 50.0}})
     assert routing_for(config, in_force).weights == {"stable": 100.0}  # no longer fits: reset
+
+
+# --- request checks and entity keys --------------------------------------------------------------
+
+CHECKED = replaced(
+    SPEC,
+    (
+        "    expectations: [{not_null: customer_id}]\n",
+        "    expectations:\n"
+        "      - not_null: [customer_id, tenure]\n"
+        "      - between: {column: tenure, min: 0, max: 240}\n"
+        "      - between: {column: charges, min: 0, mostly: 0.99}\n"
+        "      - in_set: {column: plan, values: [basic]}\n"
+        "      - unique: customer_id\n"
+        "      - row_count: {min: 10}\n",
+    ),
+)
+
+
+def test_the_per_row_rules_on_request_fields_are_compiled_into_the_step(tmp_path: Path) -> None:
+    plain = service(plan_of(tmp_path, CHECKED), "churn-plain-api")
+    checks = plain.request_checks
+    assert (checks.mode, checks.dataset, checks.active) == ("flag", "dataset.customers", True)
+    # not_null is the request schema's already; unique and row_count hold for a table only
+    assert [(r.rule, r.kind, r.min, r.max, r.tolerant) for r in checks.rules] == [
+        ("between(tenure, 0.0..240.0)", "between", 0.0, 240.0, False),
+        ("between(charges, 0.0..)", "between", 0.0, None, True),  # `mostly`: flag only
+        ("in_set(plan)", "in_set", None, None, False),
+    ]
+    assert checks.rules[2].values == ["basic"]
+
+
+def test_a_service_reading_features_online_checks_only_its_keys(tmp_path: Path) -> None:
+    api = service(plan_of(tmp_path, CHECKED))
+    assert api.inputs == ["customer_id"]
+    assert api.request_checks.rules == () and not api.request_checks.active
+
+
+def test_request_checks_off_compiles_the_rules_but_checks_nothing(tmp_path: Path) -> None:
+    text = replaced(CHECKED, ("    logging: {predictions: false}\n", "    request_checks: off\n"))
+    checks = service(plan_of(tmp_path, text), "churn-plain-api").request_checks
+    assert checks.mode == "off" and checks.rules and not checks.active
+
+
+def test_entity_keys_are_the_join_keys_or_the_dataset_key_without_its_time(
+    tmp_path: Path,
+) -> None:
+    text = replaced(
+        SPEC,
+        (
+            "    timestamp: event_time\n",
+            "    key: [customer_id, event_time]\n    timestamp: event_time\n",
+        ),
+    )
+    plan = plan_of(tmp_path, text)
+    assert service(plan).entity_keys == ["customer_id"]  # the feature service's join key
+    assert service(plan, "churn-plain-api").entity_keys == ["customer_id"]  # event_time left out

@@ -299,6 +299,43 @@ def test_w702_is_quiet_with_shared_counters_one_worker_or_no_limit() -> None:
     assert check(variant()) == []
 
 
+# --- W703 --------------------------------------------------------------------------------------
+
+
+def test_request_checks_with_no_rule_on_a_request_field_is_w703_at_the_setting() -> None:
+    text = variant(("    port: 3001\n", "    port: 3001\n    request_checks: reject\n"))
+    d = only(text)
+    assert d.code == "W703" and d.severity == Severity.WARNING
+    assert d.message == (
+        "service 'churn-plain-api' checks requests against dataset 'customers', which has no "
+        "per-row rule (between, in_set, regex) on a request field (plan, tenure, charges): no "
+        "request is checked"
+    )
+    assert d.span == span_of(text, "reject", within="    request_checks: reject")
+    assert d.hint == (
+        "add a rule on one of them under `datasets.customers.expectations`, or remove "
+        "`request_checks`"
+    )
+
+
+def test_w703_is_quiet_with_a_rule_to_check_when_off_or_left_to_its_default() -> None:
+    setting = ("    port: 3001\n", "    port: 3001\n    request_checks: reject\n")
+    rule = (
+        "    expectations: [{not_null: customer_id}]\n",
+        "    expectations: [{not_null: customer_id}, {between: {column: tenure, min: 0}}]\n",
+    )
+    assert check(variant(setting, rule)) == []
+    off = ("    port: 3001\n", "    port: 3001\n    request_checks: off\n")
+    assert check(variant(off)) == []
+    assert check(variant()) == []  # the default (flag) is not written: nothing to warn about
+    # the service reading features online takes only customer_id: a rule on tenure is none
+    online = (
+        "    candidates: [challenger]\n",
+        "    candidates: [challenger]\n    request_checks: flag\n",
+    )
+    assert only(variant(online, rule)).code == "W703"
+
+
 KEY_WITH_LIMIT = '{key: "${secret:k}", rate_limit: 5/second}'
 
 
