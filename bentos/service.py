@@ -38,6 +38,12 @@ BUNDLE = bundle_dir(Path(__file__).resolve().parents[1])
 CONFIG = read_config(BUNDLE)
 STEP = CONFIG.step
 INT64 = (-(2**63), 2**63 - 1)
+ENTITY_EXAMPLE = (
+    "{" + ", ".join(f'"{key}": ...' for key in STEP.entity_keys) + "}"
+    if STEP.entity_keys
+    else "its key columns and their values"
+)
+"""How this service's entities are named, for hints: its own key columns."""
 # Strict, so a client's mistake is a 400 naming the field, never a silent coercion: `true` is no
 # integer (lax pydantic reads it as 1), an integer is 64-bit (the model's frame and the online
 # store's keys are int64: a 30-digit id would fail there, as a 5xx), a number is finite (NaN
@@ -83,6 +89,16 @@ class Prediction(BaseModel):
     probability: float | None = Field(None, description="Positive-class probability.")
     variant: str
     model_version: str
+    failed_expectations: list[str] = Field(
+        default_factory=list,
+        description="Only when the row fails expectations of the training data "
+        "(`request_checks: flag`): the rules it fails, as the dataset writes them.",
+    )
+    missing_features: list[str] = Field(
+        default_factory=list,
+        description="Only when the online store has no value for some of the row's features: "
+        "those features, which the model was given as null.",
+    )
 
 
 class PredictResponse(BaseModel):
@@ -91,12 +107,13 @@ class PredictResponse(BaseModel):
 
 
 def _unstorable(value: Any, path: str = "") -> str | None:
-    """Why `value` (a decoded JSON value) cannot be stored faithfully, or None."""
+    """Why `value` (a decoded JSON value) cannot be stored faithfully, or None. The message
+    names where, never the value: it is logged, and the field may be one the logs mask."""
     where = f" at {path}" if path else ""
     if isinstance(value, float) and not math.isfinite(value):
-        return f"{value} is not a finite number{where}; send a number, or leave the field out"
+        return f"not a finite number{where}; send a number, or leave the field out"
     if isinstance(value, int) and not isinstance(value, bool) and not INT64[0] <= value <= INT64[1]:
-        return f"{value} is outside the 64-bit integer range{where}; send it as a string"
+        return f"an integer outside the 64-bit range{where}; send it as a string"
     if isinstance(value, dict):
         items: Any = value.items()
     elif isinstance(value, list):
@@ -114,9 +131,19 @@ class FeedbackRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    outcome: bool | int | float | str | dict[str, Any]
-    request_id: str | None = Field(None, min_length=1, max_length=200)
-    entity: dict[str, int | float | str | bool] | None = None
+    outcome: bool | int | float | str | dict[str, Any] = Field(
+        description="What happened: a label, a number, a string or an object."
+    )
+    request_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        description="The prediction's: a /predict response's request_id, or "
+        "<request_id>/<row> for a row of a batch.",
+    )
+    entity: dict[str, int | float | str | bool] | None = Field(
+        None, description=f"Instead of request_id, the entity by its key columns: {ENTITY_EXAMPLE}."
+    )
 
     @field_validator("outcome", "entity")
     @classmethod
@@ -132,7 +159,7 @@ class FeedbackRequest(BaseModel):
         if self.request_id is None and not self.entity:
             raise ValueError(
                 "feedback needs `request_id` (from the /predict response) or `entity` "
-                '(e.g. {"customer_id": 42})'
+                f"({ENTITY_EXAMPLE})"
             )
         return self
 
@@ -182,12 +209,18 @@ HOLDER = EngineHolder()
 
 
 def _error(
-    ctx: bentoml.Context, status: int, error: str, message: str, request_id: str
+    ctx: bentoml.Context,
+    status: int,
+    error: str,
+    message: str,
+    request_id: str,
+    detail: list[Any] | None = None,
 ) -> JSONResponse:
     ctx.response.status_code = status  # BentoML copies the context's status onto the response
-    return JSONResponse(
-        {"error": error, "message": message, "request_id": request_id}, status_code=status
-    )
+    body: dict[str, Any] = {"error": error, "message": message}
+    if detail is not None:
+        body["detail"] = detail
+    return JSONResponse({**body, "request_id": request_id}, status_code=status)
 
 
 def _info(ctx: bentoml.Context) -> dict[str, Any]:
@@ -255,7 +288,7 @@ class ShipyardService:
                 headers.get("x-shipyard-variant"),
             )
         except RequestError as exc:
-            return _error(ctx, exc.status, exc.error, str(exc), request_id)
+            return _error(ctx, exc.status, exc.error, str(exc), request_id, exc.detail)
         info["variant"] = results[0]["variant"]
         info["model_version"] = results[0]["model_version"]
         return Response(
@@ -266,8 +299,13 @@ class ShipyardService:
     @bentoml.api(route="/feedback", output_spec=FeedbackResponse)  # type: ignore[untyped-decorator]
     async def feedback(self, request: FeedbackRequest, /, ctx: bentoml.Context) -> Response:
         """Record an outcome for a prediction (by request id) or an entity."""
+        from shipyard.serving.engine import RequestError
+
         info = _info(ctx)
-        self.engine.feedback(request.outcome, request.request_id, request.entity)
+        try:
+            await self.engine.feedback(request.outcome, request.request_id, request.entity)
+        except RequestError as exc:
+            return _error(ctx, exc.status, exc.error, str(exc), info["request_id"])
         return Response(
             _dumps({"request_id": info["request_id"], "accepted": True}),
             media_type="application/json",

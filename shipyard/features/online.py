@@ -43,6 +43,19 @@ class OnlineFeatures:
 
     def get(self, service: str, entity_keys: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         """One dict of features per entity row; unknown keys follow the service's `on_missing`."""
+        return self.lookup(service, entity_keys)[0]
+
+    def lookup(
+        self, service: str, entity_keys: Sequence[Mapping[str, Any]]
+    ) -> tuple[list[dict[str, Any]], list[list[str]]]:
+        """`get`, and per row the features the online store has no value for (the entity is
+        unknown to a view, or its row is older than the view's ttl): those come back null.
+
+        Raises:
+            MissingEntity: A row has none of its features and the service says
+                `on_missing: error`.
+            ShipyardError: The lookup failed (the store is down, the keys do not fit).
+        """
         plan = (
             self.repo.service(service)
             if any(s.name == service for s in self.repo.services)
@@ -52,27 +65,53 @@ class OnlineFeatures:
         try:
             response = self.store.get_online_features(
                 features=feature_service, entity_rows=[dict(k) for k in entity_keys]
-            ).to_dict()
+            )
+            values = response.to_dict()
         except Exception as exc:  # Redis down, bad key types: say which store
             raise ShipyardError(
                 f"online lookup in feature service '{service}' failed: {exc}",
                 hint="check the online store is running and the entity key names and types",
                 resource=self.repo.id,
             ) from exc
-        rows = [
-            dict(zip(response, values, strict=True))
-            for values in zip(*response.values(), strict=True)
-        ]
+        rows = [dict(zip(values, row, strict=True)) for row in zip(*values.values(), strict=True)]
+        features = plan.features if plan is not None else []
+        missing = _missing(response, features, rows)
         if plan is not None and plan.on_missing == "error":
-            for key, row in zip(entity_keys, rows, strict=True):
-                if all(row.get(f) is None for f in plan.features):
+            for key, absent in zip(entity_keys, missing, strict=True):
+                if features and len(absent) == len(features):
                     raise MissingEntity(
                         f"no online features for {dict(key)} in '{service}'",
                         hint="materialize the views (`shipyard run materialize-features <view>`) "
                         "or check the key",
                         resource=self.repo.id,
                     )
-        return rows
+        return rows, missing
+
+
+def _missing(response: Any, features: Sequence[str], rows: list[dict[str, Any]]) -> list[list[str]]:
+    """Per row, the features the store did not have. Read from Feast's per-value statuses;
+    a store that reports none is taken at its values (null = missing)."""
+    from feast.protos.feast.serving.ServingService_pb2 import FieldStatus
+
+    # a row that is there with a null value (NULL_VALUE) is not missing
+    absent = (FieldStatus.NOT_FOUND, FieldStatus.OUTSIDE_MAX_AGE)
+    proto = getattr(response, "proto", None)
+    statuses: dict[str, Sequence[int]] = {}
+    if proto is not None:
+        for name, vector in zip(proto.metadata.feature_names.val, proto.results, strict=False):
+            statuses[name] = vector.statuses
+    out: list[list[str]] = [[] for _ in rows]
+    for feature in features:
+        status = statuses.get(feature)
+        if status is not None and len(status) == len(rows):
+            for index, code in enumerate(status):
+                if code in absent:
+                    out[index].append(feature)
+        else:
+            for index, row in enumerate(rows):
+                if row.get(feature) is None:
+                    out[index].append(feature)
+    return out
 
 
 _CACHE: dict[int, OnlineFeatures] = {}

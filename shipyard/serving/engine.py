@@ -10,7 +10,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import threading
+import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from operator import itemgetter
 from pathlib import Path
@@ -19,6 +22,7 @@ from typing import Any
 from shipyard.compiler.services import RoutingPlan
 from shipyard.errors import ShipyardError
 from shipyard.serving.auth import ApiKey, Authenticator, JwtSettings
+from shipyard.serving.checks import Failure, RequestChecker, rejection
 from shipyard.serving.config import ServiceConfig, read_config
 from shipyard.serving.control import ControlState, ControlStore, resolve_bundle
 from shipyard.serving.masking import Masker
@@ -30,15 +34,23 @@ from shipyard.serving.telemetry import configure_logging, service_metrics
 
 log = logging.getLogger("shipyard.serving")
 WATCH_INTERVAL = 0.5
+FEEDBACK_WAIT = 1.0
+"""Seconds a feedback for a request id not found yet waits for it to be logged: a prediction
+answered by a replica on another machine reaches the shared log within a fraction of that."""
+_BATCH_ROW_ID = re.compile(r"^(.+)/(\d+)$")
 
 
 class RequestError(Exception):
-    """A request the service refuses: becomes an HTTP status with a message."""
+    """A request the service refuses: becomes an HTTP status with a message (and, for some,
+    a `detail` list naming each problem's location)."""
 
-    def __init__(self, status: int, error: str, message: str) -> None:
+    def __init__(
+        self, status: int, error: str, message: str, detail: list[Any] | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.error = error
+        self.detail = detail
 
 
 class ReloadRefused(Exception):
@@ -143,6 +155,7 @@ class ServiceEngine:
 
             self.features = OnlineFeatures(self.config.feature_repo)
         self.auth, self.limiter, self.masker = _policies(self.config)
+        self.checker = RequestChecker(step.request_checks)
         self.log = _prediction_log(self.config)
         self.reload_error: str | None = None
         self.router = Router(routing_for(self.config, None), list(self.models.variants))
@@ -154,16 +167,19 @@ class ServiceEngine:
 
     # -- requests ---------------------------------------------------------------------------
 
-    def features_for(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Model inputs per request row: the rows themselves, or their online features."""
+    def features_for(
+        self, rows: list[dict[str, Any]]
+    ) -> tuple[list[dict[str, Any]], list[list[str]] | None]:
+        """Model inputs per request row (the rows themselves, or their online features), and
+        with a feature service, per row the features the online store did not have."""
         if self.features is None:
-            return rows
+            return rows, None
         from shipyard.features.online import MissingEntity
 
         step = self.config.step
         assert step.feature_service is not None
         try:
-            found = self.features.get(step.feature_service, rows)
+            found, missing = self.features.lookup(step.feature_service, rows)
         except MissingEntity as exc:
             raise RequestError(404, "unknown_entity", f"{exc}; {exc.hint}") from None
         except ShipyardError as exc:  # the online store is down or refuses the keys
@@ -171,7 +187,30 @@ class ServiceEngine:
             raise RequestError(
                 503, "feature_store_unavailable", f"{exc}; try again shortly"
             ) from None
-        return [{**features, **row} for row, features in zip(rows, found, strict=True)]
+        for feature, count in Counter(f for absent in missing for f in absent).items():
+            self.metrics.missing(feature, count)
+        inputs = [{**features, **row} for row, features in zip(rows, found, strict=True)]
+        return inputs, missing
+
+    def check_rows(self, rows: list[dict[str, Any]]) -> list[Failure]:
+        """The rows' failed expectations, counted; raises the 400 when they refuse the request.
+
+        Raises:
+            RequestError: `request_checks: reject`, and a row fails a rule the training data
+                holds without exception.
+        """
+        checker = self.checker
+        failures = checker.check(rows)
+        if not failures:
+            return failures
+        refusing = checker.refusing(failures)
+        action = "rejected" if refusing else "flagged"
+        for rule, count in Counter(f.rule for f in failures).items():
+            self.metrics.failed(rule.column, rule.rule, action, count)
+        if refusing:
+            message, detail = rejection(refusing, checker.plan.dataset, self.service)
+            raise RequestError(400, "failed_expectations", message, detail)
+        return failures
 
     async def predict(
         self,
@@ -190,7 +229,8 @@ class ServiceEngine:
                 f"({step.max_batch_size}); split the batch or raise "
                 f"services.{self.service}.batching.max_batch_size",
             )
-        inputs = self.features_for(rows)
+        failures = self.check_rows(rows) if self.checker.plan.active else None
+        inputs, missing = self.features_for(rows)
         sole = router.sole if not forced else None
         try:
             chosen = (
@@ -218,6 +258,13 @@ class ServiceEngine:
             self.metrics.predicted(
                 name, variant.version, scores or [o for o, _ in outputs if isinstance(o, float)]
             )
+        if failures:  # flagged: each row lists the rules it failed
+            for failure in failures:
+                results[failure.row].setdefault("failed_expectations", []).append(failure.rule.rule)
+        if missing is not None:
+            for result, absent in zip(results, missing, strict=True):
+                if absent:
+                    result["missing_features"] = absent
         self.metrics.observed_inputs(inputs, groups)
         if step.log_predictions:
             self._log_predictions(request_id, inputs, results, groups)
@@ -272,11 +319,53 @@ class ServiceEngine:
                 },
             )
 
-    def feedback(self, outcome: Any, request_id: str | None, entity: dict[str, Any] | None) -> None:
+    async def feedback(
+        self, outcome: Any, request_id: str | None, entity: dict[str, Any] | None
+    ) -> None:
+        """Log an outcome. Every field of the record, at any depth, is masked as the spec says
+        (`outcome` and `entity` themselves too, when a pattern names them).
+
+        Raises:
+            RequestError: 404 when `request_id` names no prediction of this service.
+        """
+        if request_id is not None and self.config.step.log_predictions:
+            await self._ensure_predicted(request_id)
+        record = self.masker.mask({"entity": entity, "outcome": outcome})
         self.log.log_feedback(
-            outcome, request_id=request_id, entity=self.masker.mask(entity) if entity else None
+            record["outcome"], request_id=request_id, entity=record["entity"] or None
         )
         self.metrics.feedback_received()
+
+    async def _ensure_predicted(self, request_id: str) -> None:
+        """Feedback names a prediction this service logged: its request id, or for a row of a
+        batch `<request id>/<row>`. A prediction just answered may still be on its way to the
+        log (this worker's queue, another worker's spool, another replica's writer), so an id
+        found nowhere is looked for again until FEEDBACK_WAIT has passed. When the log cannot
+        be read, the feedback is taken unchecked: refusing it would lose the outcome."""
+        import anyio
+
+        batch = _BATCH_ROW_ID.match(request_id)
+        ids = (request_id, batch.group(1)) if batch else (request_id,)
+        predictions = self.log
+        deadline = time.monotonic() + FEEDBACK_WAIT
+        while True:
+            known = await anyio.to_thread.run_sync(lambda: predictions.knows(ids))
+            if known is not False:
+                return
+            if time.monotonic() >= deadline:
+                break
+            await anyio.sleep(0.1)
+        keys = self.config.step.entity_keys
+        by_entity = (
+            "{" + ", ".join(f'"{key}": ...' for key in keys) + "}" if keys else "its key columns"
+        )
+        raise RequestError(
+            404,
+            "unknown_request_id",
+            f"no prediction of service '{self.service}' has request id '{request_id}'; send "
+            "the `request_id` a /predict response returned (`<request_id>/<row>` for a row of "
+            f"a batch), or give the outcome by `entity` ({by_entity})",
+        )
 
     # -- runtime changes ----------------------------------------------------------------------
 
@@ -343,12 +432,14 @@ class ServiceEngine:
             )
         models = ModelSet(config, bundle, self.metrics)
         auth, limiter, masker = _policies(config)  # revoked keys and new masks apply too
+        checker = RequestChecker(config.step.request_checks)
         predictions = self.log
         if config.step.log_database != self.config.step.log_database:
             predictions = _prediction_log(config)
         router = Router(routing_for(config, self.router.state), list(models.variants))
         old_log = self.log
         self.auth, self.limiter, self.masker, self.log = auth, limiter, masker, predictions
+        self.checker = checker
         self.config, self.models, self.router = config, models, router
         if old_log is not predictions:
             old_log.close()

@@ -177,8 +177,8 @@ def _readable_400(held: list[Message], request_id: str) -> tuple[Message, Messag
     try:
         data = json.loads(raw)
         problems = data.get("detail") if isinstance(data, dict) else None
-        if not isinstance(problems, list):
-            raise ValueError("not a validation error")
+        if not isinstance(problems, list) or "request_id" in data:
+            raise ValueError("not a validation error")  # or already Shipyard's own 400
         detail = [
             {"loc": p.get("loc", []), "msg": p.get("msg", ""), "type": p.get("type", "")}
             for p in problems

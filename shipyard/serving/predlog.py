@@ -9,7 +9,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import closing, suppress
 from itertools import islice
 from pathlib import Path
@@ -123,6 +123,8 @@ class PredictionLog:
         self._warned_at = -_WARN_EVERY
         self._closed = False
         self._lock = threading.Lock()
+        self._reading = threading.Lock()  # the reader connection of knows(), any thread
+        self._reader: Any = None
         self._spool = spooling.Spool(spool_dir, service) if spool_dir is not None else None
         self._queued = 0  # rows queued through the spool (under its lock)
         self._sealed: list[tuple[int, spooling.Segment]] = []  # (rows queued before, segment)
@@ -279,6 +281,37 @@ class PredictionLog:
                 )
         return out[-limit:] if limit is not None else out
 
+    def knows(self, request_ids: Sequence[str]) -> bool | None:
+        """Whether this service logged a prediction under one of `request_ids`: in a spool
+        file on this machine (rows on their way to the database), else in the database. None
+        when the database cannot be read."""
+        if self._spool is not None and self._spool.holds_prediction(request_ids):
+            return True
+        with self._reading:
+            try:
+                reader = self._reader or self._db.reader()
+                if reader is None:
+                    return False  # no database file yet: nothing was ever written
+                try:
+                    return self._db.has_prediction(reader, self.service, request_ids)
+                finally:
+                    if self._db.keeps_reader:
+                        self._reader = reader
+                    else:
+                        reader.close()
+            except Exception as exc:  # down, locked, unreadable: the caller cannot tell
+                log.warning(
+                    "prediction log of service.%s cannot be read at %s (%s)",
+                    self.service,
+                    self._db.shown,
+                    str(exc).strip() or type(exc).__name__,
+                )
+                reader, self._reader = self._reader, None
+                if reader is not None:
+                    with suppress(Exception):
+                        reader.close()
+                return None
+
     def feedback(self, since: float | None = None) -> list[dict[str, Any]]:
         """Written feedback of this service at or after `since`, oldest first, decoded."""
         sql = f"SELECT {_FEEDBACK_COLUMNS} FROM feedback WHERE service = {{p}}"
@@ -351,6 +384,11 @@ class PredictionLog:
                 segment.release()
         self._pending.clear()
         self._disconnect()
+        with self._reading:
+            reader, self._reader = self._reader, None
+        if reader is not None:
+            with suppress(Exception):
+                reader.close()
         for _, done in self._flushes:
             done.set()
 
@@ -480,6 +518,8 @@ class _Database:
 
     placeholder = "?"
     real = "REAL"
+    keeps_reader = False
+    """Whether knows() keeps its connection open (connecting costs more than the query)."""
 
     def __init__(self, shown: str) -> None:
         self.shown = shown  # the URL without password, for messages
@@ -493,6 +533,24 @@ class _Database:
     ) -> None:
         """Insert both kinds of rows in one transaction."""
         raise NotImplementedError
+
+    def reader(self) -> Any:
+        """A connection for has_prediction(), kept open; None when there is no database yet."""
+        raise NotImplementedError
+
+    def has_prediction(self, connection: Any, service: str, request_ids: Sequence[str]) -> bool:
+        """Whether `service` has a prediction under one of `request_ids` (one indexed query)."""
+        marks = ", ".join([self.placeholder] * len(request_ids))
+        cursor = connection.cursor()
+        try:
+            cursor.execute(
+                f"SELECT 1 FROM predictions WHERE request_id IN ({marks}) AND service = "
+                f"{self.placeholder} LIMIT 1",
+                [*request_ids, service],
+            )
+            return cursor.fetchone() is not None
+        finally:
+            cursor.close()
 
     def select(self, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
         """Run a query (with `{p}` placeholders) on a short-lived connection."""
@@ -534,6 +592,19 @@ class _Sqlite(_Database):
             raise
         return connection
 
+    def reader(self) -> sqlite3.Connection | None:
+        if not self.path.exists():
+            return None
+        # read-only, in autocommit, and opened per query: it holds no lock between queries
+        # and always reads the file now at the path
+        return sqlite3.connect(
+            f"file:{self.path}?mode=ro",
+            uri=True,
+            timeout=10.0,
+            check_same_thread=False,
+            isolation_level=None,
+        )
+
     def insert(
         self, connection: Any, predictions: list[tuple[Any, ...]], feedback: list[tuple[Any, ...]]
     ) -> None:
@@ -552,6 +623,7 @@ class _Sqlite(_Database):
 class _Postgres(_Database):
     placeholder = "%s"
     real = "DOUBLE PRECISION"
+    keeps_reader = True
     _SCHEMA_LOCK = 0x5A1C_7A2D  # advisory lock id: concurrent CREATE TABLE IF NOT EXISTS can race
 
     def __init__(self, url: str, shown: str) -> None:
@@ -569,6 +641,13 @@ class _Postgres(_Database):
         except BaseException:
             connection.close()
             raise
+        return connection
+
+    def reader(self) -> Any:
+        connection = psycopg2.connect(
+            self.url, connect_timeout=_CONNECT_TIMEOUT, application_name="shipyard-predlog"
+        )
+        connection.autocommit = True  # no transaction left open between queries
         return connection
 
     def insert(

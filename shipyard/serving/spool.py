@@ -26,6 +26,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Sequence
 from itertools import count
 from pathlib import Path
 from typing import Any
@@ -163,6 +164,25 @@ class Spool:
                 self.folder,
             )
         return rows, taken
+
+    def holds_prediction(self, request_ids: Sequence[str]) -> bool:
+        """Whether a segment in the folder (this process's or another live one's) holds a
+        prediction logged under one of `request_ids`: rows not yet in the database. A segment
+        is deleted only after its rows are committed, so a row looked for here first and in
+        the database next is found in one of them."""
+        heads = [b"[1," + orjson.dumps(request_id) + b"," for request_id in request_ids]
+        try:
+            paths = list(self.folder.glob(f"*{SUFFIX}"))
+        except OSError:
+            return False
+        for path in paths:
+            try:
+                data = path.read_bytes()
+            except OSError:  # written and deleted meanwhile: its rows are in the database
+                continue
+            if any(data.startswith(head) or b"\n" + head in data for head in heads):
+                return True
+        return False
 
     def close(self, written: bool) -> None:
         """Let go of the current segment: deleted if `written` (every row is in the database),

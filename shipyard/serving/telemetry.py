@@ -117,6 +117,19 @@ class ServiceMetrics:
         self.feedback = Counter(
             "shipyard_service_feedback", "Feedback records received.", base, registry=None
         )
+        self.failed_expectations = Counter(
+            "shipyard_service_failed_expectations",
+            "Request rows failing an expectation of the training data, by column, rule and "
+            "what the service did (flagged or rejected).",
+            [*base, "column", "rule", "action"],
+            registry=None,
+        )
+        self.missing_features = Counter(
+            "shipyard_service_missing_features",
+            "Request rows scored without a feature the online store did not have for them.",
+            [*base, "feature"],
+            registry=None,
+        )
         self.inputs = {
             feature: Histogram(
                 INPUT_METRIC,
@@ -151,6 +164,12 @@ class ServiceMetrics:
 
     def feedback_received(self) -> None:
         self._child(self.feedback).inc()
+
+    def failed(self, column: str, rule: str, action: str, rows: int) -> None:
+        self._child(self.failed_expectations, column, rule, action).inc(rows)
+
+    def missing(self, feature: str, rows: int) -> None:
+        self._child(self.missing_features, feature).inc(rows)
 
     def predicted(self, variant: str, version: str, values: Sequence[float]) -> None:
         buffered = self._buffered.get((variant, version))

@@ -182,7 +182,9 @@ def test_a_client_error_is_400_naming_the_field_and_stores_nothing(
     if path == "/predict":
         answer = predict(service.url, OPS, {"customer_id": CUSTOMER}, **{"X-Request-ID": good})
         table = "predictions"
-    else:  # a feedback row keeps the request id of the body (the prediction's)
+    else:  # a feedback row keeps the request id of the body (the prediction's, which exists)
+        predicted = predict(service.url, OPS, {"customer_id": CUSTOMER}, **{"X-Request-ID": good})
+        assert predicted.status_code == 200, predicted.text
         answer = httpx.post(
             service.url + "/feedback", json={"request_id": good, "outcome": 0.5}, headers=OPS
         )

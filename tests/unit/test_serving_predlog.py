@@ -365,3 +365,55 @@ def test_a_database_whose_files_become_unwritable_never_kills_the_process(tmp_pa
     assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
     assert done.stdout.split() == ["4"]  # the row before, and the three during, once it could
     assert "cannot write" in done.stderr
+
+
+# --- knows(): whether a request id was predicted, for feedback ----------------------------------
+
+
+def test_a_request_id_is_known_from_the_spool_before_it_is_written(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """Another worker's rows wait in its spool until its writer commits them: found there
+    before the database has them, and in the database after."""
+    spool = tmp_path / "spool"
+    writer = PredictionLog(DEAD_POSTGRES, "churn-api", spool_dir=spool)  # never writes
+    reader = PredictionLog(sqlite_url, "churn-api", flush_interval=0.05, spool_dir=spool)
+    try:
+        writer.log_prediction("pending-1", "stable", "1", {}, {})
+        writer.log_feedback(1, request_id="feedback-only")
+        assert reader.knows(["pending-1"]) is True
+        assert reader.knows(["feedback-only"]) is False  # a feedback row is no prediction
+        assert reader.knows(["pending"]) is False  # ids match whole, never a prefix
+        reader.log_prediction("written-1", "stable", "1", {}, {})
+        reader.flush()
+        assert not [p for p in spool.glob("*.spool") if p.read_bytes().count(b"written-1")]
+        assert reader.knows(["nope", "written-1"]) is True  # from the database now
+        assert reader.knows(["never"]) is False
+    finally:
+        reader.close()
+        writer.close(timeout=1.0)
+
+
+def test_a_request_id_of_another_service_is_not_known(sqlite_url: str) -> None:
+    ours = PredictionLog(sqlite_url, "churn-api", flush_interval=0.05)
+    theirs = PredictionLog(sqlite_url, "other-api", flush_interval=0.05)
+    try:
+        theirs.log_prediction("theirs-1", "stable", "1", {}, {})
+        theirs.flush()
+        assert ours.knows(["theirs-1"]) is False and theirs.knows(["theirs-1"]) is True
+    finally:
+        ours.close()
+        theirs.close()
+
+
+def test_knows_cannot_tell_when_the_database_cannot_be_read(tmp_path: Path) -> None:
+    log = PredictionLog(DEAD_POSTGRES, "churn-api")
+    try:
+        assert log.knows(["any"]) is None
+    finally:
+        log.close(timeout=1.0)
+    fresh = PredictionLog(f"sqlite:///{tmp_path / 'none' / 'logs.sqlite'}", "churn-api")
+    try:
+        assert fresh.knows(["any"]) is False  # no file: nothing was ever predicted
+    finally:
+        fresh.close()
