@@ -30,6 +30,7 @@ from starlette.responses import JSONResponse, Response
 from shipyard.compiler.services import RoutingPlan
 from shipyard.serving.config import ModelInput, bundle_dir, read_config
 from shipyard.serving.gate import EngineHolder, Gate
+from shipyard.serving.openapi import OpenApiDocument
 from shipyard.serving.telemetry import configure_logging
 from shipyard.spec.services import RouteRule
 
@@ -371,7 +372,16 @@ class ShipyardService:
         return Response(_dumps(body), media_type="application/json")
 
 
-ShipyardService.add_asgi_middleware(Gate, holder=HOLDER)  # type: ignore[attr-defined]
+DOCS = OpenApiDocument(lambda: ShipyardService.openapi_spec.asdict())  # type: ignore[attr-defined]
+
+
+def _document(engine: Any) -> bytes:
+    """/docs.json: of the Bento this worker serves now (a reload may change its auth)."""
+    config = engine.config if engine is not None else CONFIG
+    return DOCS.render(config.step, config.bento_tag)
+
+
+ShipyardService.add_asgi_middleware(Gate, holder=HOLDER, document=_document)  # type: ignore[attr-defined]
 
 
 def _quiet_tracing() -> None:

@@ -206,9 +206,21 @@ def _readable_400(held: list[Message], request_id: str) -> tuple[Message, Messag
 class Gate:
     """Pure ASGI middleware (no per-request Starlette objects)."""
 
-    def __init__(self, app: ASGIApp, holder: EngineHolder) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        holder: EngineHolder,
+        document: Callable[[Any], bytes] | None = None,
+    ) -> None:
+        """Args:
+        app: BentoML's application.
+        holder: Where the service puts its engine once loaded.
+        document: The OpenAPI document served at /docs.json, given the engine (None while
+            the service loads); without it, BentoML's own is served.
+        """
         self.app = app
         self.holder = holder
+        self.document = document
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -260,6 +272,22 @@ class Gate:
                 await send({"type": "http.response.body", "body": page})
                 self._finish(engine, path, 200, info, started, scope)
                 return
+        if path == "/docs.json" and scope["method"] in ("GET", "HEAD") and self.document:
+            document = self.document(engine)
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(document)).encode()),
+                        id_header,
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": document})
+            self._finish(engine, path, 200, info, started, scope)
+            return
         if path == "/metrics" and engine is not None:
             engine.metrics.flush()  # this worker's buffered histogram observations
         if (role is not None or path == "/info") and engine is None:
