@@ -19,16 +19,19 @@ from pydantic import BaseModel
 
 from flows.validate_dataset import validate_dataset
 from shipyard import registry
+from shipyard.audit import AuditLog
 from shipyard.compiler import DatasetStep, FeatureRepoStep, TrainModelStep
 from shipyard.compiler.features import REPO_ID
 from shipyard.compiler.models import DaskTrials
 from shipyard.data.files import dataset_file, read_dataset
 from shipyard.errors import ShipyardError
-from shipyard.logs import current_flow_run_id, quiet_expected_errors
-from shipyard.runtime.flow_run import StepRun, begin, run_name
+from shipyard.logs import quiet_expected_errors
+from shipyard.runtime.flow_run import StepRun, begin, owner_gone, run_name
+from shipyard.settings import StateLayout
 from shipyard.training import estimators, tracking
 from shipyard.training.evaluation import Evaluation
 from shipyard.training.gate import GateVerdict, judge
+from shipyard.training.recovery import OWNER_TAG, recover
 from shipyard.training.search import trial_params
 from shipyard.training.split import Split, split_frame, validation_split
 
@@ -284,34 +287,28 @@ def register(
     verdict: GateVerdict,
     source: tuple[Path, str, str, str],
 ) -> Registration:
-    """Log the run to MLflow (always); register the model only if its gate passed."""
+    """Log the training to its MLflow run (always); register the model only if its gate passed.
+
+    The registration happens inside the run, so a process killed while registering leaves the
+    run RUNNING with its registration pending, which the next run of the model settles.
+    """
     import mlflow
     from mlflow.data.pandas_dataset import from_pandas
 
     step = run.step
-    path, data_version, cache_key, experiment_id = source
+    path, data_version, run_id, experiment_id = source
     repo = run.plan.steps.get(REPO_ID)
     repo = repo if isinstance(repo, FeatureRepoStep) else None
     semver, why = registry.next_semver(step.registered_name, step.schema_digest, data_version)
-    commit = tracking.git_commit(run.plan.runtime.project_dir)
     evaluation, split = evaluated.evaluation, trained.split
-    with mlflow.start_run(
-        experiment_id=experiment_id, run_name=f"{step.name}-{data_version[:8]}"
-    ) as mlflow_run:
+    with mlflow.start_run(run_id=run_id):
         mlflow.set_tags(
             {
-                "shipyard.resource": step.id,
-                "shipyard.spec_digest": run.plan.spec_digest,
-                "shipyard.model_digest": step.model_digest,
-                "shipyard.data_version": data_version,
-                "shipyard.cache_key": cache_key,
                 "shipyard.split": split.description,
                 "shipyard.gate": "passed" if verdict.passed else "failed",
                 "shipyard.gate_summary": verdict.summary()[:4500],
                 "shipyard.trials": str(len(trained.trials)),
-                "shipyard.flow_run_id": current_flow_run_id() or "",
                 **_feature_service_tags(step, repo),
-                **({"mlflow.source.git.commit": commit} if commit else {}),
             }
         )
         mlflow.log_params(
@@ -356,26 +353,32 @@ def register(
                 if trial["metrics"]:
                     mlflow.log_metrics({k: float(v) for k, v in trial["metrics"].items()})
                 mlflow.set_tag("shipyard.trial_error", trial["error"] or "")
-        run_id = mlflow_run.info.run_id
-    client = mlflow.MlflowClient()
-    if not verdict.passed:
-        client.set_tag(run_id, OUTCOME_TAG, "gate_failed")
-        return Registration(run_id, None, [], None)
-    tags = {
-        registry.TAG_SEMVER: semver,
-        registry.TAG_SCHEMA: step.schema_digest,
-        registry.TAG_DATA: data_version,
-        "shipyard.features": json.dumps(step.features),
-        "shipyard.gate": json.dumps(verdict.to_json(), default=str)[:4500],
-        "shipyard.semver_reason": why,
-        "shipyard.resource": step.id,
-        **_feature_service_tags(step, repo),
-    }
-    version, aliases = registry.register(
-        step.registered_name, info.model_uri, run_id, tags, step.id
+        if not verdict.passed:
+            mlflow.MlflowClient().set_tag(run_id, OUTCOME_TAG, "gate_failed")
+            return Registration(run_id, None, [], None)
+        tags = {
+            registry.TAG_SEMVER: semver,
+            registry.TAG_SCHEMA: step.schema_digest,
+            registry.TAG_DATA: data_version,
+            "shipyard.features": json.dumps(step.features),
+            "shipyard.gate": json.dumps(verdict.to_json(), default=str)[:4500],
+            "shipyard.semver_reason": why,
+            "shipyard.resource": step.id,
+            **_feature_service_tags(step, repo),
+        }
+        version, aliases = registry.register(
+            step.registered_name,
+            info.model_uri,
+            run_id,
+            tags,
+            step.id,
+            done_tags={OUTCOME_TAG: "registered"},
+        )
+    # from here on the registration counts, whatever happens to the Prefect server
+    run.settle(
+        f"registered version {version} ({semver}) of '{step.registered_name}' as "
+        f"@{', @'.join(aliases)}"
     )
-    client.set_tag(run_id, "shipyard.registered_version", version)
-    client.set_tag(run_id, OUTCOME_TAG, "registered")
     return Registration(run_id, version, aliases, semver)
 
 
@@ -398,7 +401,8 @@ def train_model(model: str, force: bool = False) -> TrainModelResult:
 
     A run whose data version, spec and code are unchanged is recognised (by the MLflow run that
     trained on them) and skipped: it registers nothing and leaves the last training's gauges
-    alone. `force=True` retrains.
+    alone. `force=True` retrains. Before anything else, it settles what killed runs of the
+    model left behind (`shipyard.training.recovery`).
     """
     run = begin("train-model", TrainModelStep, model)
     step, plan = run.step, run.plan
@@ -407,14 +411,27 @@ def train_model(model: str, force: bool = False) -> TrainModelResult:
     repo = repo if isinstance(repo, FeatureRepoStep) else None
     with run.monitored() as metrics:
         started = time.perf_counter()
-        data = validate_dataset(dataset=data_step.name)
-        path = dataset_file(plan.runtime, data_step)
-        data_version = data.md5 or hashlib.md5(path.read_bytes()).hexdigest()
         block = run.block("mlflow")
         tracking.use_tracking(block.tracking_uri, step.id)
         experiment_id = tracking.ensure_experiment(
-            f"shipyard/{plan.project}/{step.name}", block.artifact_root, block.tracking_uri
+            tracking.experiment_name(plan.project, step.name),
+            block.artifact_root,
+            block.tracking_uri,
         )
+        # before anything else: what killed runs of this model left behind
+        recovered = recover(
+            experiment_id,
+            step.registered_name,
+            step.id,
+            owner_gone,
+            AuditLog(StateLayout(plan.runtime.state_dir).catalog),
+            by=f"flow run {run.flow_run_id or '(none)'}",
+        )
+        for line in recovered.lines:
+            log.warning(line, extra={"resource": step.id})
+        data = validate_dataset(dataset=data_step.name)
+        path = dataset_file(plan.runtime, data_step)
+        data_version = data.md5 or hashlib.md5(path.read_bytes()).hexdigest()
         cache_key = hashlib.sha256(
             "|".join(
                 [
@@ -440,23 +457,23 @@ def train_model(model: str, force: bool = False) -> TrainModelResult:
                 hint="run train-model again: it validates and versions the new file first",
                 resource=step.id,
             )
-        frame = read_dataset(data_step, path)
-        if step.feature_service:
-            assert repo is not None
-            frame = training_set(step, repo, frame)
-        trained = train(step, frame)
-        evaluated = evaluate(step, trained)
-        verdict = gate(step, trained, evaluated)
-        registered = register(
-            run, trained, evaluated, verdict, (path, data_version, cache_key, experiment_id)
+        run_id = tracking.start_run(
+            experiment_id,
+            f"{step.name}-{data_version[:8]}",
+            _run_tags(run, data_version, cache_key),
         )
-        create_markdown_artifact(
-            key=f"model-{step.name.replace('_', '-')}-evaluation",
-            markdown=evaluated.evaluation.markdown()
-            + "\n\n"
-            + verdict.markdown(step.registered_name),
-            description=f"Holdout evaluation and gate of {step.id}",
-        )
+        with tracking.failed_on_error(run_id):
+            frame = read_dataset(data_step, path)
+            if step.feature_service:
+                assert repo is not None
+                frame = training_set(step, repo, frame)
+            trained = train(step, frame)
+            evaluated = evaluate(step, trained)
+            verdict = gate(step, trained, evaluated)
+            registered = register(
+                run, trained, evaluated, verdict, (path, data_version, run_id, experiment_id)
+            )
+        _publish_evaluation(step, evaluated, verdict)
         result = TrainModelResult(
             model=step.registered_name,
             skipped=False,
@@ -491,6 +508,42 @@ def train_model(model: str, force: bool = False) -> TrainModelResult:
             ", ".join(result.aliases),
         )
         return result
+
+
+def _run_tags(run: StepRun[TrainModelStep], data_version: str, cache_key: str) -> dict[str, str]:
+    """The training's identity, set when its MLflow run is created (before training starts)."""
+    commit = tracking.git_commit(run.plan.runtime.project_dir)
+    return {
+        "shipyard.resource": run.step.id,
+        "shipyard.spec_digest": run.plan.spec_digest,
+        "shipyard.model_digest": run.step.model_digest,
+        "shipyard.data_version": data_version,
+        "shipyard.cache_key": cache_key,
+        "shipyard.flow_run_id": run.flow_run_id or "",
+        OWNER_TAG: run.owner,
+        **({"mlflow.source.git.commit": commit} if commit else {}),
+    }
+
+
+def _publish_evaluation(step: TrainModelStep, evaluated: Evaluated, verdict: GateVerdict) -> None:
+    """The evaluation and gate as a Prefect artifact: a report of what MLflow already holds, so
+    a Prefect server that cannot take it is logged, never a failed run."""
+    try:
+        create_markdown_artifact(
+            key=f"model-{step.name.replace('_', '-')}-evaluation",
+            markdown=evaluated.evaluation.markdown()
+            + "\n\n"
+            + verdict.markdown(step.registered_name),
+            description=f"Holdout evaluation and gate of {step.id}",
+        )
+    except Exception as exc:  # any failure of the report, never the training's
+        log.warning(
+            "%s: the evaluation artifact was not published (%s: %s); the MLflow run has it",
+            step.id,
+            type(exc).__name__,
+            exc,
+            extra={"resource": step.id},
+        )
 
 
 def _observe(metrics: Any, result: TrainModelResult) -> None:

@@ -222,6 +222,14 @@ def cmd_models_promote(args: argparse.Namespace) -> int:
     return promote_model(plan, args.model, args.version, args.reason)
 
 
+def cmd_models_repair(args: argparse.Namespace) -> int:
+    from shipyard.runtime.flow_run import owner_gone
+    from shipyard.training.commands import repair_models
+
+    plan = load_plan(args, quiet_warnings=True)
+    return repair_models(plan, args.model, owner_gone)
+
+
 def cmd_features(args: argparse.Namespace) -> int:
     from shipyard.features import commands
 
@@ -369,7 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--restart", action="store_true", help="stop, then start again")
     p = add("mlflow", cmd_mlflow, "start, stop or check the profile's local MLflow server")
     p.add_argument("action", choices=["start", "stop", "status"])
-    models = add("models", lambda a: EXIT_OK, "registered models: list, show, promote")
+    models = add("models", lambda a: EXIT_OK, "registered models: list, show, promote, repair")
     models_sub = models.add_subparsers(dest="models_command", required=True, metavar="ACTION")
     p = models_sub.add_parser("list", help="every model with its champion and challenger")
     p.add_argument("--json", action="store_true")
@@ -383,6 +391,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("version", help="registry version, e.g. 3")
     p.add_argument("--reason", default="", help="why, recorded in the audit log")
     p.set_defaults(func=cmd_models_promote)
+    p = models_sub.add_parser(
+        "repair", help="settle what killed trainings left: half-made versions, runs (audited)"
+    )
+    p.add_argument("model", nargs="?", help="one model (default: every model)")
+    p.set_defaults(func=cmd_models_repair)
     features = add("features", cmd_features, "the Feast repository: plan, apply, online lookup")
     features_sub = features.add_subparsers(dest="features_command", required=True, metavar="ACTION")
     features_sub.add_parser("plan", help="what `apply` would change in the registry and stores")

@@ -4,15 +4,26 @@ it, and set up logs, blocks and metrics.
 A flow takes the name of its resource (`train_model(model="churn")`); `begin()` reads the
 plan of the run (the applied one, or the one `shipyard run` hands over), finds the step and
 logs, as the run's first line, whether pipelines.yaml has changed since that plan was applied.
+
+Then it labels the run with the process that runs it (`shipyard.process`: "host:pid") and marks
+Crashed the earlier runs of the same flow and resource that are still RUNNING although that
+process is gone (killed, or its machine rebooted): Prefect's own zombie detection needs a
+server that outlives the run, heartbeats and an automation, and takes minutes; the embedded
+profile's temporary server dies with the process it serves.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Generic, TypeVar
+from uuid import UUID
 
 from shipyard.compiler.diff import changed_fields
 from shipyard.compiler.plan import Plan, Role, StepBase
@@ -25,6 +36,11 @@ from shipyard.settings import StateLayout
 log = logging.getLogger("shipyard.flows")
 StepT = TypeVar("StepT", bound=StepBase)
 MAX_FIELDS = 6
+OWNER_LABEL = "shipyard.process"
+"""Label of a flow run: "host:pid" of the process that runs it."""
+MAX_REAPED = 50
+_SETTLED: dict[str, str] = {}
+_SETTLED_LOCK = threading.Lock()
 
 
 def run_name(flow: str, parameter: str) -> Callable[[], str]:
@@ -46,9 +62,20 @@ class StepRun(Generic[StepT]):
     flow: str
     plan: Plan
     step: StepT
+    flow_run_id: str | None = None
+    owner: str = ""
+    """"host:pid" of the process running it (see `owner_gone`)."""
 
     def block(self, role: Role) -> Any:
         return load_block(self.plan, role)
+
+    def settle(self, outcome: str) -> None:
+        """Record that this run's outcome is decided ("registered version 3 ..."): what follows
+        (artifacts, the run's final state on the Prefect server) only reports it, and when that
+        fails `shipyard run` says what was done instead of an internal error."""
+        if self.flow_run_id:
+            with _SETTLED_LOCK:
+                _SETTLED[self.flow_run_id] = outcome
 
     @contextmanager
     def monitored(self) -> Iterator[FlowRunMetrics]:
@@ -70,7 +97,143 @@ def begin(flow: str, kind: type[StepT], name: str) -> StepRun[StepT]:
     step = plan.named(kind, name)
     level, message = compare_with_spec(plan, step)
     log.log(level, message, extra={"resource": step.id})
-    return StepRun(flow, plan, step)
+    flow_run_id, owner = current_flow_run_id(), process_owner()
+    if flow_run_id is not None:
+        crash_abandoned_runs(flow, name, flow_run_id, owner, step.id)
+    return StepRun(flow, plan, step, flow_run_id, owner)
+
+
+def settled_outcome(flow_run_id: str) -> str | None:
+    """What the flow run recorded with `StepRun.settle`, if anything."""
+    with _SETTLED_LOCK:
+        return _SETTLED.get(flow_run_id)
+
+
+# --- processes and the runs they left behind ----------------------------------------------------
+
+
+def process_owner() -> str:
+    """This process, as "host:pid"."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def owner_gone(owner: str, since: float | None = None) -> bool:
+    """True when the process `owner` ("host:pid") names is certainly gone: it ran on this host,
+    and its pid runs no more or now belongs to a process started after `since` (the epoch
+    seconds when its run began; pids are reused). A process on another host may be alive."""
+    host, _, pid_text = owner.rpartition(":")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if not _running(pid):
+        return True
+    began = _started_at(pid)
+    return since is not None and began is not None and began > since + 1.0
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True
+    return state != "Z"  # a zombie has exited; only its parent has not reaped it yet
+
+
+def _started_at(pid: int) -> float | None:
+    """When process `pid` started (epoch seconds), from /proc; None where that is unknown."""
+    try:
+        ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+        boot = next(
+            int(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime ")
+        )
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
+def crash_abandoned_runs(
+    flow: str, name: str, flow_run_id: str, owner: str, resource: str
+) -> list[str]:
+    """Label this run with its process, then mark Crashed (with its task runs) every other
+    RUNNING run of `flow` for resource `name` whose process is gone; returns their ids.
+
+    Housekeeping: a server that cannot answer here is logged, not fatal (the run's own calls
+    will say so if it stays away).
+    """
+    import httpx
+    from prefect import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterId,
+        FlowRunFilterName,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+        TaskRunFilter,
+        TaskRunFilterState,
+        TaskRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.exceptions import PrefectException
+    from prefect.states import Crashed
+
+    prefix = f"{flow}/{name}@"
+    crashed: list[str] = []
+    try:
+        with get_client(sync_client=True) as client:
+            client.update_flow_run_labels(UUID(flow_run_id), {OWNER_LABEL: owner})
+            runs = client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(
+                    name=FlowRunFilterName(like_=prefix),
+                    state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.RUNNING])),
+                ),
+                limit=MAX_REAPED,
+            )
+            for run in runs:
+                ran_by = (run.labels or {}).get(OWNER_LABEL)
+                if str(run.id) == flow_run_id or not run.name.startswith(prefix):
+                    continue
+                since = run.start_time.timestamp() if run.start_time else None
+                if not isinstance(ran_by, str) or not owner_gone(ran_by, since):
+                    continue
+                message = (
+                    f"the process that ran it ({ran_by}) is gone: it was killed or crashed "
+                    f"before the run ended; marked crashed by {prefix}{flow_run_id[:8]}"
+                )
+                client.set_flow_run_state(run.id, Crashed(message=message), force=True)
+                tasks = client.read_task_runs(
+                    flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])),
+                    task_run_filter=TaskRunFilter(
+                        state=TaskRunFilterState(
+                            type=TaskRunFilterStateType(any_=[StateType.RUNNING, StateType.PENDING])
+                        )
+                    ),
+                )
+                for task_run in tasks:
+                    client.set_task_run_state(task_run.id, Crashed(message=message), force=True)
+                crashed.append(str(run.id))
+                log.warning(
+                    "%s: flow run %s was left RUNNING; %s",
+                    resource,
+                    run.name,
+                    message,
+                    extra={"resource": resource},
+                )
+    except (PrefectException, httpx.HTTPError, OSError) as exc:
+        log.warning(
+            "%s: could not look for crashed runs on the Prefect server: %s",
+            resource,
+            exc,
+            extra={"resource": resource},
+        )
+    return crashed
 
 
 def compare_with_spec(plan: Plan, step: StepBase) -> tuple[int, str]:

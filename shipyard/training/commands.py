@@ -1,4 +1,4 @@
-"""`shipyard models list|show|promote`: the registry as people want to read it."""
+"""`shipyard models list|show|promote|repair`: the registry as people want to read it."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ import json
 import os
 from datetime import UTC, datetime
 
-from shipyard.audit import AuditLog
+from shipyard.audit import AuditEntry, AuditLog
 from shipyard.compiler import Plan, TrainModelStep
 from shipyard.settings import StateLayout
+from shipyard.training.recovery import OwnerGone
 
 
 def _use_tracking(plan: Plan) -> None:
@@ -59,7 +60,7 @@ def list_models(plan: Plan, as_json: bool) -> int:
 
 
 def show_model(plan: Plan, model: str, as_json: bool) -> int:
-    from shipyard.registry import describe, versions
+    from shipyard.registry import TAG_PENDING, describe, versions
 
     name = _registered_name(plan, model)
     _use_tracking(plan)
@@ -77,6 +78,8 @@ def show_model(plan: Plan, model: str, as_json: bool) -> int:
             f"{k}={val:.4f}" for k, val in sorted(v.metrics.items()) if k != "training_seconds"
         )
         aliases = f"  @{', @'.join(v.aliases)}" if v.aliases else ""
+        if TAG_PENDING in v.tags:
+            aliases += "  (registration unfinished: `shipyard models repair` settles it)"
         data = str(v.tags.get("shipyard.data_version", ""))[:10]
         print(f"  v{v.version:<4} {v.semver:<8} {when}  data {data}{aliases}")
         print(f"         {metrics}")
@@ -84,11 +87,25 @@ def show_model(plan: Plan, model: str, as_json: bool) -> int:
     if entries:
         print("  audit:")
         for e in entries:
-            print(
-                f"    {e.time} {e.actor} {e.action} v{e.detail.get('from_version')} -> "
-                f"v{e.detail.get('to_version')}: {e.detail.get('reason') or ''}"
-            )
+            print(f"    {_audit_line(e)}")
     return 0
+
+
+def _audit_line(e: AuditEntry) -> str:
+    if e.action == "repair":
+        version = (
+            f"v{e.detail['version']} ({e.detail.get('semver')})"
+            if e.detail.get("version")
+            else "no version"
+        )
+        return (
+            f"{e.time} {e.actor} repair {version}: {e.detail.get('outcome')}; "
+            f"{e.detail.get('reason') or ''}"
+        )
+    return (
+        f"{e.time} {e.actor} {e.action} v{e.detail.get('from_version')} -> "
+        f"v{e.detail.get('to_version')}: {e.detail.get('reason') or ''}"
+    )
 
 
 def promote_model(plan: Plan, model: str, version: str, reason: str) -> int:
@@ -105,4 +122,35 @@ def promote_model(plan: Plan, model: str, version: str, reason: str) -> int:
             f"'{name}': champion is now v{version.lstrip('v')}"
             + (f" (was v{previous}, kept as @previous-champion)" if previous else "")
         )
+    return 0
+
+
+def repair_models(plan: Plan, model: str | None, owner_gone: OwnerGone) -> int:
+    """`shipyard models repair [model]`: settle what killed trainings left behind (a version
+    registered half-way, MLflow runs left RUNNING), as the next training of the model would."""
+    import mlflow
+
+    from shipyard.training.recovery import recover
+    from shipyard.training.tracking import experiment_name
+
+    steps = [plan.named(TrainModelStep, model)] if model else list(plan.steps_of(TrainModelStep))
+    _use_tracking(plan)
+    audit = AuditLog(StateLayout(plan.runtime.state_dir).catalog)
+    for step in steps:
+        experiment = mlflow.get_experiment_by_name(experiment_name(plan.project, step.name))
+        if experiment is None:
+            print(f"{step.id}: never trained; nothing to repair")
+            continue
+        done = recover(
+            str(experiment.experiment_id),
+            step.registered_name,
+            step.id,
+            owner_gone,
+            audit,
+            by="`shipyard models repair`",
+        )
+        for line in done.lines:
+            print(line)
+        if not done.lines:
+            print(f"{step.id}: nothing to repair")
     return 0

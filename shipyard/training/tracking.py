@@ -1,15 +1,21 @@
-"""MLflow set-up for a run: tracking URI, reachability, experiment, requirements, git commit."""
+"""MLflow set-up for a run: tracking URI, reachability, experiment, the training's run,
+requirements, git commit."""
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from shipyard.errors import ServiceUnavailable
+from shipyard.errors import ServiceUnavailable, ShipyardError
 from shipyard.processes import http_ok
+
+log = logging.getLogger("shipyard.training.tracking")
 
 # MLflow retries HTTP calls for minutes by default; a dead server should fail in seconds.
 HTTP_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3", "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
@@ -66,6 +72,48 @@ def ensure_experiment(name: str, artifact_root: str | None, tracking_uri: str) -
         root.mkdir(parents=True, exist_ok=True)
         location = (root / name.replace("/", "_")).as_uri()
     return str(mlflow.create_experiment(name, artifact_location=location))
+
+
+def experiment_name(project: str, model: str) -> str:
+    """The MLflow experiment of a model's trainings."""
+    return f"shipyard/{project}/{model}"
+
+
+def start_run(experiment_id: str, name: str, tags: dict[str, str]) -> str:
+    """Create the training's MLflow run (RUNNING) before training starts, so that a training
+    killed half-way leaves a run the next one finds and ends (`shipyard.training.recovery`)."""
+    from mlflow import MlflowClient
+
+    return str(MlflowClient().create_run(experiment_id, run_name=name, tags=tags).info.run_id)
+
+
+@contextmanager
+def failed_on_error(run_id: str) -> Iterator[None]:
+    """End the run as FAILED, saying why, when the block raises while the run still runs."""
+    try:
+        yield
+    except BaseException as exc:
+        _end_failed(run_id, exc)
+        raise
+
+
+def _end_failed(run_id: str, exc: BaseException) -> None:
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from shipyard.training.recovery import FAILURE_TAG
+
+    why = exc.message if isinstance(exc, ShipyardError) else f"{type(exc).__name__}: {exc}"
+    client = MlflowClient()
+    try:
+        status = client.get_run(run_id).info.status
+        if status == "FINISHED":
+            return  # e.g. registered, then something after it failed: the run stands
+        client.set_tag(run_id, FAILURE_TAG, why[:5000])
+        if status == "RUNNING":  # MLflow ends a run it was inside of as FAILED itself
+            client.set_terminated(run_id, "FAILED")
+    except (MlflowException, OSError) as error:  # the next run of the model ends it
+        log.warning("could not end MLflow run %s as failed: %s", run_id, error)
 
 
 def pip_requirements(extra: tuple[str, ...] = ()) -> list[str]:

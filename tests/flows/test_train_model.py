@@ -295,3 +295,66 @@ def test_an_unreadable_champion_stops_the_run_before_anything_is_registered(
     found = client.search_model_versions("name = 'test-project.churn'")
     assert [str(v.version) for v in found] == ["1"]
     assert str(client.get_model_version_by_alias("test-project.churn", "champion").version) == "1"
+
+
+def test_a_model_whose_champion_alias_was_removed_has_no_champion(
+    make_project: Callable[..., Path],
+) -> None:
+    """MLflow answers an alias missing on an existing model with INVALID_PARAMETER_VALUE: read
+    back from the model's aliases, that is a definite "no champion", not an unreadable one."""
+    plan = _project(make_project)
+    assert _train(plan).is_completed()
+    _client(plan).delete_registered_model_alias("test-project.churn", "champion")
+    state = _train(plan, force=True)
+    assert state.is_completed(), state.result(raise_on_failure=False)
+    summary = state.result()
+    assert (summary.registered_version, summary.aliases) == ("2", ["champion"])
+    assert summary.gate["comparison"] is None
+
+
+class _Interrupted(BaseException):
+    """Stands for the process being killed: no `except Exception` catches it."""
+
+
+def test_a_registration_interrupted_after_its_alias_was_set_is_kept_and_counts(
+    make_project: Callable[..., Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The policy's other half (tests/faults has the killed-before-the-alias half): a version
+    that already holds its alias is kept, its bookkeeping finished, nothing moved."""
+    from shipyard import registry
+    from shipyard.audit import AuditLog
+    from shipyard.settings import StateLayout
+
+    plan = _project(make_project)
+
+    def interrupted(*args: Any, **kwargs: Any) -> None:
+        raise _Interrupted
+
+    monkeypatch.setattr(registry, "_complete", interrupted)
+    with pytest.raises(_Interrupted):
+        _train(plan)
+    monkeypatch.undo()
+    client = _client(plan)
+    left = client.get_model_version("test-project.churn", "1")
+    assert (left.aliases, left.tags["shipyard.pending"]) == (["champion"], "champion")
+    [attempt] = client.search_runs(
+        [client.get_experiment_by_name("shipyard/test-project/churn").experiment_id],
+        "tags.`shipyard.registration` = 'pending'",
+    )
+
+    again = _train(plan)  # settles the registration first: it counts, so nothing retrains
+    assert again.is_completed(), again.result(raise_on_failure=False)
+    assert again.result().skipped is True and again.result().run_id == attempt.info.run_id
+    kept = client.get_model_version("test-project.churn", "1")
+    assert kept.aliases == ["champion"] and "shipyard.pending" not in kept.tags
+    assert len(client.search_model_versions("name = 'test-project.churn'")) == 1
+    run = client.get_run(attempt.info.run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["shipyard.outcome"] == "registered"
+    assert run.data.tags["shipyard.registered_version"] == "1"
+    [entry] = AuditLog(StateLayout(plan.runtime.state_dir).catalog).entries("model.churn")
+    assert (entry.action, entry.detail["outcome"], entry.detail["aliases"]) == (
+        "repair",
+        "registered",
+        ["champion"],
+    )
