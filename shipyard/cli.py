@@ -10,6 +10,7 @@ import argparse
 import json
 import os
 import sys
+import typing
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,6 +23,40 @@ if TYPE_CHECKING:
     from shipyard.project import Project
 
 EXIT_OK, EXIT_SPEC, EXIT_INTERNAL = 0, 1, 2
+STACK = ("prefect", "mlflow", "bentoml", "feast", "great-expectations", "dvc")
+"""The libraries `shipyard --version` reports beside its own version."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, with a usage error a user error (exit 1): exit 2 means Shipyard failed."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_SPEC, f"{self.prog}: error: {message}\n")
+
+
+class _Versions(argparse.Action):
+    """`--version`: looked up only when asked for (the metadata of seven packages)."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: typing.Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: typing.Any) -> None:
+        print(_versions())
+        parser.exit(EXIT_OK)
+
+
+def _versions() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    def of(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
+
+    stack = ", ".join(f"{name} {of(name)}" for name in STACK)
+    return f"shipyard {of('shipyard')} ({stack}; Python {sys.version.split()[0]})"
 
 
 def _project(args: argparse.Namespace, compile: bool = True) -> Project:
@@ -297,10 +332,11 @@ def _shell_quote(value: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="shipyard",
         description="Compile pipelines.yaml into Prometheus-monitored Prefect flows and run them.",
     )
+    parser.add_argument("--version", action=_Versions, help="show the versions and exit")
     parser.add_argument(
         "-f",
         "--file",
@@ -389,7 +425,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = models_sub.add_parser("promote", help="make a version the champion (audited)")
     p.add_argument("model")
     p.add_argument("version", help="registry version, e.g. 3")
-    p.add_argument("--reason", default="", help="why, recorded in the audit log")
+    p.add_argument("--reason", required=True, help="why (required), recorded in the audit log")
     p.set_defaults(func=cmd_models_promote)
     p = models_sub.add_parser(
         "repair", help="settle what killed trainings left: half-made versions, runs (audited)"

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from shipyard.audit import AuditEntry, AuditLog
 from shipyard.compiler import Plan, TrainModelStep
+from shipyard.errors import ShipyardError
 from shipyard.settings import StateLayout
 from shipyard.training.recovery import OwnerGone
 
@@ -43,6 +44,7 @@ def list_models(plan: Plan, as_json: bool) -> int:
                 "champion": champion.version if champion else None,
                 "champion_semver": champion.semver if champion else None,
                 "challenger": challenger.version if challenger else None,
+                "challenger_semver": challenger.semver if challenger else None,
             }
         )
     if as_json:
@@ -51,11 +53,13 @@ def list_models(plan: Plan, as_json: bool) -> int:
     if not rows:
         print("no models in pipelines.yaml")
         return 0
-    print(f"{'model':<20} {'versions':>8}  {'champion':<16} {'challenger':<10}")
+    print(f"{'model':<20} {'versions':>8}  {'champion':<16} {'challenger':<16}")
     for r in rows:
         shown_champion = f"v{r['champion']} ({r['champion_semver']})" if r["champion"] else "-"
-        shown_challenger = f"v{r['challenger']}" if r["challenger"] else "-"
-        print(f"{r['model']:<20} {r['versions']:>8}  {shown_champion:<16} {shown_challenger:<10}")
+        shown_challenger = (
+            f"v{r['challenger']} ({r['challenger_semver']})" if r["challenger"] else "-"
+        )
+        print(f"{r['model']:<20} {r['versions']:>8}  {shown_champion:<16} {shown_challenger:<16}")
     return 0
 
 
@@ -112,6 +116,12 @@ def promote_model(plan: Plan, model: str, version: str, reason: str) -> int:
     from shipyard.registry import promote
 
     name = _registered_name(plan, model)
+    if not reason.strip():
+        raise ShipyardError(
+            f"promoting v{version.lstrip('v')} of '{name}' needs a reason",
+            hint='say why with --reason "...": it is recorded in the audit log beside who and when',
+            resource=f"model.{model}",
+        )
     _use_tracking(plan)
     audit = AuditLog(StateLayout(plan.runtime.state_dir).catalog)
     previous = promote(name, version.lstrip("v"), audit, reason, f"model.{model}")

@@ -53,6 +53,28 @@ def test_validate_reports_every_problem_with_position_and_exit_1(tmp_path: Path)
     assert codes == ["E204", "E105"]
 
 
+def test_version_names_shipyard_and_its_stack(tmp_path: Path) -> None:
+    from importlib.metadata import version
+
+    result = run("--version", cwd=tmp_path)
+    assert result.returncode == 0
+    line = result.stdout.strip()
+    assert line.startswith(f"shipyard {version('shipyard')} (prefect {version('prefect')}, ")
+    assert f"mlflow {version('mlflow')}" in line and f"bentoml {version('bentoml')}" in line
+
+
+@pytest.mark.parametrize(
+    "args",
+    [("nope",), ("validate", "--frobnicate"), ("models", "promote", "churn"), ()],
+    ids=["unknown-command", "unknown-option", "missing-argument", "no-command"],
+)
+def test_usage_errors_exit_1(tmp_path: Path, args: tuple[str, ...]) -> None:
+    """1 is the user's mistake; 2 stays for Shipyard's own failures."""
+    result = run(*args, cwd=tmp_path)
+    assert result.returncode == 1
+    assert result.stderr.startswith("usage: shipyard") and "error:" in result.stderr
+
+
 def test_missing_spec_file(tmp_path: Path) -> None:
     done = run("validate", cwd=tmp_path)
     assert done.returncode == 1
@@ -209,12 +231,17 @@ def test_train_then_read_the_registry(make_project: Callable[..., Path]) -> None
             "champion": "1",
             "champion_semver": "1.0.0",
             "challenger": None,
+            "challenger_semver": None,
         }
     ]
     shown = run("models", "show", "churn", cwd=project)
     assert "v1    1.0.0" in shown.stdout and "@champion" in shown.stdout
     assert "roc_auc=" in shown.stdout
-    promoted = run("models", "promote", "churn", "1", cwd=project)
+    unexplained = run("models", "promote", "churn", "1", cwd=project)
+    assert unexplained.returncode == 1 and "--reason" in unexplained.stderr
+    blank = run("models", "promote", "churn", "1", "--reason", " ", cwd=project)
+    assert blank.returncode == 1 and "needs a reason" in blank.stderr
+    promoted = run("models", "promote", "churn", "1", "--reason", "first one", cwd=project)
     assert "already is the champion" in promoted.stdout
     unknown = run("models", "show", "chrun", cwd=project)
     assert unknown.returncode == 1 and "did you mean 'churn'?" in unknown.stderr
