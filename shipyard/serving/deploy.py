@@ -20,6 +20,7 @@ from typing import Any
 
 from shipyard.compiler import ServiceStep
 from shipyard.errors import ServiceUnavailable, ShipyardError
+from shipyard.ports import listener
 from shipyard.processes import ManagedProcess, children, http_ok
 from shipyard.serving.build import BuildResult, bento_env
 from shipyard.serving.config import read_config
@@ -288,10 +289,14 @@ def start(step: ServiceStep, built: BuildResult, say: Callable[[str], None] = pr
         )
     url = base_url(step)
     context = client_context(step)
-    if http_ok(url + "/livez", timeout=1.0, context=context):
+    found = listener(step.port)
+    if found is not None or http_ok(url + "/livez", timeout=1.0, context=context):
+        owner = f" ({found.describe()})" if found is not None else ""
         raise ShipyardError(
-            f"port {step.port} already answers at {url}, but not for service '{step.service}'",
-            hint=f"stop that program or set services.{step.service}.port",
+            f"port {step.port} is taken by another program{owner}, not service '{step.service}'",
+            hint=f"stop that program or give the service another port: "
+            f"services.{step.service}.port in pipelines.yaml",
+            resource=step.id,
         )
     check_stores(step)
     record_deploy(step, built)

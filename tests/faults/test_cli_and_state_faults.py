@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from support import SPEC, compile_spec, free_port, run_flow, run_shipyard
+from support import MODEL_SPEC, SPEC, compile_spec, free_port, run_flow, run_shipyard
 
 SHIPYARD = str(Path(sys.executable).with_name("shipyard"))
 
@@ -142,3 +142,44 @@ def test_a_second_project_does_not_take_the_first_ones_mlflow_server(tmp_path: P
         assert str(first.parent) in refused.stderr and f"mlflow.port: {port + 1}" in refused.stderr
     finally:
         run_shipyard(first, "mlflow", "stop")
+
+
+def test_a_service_port_held_by_another_program_is_refused_and_named(
+    make_project: Callable[..., Path], tmp_path: Path
+) -> None:
+    """Anything listening on the service's port, HTTP or not, is named, and nothing starts."""
+    from shipyard.compiler import ServiceStep
+    from shipyard.errors import ShipyardError
+    from shipyard.serving import deploy
+
+    port = free_port()
+    service = f"services:\n  churn-api:\n    model: churn\n    port: {port}\n"
+    spec = make_project(
+        rows=0, spec=SPEC.format(port=free_port()) + MODEL_SPEC.format(threshold=">= 0.5") + service
+    )
+    step = compile_spec(spec).named(ServiceStep, "churn-api")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    holder = subprocess.Popen(  # a plain TCP listener: it answers no HTTP at all
+        [
+            sys.executable,
+            "-c",
+            f"import socket,time; s=socket.socket(); "
+            f"s.bind(('127.0.0.1', {port})); s.listen(); print('up', flush=True); time.sleep(300)",
+        ],
+        cwd=elsewhere,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "up"
+        with pytest.raises(ShipyardError) as refused:
+            deploy.start(step, built=None)  # type: ignore[arg-type]  # refused before it is read
+        message = refused.value.message
+        assert f"port {port} is taken by another program (pid {holder.pid}, " in message
+        assert str(elsewhere) in message and "not service 'churn-api'" in message
+        assert "services.churn-api.port" in (refused.value.hint or "")
+        assert deploy.process(step).pid() is None  # nothing was started
+    finally:
+        holder.kill()
+        holder.wait()
