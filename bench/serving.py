@@ -334,8 +334,12 @@ def write_data(workdir: Path) -> tuple[list[str], Any]:
     return features, frame
 
 
-def write_spec(workdir: Path, features: list[str], ports: dict[str, int]) -> Path:
+def write_spec(
+    workdir: Path, features: list[str], ports: dict[str, int], checked: bool = False
+) -> Path:
     schema = "\n".join(f"      {c}: float" for c in features)
+    # --request-checks: a rule per feature, so the service checks 30 rules on every row
+    rules = "".join(f"\n      - between: {{column: {c}, min: 0}}" for c in features if checked)
     spec = f"""\
 project: servebench
 profiles:
@@ -352,7 +356,7 @@ datasets:
 {schema}
       malignant: bool
     expectations:
-      - not_null: [id, malignant]
+      - not_null: [id, malignant]{rules}
 models:
   cancer:
     task: classification
@@ -397,9 +401,11 @@ def shipyard(spec: Path, env: dict[str, str], *args: str, timeout: float = 900) 
     return done.stdout
 
 
-def build_project(workdir: Path, env: dict[str, str], ports: dict[str, int], say: Any) -> dict:
+def build_project(
+    workdir: Path, env: dict[str, str], ports: dict[str, int], say: Any, checked: bool = False
+) -> dict:
     features, frame = write_data(workdir)
-    spec = write_spec(workdir, features, ports)
+    spec = write_spec(workdir, features, ports, checked)
     shipyard(spec, env, "validate")
     say(f"spec {spec} valid; starting the Prefect server on port {ports['prefect']} ...")
     shipyard(spec, env, "server", "start")
@@ -871,6 +877,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="results JSON (default .shipyard/bench/serving-<timestamp>.json); "
         "the PNG chart goes beside it",
     )
+    ap.add_argument(
+        "--request-checks",
+        action="store_true",
+        help="give the dataset a `between` rule per feature: the service checks 30 rules a row",
+    )
     a = ap.parse_args(argv)
 
     concs = [int(c) for c in a.conc.split(",") if c]
@@ -917,7 +928,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     records: list[dict] = []
     try:
         say(f"work dir {workdir}; ports {ports}")
-        project = build_project(workdir, env, ports, say)
+        project = build_project(workdir, env, ports, say, a.request_checks)
         bodies = write_bodies(project, workdir)
         import mlflow.sklearn
 

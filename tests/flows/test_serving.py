@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -43,8 +44,14 @@ services:
       jwt: {{algorithm: HS256, secret: "${{secret:test-jwt-secret}}", audience: churn-api}}
     rate_limit: {{per_key: 1000/second}}
     batching: {{max_batch_size: 50, max_request_mb: 0.05}}
-    logging: {{mask: [monthly_charges, "email*"]}}
+    logging: {{mask: [monthly_charges, "email*", "*_token"]}}
 """
+# Rules on request fields besides the shared spec's between(monthly_charges, 0..500): one the
+# data holds without exception and one it lets 1% of rows fail (`mostly`: flagged, never refused)
+EXPECTATIONS = (
+    "      - between: {{column: tenure_months, min: 0, max: 240}}\n"
+    "      - between: {{column: support_calls, min: 0, max: 20, mostly: 0.99}}\n"
+)
 SECRETS = {
     "SHIPYARD_SECRET_TEST_OPS_KEY": "ops-key-0123456789",
     "SHIPYARD_SECRET_TEST_APP_KEY": "app-key-0123456789",
@@ -115,7 +122,8 @@ def served(tmp_path_factory: pytest.TempPathFactory, prefect_harness: None) -> I
     from shipyard.serving import deploy
 
     project = tmp_path_factory.mktemp("serving")
-    text = SPEC.format(port=free_port()) + MODEL_SPEC.format(threshold=">= 0.5")
+    spec = SPEC.replace("      - row_count:", EXPECTATIONS + "      - row_count:")
+    text = spec.format(port=free_port()) + MODEL_SPEC.format(threshold=">= 0.5")
     text += SERVICE_SPEC.format(port=free_port())
     (project / "pipelines.yaml").write_text(text)
     write_customers(project / "data" / "customers.parquet", rows=1200)
@@ -479,6 +487,308 @@ def test_build_names_a_version_missing_from_the_registry(served: Served) -> None
         _build(served.plan, pinned)
     assert "test-project.churn" in str(caught.value) and "version 99" in str(caught.value)
     assert "shipyard run train-model churn" in (caught.value.hint or "")
+
+
+@contextmanager
+def _sibling(served: Served, name: str, settings: str) -> Iterator[tuple[ServiceStep, str]]:
+    """Another service of the served model, with `settings` (YAML lines under it) added:
+    built and started for the test, stopped after it."""
+    from shipyard.serving import deploy
+
+    text = (served.project / "pipelines.yaml").read_text()
+    text = text.replace("  churn-api:\n", f"  {name}:\n{settings}")
+    text = text.replace(f"port: {served.step.port}", f"port: {free_port()}")
+    spec = served.project / f"pipelines-{name}.yaml"
+    spec.write_text(text)
+    plan = compile_spec(spec)
+    step = plan.named(ServiceStep, name)
+    try:
+        url = deploy.start(step, _build(plan, step))
+        yield step, url
+    finally:
+        deploy.stop(step)
+
+
+# --- request checks (issue 11, item 6) ----------------------------------------------------------
+
+TENURE_RULE = "between(tenure_months, 0.0..240.0)"
+CHARGES_RULE = "between(monthly_charges, 0.0..500.0)"
+CALLS_RULE = "between(support_calls, 0.0..20.0)"
+
+
+def test_rows_failing_the_training_datas_expectations_are_flagged_and_counted(
+    served: Served,
+) -> None:
+    """Before: a negative tenure the data forbids was answered 200 with nothing said."""
+    labels = {"project": "test-project", "resource": "service.churn-api", "action": "flagged"}
+    before = httpx.get(served.url + "/metrics", timeout=30).text
+    rows = [
+        ROW,
+        {**ROW, "tenure_months": -3, "monthly_charges": 900.0},
+        {**ROW, "support_calls": 45},
+    ]
+    response = served.post("/predict", {"rows": rows}, APP)
+    assert response.status_code == 200, response.text
+    first, second, third = response.json()["predictions"]
+    assert "failed_expectations" not in first  # a row within every rule says nothing
+    assert second["failed_expectations"] == [CHARGES_RULE, TENURE_RULE]
+    assert third["failed_expectations"] == [CALLS_RULE]
+    assert isinstance(second["prediction"], bool)  # still answered
+    single = served.post("/predict", {**ROW, "tenure_months": -1}, APP)
+    assert single.json()["predictions"][0]["failed_expectations"] == [TENURE_RULE]
+    after = httpx.get(served.url + "/metrics", timeout=30).text
+
+    def grew(column: str, rule: str) -> float:
+        sample = "shipyard_service_failed_expectations_total"
+        labelled = {**labels, "column": column, "rule": rule}
+        return _value(after, sample, **labelled) - _value(before, sample, **labelled)
+
+    assert grew("tenure_months", TENURE_RULE) == 2
+    assert grew("monthly_charges", CHARGES_RULE) == 1
+    assert grew("support_calls", CALLS_RULE) == 1
+
+
+def test_reject_refuses_rows_failing_an_expectation_naming_row_field_and_rule(
+    served: Served,
+) -> None:
+    from shipyard.serving.predlog import PredictionLog
+
+    with _sibling(served, "churn-strict", "    request_checks: reject\n") as (step, url):
+        bad = {"rows": [ROW, {**ROW, "tenure_months": -3}]}
+        refused = httpx.post(
+            url + "/predict", json=bad, headers={**APP, "X-Request-ID": "strict-1"}, timeout=30
+        )
+        assert refused.status_code == 400, refused.text
+        body = refused.json()
+        assert body["error"] == "failed_expectations"
+        assert body["message"].startswith(
+            f"rows.1.tenure_months: below the minimum 0 ({TENURE_RULE} of dataset 'customers')"
+        )
+        assert "services.churn-strict.request_checks: flag" in body["message"]
+        assert body["detail"] == [
+            {"loc": ["rows", 1, "tenure_months"], "rule": TENURE_RULE, "msg": "below the minimum 0"}
+        ]
+        assert body["request_id"] == "strict-1"
+        # a rule the data itself lets 1% of rows fail flags, never refuses
+        tolerated = httpx.post(url + "/predict", json={**ROW, "support_calls": 45}, headers=APP)
+        assert tolerated.status_code == 200, tolerated.text
+        assert tolerated.json()["predictions"][0]["failed_expectations"] == [CALLS_RULE]
+        metrics = httpx.get(url + "/metrics", timeout=30).text
+        rejected = {"column": "tenure_months", "rule": TENURE_RULE, "action": "rejected"}
+        assert _value(metrics, "shipyard_service_failed_expectations_total", **rejected) == 1
+        log = PredictionLog(step.log_database, "churn-strict")
+        try:
+            assert _wait_for(lambda: log.predictions())  # the tolerated one
+            assert not [p for p in log.predictions() if p["request_id"].startswith("strict-1")]
+        finally:
+            log.close()
+
+
+# --- masking every stored and logged field (item 7) ---------------------------------------------
+
+PLANTED_EMAIL = "planted.7f3a@leak.example"
+PLANTED_TOKEN = "tok-planted-9c1e55d0"
+PLANTED_NUMBER = 424242.4242  # in monthly_charges, a masked field
+PLANTED_INTEGER = 10**30  # too large to store: refused, and never logged
+
+
+def test_no_planted_secret_reaches_any_store_or_log(served: Served) -> None:
+    """Before: the emails and tokens in a feedback's `outcome` were stored in plain text."""
+    secret = {
+        "label": 1,
+        "email": PLANTED_EMAIL,
+        "refresh_token": PLANTED_TOKEN,
+        "contact": {"email_work": PLANTED_EMAIL, "devices": [{"push_token": PLANTED_TOKEN}]},
+    }
+    masked_row = {**ROW, "monthly_charges": PLANTED_NUMBER}
+    assert (
+        served.post("/predict", masked_row, {**APP, "X-Request-ID": "plant-1"}).status_code == 200
+    )
+    batch = {"rows": [masked_row, masked_row]}
+    assert served.post("/predict", batch, {**APP, "X-Request-ID": "plant-2"}).status_code == 200
+    refused: list[tuple[str, Any]] = [
+        ("/predict", {**ROW, "email": PLANTED_EMAIL, "session_token": PLANTED_TOKEN}),
+        ("/predict", json.dumps({"email": PLANTED_EMAIL, "session_token": PLANTED_TOKEN})[:-1]),
+        ("/feedback", {"request_id": "plant-1", "outcome": {"card_token": PLANTED_INTEGER}}),
+        ("/feedback", {"request_id": "plant-1", "outcome": PLANTED_EMAIL, "extra_token": 1}),
+    ]
+    for path, body in refused:
+        assert served.post(path, body, APP).status_code == 400, body
+    accepted: list[dict[str, Any]] = [
+        {"request_id": "plant-1", "outcome": secret},
+        {
+            "entity": {"customer_id": 7, "email": PLANTED_EMAIL, "api_token": PLANTED_TOKEN},
+            "outcome": secret,
+        },
+        {"request_id": "plant-2/1", "outcome": {"email": PLANTED_EMAIL}},
+    ]
+    for feedback in accepted:
+        response = served.post("/feedback", feedback, {**APP, "X-Request-ID": "plant-feedback"})
+        assert response.status_code == 200, response.text
+
+    database = Path(served.step.log_database.removeprefix("sqlite:///"))
+
+    def planted_feedback() -> list[dict[str, Any]]:
+        return [
+            r
+            for r in _rows(database, "feedback")
+            if r["request_id"] in ("plant-1", "plant-2/1") or "api_token" in (r["entity"] or "")
+        ]
+
+    assert _wait_for(lambda: len(planted_feedback()) == 3), planted_feedback()
+    stored = planted_feedback()
+    outcome = json.loads(next(r for r in stored if r["request_id"] == "plant-1")["outcome"])
+    assert outcome == {
+        "label": 1,
+        "email": "***",
+        "refresh_token": "***",
+        "contact": {"email_work": "***", "devices": [{"push_token": "***"}]},
+    }
+    entity = json.loads(next(r for r in stored if r["request_id"] is None)["entity"])
+    assert entity == {"customer_id": 7, "email": "***", "api_token": "***"}
+
+    from shipyard.serving.deploy import process
+
+    log_file = process(served.step).log_file
+    assert _wait_for(lambda: "plant-feedback" in log_file.read_text())
+    planted = [PLANTED_EMAIL, PLANTED_TOKEN, str(PLANTED_NUMBER), str(PLANTED_INTEGER)]
+    files = [p for p in Path(served.step.state_dir).rglob("*") if p.is_file()]
+    assert log_file in files and database in files
+
+    def found_in(path: Path) -> list[str]:
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:  # a spool segment written and deleted meanwhile
+            return []
+        return [s for s in planted if s.encode() in data]
+
+    leaks = {str(p.relative_to(served.step.state_dir)): found_in(p) for p in files}
+    assert {path: found for path, found in leaks.items() if found} == {}
+
+
+# --- missing entities, unknown request ids, hints (item 8) --------------------------------------
+
+
+def test_feedback_for_an_unknown_request_id_is_404_and_a_just_answered_one_is_found(
+    served: Served,
+) -> None:
+    """Before: feedback for any request id was stored with 200, known or not."""
+    assert served.post("/predict", ROW, {**APP, "X-Request-ID": "fb-now-1"}).status_code == 200
+    # at once: the prediction is in the worker's spool, not yet in the database
+    right_after = served.post("/feedback", {"request_id": "fb-now-1", "outcome": 1}, APP)
+    assert right_after.status_code == 200, right_after.text
+    batch = {"rows": [ROW, ROW]}
+    assert served.post("/predict", batch, {**APP, "X-Request-ID": "fb-batch"}).status_code == 200
+    for request_id in ("fb-batch", "fb-batch/1"):
+        row = served.post("/feedback", {"request_id": request_id, "outcome": 0}, APP)
+        assert row.status_code == 200, row.text
+
+    started = time.monotonic()
+    unknown = served.post("/feedback", {"request_id": "never-predicted-1", "outcome": 1}, APP)
+    assert unknown.status_code == 404, unknown.text
+    assert time.monotonic() - started < 5
+    body = unknown.json()
+    assert body["error"] == "unknown_request_id"
+    assert body["message"] == (
+        "no prediction of service 'churn-api' has request id 'never-predicted-1'; send the "
+        "`request_id` a /predict response returned (`<request_id>/<row>` for a row of a "
+        'batch), or give the outcome by `entity` ({"customer_id": ...})'
+    )
+    database = Path(served.step.log_database.removeprefix("sqlite:///"))
+    assert _wait_for(
+        lambda: [r for r in _rows(database, "feedback") if r["request_id"] == "fb-batch/1"]
+    )
+    assert not [r for r in _rows(database, "feedback") if r["request_id"] == "never-predicted-1"]
+
+
+# --- the OpenAPI document (item 9) --------------------------------------------------------------
+
+
+def _schema_validator(document: dict[str, Any], pointer: str) -> Any:
+    """A JSON Schema validator for the schema at `pointer` in the OpenAPI document."""
+    from jsonschema import Draft202012Validator
+    from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT202012
+
+    resource = Resource.from_contents(document, default_specification=DRAFT202012)
+    registry = Registry().with_resource("urn:openapi", resource)
+    return Draft202012Validator({"$ref": f"urn:openapi#{pointer}"}, registry=registry)
+
+
+def test_the_openapi_document_declares_auth_real_errors_and_every_endpoint(
+    served: Served,
+) -> None:
+    """Before: no security schemes (Swagger's "Try it out" sent no credentials), BentoML's
+    error bodies in place of the real ones, no /info nor GET /admin/routing."""
+    from openapi_spec_validator import OpenAPIV31SpecValidator
+
+    document = httpx.get(served.url + "/docs.json", timeout=30).json()
+    assert list(OpenAPIV31SpecValidator(document).iter_errors()) == []
+    schemes = document["components"]["securitySchemes"]
+    assert schemes["ApiKeyHeader"] | {"description": ""} == {
+        "type": "apiKey",
+        "in": "header",
+        "name": "X-API-Key",
+        "description": "",
+    }
+    assert (schemes["BearerAuth"]["scheme"], schemes["BearerAuth"]["bearerFormat"]) == (
+        "bearer",
+        "JWT",
+    )
+    paths = document["paths"]
+    served_endpoints = {
+        ("post", "/predict"),
+        ("post", "/feedback"),
+        ("get", "/admin/routing"),
+        ("post", "/admin/routing"),
+        ("post", "/admin/reload"),
+        ("get", "/info"),
+        ("get", "/livez"),
+        ("get", "/readyz"),
+        ("get", "/metrics"),
+        ("get", "/docs.json"),
+        ("get", "/docs"),
+    }
+    documented = {(method, path) for path, item in paths.items() for method in item}
+    assert served_endpoints <= documented
+    for method, path in sorted(documented):  # and every documented endpoint is served
+        answer = httpx.request(method.upper(), served.url + path, headers=OPS, json={}, timeout=30)
+        assert answer.status_code != 404, (method, path, answer.text)
+        needs_role = path in ("/predict", "/feedback") or path.startswith("/admin")
+        security = paths[path][method]["security"]
+        assert security == ([{"ApiKeyHeader": []}, {"BearerAuth": []}] if needs_role else [])
+
+    # each error, as the service really answers it, fits the declared response
+    too_many = {"rows": [ROW] * 51}
+    cases = [
+        ("/predict", ROW, {}, 401),
+        ("/predict", ROW, {"X-API-Key": "reader-key-0123456789"}, 403),
+        ("/predict", {**ROW, "plan": "platinum"}, APP, 400),
+        ("/predict", too_many, APP, 413),
+        ("/feedback", {"request_id": "never-predicted-2", "outcome": 1}, APP, 404),
+        (
+            "/admin/routing",
+            {"weights": {"stable": 1}, "reason": "x", "expected_revision": 0},
+            OPS,
+            409,
+        ),
+    ]
+    for path, body, headers, status in cases:
+        answer = served.post(path, body, headers)
+        assert answer.status_code == status, (path, answer.text)
+        declared = paths[path]["post"]["responses"][str(status)]
+        examples = declared["content"]["application/json"]["examples"]
+        assert answer.json()["error"] in examples, (path, status, answer.json())
+        validator = _schema_validator(document, "/components/schemas/Error")
+        assert list(validator.iter_errors(answer.json())) == [], answer.json()
+        if status == 401:
+            assert "WWW-Authenticate" in declared["headers"] and answer.headers["www-authenticate"]
+    # a success fits its schema too, flags included
+    flagged = served.post("/predict", {**ROW, "tenure_months": -1}, APP)
+    pointer = "/paths/~1predict/post/responses/200/content/application~1json/schema"
+    assert list(_schema_validator(document, pointer).iter_errors(flagged.json())) == []
+    # "Try it out" sends what the schemes declare: the header, or a bearer
+    assert served.post("/predict", ROW, {"X-API-Key": "app-key-0123456789"}).status_code == 200
 
 
 def test_docs_page_contacts_no_third_party(served: Served) -> None:

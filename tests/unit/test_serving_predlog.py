@@ -417,3 +417,22 @@ def test_knows_cannot_tell_when_the_database_cannot_be_read(tmp_path: Path) -> N
         assert fresh.knows(["any"]) is False  # no file: nothing was ever predicted
     finally:
         fresh.close()
+
+
+@pytest.mark.integration
+def test_postgresql_knows_a_predicted_request_id_on_a_kept_connection() -> None:
+    with throwaway_database("shipyard_predlog", create=True) as db:
+        url = f"postgresql://postgres@127.0.0.1:5432/{db}"
+        writer = PredictionLog(url, "churn-api", flush_interval=0.05)
+        reader = PredictionLog(url, "churn-api", flush_interval=0.05)
+        try:
+            writer.log_prediction("pg-1", "stable", "1", {}, {})
+            writer.flush()
+            assert reader.knows(["pg-1"]) is True
+            assert reader.knows(["pg-2"]) is False  # the same connection, asked again
+            writer.log_prediction("pg-2", "stable", "1", {}, {})
+            writer.flush()
+            assert reader.knows(["pg-2"]) is True  # autocommit: no stale snapshot
+        finally:
+            writer.close()
+            reader.close()
