@@ -37,6 +37,19 @@ warnings.filterwarnings(
 )
 
 
+def _dvc_logs_through_logging() -> None:
+    """DVC's records go through Python logging (Prefect's run log, Shipyard's JSON log), not the
+    console handlers `import dvc` binds to whatever sys.stdout was at that moment: a stream that
+    is closed later (a finished capture, a closed pipe) made every DVC log line fatal."""
+    from dvc.logger import LoggerHandler
+
+    for name in ("dvc", "dvc_objects", "dvc_data"):
+        logger = logging.getLogger(name)
+        for handler in [h for h in logger.handlers if isinstance(h, LoggerHandler)]:
+            logger.removeHandler(handler)
+        logger.propagate = True
+
+
 @dataclass(frozen=True)
 class DataVersion:
     """One recorded version of a dataset file; `md5` is DVC's content hash and the version id."""
@@ -130,6 +143,7 @@ class DvcStore:
     def _open(self) -> Repo:
         from dvc.repo import Repo
 
+        _dvc_logs_through_logging()
         if not (self.project_dir / ".dvc").is_dir():
             Repo.init(str(self.project_dir), no_scm=True, force=True).close()
         repo = Repo(str(self.project_dir))
