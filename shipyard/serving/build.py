@@ -25,6 +25,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from shipyard import progress
 from shipyard.compiler import FeatureRepoStep, ServiceStep
 from shipyard.compiler.compile import CODE_DIR
 from shipyard.compiler.services import VariantRef
@@ -269,46 +270,51 @@ def build_service(
     # BentoML refuses build folders under hidden directories such as .shipyard
     ctx = Path(tempfile.mkdtemp(prefix=f"shipyard-build-{name}-"))
     try:
-        served: list[ServedVariant] = []
-        model_inputs: list[ModelInput] = []
-        for ref, mv in versions:
-            say(f"downloading {ref.name}: {mv.name} version {mv.version} ...")
-            folder = _download(mv, ctx / "models" / ref.name)
-            if ref.name == "stable":
-                model_inputs = signature_inputs(folder, step)
-            served.append(
-                ServedVariant(
-                    name=ref.name,
-                    registered_name=mv.name,
-                    version=str(mv.version),
-                    semver=(mv.tags or {}).get("shipyard.semver", ""),
-                    run_id=mv.run_id,
-                    aliases=list(getattr(mv, "aliases", []) or []),
-                    path=str(folder.relative_to(ctx)),
+        with progress.step(f"building Bento {tag}", total=len(versions) + 1) as building:
+            served: list[ServedVariant] = []
+            model_inputs: list[ModelInput] = []
+            for ref, mv in versions:
+                say(f"downloading {ref.name}: {mv.name} version {mv.version} ...")
+                building.note(f"downloading {ref.name}")
+                folder = _download(mv, ctx / "models" / ref.name)
+                building.advance()
+                if ref.name == "stable":
+                    model_inputs = signature_inputs(folder, step)
+                served.append(
+                    ServedVariant(
+                        name=ref.name,
+                        registered_name=mv.name,
+                        version=str(mv.version),
+                        semver=(mv.tags or {}).get("shipyard.semver", ""),
+                        run_id=mv.run_id,
+                        aliases=list(getattr(mv, "aliases", []) or []),
+                        path=str(folder.relative_to(ctx)),
+                    )
                 )
+            if step.feature_service:
+                request_fields = [
+                    ModelInput(name=k, type=_declared(step.input_types.get(k, "int")))
+                    for k in step.inputs
+                ]
+            else:
+                request_fields = model_inputs
+            config = ServiceConfig(
+                step=step,
+                feature_repo=feature_repo if step.feature_service else None,
+                bento_tag=tag,
+                built_at=datetime.now(UTC).isoformat(timespec="seconds"),
+                variants=served,
+                model_inputs=model_inputs,
+                request_fields=request_fields,
+                input_buckets=input_buckets(step, model_inputs),
             )
-        if step.feature_service:
-            request_fields = [
-                ModelInput(name=k, type=_declared(step.input_types.get(k, "int")))
-                for k in step.inputs
-            ]
-        else:
-            request_fields = model_inputs
-        config = ServiceConfig(
-            step=step,
-            feature_repo=feature_repo if step.feature_service else None,
-            bento_tag=tag,
-            built_at=datetime.now(UTC).isoformat(timespec="seconds"),
-            variants=served,
-            model_inputs=model_inputs,
-            request_fields=request_fields,
-            input_buckets=input_buckets(step, model_inputs),
-        )
-        write_config(ctx, config)
-        _copy_code(ctx)
-        _bentofile(ctx, step, versions)
-        say(f"bentoml build {tag} ...")
-        _bentoml_build(ctx, version, state_dir)
+            write_config(ctx, config)
+            _copy_code(ctx)
+            _bentofile(ctx, step, versions)
+            say(f"bentoml build {tag} ...")
+            building.note("bentoml build")
+            _bentoml_build(ctx, version, state_dir)
+            building.advance()
     finally:
         shutil.rmtree(ctx, ignore_errors=True)
     bundle = existing_bento(name, version, state_dir)
