@@ -135,6 +135,20 @@ def test_yaml_1_1_words_stay_words(tmp_path: Path) -> None:
     assert result.spec.project == "no"
 
 
+def test_category_words_stay_as_written(tmp_path: Path) -> None:
+    """`{category: [no, yes]}` is the words no and yes, not [False, True] (issue: every row then
+    failed at run time although validate said ok)."""
+    text = (
+        "project: x\ndatasets:\n  a:\n    path: a.csv\n"
+        "    schema: {id: int, answer: {category: [no, yes, on, off, y, n]}, flag: bool}\n"
+        "    expectations: [{in_set: {column: answer, values: [no, yes]}}]\n"
+    )
+    result = _load(tmp_path, text)
+    assert result.spec is not None, result.diagnostics
+    columns = result.spec.datasets["a"].columns
+    assert columns["answer"].category == ["no", "yes", "on", "off", "y", "n"]  # type: ignore[union-attr]
+
+
 def test_durations_past_a_century_are_refused(tmp_path: Path) -> None:
     text = (
         "project: x\ndatasets:\n  a:\n    path: a.csv\n    timestamp: ts\n"
