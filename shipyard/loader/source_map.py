@@ -279,8 +279,8 @@ class _Builder:
                 raise _AliasBomb(
                     Diagnostic(
                         "E001",
-                        f"invalid YAML: aliases expand to more than {MAX_EXPANDED:,} mappings and lists "
-                        "(an alias bomb?)",
+                        f"invalid YAML: aliases expand to more than {MAX_EXPANDED:,} mappings and "
+                        "lists (an alias bomb?)",
                         span,
                         "a spec has no use for aliases of aliases many levels deep: write the "
                         "values out, or use fewer aliases",
