@@ -32,9 +32,7 @@ def _load(tmp_path: Path, text: str):  # type: ignore[no-untyped-def]
 def _errors(tmp_path: Path, text: str) -> list[tuple[int, str, str]]:
     result = _load(tmp_path, text)
     return [
-        (d.span.line if d.span else 0, d.message, d.hint)
-        for d in result.diagnostics
-        if d.is_error
+        (d.span.line if d.span else 0, d.message, d.hint) for d in result.diagnostics if d.is_error
     ]
 
 
