@@ -1,16 +1,18 @@
 """Progress of long steps (servers starting, trials, builds), in the style of Prefect's CLI.
 
-On a terminal: a rich spinner or bar with the elapsed time, left in place when the step ends.
-Elsewhere (CI logs, pipes): one line when the step starts and one when it ends, so a log shows
-what took the time without a line per tick.
+On a terminal: a rich spinner or bar with the elapsed time, left in place when the step ends;
+log lines written meanwhile (Prefect's among them) print above it, whole. Elsewhere (CI logs,
+pipes): one line when the step starts and one when it ends, so a log shows what took the time
+without a line per tick.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from typing import Any, TextIO
 
 
@@ -78,6 +80,72 @@ def step(
     if total is not None:
         columns += [BarColumn(), MofNCompleteColumn()]
     columns.append(TimeElapsedColumn())
-    with Bar(*columns, console=Console(file=out), transient=False) as bar:
+    with Bar(*columns, console=Console(file=out), transient=False) as bar, _logs_above(bar.console):
         progress._bar, progress._task = bar, bar.add_task(description, total=total)
         yield progress
+
+
+@contextmanager
+def _logs_above(console: Any) -> Iterator[None]:
+    """While the live display runs, logging handlers that write to a terminal write through its
+    console, so their lines print above the display instead of into it. Rich redirects
+    `sys.stderr`, but handlers keep the stream they were made with, and Prefect's prints
+    through a rich console of its own."""
+    with ExitStack() as restore:
+        for handler in _stream_handlers():
+            inner = getattr(handler, "console", None)  # Prefect's console handler
+            if inner is not None and _is_terminal(inner.file):
+                previous = inner.file
+                inner.file = _LinesAbove(console, previous)
+                restore.callback(setattr, inner, "file", previous)
+            elif inner is None and _is_terminal(handler.stream):
+                previous = handler.setStream(_LinesAbove(console, handler.stream))
+                restore.callback(handler.setStream, previous)
+        yield
+
+
+class _LinesAbove:
+    """A terminal stream whose whole lines print above a live display, through its console.
+
+    (Not rich's FileProxy: a rich console given one as its file sees through it, to the
+    terminal below.)"""
+
+    def __init__(self, console: Any, terminal: TextIO) -> None:
+        self._console, self._terminal, self._partial = console, terminal, ""
+
+    def write(self, text: str) -> int:
+        from rich.text import Text
+
+        *lines, self._partial = (self._partial + text).split("\n")
+        if lines:
+            self._console.print(Text("\n").join(Text.from_ansi(line) for line in lines))
+        return len(text)
+
+    def flush(self) -> None:
+        if self._partial:
+            self.write("\n")
+
+    def isatty(self) -> bool:
+        return True
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._terminal, name)
+
+
+def _stream_handlers() -> list[logging.StreamHandler[Any]]:
+    loggers = [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]
+    found: dict[int, logging.StreamHandler[Any]] = {}
+    for logger in loggers:
+        for handler in getattr(logger, "handlers", []):
+            if isinstance(handler, logging.StreamHandler):
+                found.setdefault(id(handler), handler)
+    return list(found.values())
+
+
+def _is_terminal(stream: Any) -> bool:
+    if stream is None or isinstance(stream, _LinesAbove):
+        return False
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # no isatty, or a closed stream
+        return False

@@ -41,6 +41,8 @@ TAG_INTENT = "shipyard.registration_intent"
 """On the MLflow run: JSON of the aliases its version is to get and the run tags that mark the
 registration complete, so a repair can finish it exactly as the killed process would have."""
 TAG_REGISTERED_VERSION = "shipyard.registered_version"
+GATE_METRICS = "gate/"
+"""Prefix of the run metrics that record the gate's verdicts (not holdout metrics)."""
 PENDING, REGISTERED, ROLLED_BACK = "pending", "registered", "rolled_back"
 T = TypeVar("T")
 
@@ -56,6 +58,8 @@ class VersionInfo:
     run_id: str | None
     created: int
     metrics: dict[str, float] = field(default_factory=dict)
+    """The holdout metrics of the run that trained it."""
+    description: str = ""
 
     @property
     def semver(self) -> str:
@@ -163,13 +167,16 @@ def register(
     tags: dict[str, str],
     resource: str,
     done_tags: dict[str, str] | None = None,
+    descriptions: tuple[str, str] = ("", ""),
 ) -> tuple[str, list[str]]:
     """Register a passed candidate: `challenger`, or `champion` when there is none yet.
 
-    All or nothing: if tagging or aliasing fails, the new version is deleted again, so the
-    registry never holds a half-registered model. The run records the intent first, so a
+    All or nothing: if tagging, describing or aliasing fails, the new version is deleted again,
+    so the registry never holds a half-registered model. The run records the intent first, so a
     process killed half-way leaves a record that `settle_registration` completes or undoes.
-    `done_tags` are set on the run in the same call that marks the registration complete.
+    `done_tags` are set on the run in the same call that marks the registration complete;
+    `descriptions` are the registered model's and the new version's (MLflow shows them on
+    their pages).
     """
     import mlflow
     from mlflow.exceptions import MlflowException
@@ -184,6 +191,11 @@ def register(
         version = mlflow.register_model(
             model_uri, name, tags={**tags, TAG_PENDING: ",".join(aliases)}
         )
+        model_description, version_description = descriptions
+        if model_description:
+            client.update_registered_model(name, description=model_description)
+        if version_description:
+            client.update_model_version(name, version.version, description=version_description)
         for alias in aliases:
             client.set_registered_model_alias(name, alias, version.version)
         _complete(client, name, str(version.version), run_id, done_tags or {})
@@ -365,7 +377,8 @@ def versions(name: str) -> list[VersionInfo]:
         metrics: dict[str, float] = {}
         if v.run_id:
             with contextlib.suppress(MlflowException):
-                metrics = dict(client.get_run(v.run_id).data.metrics)
+                run_metrics = client.get_run(v.run_id).data.metrics
+                metrics = {k: m for k, m in run_metrics.items() if not k.startswith(GATE_METRICS)}
         out.append(
             VersionInfo(
                 name=v.name,
@@ -375,6 +388,7 @@ def versions(name: str) -> list[VersionInfo]:
                 run_id=v.run_id,
                 created=int(v.creation_timestamp or 0),
                 metrics=metrics,
+                description=v.description or "",
             )
         )
     return out
@@ -389,4 +403,5 @@ def describe(info: VersionInfo) -> dict[str, Any]:
         "metrics": info.metrics,
         "run_id": info.run_id,
         "gate": json.loads(info.tags.get("shipyard.gate", "null") or "null"),
+        "description": info.description,
     }

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import io
+import logging
+import re
+import time
 
 import pytest
+from rich.console import Console
 
 from shipyard import progress
 
@@ -49,3 +53,43 @@ def test_a_terminal_gets_the_live_display_with_the_count() -> None:
         shown.note("best roc_auc 0.91")
     text = out.getvalue()
     assert "trials" in text and "4/4" in text and "best roc_auc 0.91" in text
+
+
+class _RichConsoleHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Prints through a rich console of its own, made with the stream, as Prefect's does."""
+
+    def __init__(self, stream: io.StringIO) -> None:
+        super().__init__(stream)
+        self.console = Console(file=stream, markup=False)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.console.print(self.format(record), soft_wrap=True)
+
+
+def _screen(raw: str) -> list[str]:
+    """The lines a terminal ends up showing: colours dropped, each line as last rewritten."""
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", raw)
+    return [line.rsplit("\r", 1)[-1] for line in plain.split("\n")]
+
+
+def test_log_lines_print_whole_above_the_live_display() -> None:
+    out = _Terminal()
+    plain, rich = logging.StreamHandler(out), _RichConsoleHandler(out)
+    logger = logging.getLogger("test.progress.terminal")
+    logger.setLevel(logging.INFO)
+    logger.addHandler(plain)
+    logger.addHandler(rich)
+    try:
+        with progress.step("trials", total=2, stream=out) as shown:
+            time.sleep(0.2)  # the display has drawn itself
+            logger.info("Task run 'trial-1' - Finished in state Completed()")
+            shown.advance(2)
+    finally:
+        logger.removeHandler(plain)
+        logger.removeHandler(rich)
+    screen = _screen(out.getvalue())
+    # once from each handler, each a line of its own, never inside the bar's line
+    assert screen.count("Task run 'trial-1' - Finished in state Completed()") == 2
+    assert "2/2" in screen[-2]
+    # afterwards both write to their own stream again
+    assert plain.stream is out and rich.console.file is out
