@@ -87,7 +87,10 @@ class PredictRequest(BaseModel):
 
 class Prediction(BaseModel):
     prediction: int | float | str | bool
-    probability: float | None = Field(None, description="Positive-class probability.")
+    probability: float | None = Field(
+        None,
+        description="Binary: the positive class's probability; multiclass: the predicted class's.",
+    )
     variant: str
     model_version: str
     failed_expectations: list[str] = Field(

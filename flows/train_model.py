@@ -15,10 +15,11 @@ from typing import Any
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
+from prefect.futures import as_completed
 from pydantic import BaseModel
 
 from flows.validate_dataset import validate_dataset
-from shipyard import registry
+from shipyard import progress, registry
 from shipyard.audit import AuditLog
 from shipyard.compiler import DatasetStep, FeatureRepoStep, TrainModelStep
 from shipyard.compiler.features import REPO_ID
@@ -27,13 +28,23 @@ from shipyard.data.files import dataset_file, read_dataset
 from shipyard.errors import ShipyardError
 from shipyard.logs import quiet_expected_errors
 from shipyard.runtime.flow_run import StepRun, begin, owner_gone, run_name
+from shipyard.runtime.mlflow_server import browse_command
 from shipyard.settings import StateLayout
 from shipyard.training import estimators, tracking
+from shipyard.training.champion import champion_scores
 from shipyard.training.evaluation import Evaluation
-from shipyard.training.gate import GateVerdict, judge
+from shipyard.training.gate import ChampionScores, GateVerdict, judge
+from shipyard.training.holdout import TAG as HOLDOUT_TAG
 from shipyard.training.recovery import OWNER_TAG, recover
 from shipyard.training.search import trial_params
 from shipyard.training.split import Split, split_frame, validation_split
+from shipyard.training.targets import (
+    class_metadata,
+    class_tags,
+    describe,
+    holdout_metrics,
+    metric_names,
+)
 
 log = logging.getLogger("shipyard.flows.train_model")
 quiet_expected_errors()
@@ -115,15 +126,25 @@ def run_trial(step: TrainModelStep, params: dict[str, Any], data: Split) -> dict
     """Fit one parameter set on the fit rows and score it on the validation rows."""
     from shipyard.training.evaluation import metrics_for
 
-    started = time.perf_counter()
+    started_at, started = time.time(), time.perf_counter()
     try:
+        target = data.target
         model = estimators.fit_model(step, data.x_train, data.y_train, params)
-        y_pred, y_score = estimators.predict(step, model, data.x_test)
-        scores = metrics_for(step.task, data.y_test, y_pred, y_score, step.metrics)
+        y_pred, y_score = estimators.predict(step, model, data.x_test, target)
+        scores = metrics_for(
+            step.task,
+            data.y_test,
+            y_pred,
+            y_score,
+            holdout_metrics(step, target),
+            classes=target.classes if target else None,
+            positive=target.positive if target else None,
+        )
         return {
             "params": params,
             "metrics": scores,
             "error": None,
+            "started": started_at,
             "seconds": time.perf_counter() - started,
         }
     except ShipyardError as exc:
@@ -131,6 +152,7 @@ def run_trial(step: TrainModelStep, params: dict[str, Any], data: Split) -> dict
             "params": params,
             "metrics": {},
             "error": exc.message,
+            "started": started_at,
             "seconds": time.perf_counter() - started,
         }
 
@@ -172,22 +194,41 @@ def search(step: TrainModelStep, split: Split) -> tuple[dict[str, Any], list[dic
         "a Dask cluster" if isinstance(step.trial_runner, DaskTrials) else "a thread pool",
         data.description,
     )
-    with _task_runner(step) as runner:
+    sign = 1 if higher_is_better else -1
+    shown = progress.step(f"{step.id}: {len(trials)} trials", total=len(trials))
+    with _task_runner(step) as runner, shown as trial_progress:
         futures = [
             runner.submit(run_trial, parameters={"step": step, "params": p, "data": data})
             for p in trials
         ]
+        best_so_far: float | None = None
+        for future in as_completed(futures):
+            score = future.result()["metrics"].get(metric)
+            trial_progress.advance()
+            if score is not None and (best_so_far is None or sign * score > sign * best_so_far):
+                best_so_far = score
+                trial_progress.note(f"best {metric} {score:.4f}")
         results = [f.result() for f in futures]
     scored = [r for r in results if r["error"] is None and metric in r["metrics"]]
     if not scored:
-        errors = "; ".join(sorted({r["error"] for r in results if r["error"]}))
+        distinct = sorted({r["error"] for r in results if r["error"]})
         raise ShipyardError(
-            f"every one of {len(results)} trials failed: {errors}",
-            hint="fix the search space in pipelines.yaml",
+            f"every one of {len(results)} trials failed: {'; '.join(distinct)}",
+            hint="fix the search space in pipelines.yaml"
+            if len(distinct) > 1
+            else "every trial failed alike, so the cause is what the error names (the data, "
+            "the estimator or its fixed parameters) more likely than the search space",
             resource=step.id,
         )
-    sign = 1 if higher_is_better else -1
     best = max(scored, key=lambda r: sign * r["metrics"][metric])
+    log.info(
+        "%s: best of %d trials: %s %.4f with %s",
+        step.id,
+        len(results),
+        metric,
+        best["metrics"][metric],
+        ", ".join(f"{k}={v}" for k, v in best["params"].items()) or "no parameters",
+    )
     return best["params"], results
 
 
@@ -203,6 +244,8 @@ def training_set(step: TrainModelStep, repo: FeatureRepoStep, labels: Any) -> An
 def train(step: TrainModelStep, frame: Any) -> Trained:
     """Cut the holdout, search the declared space (if any), then fit the candidate."""
     split = split_frame(frame, step)
+    if split.target is not None:
+        log.info("%s: target '%s': %s", step.id, step.target, describe(split.target))
     log.info("%s: %s", step.id, split.description)
     params: dict[str, Any] = {}
     trials: list[dict[str, Any]] = []
@@ -217,16 +260,19 @@ def evaluate(step: TrainModelStep, trained: Trained) -> Evaluated:
     """Holdout metrics, the evaluation table and the plots."""
     from shipyard.training.evaluation import evaluate as evaluate_holdout
 
-    y_pred, y_score = estimators.predict(step, trained.model, trained.split.x_test)
+    target = trained.split.target
+    y_pred, y_score = estimators.predict(step, trained.model, trained.split.x_test, target)
     out_dir = Path(tempfile.mkdtemp(prefix="shipyard-eval-"))
     evaluation = evaluate_holdout(
         step.task,
         trained.split.y_test,
         y_pred,
         y_score,
-        step.metrics,
+        holdout_metrics(step, target),
         out_dir,
         title=step.registered_name,
+        classes=target.classes if target else None,
+        positive=target.positive if target else None,
     )
     return Evaluated(evaluation, y_pred, y_score, out_dir)
 
@@ -241,32 +287,21 @@ def gate(step: TrainModelStep, trained: Trained, evaluated: Evaluated) -> GateVe
         evaluated.y_pred,
         evaluated.y_score,
         _champion_on(step, trained.split),
+        trained.split.target,
     )
 
 
 def _champion_on(step: TrainModelStep, split: Split) -> Any:
     """A loader of the champion's predictions on the same holdout rows (None if no champion)."""
 
-    def load() -> tuple[Any, Any, str] | None:
+    def load() -> ChampionScores | None:
         import mlflow
 
         version = registry.champion_version(step.registered_name)
         if version is None:
             return None
-        features = json.loads((version.tags or {}).get("shipyard.features", "null") or "null")
-        features = features or step.features
-        rows = split.test_rows if split.test_rows is not None else split.x_test
-        missing = [f for f in features if f not in rows.columns]
-        if missing:
-            raise ShipyardError(
-                f"champion v{version.version} needs columns {', '.join(missing)} that the "
-                "data no longer has, so it cannot be compared on the same holdout",
-                hint="promote explicitly with `shipyard models promote` after review",
-                resource=step.id,
-            )
         model = mlflow.sklearn.load_model(f"models:/{step.registered_name}@champion")
-        prediction, score = estimators.predict(step, model, rows[features])
-        return prediction, score, str(version.version)
+        return champion_scores(step, split, version, model)
 
     return load
 
@@ -277,6 +312,8 @@ class Registration:
     version: str | None
     aliases: list[str]
     semver: str | None
+    run_name: str
+    artifact_uri: str
 
 
 @task(name="register", cache_policy=NO_CACHE, persist_result=False)
@@ -301,13 +338,19 @@ def register(
     repo = repo if isinstance(repo, FeatureRepoStep) else None
     semver, why = registry.next_semver(step.registered_name, step.schema_digest, data_version)
     evaluation, split = evaluated.evaluation, trained.split
-    with mlflow.start_run(run_id=run_id):
+    found = tracking.findings(
+        step, split.description, trained.trials, trained.params, evaluation.metrics, verdict
+    )
+    with mlflow.start_run(run_id=run_id) as active:
+        run_name, artifact_uri = active.info.run_name or run_id, active.info.artifact_uri
         mlflow.set_tags(
             {
                 "shipyard.split": split.description,
+                **({HOLDOUT_TAG: split.holdout.to_tag()} if split.holdout else {}),
                 "shipyard.gate": "passed" if verdict.passed else "failed",
                 "shipyard.gate_summary": verdict.summary()[:4500],
                 "shipyard.trials": str(len(trained.trials)),
+                tracking.NOTE_TAG: tracking.run_description(step, data_version, found),
                 **_feature_service_tags(step, repo),
             }
         )
@@ -340,6 +383,7 @@ def register(
                 trained.model,
                 name="model",
                 input_example=split.x_test.head(5),
+                metadata=class_metadata(split.target),
                 pip_requirements=tracking.pip_requirements(),
                 **tracking.serialization(trained.model),
             )
@@ -347,15 +391,11 @@ def register(
         evaluation.table.to_csv(out_dir / "evaluation.csv", index=False)
         (out_dir / "gate.json").write_text(json.dumps(verdict.to_json(), indent=2, default=str))
         mlflow.log_artifacts(str(out_dir), artifact_path="evaluation")
-        for i, trial in enumerate(trained.trials):
-            with mlflow.start_run(experiment_id=experiment_id, run_name=f"trial-{i}", nested=True):
-                mlflow.log_params(trial["params"])
-                if trial["metrics"]:
-                    mlflow.log_metrics({k: float(v) for k, v in trial["metrics"].items()})
-                mlflow.set_tag("shipyard.trial_error", trial["error"] or "")
+        tracking.log_gate(run_id, verdict, step, evaluation.metrics)
+        tracking.log_trials(experiment_id, run_id, step, trained.trials, trained.params)
         if not verdict.passed:
             mlflow.MlflowClient().set_tag(run_id, OUTCOME_TAG, "gate_failed")
-            return Registration(run_id, None, [], None)
+            return Registration(run_id, None, [], None, run_name, artifact_uri)
         tags = {
             registry.TAG_SEMVER: semver,
             registry.TAG_SCHEMA: step.schema_digest,
@@ -364,8 +404,13 @@ def register(
             "shipyard.gate": json.dumps(verdict.to_json(), default=str)[:4500],
             "shipyard.semver_reason": why,
             "shipyard.resource": step.id,
+            **({HOLDOUT_TAG: split.holdout.to_tag()} if split.holdout else {}),
+            **class_tags(split.target),
             **_feature_service_tags(step, repo),
         }
+        described = tracking.version_description(
+            step, semver, why, data_version, (run_name, run_id), evaluation.metrics, verdict
+        )
         version, aliases = registry.register(
             step.registered_name,
             info.model_uri,
@@ -373,13 +418,14 @@ def register(
             tags,
             step.id,
             done_tags={OUTCOME_TAG: "registered"},
+            descriptions=(tracking.model_description(step), described),
         )
     # from here on the registration counts, whatever happens to the Prefect server
     run.settle(
         f"registered version {version} ({semver}) of '{step.registered_name}' as "
         f"@{', @'.join(aliases)}"
     )
-    return Registration(run_id, version, aliases, semver)
+    return Registration(run_id, version, aliases, semver, run_name, artifact_uri)
 
 
 def _finished_run(experiment_id: str, cache_key: str) -> Any | None:
@@ -413,10 +459,13 @@ def train_model(model: str, force: bool = False) -> TrainModelResult:
         started = time.perf_counter()
         block = run.block("mlflow")
         tracking.use_tracking(block.tracking_uri, step.id)
+        experiment = tracking.experiment_name(plan.project, step.name)
         experiment_id = tracking.ensure_experiment(
-            tracking.experiment_name(plan.project, step.name),
+            experiment,
             block.artifact_root,
             block.tracking_uri,
+            description=tracking.experiment_description(step),
+            primary_metric=tracking.primary_metric(step),
         )
         # before anything else: what killed runs of this model left behind
         recovered = recover(
@@ -473,7 +522,22 @@ def train_model(model: str, force: bool = False) -> TrainModelResult:
             registered = register(
                 run, trained, evaluated, verdict, (path, data_version, run_id, experiment_id)
             )
-        _publish_evaluation(step, evaluated, verdict)
+        links = tracking.RunLinks(
+            tracking_uri=block.tracking_uri,
+            experiment_id=experiment_id,
+            experiment_name=experiment,
+            run_id=registered.run_id,
+            run_name=registered.run_name,
+            plots=tracking.plot_links(
+                block.tracking_uri,
+                registered.run_id,
+                registered.artifact_uri,
+                [path.name for path in evaluated.evaluation.plots.values()],
+            ),
+            registered_name=step.registered_name,
+            version=registered.version,
+        )
+        _publish_evaluation(step, evaluated, verdict, links)
         result = TrainModelResult(
             model=step.registered_name,
             skipped=False,
@@ -514,6 +578,7 @@ def _run_tags(run: StepRun[TrainModelStep], data_version: str, cache_key: str) -
     """The training's identity, set when its MLflow run is created (before training starts)."""
     commit = tracking.git_commit(run.plan.runtime.project_dir)
     return {
+        tracking.NOTE_TAG: tracking.run_description(run.step, data_version),
         "shipyard.resource": run.step.id,
         "shipyard.spec_digest": run.plan.spec_digest,
         "shipyard.model_digest": run.step.model_digest,
@@ -525,13 +590,18 @@ def _run_tags(run: StepRun[TrainModelStep], data_version: str, cache_key: str) -
     }
 
 
-def _publish_evaluation(step: TrainModelStep, evaluated: Evaluated, verdict: GateVerdict) -> None:
-    """The evaluation and gate as a Prefect artifact: a report of what MLflow already holds, so
-    a Prefect server that cannot take it is logged, never a failed run."""
+def _publish_evaluation(
+    step: TrainModelStep, evaluated: Evaluated, verdict: GateVerdict, links: tracking.RunLinks
+) -> None:
+    """Where the training is in MLflow (its run, plots and version), then the evaluation and
+    gate, as a Prefect artifact: a report of what MLflow already holds, so a Prefect server
+    that cannot take it is logged, never a failed run."""
     try:
         create_markdown_artifact(
             key=f"model-{step.name.replace('_', '-')}-evaluation",
-            markdown=evaluated.evaluation.markdown()
+            markdown=links.markdown(browse_command(links.tracking_uri))
+            + "\n"
+            + evaluated.evaluation.markdown()
             + "\n\n"
             + verdict.markdown(step.registered_name),
             description=f"Holdout evaluation and gate of {step.id}",
@@ -592,7 +662,7 @@ def _skipped(
         run_id=earlier.info.run_id,
         experiment_id=experiment_id,
         data_version=data_version,
-        metrics={k: v for k, v in earlier.data.metrics.items() if k in step.metrics},
+        metrics={k: v for k, v in earlier.data.metrics.items() if k in metric_names(step)},
         gate_passed=True,
         gate_summary=summary,
         gate={"passed": True, "checks": [], "comparison": None},

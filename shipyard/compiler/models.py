@@ -12,6 +12,7 @@ from shipyard.compiler.features import REPO_ID, service_feature_types
 from shipyard.compiler.plan import FrozenModel, StepBase, digest
 from shipyard.spec import ModelSpec, PipelineSpec, ProfileSpec
 from shipyard.spec.models import parse_condition
+from shipyard.stats.targets import ClassificationTarget, declared_target
 
 if TYPE_CHECKING:
     from shipyard.compiler.compile import CompileContext
@@ -88,6 +89,14 @@ class TrainModelStep(StepBase):
     registered_name: str = Field(description="Name in the MLflow model registry.")
     task: Literal["classification", "regression"]
     target: str
+    target_type: ColumnType | None = Field(
+        None,
+        description="The target column's declared type (None in plans compiled before it was "
+        "recorded: the labels in the data tell).",
+    )
+    positive_class: bool | int | str | None = Field(
+        None, description="The model's `positive_class` as written (None: the rule's default)."
+    )
     features: list[str] = Field(description="Input columns, in the order the model gets them.")
     feature_types: dict[str, ColumnType] = Field(description="Feature -> declared column type.")
     estimator_class: str | None = None
@@ -103,12 +112,19 @@ class TrainModelStep(StepBase):
     seed: int
     search: SearchPlan | None = None
     metrics: list[str]
+    metrics_declared: bool = Field(
+        True, description="False: `metrics` are the defaults, which follow the target's kind."
+    )
     thresholds: list[GateThreshold] = Field(default_factory=list)
     vs_champion: ChampionGate | None = None
     model_digest: str = Field(description="Digest of this model's spec (cache key part).")
     schema_digest: str = Field(description="Digest of features, their types and the target.")
     dataset: str = Field(description="Id of the dataset step with the labels.")
     timestamp: str | None = Field(None, description="The dataset's event-time column.")
+    key: list[str] = Field(
+        default_factory=list,
+        description="The dataset's key columns: what identifies a row for the holdout hash.",
+    )
     feature_service: str | None = Field(
         None, description="Train from this feature service (point-in-time joins)."
     )
@@ -147,7 +163,10 @@ def train_step(
         "target": [model.target, data.columns[model.target]],
         "feature_service": model.feature_service,
     }
-    metrics = model.all_metrics
+    if model.positive_class is not None:  # what the score means: a new major version
+        schema["positive_class"] = model.positive_class
+    target_type = data.columns[model.target]
+    metrics = model.computed_metrics(_multiclass(model, target_type))
     tasks = ("train", "evaluate", "gate", "register")
     return TrainModelStep(
         id=f"model.{name}",
@@ -160,6 +179,8 @@ def train_step(
         registered_name=f"{spec.project}.{name}",
         task=model.task,
         target=model.target,
+        target_type=target_type,
+        positive_class=model.positive_class,
         features=features,
         feature_types=feature_types,
         feature_service=model.feature_service,
@@ -172,6 +193,7 @@ def train_step(
         seed=model.split.seed,
         search=_search(model, metrics),
         metrics=metrics,
+        metrics_declared=model.metrics is not None,
         thresholds=[
             GateThreshold.model_validate({"metric": metric, "op": op, "value": value})
             for metric, (op, value) in (
@@ -190,8 +212,17 @@ def train_step(
         schema_digest=digest(schema),
         dataset=data.id,
         timestamp=data.timestamp,
+        key=list(data.key),
         trial_runner=_trial_runner(spec.active_profile),
     )
+
+
+def _multiclass(model: ModelSpec, target_type: ColumnType) -> bool:
+    """Whether the declared target has more than two classes (unknown until the data: no)."""
+    if model.task != "classification":
+        return False
+    found = declared_target(model.target, target_type, model.positive_class)
+    return isinstance(found, ClassificationTarget) and found.kind == "multiclass"
 
 
 def _search(model: ModelSpec, metrics: list[str]) -> SearchPlan | None:

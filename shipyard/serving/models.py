@@ -24,12 +24,27 @@ class Variant:
     semver: str
     model: Any
     classes: list[Any] | None
+    positive: int = 1
+    """The column of predict_proba a binary model's `probability` is (its positive class)."""
 
 
 def _load_model(path: Path) -> Any:
     import mlflow.sklearn
 
     return mlflow.sklearn.load_model(str(path))
+
+
+def _positive_column(path: Path, classes: list[Any] | None) -> int:
+    """Where the positive class is among a binary model's classes: its MLmodel metadata names
+    it (a string target's positive class may sort first); else the last, True or 1."""
+    from mlflow.models import Model
+
+    if not (path / "MLmodel").exists():
+        return 1
+    metadata = Model.load(str(path / "MLmodel")).metadata or {}
+    positive = metadata.get("shipyard", {}).get("positive_class")
+    found = [i for i, c in enumerate(classes or []) if type(c) is type(positive) and c == positive]
+    return found[0] if found else 1
 
 
 def _python(value: Any) -> Any:
@@ -76,13 +91,15 @@ class ModelSet:
         self.variants: dict[str, Variant] = {}
         for served in config.variants:
             model = _load_model(bundle / served.path)
-            classes = getattr(model, "classes_", None)
+            found = getattr(model, "classes_", None)
+            classes = [_python(c) for c in found] if found is not None else None
             self.variants[served.name] = Variant(
                 name=served.name,
                 version=served.version,
                 semver=served.semver,
                 model=model,
-                classes=[_python(c) for c in classes] if classes is not None else None,
+                classes=classes,
+                positive=_positive_column(bundle / served.path, classes),
             )
         step = config.step
         self.submit: dict[str, Any] = {}
@@ -108,7 +125,9 @@ class ModelSet:
         if self.classifier and variant.classes is not None and hasattr(model, "predict_proba"):
             proba = model.predict_proba(frame)
             picked = proba.argmax(axis=1).tolist()
-            score = (proba[:, 1] if proba.shape[1] == 2 else proba.max(axis=1)).tolist()
+            # binary: the positive class's probability; multiclass: the predicted class's
+            positive = proba[:, variant.positive] if proba.shape[1] == 2 else proba.max(axis=1)
+            score = positive.tolist()
             classes = variant.classes
             return [(classes[i], s) for i, s in zip(picked, score, strict=True)]
         return [(_python(p), None) for p in model.predict(frame)]

@@ -155,13 +155,17 @@ class EstimatorSpec(SpecModel):
 
 
 class SplitSpec(SpecModel):
-    """How the holdout is cut: by time when the dataset has a timestamp, else at random."""
+    """How the holdout is cut: by time when the dataset has a timestamp, else at random (by a
+    stable hash of each row's key, so a row keeps its side when other rows come and go)."""
 
     test_size: float = Field(0.2, gt=0, lt=1, description="Fraction of rows held out.")
     by: Literal["auto", "time", "random"] = Field(
-        "auto", description="auto: time when the dataset declares `timestamp`, else random."
+        "auto",
+        description="auto: time when the dataset declares `timestamp`, else random. time: the "
+        "newest rows are held out. random: the rows whose hash of the dataset's key (or, "
+        "without a key, of the row's values) falls below test_size.",
     )
-    seed: int = Field(42, description="Seed of the random split (and of everything else).")
+    seed: int = Field(42, description="Salts the random split's hash (and seeds everything else).")
 
 
 class SearchSpec(SpecModel):
@@ -235,7 +239,17 @@ class ModelSpec(SpecModel):
     description: str | None = Field(None, description="What the model predicts, for people.")
     task: Literal["classification", "regression"] = Field(description="What is predicted.")
     dataset: str = Field(description="The dataset (under `datasets:`) the model trains on.")
-    target: str = Field(description="Label column (binary for classification).")
+    target: str = Field(
+        description="Label column: a number for regression; for classification bool, int, str "
+        "or a category, with two classes (binary) or more (multiclass)."
+    )
+    positive_class: bool | int | str | None = Field(
+        None,
+        description="The class a binary classifier detects, as the data writes it (e.g. "
+        "churned): its probability is the score, and roc_auc, f1, precision and recall are "
+        "about it. Default true for a bool target and 1 for 0/1 labels; required for other "
+        "two-class targets, e.g. yes/no.",
+    )
     features: Features = Field(
         description="Input columns of the dataset, in the order the model receives them; or the "
         "name of a feature service (e.g. churn_v2): the training set is then built from the "
@@ -292,9 +306,9 @@ class ModelSpec(SpecModel):
     def feature_service(self) -> str | None:
         return self.features if isinstance(self.features, str) else None
 
-    @property
-    def all_metrics(self) -> list[str]:
-        """The metrics computed on the holdout: declared, or the task's defaults."""
+    def computed_metrics(self, multiclass: bool = False) -> list[str]:
+        """The metrics computed on the holdout: declared, or the task's defaults (those of a
+        multiclass target when it has more than two classes)."""
         from shipyard.stats.metrics import default_metrics
 
-        return list(self.metrics or default_metrics(self.task))
+        return list(self.metrics or default_metrics(self.task, multiclass))

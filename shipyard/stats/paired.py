@@ -496,6 +496,10 @@ _SKLEARN: dict[str, Callable[[Array, Array], float]] = {
     "f1": lambda y, p: skm.f1_score(y, p, pos_label=1, zero_division=0.0),
     "precision": lambda y, p: skm.precision_score(y, p, pos_label=1, zero_division=0.0),
     "recall": lambda y, p: skm.recall_score(y, p, pos_label=1, zero_division=0.0),
+    "f1_macro": lambda y, p: skm.f1_score(y, p, labels=[0, 1], average="macro", zero_division=0.0),
+    "f1_weighted": lambda y, p: skm.f1_score(
+        y, p, labels=[0, 1], average="weighted", zero_division=0.0
+    ),
     "rmse": skm.root_mean_squared_error,
     "mae": skm.mean_absolute_error,
     "mape": skm.mean_absolute_percentage_error,
@@ -530,6 +534,18 @@ def _batched_recall(y: Array, p: Array) -> Array:
 def _batched_f1(y: Array, p: Array) -> Array:
     tp, fp, fn = _confusion(y, p)
     return _ratio(2.0 * tp, 2.0 * tp + fp + fn)
+
+
+def _batched_f1_macro(y: Array, p: Array) -> Array:
+    """The mean f1 of the two classes (class 0's is class 1's with the labels swapped)."""
+    return (_batched_f1(y, p) + _batched_f1(1.0 - y, 1.0 - p)) / 2.0
+
+
+def _batched_f1_weighted(y: Array, p: Array) -> Array:
+    """The f1 of the two classes weighted by their true rows."""
+    positives: Array = y.mean(axis=1)
+    weighted: Array = positives * _batched_f1(y, p)
+    return weighted + (1.0 - positives) * _batched_f1(1.0 - y, 1.0 - p)
 
 
 def _batched_log_loss(y: Array, p: Array) -> Array:
@@ -578,6 +594,8 @@ _BATCHED: dict[str, Callable[[Array, Array], Array]] = {
     "f1": _batched_f1,
     "precision": _batched_precision,
     "recall": _batched_recall,
+    "f1_macro": _batched_f1_macro,
+    "f1_weighted": _batched_f1_weighted,
     "rmse": lambda y, p: np.sqrt(np.mean((p - y) ** 2, axis=1)),
     "mae": lambda y, p: np.mean(np.abs(p - y), axis=1),
     "mape": lambda y, p: np.mean(np.abs(p - y) / np.maximum(np.abs(y), _EPS), axis=1),

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from shipyard.compiler import TrainModelStep
 from shipyard.errors import ShipyardError
+from shipyard.stats.targets import ClassificationTarget
+from shipyard.training.targets import class_probabilities, positive_index
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -136,15 +138,16 @@ def fit_model(step: TrainModelStep, x: pd.DataFrame, y: pd.Series, params: dict[
     return pipeline
 
 
-def predict(step: TrainModelStep, model: Any, x: pd.DataFrame) -> tuple[Any, Any]:
-    """(labels or values, positive-class probability or None)."""
-    import numpy as np
-
+def predict(
+    step: TrainModelStep, model: Any, x: pd.DataFrame, target: ClassificationTarget | None
+) -> tuple[Any, Any]:
+    """(labels or values, scores or None). The scores of a binary classifier are its positive
+    class's probability; of a multiclass one, a column per class of the target (in the order
+    of `target.classes`, whatever order the model keeps them in)."""
     y_pred = model.predict(x)
-    y_score = None
-    if step.task == "classification" and hasattr(model, "predict_proba"):
-        proba = np.asarray(model.predict_proba(x))
-        classes = list(getattr(model, "classes_", [0, 1]))
-        positive = classes.index(True) if True in classes else len(classes) - 1
-        y_score = proba[:, positive]
-    return y_pred, y_score
+    if step.task != "classification" or target is None:
+        return y_pred, None
+    proba = class_probabilities(model, x, target)
+    if proba is None or target.kind == "multiclass":
+        return y_pred, proba
+    return y_pred, proba[:, positive_index(target)]

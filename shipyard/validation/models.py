@@ -4,14 +4,33 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
-from shipyard.diagnostics import Diagnostic, did_you_mean, one_of
+from shipyard.diagnostics import Diagnostic, Span, did_you_mean, one_of
 from shipyard.loader.source_map import Path, SourceMap
 from shipyard.spec import ModelSpec, PipelineSpec
-from shipyard.spec.datasets import CategoryType
-from shipyard.stats.metrics import METRICS, suitable_metrics, unsuitable_metrics
+from shipyard.spec.datasets import CategoryType, ColumnType
+from shipyard.stats.metrics import (
+    METRICS,
+    binary_only_metrics,
+    multiclass_metrics,
+    suitable_metrics,
+    unsuitable_metrics,
+)
+from shipyard.stats.targets import (
+    ClassificationTarget,
+    DeclaredType,
+    TargetProblem,
+    declared_target,
+)
 
-CLASS_TARGET_TYPES = {"bool", "int", "str"}
 NUMERIC = {"int", "float"}
+MULTICLASS_INSTEAD = {
+    "f1": "f1_macro or f1_weighted (the f1 of every class, averaged)",
+    "precision": "f1_macro or f1_weighted",
+    "recall": "f1_macro or f1_weighted",
+    "pr_auc": "roc_auc (one-vs-rest, averaged over the classes)",
+    "brier": "log_loss",
+}
+"""What a multiclass model computes instead of each metric about a positive class."""
 
 
 def check_models(spec: PipelineSpec, sm: SourceMap) -> Iterator[Diagnostic]:
@@ -24,6 +43,7 @@ def check_model(
 ) -> Iterator[Diagnostic]:
     base: Path = ("models", name)
     dataset = spec.datasets.get(model.dataset)
+    target: ClassificationTarget | None = None
     if dataset is None:
         yield Diagnostic(
             "E501",
@@ -43,16 +63,17 @@ def check_model(
                 sm.value_span((*base, "target")),
                 did_you_mean(model.target, columns) or "add it to the dataset's `schema:`",
             )
-        elif model.task == "classification" and not (
-            isinstance(target_type, CategoryType) or target_type in CLASS_TARGET_TYPES
-        ):
-            yield Diagnostic(
-                "E506",
-                f"model '{name}': classification target '{model.target}' has type '{target_type}'",
-                sm.value_span((*base, "target")),
-                "a classification target is bool, int, str or a category; "
-                "use `task: regression` for numbers",
-            )
+        elif model.task == "classification":
+            found = declared_target(model.target, declared_type(target_type), model.positive_class)
+            if isinstance(found, TargetProblem):
+                yield Diagnostic(
+                    found.code,
+                    f"model '{name}': {found.message}",
+                    sm.value_span((*base, found.at)),
+                    found.hint,
+                )
+            else:
+                target = found
         elif model.task == "regression" and (
             isinstance(target_type, CategoryType) or target_type not in NUMERIC
         ):
@@ -88,7 +109,20 @@ def check_model(
                     sm.value_span(at),
                     "add a column derived from it (e.g. an age in days, a weekday) and use that",
                 )
-    yield from _check_metrics(name, model, sm)
+    if model.task == "regression" and model.positive_class is not None:
+        yield Diagnostic(
+            "E510",
+            f"model '{name}': positive_class is for a classification model, and '{name}' is "
+            "a regression",
+            sm.value_span((*base, "positive_class")),
+            "remove `positive_class`, or use `task: classification`",
+        )
+    yield from _check_metrics(name, model, sm, target)
+
+
+def declared_type(column_type: ColumnType) -> DeclaredType:
+    """A dataset column's type as the target rule reads it: a name, or the category's values."""
+    return list(column_type.category) if isinstance(column_type, CategoryType) else column_type
 
 
 def check_model_feature_service(
@@ -166,9 +200,12 @@ def _service_hint(service: str, services: Iterable[str], columns: Iterable[str])
     )
 
 
-def _check_metrics(name: str, model: ModelSpec, sm: SourceMap) -> Iterator[Diagnostic]:
+def _check_metrics(
+    name: str, model: ModelSpec, sm: SourceMap, target: ClassificationTarget | None
+) -> Iterator[Diagnostic]:
     base: Path = ("models", name)
-    declared = model.all_metrics
+    multiclass = target is not None and target.kind == "multiclass"
+    declared = model.computed_metrics(multiclass)
     for i, metric in enumerate(model.metrics or []):
         if unsuitable_metrics(model.task, [metric]):
             yield Diagnostic(
@@ -177,10 +214,13 @@ def _check_metrics(name: str, model: ModelSpec, sm: SourceMap) -> Iterator[Diagn
                 sm.value_span((*base, "metrics", i)),
                 _metric_hint(model, metric),
             )
+        elif multiclass and binary_only_metrics([metric]):
+            yield _needs_binary(name, model, metric, target, sm.value_span((*base, "metrics", i)))
+    kind = "a multiclass model" if multiclass else f"a {model.task} model"
     computed = (
         f"now {', '.join(declared)}"
         if model.metrics
-        else f"without it, a {model.task} model computes {', '.join(declared)}"
+        else f"without it, {kind} computes {', '.join(declared)}"
     )
     # (metric, where it is written); `thresholds:` is usually left out (gate: {roc_auc: ...})
     used: list[tuple[str, Path]] = [
@@ -191,20 +231,47 @@ def _check_metrics(name: str, model: ModelSpec, sm: SourceMap) -> Iterator[Diagn
     if model.search is not None and model.search.metric is not None:
         used.append((model.search.metric, (*base, "search", "metric")))
     for metric, at in used:
+        span = sm.key_span(at) if at[-1] == metric else sm.value_span(at)
         if unsuitable_metrics(model.task, [metric]):
             yield Diagnostic(
-                "E505",
-                _unsuitable(name, model, metric),
-                sm.key_span(at) if at[-1] == metric else sm.value_span(at),
-                _metric_hint(model, metric),
+                "E505", _unsuitable(name, model, metric), span, _metric_hint(model, metric)
             )
+        elif multiclass and binary_only_metrics([metric]):
+            if model.metrics is None or metric not in model.metrics:  # else reported there
+                yield _needs_binary(name, model, metric, target, span)
         elif metric not in declared:
             yield Diagnostic(
                 "E508",
                 f"model '{name}': metric '{metric}' is used but not computed",
-                sm.key_span(at) if at[-1] == metric else sm.value_span(at),
+                span,
                 f"add it to `metrics:` ({computed})",
             )
+    champion = model.gate.vs_champion
+    if multiclass and champion is not None and champion.method == "delong":
+        yield Diagnostic(
+            "E511",
+            f"model '{name}': DeLong's test compares the ROC AUCs of binary models, and target "
+            f"'{model.target}' has {_classes(target)}",
+            sm.value_span((*base, "gate", "vs_champion", "method")),
+            "use `method: bootstrap` (or leave `method` out: auto picks the bootstrap)",
+        )
+
+
+def _classes(target: ClassificationTarget | None) -> str:
+    classes = target.classes if target is not None else None
+    return f"{len(classes)} classes" if classes else "more than two classes"
+
+
+def _needs_binary(
+    name: str, model: ModelSpec, metric: str, target: ClassificationTarget | None, span: Span | None
+) -> Diagnostic:
+    return Diagnostic(
+        "E511",
+        f"model '{name}': metric '{metric}' is about a positive class, and target "
+        f"'{model.target}' has {_classes(target)}",
+        span,
+        f"use {MULTICLASS_INSTEAD.get(metric, ', '.join(multiclass_metrics()))}",
+    )
 
 
 def _unsuitable(name: str, model: ModelSpec, metric: str) -> str:

@@ -53,6 +53,8 @@ def test_classification_metrics_agree_with_sklearn(binary: tuple[np.ndarray, ...
         "pr_auc": sk.average_precision_score(y_true, y_score),
         "accuracy": sk.accuracy_score(y_true, y_pred),
         "f1": sk.f1_score(y_true, y_pred),
+        "f1_macro": sk.f1_score(y_true, y_pred, average="macro"),
+        "f1_weighted": sk.f1_score(y_true, y_pred, average="weighted"),
         "precision": sk.precision_score(y_true, y_pred),
         "recall": sk.recall_score(y_true, y_pred),
         "log_loss": sk.log_loss(y_true, y_score),
@@ -155,7 +157,7 @@ def test_classification_table_has_classes_and_thresholds(binary: tuple[np.ndarra
     result = evaluate("classification", y_true, y_pred, y_score, metrics=["precision", "recall"])
     table = result.table
     assert list(table.columns) == ["group", "precision", "recall", "f1", "support", "positive_rate"]
-    assert list(table["group"]) == ["class 0", "class 1"] + [
+    assert list(table["group"]) == ["class False", "class True"] + [
         f"score >= {t / 10:.1f}" for t in range(1, 10)
     ]
     classes, thresholds = table.iloc[:2], table.iloc[2:].set_index("group")
@@ -173,7 +175,7 @@ def test_classification_table_without_y_score_has_class_rows_only(
 ) -> None:
     y_true, y_pred, _ = binary
     result = evaluate("classification", y_true, y_pred)
-    assert list(result.table["group"]) == ["class 0", "class 1"]
+    assert list(result.table["group"]) == ["class False", "class True"]
 
 
 def test_regression_table_has_overall_errors_and_deciles(
@@ -304,3 +306,152 @@ def test_import_probe_would_notice_heavy_libraries(tmp_path: Path) -> None:
         "assert dict.__getitem__(matplotlib.rcParams, 'backend') == backend, 'backend changed'"
     )
     assert heavy_modules_after(run) == ["matplotlib", "pandas", "sklearn"]
+
+
+# --- classes by name: string labels, a positive class that sorts first, multiclass ------------
+
+SPECIES = ("setosa", "versicolor", "virginica")
+
+
+@pytest.fixture(scope="module")
+def multiclass() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(4)
+    n = 300
+    codes = rng.integers(0, 3, n)
+    logits = rng.normal(0, 1.0, (n, 3))
+    logits[np.arange(n), codes] += 1.8
+    proba = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    names = np.array(SPECIES, dtype=object)
+    return names[codes], names[proba.argmax(axis=1)], proba
+
+
+def test_multiclass_metrics_agree_with_sklearn(multiclass: tuple[np.ndarray, ...]) -> None:
+    y_true, y_pred, proba = multiclass
+    names = ["roc_auc", "accuracy", "f1_macro", "f1_weighted", "log_loss"]
+    got = metrics_for("classification", y_true, y_pred, proba, names, classes=SPECIES)
+    assert got == pytest.approx(
+        {
+            "roc_auc": sk.roc_auc_score(y_true, proba, multi_class="ovr", labels=list(SPECIES)),
+            "accuracy": sk.accuracy_score(y_true, y_pred),
+            "f1_macro": sk.f1_score(y_true, y_pred, average="macro"),
+            "f1_weighted": sk.f1_score(y_true, y_pred, average="weighted"),
+            "log_loss": sk.log_loss(y_true, proba, labels=list(SPECIES)),
+        },
+        rel=1e-12,
+    )
+    # without metrics: a multiclass target's defaults
+    assert list(metrics_for("classification", y_true, y_pred, proba, classes=SPECIES)) == [
+        "roc_auc",
+        "accuracy",
+        "f1_macro",
+        "log_loss",
+    ]
+
+
+@pytest.mark.parametrize("metric", ["f1", "precision", "recall", "pr_auc", "brier"])
+def test_a_metric_about_a_positive_class_is_refused_for_multiclass(
+    multiclass: tuple[np.ndarray, ...], metric: str
+) -> None:
+    y_true, y_pred, proba = multiclass
+    with pytest.raises(EvaluationError, match=f"'{metric}' is about a positive class"):
+        metrics_for("classification", y_true, y_pred, proba, [metric], classes=SPECIES)
+
+
+def test_multiclass_table_has_a_row_per_class_by_name_and_the_averages(
+    multiclass: tuple[np.ndarray, ...],
+) -> None:
+    y_true, y_pred, proba = multiclass
+    result = evaluate("classification", y_true, y_pred, proba, classes=SPECIES)
+    table = result.table.set_index("group")
+    assert list(result.table.columns) == [
+        "group", "precision", "recall", "f1", "support", "roc_auc"
+    ]  # fmt: skip
+    assert list(table.index) == [f"class {name}" for name in SPECIES] + [
+        "macro avg",
+        "weighted avg",
+    ]
+    recall = sk.recall_score(y_true, y_pred, average=None, labels=list(SPECIES))
+    assert table["recall"].iloc[:3].tolist() == pytest.approx(recall.tolist())
+    assert table.loc["macro avg", "f1"] == pytest.approx(result.metrics["f1_macro"])
+    assert table.loc["macro avg", "roc_auc"] == pytest.approx(result.metrics["roc_auc"])
+    assert table.loc["class setosa", "support"] == int((y_true == "setosa").sum())
+    text = result.markdown()
+    assert "3 classes: setosa, versicolor, virginica" in text
+    assert "| class virginica |" in text
+
+
+def test_multiclass_plots_are_the_confusion_matrix_and_one_vs_rest_curves(
+    multiclass: tuple[np.ndarray, ...], tmp_path: Path
+) -> None:
+    y_true, y_pred, proba = multiclass
+    result = evaluate("classification", y_true, y_pred, proba, out_dir=tmp_path, classes=SPECIES)
+    assert list(result.plots) == ["confusion_matrix", "roc_curve", "pr_curve"]  # no calibration
+    for path in result.plots.values():
+        width, height = png_size(path)
+        assert width >= 500 and height >= 500
+        assert path.stat().st_size > 20_000
+
+
+def test_plot_texts_name_the_classes(
+    multiclass: tuple[np.ndarray, ...], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The figures' tick labels, legends and axis titles carry class names, not 0/1 or y_pred."""
+    from matplotlib.figure import Figure
+
+    texts: list[str] = []
+    real = Figure.savefig
+
+    def keep_texts(figure: Figure, *args: Any, **kwargs: Any) -> None:
+        for ax in figure.axes:
+            texts.extend(t.get_text() for t in [*ax.get_xticklabels(), *ax.get_yticklabels()])
+            texts.extend([ax.get_xlabel(), ax.get_ylabel(), ax.get_title(loc="left")])
+            if (legend := ax.get_legend()) is not None:
+                texts.extend(t.get_text() for t in legend.get_texts())
+        real(figure, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", keep_texts)
+    y_true, y_pred, proba = multiclass
+    evaluate("classification", y_true, y_pred, proba, out_dir=tmp_path, classes=SPECIES)
+    assert set(SPECIES) <= set(texts)  # the confusion matrix's ticks
+    assert any(t.startswith("virginica (AUC = ") for t in texts)
+    binary_true = np.where(y_true == "setosa", "churned", "stayed")
+    binary_pred = np.where(y_pred == "setosa", "churned", "stayed")
+    texts.clear()
+    evaluate(
+        "classification",
+        binary_true,
+        binary_pred,
+        proba[:, 0],
+        out_dir=tmp_path / "binary",
+        classes=["churned", "stayed"],
+        positive="churned",
+    )
+    assert {"stayed", "churned (positive)"} <= set(texts)
+    assert "Predicted probability of churned" in texts
+    assert any(t.startswith("predicted churned (FPR") for t in texts)
+    assert not [t for t in texts if "y_pred" in t or "class 1" in t or "(negative)" in t]
+
+
+def test_a_binary_target_whose_positive_class_sorts_first(binary: tuple[np.ndarray, ...]) -> None:
+    y_true, y_pred, y_score = binary
+    as_words = np.where(y_true, "churned", "stayed"), np.where(y_pred, "churned", "stayed")
+    named = evaluate(
+        "classification",
+        *as_words,
+        y_score,
+        ["roc_auc", "f1", "precision", "recall", "log_loss"],
+        classes=["churned", "stayed"],
+        positive="churned",
+    )
+    as_bool = evaluate(
+        "classification",
+        y_true,
+        y_pred,
+        y_score,
+        ["roc_auc", "f1", "precision", "recall", "log_loss"],
+    )
+    assert named.metrics == pytest.approx(as_bool.metrics, rel=1e-12)
+    assert list(named.table["group"])[:2] == ["class stayed", "class churned"]
+    assert named.table.iloc[2:].equals(as_bool.table.iloc[2:])
+    with pytest.raises(EvaluationError, match="not among the classes"):
+        evaluate("classification", ["yes", "no"], ["maybe", "no"], classes=["no", "yes"])

@@ -8,7 +8,7 @@ import numpy as np
 
 from shipyard.compiler import TrainModelStep
 from shipyard.compiler.models import ChampionGate, GateThreshold
-from shipyard.training.gate import judge
+from shipyard.training.gate import ChampionScores, judge
 
 
 def _step(thresholds: list[GateThreshold], vs: ChampionGate | None) -> TrainModelStep:
@@ -60,7 +60,7 @@ def test_a_clearly_worse_candidate_fails_against_the_champion() -> None:
         y,
         (noisy > 0.5).astype(int),
         noisy,
-        champion=lambda: (labels, good, "4"),
+        champion=lambda: ChampionScores("4", [True] * len(y), labels, good),
     )
     assert not verdict.passed
     assert verdict.comparison is not None
@@ -75,6 +75,13 @@ def test_an_equal_candidate_passes_a_negative_margin() -> None:
     step = _step(
         [], ChampionGate(metric="accuracy", min_delta=-0.02, confidence=0.95, method="bootstrap")
     )
-    verdict = judge(step, {"accuracy": 0.9}, y, labels, good, champion=lambda: (labels, good, "1"))
+    verdict = judge(
+        step,
+        {"accuracy": 0.9},
+        y,
+        labels,
+        good,
+        champion=lambda: ChampionScores("1", [True] * len(y), labels, good),
+    )
     assert verdict.passed
     assert verdict.comparison is not None and verdict.comparison["improvement"] == 0

@@ -22,6 +22,8 @@ datasets:
       event_time: datetime
       signup: date
       plan: {category: [basic, pro]}
+      tier: {category: [bronze, silver, gold]}
+      score: {category: [0, 1]}
       tenure: int
       charges: float
       email: str
@@ -62,6 +64,7 @@ models:
     task: classification
     dataset: customers
     target: plan
+    positive_class: pro
     features: [tenure, charges, email]
     train: support_models:train_logistic
     params: {C: 0.5}
@@ -131,7 +134,8 @@ def test_inline_and_explicit_thresholds_read_the_same() -> None:
 )
 def test_targets_that_suit_the_task_are_fine(task: str, target: str) -> None:
     features = "[charges]" if target == "tenure" else "[tenure]"
-    assert check(spec(task=task, target=target, features=features)) == []
+    positive = {"positive_class": "pro"} if target == "plan" else {}
+    assert check(spec(task=task, target=target, features=features, **positive)) == []
 
 
 # --- E501-E508 ---------------------------------------------------------------------------------
@@ -142,7 +146,7 @@ def test_undefined_dataset_is_e501_at_the_value_with_did_you_mean() -> None:
     d = only(text)
     assert d.code == "E501"
     assert d.message == "model 'churn' uses dataset 'customer', which is not defined"
-    assert d.span == Span("spec.yaml", 19, 14, 19, 22)
+    assert d.span == Span("spec.yaml", 21, 14, 21, 22)
     assert d.span == span_of(text, "customer", within="dataset: customer\n")
     assert d.hint == "did you mean 'customers'?"
 
@@ -325,6 +329,130 @@ def test_e508_without_metrics_names_the_task_defaults() -> None:
 def test_default_metrics_can_be_gated_without_listing_them() -> None:
     assert (
         check(spec(gate="{roc_auc: '>= 0.7', f1: '> 0.5', vs_champion: {metric: log_loss}}")) == []
+    )
+
+
+# --- E509-E511: what a classification target may be (shipyard/stats/targets.py) ----------------
+
+
+@pytest.mark.parametrize(
+    ("target", "positive"),
+    [("churned", None), ("churned", "false"), ("score", None), ("plan", "basic"), ("tier", None)],
+)
+def test_targets_with_a_known_or_a_declared_positive_class_are_fine(
+    target: str, positive: str | None
+) -> None:
+    assert check(spec(target=target, positive_class=positive)) == []
+
+
+def test_a_two_word_category_without_positive_class_is_e509_at_the_target() -> None:
+    text = spec(target="plan")
+    d = only(text)
+    assert d.code == "E509"
+    assert d.message == (
+        "model 'churn': binary target 'plan' has classes 'basic', 'pro', and no "
+        "`positive_class` says which one the model detects"
+    )
+    assert d.span == span_of(text, "plan", within="target:")
+    assert d.hint is not None and d.hint.startswith("add `positive_class: pro` (or basic)")
+
+
+@pytest.mark.parametrize(
+    ("target", "positive", "message", "hint"),
+    [
+        (
+            "plan",
+            "Pro",
+            "positive_class 'Pro' is not a class of target 'plan' ('basic', 'pro')",
+            "did you mean 'pro'?",
+        ),
+        (
+            "churned",
+            "yes",
+            "positive_class 'yes' is not a bool, but target 'churned' holds bool labels",
+            "write the class as the data holds it, e.g. `positive_class: true`",
+        ),
+        (
+            "score",
+            "2",
+            "positive_class 2 is not a class of target 'score' (0, 1)",
+            "use one of 0, 1",
+        ),
+        (
+            "tier",
+            "gold",
+            "positive_class 'gold' is for a binary target, but target 'tier' has 3 classes "
+            "('bronze', 'gold', 'silver')",
+            "remove `positive_class`: a multiclass model scores every class",
+        ),
+    ],
+    ids=["not-a-category", "wrong-type", "not-a-number-class", "multiclass"],
+)
+def test_a_positive_class_the_target_lacks_is_e510_at_the_value(
+    target: str, positive: str, message: str, hint: str
+) -> None:
+    text = spec(target=target, positive_class=positive)
+    d = only(text)
+    assert (d.code, d.message, d.hint) == ("E510", f"model 'churn': {message}", hint)
+    assert d.span == span_of(text, positive, within="positive_class:")
+
+
+def test_a_positive_class_on_a_regression_is_e510() -> None:
+    text = spec(task="regression", target="charges", features="[tenure]", positive_class="1")
+    d = only(text)
+    assert d.code == "E510"
+    assert d.span == span_of(text, "1", within="positive_class:")
+
+
+def test_a_plain_str_target_learns_its_classes_at_training_so_validate_accepts_it() -> None:
+    # `email` is `str`: two classes or twenty, only the data tells (training applies the rule)
+    assert check(spec(target="email", features="[tenure]")) == []
+    assert check(spec(target="email", features="[tenure]", positive_class="a@b.c")) == []
+    d = only(spec(target="email", features="[tenure]", positive_class="7"))
+    assert d.code == "E510" and "is not a str" in d.message
+
+
+@pytest.mark.parametrize(
+    ("keys", "needle", "instead"),
+    [
+        ({"metrics": "[roc_auc, f1]"}, "f1", "f1_macro or f1_weighted"),
+        ({"gate": "{pr_auc: '>= 0.4'}"}, "pr_auc", "roc_auc"),
+        ({"gate": "{vs_champion: {metric: brier}}"}, "brier", "log_loss"),
+        ({"search": "{strategy: grid, metric: recall, space: {C: [1]}}"}, "recall", "f1_macro"),
+    ],
+    ids=["metrics", "gate", "vs_champion", "search"],
+)
+def test_a_metric_about_a_positive_class_on_a_multiclass_target_is_e511(
+    keys: dict[str, str], needle: str, instead: str
+) -> None:
+    text = spec(target="tier", **keys)
+    d = only(text)
+    assert d.code == "E511"
+    assert d.message == (
+        f"model 'churn': metric '{needle}' is about a positive class, and target 'tier' has "
+        "3 classes"
+    )
+    assert d.span == span_of(text, needle)
+    assert d.hint is not None and d.hint.startswith(f"use {instead}")
+
+
+def test_a_multiclass_model_gates_on_its_own_defaults_and_delong_is_e511() -> None:
+    gate = "{f1_macro: '>= 0.5', roc_auc: '>= 0.7', vs_champion: {metric: log_loss}}"
+    assert check(spec(target="tier", gate=gate)) == []
+    d = only(spec(target="tier", gate="{f1: '>= 0.5'}"))
+    assert d.code == "E511"  # not E508: f1 is not a multiclass metric at all
+    text = spec(target="tier", gate="{vs_champion: {metric: roc_auc, method: delong}}")
+    d = only(text)
+    assert d.code == "E511" and "DeLong's test" in d.message
+    assert d.span == span_of(text, "delong")
+
+
+def test_e508_of_a_multiclass_model_names_its_defaults() -> None:
+    d = only(spec(target="tier", gate="{f1_weighted: '>= 0.5'}"))
+    assert d.code == "E508"
+    assert d.hint == (
+        "add it to `metrics:` (without it, a multiclass model computes roc_auc, accuracy, "
+        "f1_macro, log_loss)"
     )
 
 

@@ -309,6 +309,8 @@ SKLEARN: dict[str, Callable[[Array, Array], float]] = {
     "f1": skm.f1_score,
     "precision": skm.precision_score,
     "recall": skm.recall_score,
+    "f1_macro": lambda y, p: skm.f1_score(y, p, average="macro"),
+    "f1_weighted": lambda y, p: skm.f1_score(y, p, average="weighted"),
     "rmse": lambda y, p: math.sqrt(skm.mean_squared_error(y, p)),
     "mae": skm.mean_absolute_error,
     "mape": skm.mean_absolute_percentage_error,
