@@ -99,7 +99,10 @@ def _logs_above(console: Any) -> Iterator[None]:
                 inner.file = _LinesAbove(console, previous)
                 restore.callback(setattr, inner, "file", previous)
             elif inner is None and _is_terminal(handler.stream):
-                previous = handler.setStream(_LinesAbove(console, handler.stream))
+                try:
+                    previous = handler.setStream(_LinesAbove(console, handler.stream))
+                except AttributeError:  # a stream fixed by its class (logging's lastResort
+                    continue  # writes to sys.stderr as it is, which the live display redirects)
                 restore.callback(handler.setStream, previous)
         yield
 

@@ -93,3 +93,21 @@ def test_log_lines_print_whole_above_the_live_display() -> None:
     assert "2/2" in screen[-2]
     # afterwards both write to their own stream again
     assert plain.stream is out and rich.console.file is out
+
+
+def test_a_handler_whose_stream_cannot_be_replaced_is_left_as_it_is(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """logging's last-resort handler writes to `sys.stderr` as it is at the time (a read-only
+    `stream` property): it must not make the step fail."""
+    out = _Terminal()
+    monkeypatch.setattr("sys.stderr", out)
+    logger = logging.getLogger("test.progress.last_resort")
+    handler = logging._StderrHandler()
+    logger.addHandler(handler)
+    try:
+        with progress.step("trials", total=1, stream=out) as shown:
+            shown.advance()
+    finally:
+        logger.removeHandler(handler)
+    assert "1/1" in out.getvalue()
