@@ -36,11 +36,12 @@ def start(plan: Plan, timeout: float = 180.0) -> str:
     """Start the local MLflow server the profile asks for (idempotent); returns its URL."""
     server = plan.mlflow_server
     if server is None:
+        uri = tracking_uri(plan)
+        browse = browse_command(uri if uri.startswith("sqlite:") else "<uri>")
         raise ShipyardError(
-            f"profile '{plan.profile}' has no local MLflow server to start: it tracks to "
-            f"{tracking_uri(plan)}",
-            hint="set `mlflow.backend_store_uri` in the profile to run one, or use "
-            f"`{browse_command('<uri>')}` to browse a SQLite store",
+            f"profile '{plan.profile}' has no local MLflow server to start: it tracks to {uri}",
+            hint="set `mlflow.backend_store_uri` in the profile to run one, or browse the "
+            f"store with `{browse}`",
         )
     url = f"http://127.0.0.1:{server.port}"
     if http_ok(url + "/health"):
