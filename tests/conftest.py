@@ -43,6 +43,10 @@ def make_project(tmp_path: Path) -> Callable[..., Path]:
 def prefect_harness() -> Iterator[None]:
     """One Prefect test harness (a temporary server and database) for the whole session: the
     flow and fault tests share it."""
+    # Prefect sets up its logging handlers when `prefect.main` is first imported, bound to
+    # sys.stderr as it is then: import it here, with the session's stderr, not inside a test
+    # using capsys, whose buffer is closed after that test (every later log line would fail).
+    import prefect.main  # noqa: F401
     from prefect.testing.utilities import prefect_test_harness
 
     with prefect_test_harness(server_startup_timeout=120):
