@@ -38,17 +38,36 @@ def _alive(pid: int) -> bool:
             return False
     except ChildProcessError:
         pass  # not our child: ask the kernel instead
+    return running(pid)
+
+
+def running(pid: int) -> bool:
+    """True while process `pid` runs, whoever its parent is; a zombie (exited, not yet reaped
+    by its parent) does not run."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
+    fields = _stat(pid)
+    return fields is None or fields[0] != "Z"
+
+
+def started_at(pid: int) -> float | None:
+    """When process `pid` started (epoch seconds), from /proc; None where that is unknown."""
+    fields = _stat(pid)
+    if fields is None:
+        return None
     try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return True
-    return state != "Z"
+        boot = next(
+            int(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime ")
+        )
+        return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
 
 
 def _stat(pid: int) -> list[str] | None:

@@ -21,7 +21,6 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 
@@ -29,6 +28,7 @@ from shipyard.compiler.diff import changed_fields
 from shipyard.compiler.plan import Plan, Role, StepBase
 from shipyard.logs import configure_json_logs, current_flow_run_id
 from shipyard.metrics import FlowRunMetrics, monitored_run
+from shipyard.processes import running, started_at
 from shipyard.runtime.connections import load_block, metrics_sink
 from shipyard.runtime.plans import current_plan
 from shipyard.settings import StateLayout
@@ -125,38 +125,10 @@ def owner_gone(owner: str, since: float | None = None) -> bool:
     if host != socket.gethostname() or not pid_text.isdigit():
         return False
     pid = int(pid_text)
-    if not _running(pid):
+    if not running(pid):
         return True
-    began = _started_at(pid)
+    began = started_at(pid)
     return since is not None and began is not None and began > since + 1.0
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return True
-    return state != "Z"  # a zombie has exited; only its parent has not reaped it yet
-
-
-def _started_at(pid: int) -> float | None:
-    """When process `pid` started (epoch seconds), from /proc; None where that is unknown."""
-    try:
-        ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
-        boot = next(
-            int(line.split()[1])
-            for line in Path("/proc/stat").read_text().splitlines()
-            if line.startswith("btime ")
-        )
-        return boot + ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError, StopIteration):
-        return None
 
 
 def crash_abandoned_runs(
