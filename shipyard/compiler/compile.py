@@ -20,6 +20,7 @@ from shipyard.compiler.plan import DeploymentPlan, JobVariables, Plan, StepBase,
 from shipyard.compiler.profiles import (
     compile_blocks,
     compile_job_variables,
+    compile_kubernetes,
     compile_mlflow_server,
     compile_prefect,
     compile_runtime,
@@ -115,6 +116,7 @@ def compile_plan(
             for d in (_deployment(spec, step, job_variables) for step in ctx.steps.values())
             if d is not None
         },
+        kubernetes=compile_kubernetes(spec),
     )
 
 

@@ -210,6 +210,20 @@ class DeploymentPlan(FrozenModel):
         return f"{self.flow_name}/{self.name}"
 
 
+class KubernetesPlan(FrozenModel):
+    """What `shipyard k8s render` writes: the profile's `kubernetes:` settings, defaults filled."""
+
+    namespace: str = "default"
+    registry: str | None = Field(None, description="Image prefix; unset: bare <service>:<tag>.")
+    image_tag: str | None = Field(None, description="Unset: the last built Bento's version.")
+    replicas: int = 2
+    min_replicas: int = 2
+    max_replicas: int = 10
+    target_cpu_percent: int = 70
+    cpu_request: str = "500m"
+    memory_request: str = "1Gi"
+
+
 # -- the plan -------------------------------------------------------------------------------
 
 
@@ -230,6 +244,10 @@ class Plan(FrozenModel):
         description="Resource id -> step, in dependency order."
     )
     deployments: dict[str, DeploymentPlan] = Field(description="flow/name -> deployment.")
+    kubernetes: KubernetesPlan = Field(
+        default_factory=KubernetesPlan,
+        description="Manifest settings of `shipyard k8s render` (a default: older plans load).",
+    )
 
     @field_validator("steps", mode="before")
     @classmethod
@@ -327,6 +345,7 @@ __all__ = [
     "DvcRemoteBlock",
     "FrozenModel",
     "JobVariables",
+    "KubernetesPlan",
     "MetricsSinkBlock",
     "MlflowServer",
     "MlflowTrackingBlock",

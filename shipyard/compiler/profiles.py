@@ -8,6 +8,7 @@ from shipyard.compiler.plan import (
     Blocks,
     DvcRemoteBlock,
     JobVariables,
+    KubernetesPlan,
     MetricsSinkBlock,
     MlflowServer,
     MlflowTrackingBlock,
@@ -109,4 +110,20 @@ def compile_job_variables(spec: PipelineSpec, project_dir: Path, state_dir: Path
             "PREFECT_LOGGING_EXTRA_LOGGERS": "shipyard",
             PLAN_ENV: plan_block_name(spec.project, spec.profile),
         },
+    )
+
+
+def compile_kubernetes(spec: PipelineSpec) -> KubernetesPlan:
+    """The profile's manifest settings, for `shipyard k8s render` (which needs no cluster)."""
+    k8s = spec.active_profile.kubernetes
+    return KubernetesPlan(
+        namespace=k8s.namespace,
+        registry=k8s.registry.rstrip("/") if k8s.registry else None,
+        image_tag=k8s.image_tag,
+        replicas=k8s.replicas,
+        min_replicas=k8s.min_replicas,
+        max_replicas=k8s.max_replicas,
+        target_cpu_percent=k8s.target_cpu_percent,
+        cpu_request=k8s.cpu_request,
+        memory_request=k8s.memory_request,
     )

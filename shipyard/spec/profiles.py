@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from shipyard.spec.base import SpecModel
+from shipyard.spec.base import SpecModel, spec_rule
 
 
 class PrefectSettings(SpecModel):
@@ -128,6 +128,43 @@ class ServingSettings(SpecModel):
     )
 
 
+class KubernetesSettings(SpecModel):
+    """What `shipyard k8s render` writes into the manifests of services and rollouts."""
+
+    namespace: str = Field("default", description="Namespace of every rendered resource.")
+    registry: str | None = Field(
+        None,
+        description="Image registry prefix (e.g. registry.example.com/ml): images are "
+        "<registry>/<service>:<tag>, as `bentoml containerize` tags them. Unset: the bare "
+        "<service>:<tag> of a local build.",
+    )
+    image_tag: str | None = Field(
+        None,
+        description="Tag of the service's image. Unset: the version of the Bento last built "
+        "for the service (`shipyard build`), else `latest`.",
+    )
+    replicas: int = Field(2, ge=1, description="Replicas of each Deployment and Rollout.")
+    min_replicas: int = Field(2, ge=1, description="Fewest replicas the autoscaler keeps.")
+    max_replicas: int = Field(10, ge=1, description="Most replicas the autoscaler starts.")
+    target_cpu_percent: int = Field(
+        70, ge=1, description="Average CPU use (% of the request) the autoscaler aims at."
+    )
+    cpu_request: str = Field(
+        "500m", description="CPU each container requests; the autoscaler's percentages are of it."
+    )
+    memory_request: str = Field("1Gi", description="Memory each container requests.")
+
+    @model_validator(mode="after")
+    def _replica_range(self) -> KubernetesSettings:
+        if self.min_replicas > self.max_replicas:
+            raise spec_rule(
+                f"min_replicas {self.min_replicas} is above max_replicas {self.max_replicas}",
+                "the autoscaler needs min_replicas <= max_replicas",
+                ("min_replicas",),
+            )
+        return self
+
+
 class ProfileSpec(SpecModel):
     """One deployment target: the embedded default needs nothing; scale-out names real engines."""
 
@@ -155,4 +192,7 @@ class ProfileSpec(SpecModel):
     )
     serving: ServingSettings = Field(
         default_factory=ServingSettings, description=ServingSettings.__doc__
+    )
+    kubernetes: KubernetesSettings = Field(
+        default_factory=KubernetesSettings, description=KubernetesSettings.__doc__
     )
