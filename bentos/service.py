@@ -292,6 +292,7 @@ class ShipyardService:
                 headers.get("x-shipyard-variant"),
             )
         except RequestError as exc:
+            info["variant"], info["model_version"] = exc.variant, exc.model_version
             return _error(ctx, exc.status, exc.error, str(exc), request_id, exc.detail)
         info["variant"] = results[0]["variant"]
         info["model_version"] = results[0]["model_version"]

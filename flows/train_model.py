@@ -27,7 +27,8 @@ from shipyard.compiler.models import DaskTrials
 from shipyard.data.files import dataset_file, read_dataset
 from shipyard.errors import ShipyardError
 from shipyard.logs import quiet_expected_errors
-from shipyard.runtime.flow_run import StepRun, begin, owner_gone, run_name
+from shipyard.processes import owner_gone
+from shipyard.runtime.flow_run import StepRun, begin, run_name
 from shipyard.runtime.mlflow_server import browse_command
 from shipyard.settings import StateLayout
 from shipyard.training import estimators, tracking

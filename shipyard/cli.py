@@ -258,7 +258,7 @@ def cmd_models_promote(args: argparse.Namespace) -> int:
 
 
 def cmd_models_repair(args: argparse.Namespace) -> int:
-    from shipyard.runtime.flow_run import owner_gone
+    from shipyard.processes import owner_gone
     from shipyard.training.commands import repair_models
 
     plan = load_plan(args, quiet_warnings=True)
@@ -281,6 +281,27 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     plan = load_plan(args, quiet_warnings=True)
     return build_command(plan, args.service, deploy_after=args.deploy)
+
+
+def cmd_rollout(args: argparse.Namespace) -> int:
+    from shipyard.rollouts.commands import rollout_command
+    from shipyard.runtime.run import run_deployment_now
+
+    plan = load_plan(args, quiet_warnings=True)
+    return rollout_command(
+        plan,
+        args.rollout_command,
+        args.rollout,
+        lambda name: run_deployment_now(plan, "roll-out", name),
+        getattr(args, "reason", None),
+    )
+
+
+def cmd_k8s_render(args: argparse.Namespace) -> int:
+    from shipyard.k8s.commands import render_command
+
+    plan = load_plan(args, quiet_warnings=True)
+    return render_command(plan, args.name, Path(args.output))
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -411,6 +432,29 @@ def build_parser() -> argparse.ArgumentParser:
     group.add_argument("--stop", action="store_true", help="stop the running service")
     group.add_argument("--status", action="store_true", help="what it serves, with weights")
     group.add_argument("--restart", action="store_true", help="stop, then start again")
+    rollout = add("rollout", lambda a: EXIT_OK, "roll a candidate out: start, status, control it")
+    rollout_sub = rollout.add_subparsers(dest="rollout_command", required=True, metavar="ACTION")
+    for action, text in (
+        ("start", "start the rollout (or resume a paused or interrupted one) and follow it"),
+        ("status", "the stage, weights, every analysis with its evidence, and the decision"),
+        ("promote", "promote the candidate now, skipping the remaining stages (audited)"),
+        ("pause", "hold traffic where it is until `resume`"),
+        ("resume", "continue a paused rollout"),
+        ("abort", "send all traffic back to stable at once (aliases untouched)"),
+    ):
+        p = rollout_sub.add_parser(action, help=text, description=text)
+        p.add_argument("rollout", help="a rollout under `rollouts:`")
+        if action in ("promote", "pause", "abort"):
+            p.add_argument("--reason", help="why, recorded in the audit log")
+        p.set_defaults(func=cmd_rollout)
+    k8s = add("k8s", lambda a: EXIT_OK, "Kubernetes manifests for the services and rollouts")
+    k8s_sub = k8s.add_subparsers(dest="k8s_command", required=True, metavar="ACTION")
+    p = k8s_sub.add_parser(
+        "render", help="write Deployments, Service, HPA and Argo Rollout manifests (no cluster)"
+    )
+    p.add_argument("name", help="a service under `services:` or a rollout under `rollouts:`")
+    p.add_argument("-o", "--output", default="k8s", help="folder to write (default: k8s/)")
+    p.set_defaults(func=cmd_k8s_render)
     p = add("mlflow", cmd_mlflow, "start, stop or check the profile's local MLflow server")
     p.add_argument("action", choices=["start", "stop", "status"])
     models = add("models", lambda a: EXIT_OK, "registered models: list, show, promote, repair")

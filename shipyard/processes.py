@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import ssl
 import subprocess
 import time
@@ -264,3 +265,22 @@ def _send(kill: Callable[[int, int], None], pid: int, sig: int) -> None:
         kill(pid, sig)
     except ProcessLookupError:  # it ended meanwhile
         return
+
+
+def process_owner() -> str:
+    """This process, as "host:pid"."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def owner_gone(owner: str, since: float | None = None) -> bool:
+    """True when the process `owner` ("host:pid") names is certainly gone: it ran on this host,
+    and its pid runs no more or now belongs to a process started after `since` (the epoch
+    seconds when its run began; pids are reused). A process on another host may be alive."""
+    host, _, pid_text = owner.rpartition(":")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if not running(pid):
+        return True
+    began = started_at(pid)
+    return since is not None and began is not None and began > since + 1.0

@@ -357,6 +357,11 @@ def promote(name: str, version: str, audit: AuditLog, reason: str, resource: str
     return str(previous.version) if previous else None
 
 
+def set_alias(name: str, alias: str, version: str) -> None:
+    """Point `alias` at a version (MLflow moves it if another version holds it)."""
+    _client().set_registered_model_alias(name, alias, version)
+
+
 def versions(name: str) -> list[VersionInfo]:
     """Every version of a registered model, newest first, with its run's metrics."""
     from mlflow.exceptions import MlflowException

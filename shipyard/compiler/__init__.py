@@ -12,6 +12,7 @@ from shipyard.compiler.plan import (
     RuntimeContext,
     StepBase,
 )
+from shipyard.compiler.rollouts import RolloutStep
 from shipyard.compiler.services import ServiceStep
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "MaterializeStep",
     "Plan",
     "PlanError",
+    "RolloutStep",
     "RuntimeContext",
     "ServiceStep",
     "StepBase",

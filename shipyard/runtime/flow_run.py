@@ -15,8 +15,6 @@ profile's temporary server dies with the process it serves.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -28,7 +26,7 @@ from shipyard.compiler.diff import changed_fields
 from shipyard.compiler.plan import Plan, Role, StepBase
 from shipyard.logs import configure_json_logs, current_flow_run_id
 from shipyard.metrics import FlowRunMetrics, monitored_run
-from shipyard.processes import running, started_at
+from shipyard.processes import owner_gone, process_owner
 from shipyard.runtime.connections import load_block, metrics_sink
 from shipyard.runtime.plans import current_plan
 from shipyard.settings import StateLayout
@@ -110,25 +108,6 @@ def settled_outcome(flow_run_id: str) -> str | None:
 
 
 # --- processes and the runs they left behind ----------------------------------------------------
-
-
-def process_owner() -> str:
-    """This process, as "host:pid"."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
-def owner_gone(owner: str, since: float | None = None) -> bool:
-    """True when the process `owner` ("host:pid") names is certainly gone: it ran on this host,
-    and its pid runs no more or now belongs to a process started after `since` (the epoch
-    seconds when its run began; pids are reused). A process on another host may be alive."""
-    host, _, pid_text = owner.rpartition(":")
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False
-    pid = int(pid_text)
-    if not running(pid):
-        return True
-    began = started_at(pid)
-    return since is not None and began is not None and began > since + 1.0
 
 
 def crash_abandoned_runs(

@@ -107,7 +107,7 @@ class ControlStore:
     def __init__(self, url: str) -> None:
         self.url = url
         self.shown = redact_url(url)
-        self._backend = _backend(url)
+        self._backend = backend_for(url)
         self._local = threading.local()
 
     # -- reading ------------------------------------------------------------------------------
@@ -363,7 +363,8 @@ class _Postgres(_Backend):
             yield cursor  # committed at the end of `with connection`, rolled back on error
 
 
-def _backend(url: str) -> _Backend:
+def backend_for(url: str) -> _Backend:
+    """The SQLite or PostgreSQL backend of a control store URL (shared by the rollout state)."""
     if url.startswith("sqlite:///"):
         path = url.removeprefix("sqlite:///")
         if not path or path == ":memory:":

@@ -51,6 +51,9 @@ class RequestError(Exception):
         self.status = status
         self.error = error
         self.detail = detail
+        self.variant: str | None = None
+        """The variant whose model failed (a 500), so metrics count the error against it."""
+        self.model_version: str | None = None
 
 
 class ReloadRefused(Exception):
@@ -246,7 +249,18 @@ class ServiceEngine:
         results: list[dict[str, Any]] = [{} for _ in rows]
         for name, indexes in groups.items():
             variant = models.variants[name]
-            outputs = await models.submit[name]([inputs[i] for i in indexes])
+            try:
+                outputs = await models.submit[name]([inputs[i] for i in indexes])
+            except Exception as exc:  # the model failed: a 500 counted against its variant
+                log.exception("variant %s (v%s) failed to predict", name, variant.version)
+                failure = RequestError(
+                    500,
+                    "model_error",
+                    f"variant '{name}' (model version {variant.version}) failed to predict: "
+                    f"{type(exc).__name__}; the service log has the details",
+                )
+                failure.variant, failure.model_version = name, variant.version
+                raise failure from None
             for i, (prediction, score) in zip(indexes, outputs, strict=True):
                 results[i] = {
                     "prediction": prediction,

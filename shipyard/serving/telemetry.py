@@ -23,7 +23,12 @@ from shipyard.logs import JsonFormatter
 log = logging.getLogger("shipyard.serving")
 request_log = logging.getLogger("shipyard.serving.requests")
 
-LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+LATENCY_BUCKETS = (
+    0.001, 0.002, 0.003, 0.004, 0.005, 0.006, 0.008, 0.01, 0.012, 0.015, 0.02, 0.025, 0.03,
+    0.04, 0.05, 0.065, 0.08, 0.1, 0.13, 0.16, 0.2, 0.25, 0.35, 0.5, 0.75, 1.0, 1.5, 2.5, 5.0, 10.0,
+)  # fmt: skip
+"""Bounds about 1.25x apart from 1 ms to 250 ms: a rollout compares a canary's latency with
+stable's through these buckets, and a 30% slowdown must not vanish inside one of them."""
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 PROBABILITY_BUCKETS = tuple(round(0.1 * i, 1) for i in range(1, 11))
 INPUT_SAMPLE_ROWS = 2

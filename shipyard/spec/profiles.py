@@ -48,8 +48,13 @@ class DvcSettings(SpecModel):
 
 
 class PrometheusSettings(SpecModel):
-    """Where flow metrics go."""
+    """Where flow metrics go, and the Prometheus that analyses read."""
 
+    url: str | None = Field(
+        None,
+        description="A Prometheus server (e.g. http://<host>:9090) whose query API rollout "
+        "analyses read. Unset: they scrape each service's /metrics themselves.",
+    )
     pushgateway: str | None = Field(
         None,
         description="Pushgateway URL (e.g. http://<host>:9091). Unset: metrics are written as "

@@ -22,6 +22,7 @@ from shipyard.spec.datasets import DatasetSpec
 from shipyard.spec.features import FeaturesSpec
 from shipyard.spec.models import ModelSpec
 from shipyard.spec.profiles import ProfileSpec
+from shipyard.spec.rollouts import RolloutSpec
 from shipyard.spec.services import ServiceSpec
 
 CORE_FIELDS = ("project", "profile", "profiles")
@@ -54,6 +55,11 @@ class PipelineSpec(SpecModel):
     services: dict[Name, ServiceSpec] = Field(
         default_factory=dict,
         description="BentoML services serving registered models, with auth, limits and logs.",
+    )
+    rollouts: dict[Name, RolloutSpec] = Field(
+        default_factory=dict,
+        description="Canary, blue-green and rolling deliveries of a candidate model version to "
+        "a service, with statistical analysis, promotion and rollback.",
     )
 
     @classmethod

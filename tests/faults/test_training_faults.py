@@ -302,7 +302,7 @@ def _prefect_runs(api: str) -> list[dict[str, Any]]:
 
 
 def test_only_a_process_certainly_gone_from_this_host_counts_as_gone() -> None:
-    from shipyard.runtime.flow_run import owner_gone, process_owner
+    from shipyard.processes import owner_gone, process_owner
 
     host, me = socket.gethostname(), process_owner()
     assert owner_gone(me, since=time.time()) is False  # this one runs, and ran when it began

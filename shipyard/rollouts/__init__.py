@@ -1,0 +1,1 @@
+"""Rollouts: canary, blue-green and rolling deliveries under statistical analysis."""

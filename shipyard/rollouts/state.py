@@ -1,0 +1,187 @@
+"""The persisted state of a rollout: where it is, what it measured, what it decided.
+
+One row per rollout in the service's control database (SQLite in the state folder, or the
+PostgreSQL every replica shares), written by compare-and-swap on a revision like the control
+state itself. A controller that is killed leaves its state behind: the next `shipyard rollout
+start` (or a Prefect retry) finds the owner gone and resumes at the stage it was in, with the
+traffic split the control state still holds, so traffic is never left half-shifted.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from shipyard.compiler.services import RoutingPlan
+from shipyard.errors import ServiceUnavailable, ShipyardError
+from shipyard.serving.control import backend_for
+
+Status = Literal["running", "paused", "promoted", "rolled_back", "aborted"]
+Phase = Literal["load", "smoke", "stages", "promote", "done"]
+Command = Literal["pause", "resume", "abort", "promote"]
+ACTIVE: tuple[Status, ...] = ("running", "paused")
+
+_TABLE = """
+CREATE TABLE IF NOT EXISTS shipyard_rollouts (
+    rollout TEXT PRIMARY KEY, revision INTEGER NOT NULL, state TEXT NOT NULL
+)
+"""
+
+
+class Measurement(BaseModel):
+    """One metric over one interval, as `shipyard.stats.analysis.MetricOutcome` gives it."""
+
+    name: str
+    outcome: Literal["successful", "failed", "inconclusive"]
+    value: float | None
+    baseline: float | None
+    threshold: float
+    p_value: float | None
+    method: str | None
+    evidence: str
+
+
+class Interval(BaseModel):
+    """One analysis interval: the traffic it saw and every metric's measurement."""
+
+    stage: int
+    at: float = Field(description="End of the interval, epoch seconds.")
+    seconds: float
+    weight: float
+    requests: dict[str, float] = Field(description="Variant -> predict requests.")
+    errors: dict[str, float] = Field(description="Variant -> 5xx answers.")
+    measurements: list[Measurement]
+
+
+class Decision(BaseModel):
+    """A decision of the controller, with its evidence."""
+
+    at: float
+    stage: int
+    action: str = Field(description="start, load, smoke, advance, pause, rollback, promote, ...")
+    outcome: str = Field(description="successful, failed, inconclusive, or what was done.")
+    reason: str
+    actor: str
+
+
+class RolloutState(BaseModel):
+    """Everything a controller needs to resume a rollout, and `status` shows."""
+
+    rollout: str
+    service: str
+    strategy: str
+    status: Status = "running"
+    phase: Phase = "load"
+    revision: int = 0
+    started_at: float
+    updated_at: float
+    owner: str = Field(description="'host:pid' of the controller, '' when none runs.")
+    owner_since: float = 0.0
+    candidate_variant: str
+    candidate_version: str = Field(description="The registry version being rolled out.")
+    stable_version: str = Field(description="The version stable served when it began.")
+    champion_version: str | None = Field(None, description="@champion when it began.")
+    before: RoutingPlan = Field(description="The routing before the rollout; rollback restores.")
+    stage: int = 0
+    stage_started_at: float | None = None
+    stage_requests: float = Field(0.0, description="Candidate requests in this stage so far.")
+    intervals: list[Interval] = Field(default_factory=list)
+    decisions: list[Decision] = Field(default_factory=list)
+    command: Command | None = Field(None, description="Asked by `shipyard rollout <command>`.")
+    command_by: str | None = None
+    command_reason: str | None = None
+    outcome: str | None = Field(None, description="How it ended, in one line.")
+
+    @property
+    def active(self) -> bool:
+        return self.status in ACTIVE
+
+
+class RolloutConflict(ShipyardError):
+    """The state changed since it was read (another controller or command): not written."""
+
+
+class RolloutStore:
+    """The rollouts of one control database."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._backend = backend_for(url)
+
+    def read(self, rollout: str) -> RolloutState | None:
+        row = self._run(
+            lambda cursor: self._select(cursor, rollout), f"the state of rollout '{rollout}'"
+        )
+        return RolloutState.model_validate_json(row) if row else None
+
+    def save(self, state: RolloutState) -> RolloutState:
+        """Write `state` if the stored one is still at `state.revision`; returns it at the next
+        revision.
+
+        Raises:
+            RolloutConflict: Someone else wrote it meanwhile; nothing was written.
+        """
+        new = state.model_copy(update={"revision": state.revision + 1, "updated_at": time.time()})
+
+        def swap(cursor: Any) -> bool:
+            p = self._backend.placeholder
+            if state.revision == 0:
+                cursor.execute(
+                    f"INSERT INTO shipyard_rollouts (rollout, revision, state) VALUES ({p}, 1, {p})"
+                    " ON CONFLICT (rollout) DO NOTHING",
+                    [state.rollout, new.model_dump_json()],
+                )
+            else:
+                cursor.execute(
+                    f"UPDATE shipyard_rollouts SET revision = revision + 1, state = {p} "
+                    f"WHERE rollout = {p} AND revision = {p}",
+                    [new.model_dump_json(), state.rollout, state.revision],
+                )
+            return bool(cursor.rowcount == 1)
+
+        if not self._run(swap, f"the state of rollout '{state.rollout}'", write=True):
+            raise RolloutConflict(
+                f"rollout '{state.rollout}' changed while this change was being made (another "
+                "controller or a `shipyard rollout` command); it was not applied",
+                hint=f"see `shipyard rollout status {state.rollout}` and try again",
+                resource=f"rollout.{state.rollout}",
+            )
+        return new
+
+    def replace(self, state: RolloutState) -> RolloutState:
+        """Start a new rollout where an ended one was recorded (its history moves to the audit
+        log first: the caller's job)."""
+        self._run(
+            lambda cursor: cursor.execute(
+                f"DELETE FROM shipyard_rollouts WHERE rollout = {self._backend.placeholder}",
+                [state.rollout],
+            ),
+            f"the state of rollout '{state.rollout}'",
+            write=True,
+        )
+        return self.save(state.model_copy(update={"revision": 0}))
+
+    def _select(self, cursor: Any, rollout: str) -> str | None:
+        cursor.execute(
+            f"SELECT state FROM shipyard_rollouts WHERE rollout = {self._backend.placeholder}",
+            [rollout],
+        )
+        row = cursor.fetchone()
+        return str(row[0]) if row else None
+
+    def _run(self, work: Callable[[Any], Any], what: str, write: bool = False) -> Any:
+        try:
+            with self._backend.transaction() as cursor:
+                cursor.execute(_TABLE)
+                return work(cursor)
+        except self._backend.errors as exc:
+            from shipyard.secrets import redact_url
+
+            raise ServiceUnavailable(
+                f"{what} cannot be {'written' if write else 'read'} in {redact_url(self.url)}: "
+                f"{exc}" + ("; nothing was changed" if write else ""),
+                hint="check `serving.control_database` in the profile and that it is reachable",
+            ) from exc

@@ -1,0 +1,290 @@
+"""Rollouts against a real served service under steady load: a healthy canary is promoted, a
+canary that fails a share of its requests and one 30% slower are rolled back, blue-green
+switches at once and back, rolling walks one replica at a time, a killed controller resumes,
+and traffic is at a whole stage's split whenever it is looked at.
+
+One module-scoped project: the churn model trained four times (a `support_models:train_faulty`
+model, so a version can carry an injected fault into serving only): v1 healthy (champion),
+v2 failing 30% of its calls, v3 30% slower, v4 healthy. Each test points @challenger at the
+version it rolls out.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from support import ROOT, SPEC, compile_spec, free_port, run_flow
+from support_models import FAULT_AT_TRAINING, FAULTS_LIVE
+
+from shipyard.compiler import Plan, RolloutStep, ServiceStep
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+MODEL = "test-project.churn"
+MODEL_SPEC = """
+models:
+  churn:
+    task: classification
+    dataset: customers
+    target: churned
+    features: [tenure_months, monthly_charges, support_calls, data_usage_gb]
+    train: support_models:train_faulty
+    gate:
+      roc_auc: ">= 0.5"
+"""
+SERVICE_SPEC = """
+services:
+  churn-api:
+    model: churn
+    port: {port}
+    auth:
+      api_keys:
+        app: {{key: "${{secret:rollout-app-key}}", roles: [predict, feedback, admin]}}
+"""
+CANARY = """
+rollouts:
+  churn-api:
+    strategy: canary
+    candidate: challenger
+    steps: [{{weight: 30, duration: 4s}}, {{weight: 60, duration: 4s}}]
+    smoke_requests: {smoke}
+    analysis:
+      interval: 2s
+      min_requests: 20
+      metrics:
+        - {{name: error_rate, max: 5%, compare: stable}}
+        - {{name: latency_p90, max: 2s, compare: stable, margin: 1.1}}
+{extra}
+"""
+KEY = "rollout-key-0123456789"
+APP = {"Authorization": f"Bearer {KEY}"}
+
+
+@dataclass
+class Project:
+    folder: Path
+    base: str
+    url: str
+    rows: list[dict[str, Any]]
+    load: Load | None = None
+
+    def plan(self, rollouts: str) -> Plan:
+        (self.folder / "pipelines.yaml").write_text(self.base + rollouts)
+        return compile_spec(self.folder / "pipelines.yaml")
+
+
+@dataclass
+class Load:
+    """Steady traffic from two threads; every answer counted by variant and status."""
+
+    url: str
+    rows: list[dict[str, Any]]
+    stop: threading.Event = field(default_factory=threading.Event)
+    seen: Counter[tuple[str, int]] = field(default_factory=Counter)
+    threads: list[threading.Thread] = field(default_factory=list)
+
+    def start(self) -> Load:
+        for _ in range(2):
+            thread = threading.Thread(target=self._send, daemon=True)
+            thread.start()
+            self.threads.append(thread)
+        return self
+
+    def _send(self) -> None:
+        with httpx.Client(timeout=30) as client:
+            while not self.stop.is_set():
+                row = random.choice(self.rows)
+                try:
+                    answer = client.post(self.url + "/predict", json=row, headers=APP)
+                except httpx.HTTPError:
+                    self.seen[("unreachable", 0)] += 1
+                    continue
+                if answer.status_code == 200:
+                    variant = answer.json()["predictions"][0]["variant"]
+                else:  # a model failure names its variant: "variant 'challenger' (model ..."
+                    message = answer.json().get("message", "")
+                    variant = message.split("'")[1] if message.startswith("variant '") else "?"
+                self.seen[(variant, answer.status_code)] += 1
+
+    def reset(self) -> Counter[tuple[str, int]]:
+        seen, self.seen = self.seen, Counter()
+        return seen
+
+    def close(self) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=30)
+
+
+def _train(plan: Plan, fault: str) -> None:
+    from flows.train_model import train_model
+
+    os.environ[FAULT_AT_TRAINING] = fault
+    try:
+        state = run_flow(plan, train_model, model="churn", force=True)
+    finally:
+        os.environ.pop(FAULT_AT_TRAINING, None)
+    assert state.is_completed(), state
+
+
+def _client(plan: Plan) -> Any:
+    import mlflow
+
+    mlflow.set_tracking_uri(plan.blocks.mlflow.tracking_uri)
+    return mlflow.MlflowClient()
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory, prefect_harness: None) -> Iterator[Project]:
+    import pandas as pd
+
+    from flows.build_service import build_service
+    from shipyard.demo_data import write_customers
+    from shipyard.serving import deploy
+
+    folder = tmp_path_factory.mktemp("rollouts")
+    base = SPEC.format(port=free_port()) + MODEL_SPEC + SERVICE_SPEC.format(port=free_port())
+    (folder / "pipelines.yaml").write_text(base)
+    write_customers(folder / "data" / "customers.parquet", rows=800)
+    patch = pytest.MonkeyPatch()
+    patch.setenv("SHIPYARD_SECRET_ROLLOUT_APP_KEY", KEY)
+    patch.setenv("PYTHONPATH", f"{ROOT / 'tests'}:{ROOT}")
+    plan = compile_spec(folder / "pipelines.yaml")
+    for fault in ("none:0", "errors:0.3", "slow:1.3", "none:0"):
+        _train(plan, fault)
+    client = _client(plan)
+    client.set_registered_model_alias(MODEL, "champion", "1")
+    patch.setenv(FAULTS_LIVE, "1")  # the service's workers inherit it; training is done
+    step = plan.named(ServiceStep, "churn-api")
+    columns = ["tenure_months", "monthly_charges", "support_calls", "data_usage_gb"]
+    frame = pd.read_parquet(folder / "data" / "customers.parquet", columns=columns)
+    rows = json.loads(frame.head(200).to_json(orient="records"))
+    try:
+        state = run_flow(plan, build_service, service="churn-api")
+        assert state.is_completed(), state.result(raise_on_failure=False)
+        served = Project(folder, base, deploy.base_url(step), rows)
+        served.load = Load(served.url, rows).start()
+        yield served
+    finally:
+        if "served" in locals() and served.load is not None:
+            served.load.close()
+        deploy.stop(step)
+        patch.undo()
+
+
+def _set_challenger(plan: Plan, version: str) -> None:
+    _client(plan).set_registered_model_alias(MODEL, "challenger", version)
+
+
+def _aliases(plan: Plan) -> dict[str, str]:
+    model = _client(plan).get_registered_model(MODEL)
+    return {alias: str(version) for alias, version in model.aliases.items()}
+
+
+def _controller(plan: Plan) -> Any:
+    from shipyard.rollouts.controller import Controller
+
+    return Controller(plan, "churn-api", say=lambda line: print(line, flush=True))
+
+
+def _weights(plan: Plan) -> dict[str, float]:
+    from shipyard.serving.control import ControlStore
+
+    step = plan.named(ServiceStep, "churn-api")
+    store = ControlStore(step.control_database)
+    try:
+        state = store.read("churn-api")
+    finally:
+        store.close()
+    assert state is not None
+    return {name: weight for name, weight in state.routing.weights.items() if weight}
+
+
+def _rolled_back_on(state: Any, metric: str) -> int:
+    """The number of analysis intervals until the rollback (the first failed one counts)."""
+    assert state.status == "rolled_back", state.outcome
+    assert metric in state.outcome, state.outcome
+    failed = [
+        n
+        for n, interval in enumerate(state.intervals, 1)
+        if any(m.name == metric and m.outcome == "failed" for m in interval.measurements)
+    ]
+    return failed[0]
+
+
+def test_a_candidate_that_fails_its_smoke_test_never_gets_traffic(project: Project) -> None:
+    plan = project.plan(CANARY.format(smoke=20, extra=""))
+    _set_challenger(plan, "2")
+    before = _aliases(plan)
+    state = _controller(plan).run()
+    assert state.status == "aborted", state.outcome
+    assert "smoke requests to the candidate failed" in state.outcome
+    assert "model_error" in state.outcome and "it got no traffic" in state.outcome
+    assert [d.action for d in state.decisions][-1] == "smoke"
+    assert not state.intervals
+    assert _weights(plan) == {"stable": 100.0}
+    assert _aliases(plan) == before
+
+
+def test_a_failing_canary_is_rolled_back_within_two_intervals(project: Project) -> None:
+    # no smoke test: the fault shows only under load, where the analysis must catch it
+    plan = project.plan(CANARY.format(smoke=0, extra=""))
+    _set_challenger(plan, "2")
+    before = _aliases(plan)
+    assert project.load is not None
+    project.load.reset()
+    state = _controller(plan).run()
+    assert _rolled_back_on(state, "error_rate") <= 2
+    assert _weights(plan) == {"stable": 100.0}
+    assert _aliases(plan) == before, "a rollback leaves the aliases alone"
+    seen = project.load.reset()
+    assert seen[("stable", 500)] == 0, seen  # nobody assigned to stable saw the fault
+    assert seen[("challenger", 500)] > 0, seen
+
+
+def test_a_slower_canary_is_rolled_back_by_the_latency_comparison(project: Project) -> None:
+    plan = project.plan(CANARY.format(smoke=3, extra=""))
+    _set_challenger(plan, "3")
+    state = _controller(plan).run()
+    # 30% slower, far under the 2 s limit: only the comparison with stable catches it
+    assert _rolled_back_on(state, "latency_p90") <= 3
+    failed = [
+        m
+        for interval in state.intervals
+        for m in interval.measurements
+        if m.name == "latency_p90" and m.outcome == "failed"
+    ]
+    assert failed and all(m.value is not None and m.value < 2.0 for m in failed)
+    assert all(m.method == "mann-whitney" for m in failed)
+    assert _weights(plan) == {"stable": 100.0}
+
+
+def test_a_healthy_canary_is_promoted_and_the_aliases_move(project: Project) -> None:
+    plan = project.plan(CANARY.format(smoke=3, extra=""))
+    _set_challenger(plan, "4")
+    champion = _aliases(plan)["champion"]
+    state = _controller(plan).run()
+    assert state.status == "promoted", state.outcome
+    stages = [d.reason for d in state.decisions if d.action == "advance"]
+    assert [s.split(":")[0] for s in stages] == ["canary 30%", "canary 60%"]
+    aliases = _aliases(plan)
+    assert aliases["champion"] == "4"
+    assert aliases["previous-champion"] == champion
+    info = httpx.get(project.url + "/info", timeout=10).json()
+    stable = next(v for v in info["variants"] if v["name"] == "stable")
+    assert str(stable["version"]) == "4"
+    assert _weights(plan) == {"stable": 100.0}
