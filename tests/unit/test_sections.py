@@ -52,6 +52,9 @@ BASE: dict[str, Any] = {
     "services": {
         "churn-api": {"model": "churn", "auth": {"api_keys": {"app": {"key": "${secret:k}"}}}},
     },
+    "rollouts": {
+        "churn-api": {"candidate": "challenger", "steps": [{"weight": 20, "duration": "5m"}]},
+    },
 }
 
 # section -> (the path of one of its entries, a key to set there, the value, the code it causes)
@@ -60,6 +63,7 @@ SEMANTIC: dict[str, tuple[tuple[str, ...], str, Any, str]] = {
     "features": (("features", "views", "profile"), "entity", "custmer", "E601"),
     "models": (("models", "churn"), "target", "churnd", "E502"),
     "services": (("services", "churn-api"), "routing", {"sticky_key": "tenur"}, "E703"),
+    "rollouts": (("rollouts", "churn-api"), "service", "churn-apii", "E801"),
 }
 # section -> an entry of it to give an unknown key (a shape error)
 SHAPE: dict[str, tuple[str, ...]] = {
@@ -67,6 +71,7 @@ SHAPE: dict[str, tuple[str, ...]] = {
     "features": ("features", "views", "profile"),
     "models": ("models", "churn"),
     "services": ("services", "churn-api"),
+    "rollouts": ("rollouts", "churn-api"),
 }
 
 
