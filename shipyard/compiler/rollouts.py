@@ -180,9 +180,7 @@ def _metrics(metrics: list[MetricSpec]) -> tuple[MetricPlan, ...]:
                 max=metric.max_psi if kind == "prediction_shift" else high,
                 min=low,
                 compare=metric.compare == "stable",
-                margin=metric.margin_value()
-                if "margin" in metric.model_fields_set
-                else (1.0 if kind == "latency" else 0.0),
+                margin=metric.margin_value(),
                 query=metric.query,
             )
         )

@@ -26,6 +26,7 @@ import logging
 import time
 import urllib.error
 import urllib.request
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,7 @@ class Controller:
         self.clock = clock
         self.store = RolloutStore(service.control_database)
         self.owner = process_owner()
+        self.token = uuid.uuid4().hex  # two controllers in one process are still two
         self.audit = AuditLog(StateLayout(plan.runtime.state_dir).catalog)
         self.prometheus = Prometheus(self.step.prometheus_url) if self.step.prometheus_url else None
         self.resource = self.step.id
@@ -89,8 +91,8 @@ class Controller:
             while state.status == "running":
                 state = self._phase(state)
         finally:
-            if state.owner == self.owner and state.status == "paused":
-                state = self._save(state.model_copy(update={"owner": ""}))
+            if state.owner_token == self.token and state.status == "paused":
+                state = self._save(state.model_copy(update={"owner": "", "owner_token": ""}))
         return state
 
     def _phase(self, state: RolloutState) -> RolloutState:
@@ -113,7 +115,7 @@ class Controller:
         if state is not None and state.active:
             if (
                 state.owner
-                and state.owner != self.owner
+                and state.owner_token != self.token
                 and not owner_gone(state.owner, state.owner_since)
             ):
                 raise ShipyardError(
@@ -127,6 +129,7 @@ class Controller:
                 update={
                     "owner": self.owner,
                     "owner_since": self.clock(),
+                    "owner_token": self.token,
                     "status": "running",
                     "command": None if state.command == "resume" else state.command,
                 }
@@ -178,6 +181,7 @@ class Controller:
             updated_at=now,
             owner=self.owner,
             owner_since=now,
+            owner_token=self.token,
             candidate_variant=self.step.candidate.name,
             candidate_version=candidate,
             stable_version=str(stable["version"]),
@@ -397,7 +401,13 @@ class Controller:
 
     def _end(self, state: RolloutState, status: str, action: str, why: str) -> RolloutState:
         state = state.model_copy(
-            update={"status": status, "phase": "done", "outcome": why, "owner": ""}
+            update={
+                "status": status,
+                "phase": "done",
+                "outcome": why,
+                "owner": "",
+                "owner_token": "",
+            }
         )
         return self._decide(state, action, status, why)
 
@@ -428,7 +438,7 @@ class Controller:
 
     def _record(self, state: RolloutState, interval: Traffic, reference: Traffic) -> RolloutState:
         stage = self.step.stages[state.stage]
-        measurements = measure(self.step, interval, reference, self.prometheus)
+        measurements = measure(self.step, interval, reference, self.prometheus, stage.weight)
         names = (STABLE, state.candidate_variant)
         entry = Interval(
             stage=state.stage,
@@ -498,6 +508,13 @@ class Controller:
                 stored = self.store.read(self.step.name)
                 if stored is None:
                     raise
+                if stored.owner_token != state.owner_token or stored.started_at != state.started_at:
+                    raise ShipyardError(
+                        f"rollout '{self.step.name}' was taken over by process "
+                        f"{stored.owner or '(none)'} while this controller ran; it stops here",
+                        hint=f"see `shipyard rollout status {self.step.name}`",
+                        resource=self.resource,
+                    ) from None
                 state = state.model_copy(
                     update={
                         "revision": stored.revision,

@@ -29,10 +29,14 @@ def measure(
     interval: Traffic,
     reference: Traffic | None,
     prometheus: Prometheus | None = None,
+    weight: float = 0.0,
 ) -> list[Measurement]:
-    """Every metric of the rollout over one interval."""
+    """Every metric of the rollout over one interval, at the candidate's share `weight`.
+
+    At 100% stable answers only the requests that were in flight at the switch: too few to
+    compare with, so only the thresholds apply."""
     stable, candidate = interval.of(STABLE), interval.of(step.candidate.name)
-    compared = stable if stable.requests > 0 else None
+    compared = stable if stable.requests > 0 and weight < 100 else None
     measures: dict[str, Callable[[MetricPlan], MetricOutcome]] = {
         "error_rate": lambda m: _error_rate(step, m, compared, candidate),
         "latency": lambda m: _latency(step, m, compared, candidate),

@@ -47,7 +47,7 @@ class VariantTraffic:
     def prediction_bins(self) -> list[float]:
         """Predictions per bin (not cumulative), lowest bin first."""
         cumulative = [count for _, count in _sorted(self.predictions)]
-        return [b - a for a, b in zip([0.0, *cumulative[:-1]], cumulative, strict=True)]
+        return [b - a for a, b in zip([0.0, *cumulative], cumulative, strict=False)]
 
 
 @dataclass

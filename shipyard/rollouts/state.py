@@ -24,12 +24,6 @@ Phase = Literal["load", "smoke", "stages", "promote", "done"]
 Command = Literal["pause", "resume", "abort", "promote"]
 ACTIVE: tuple[Status, ...] = ("running", "paused")
 
-_TABLE = """
-CREATE TABLE IF NOT EXISTS shipyard_rollouts (
-    rollout TEXT PRIMARY KEY, revision INTEGER NOT NULL, state TEXT NOT NULL
-)
-"""
-
 
 class Measurement(BaseModel):
     """One metric over one interval, as `shipyard.stats.analysis.MetricOutcome` gives it."""
@@ -80,6 +74,7 @@ class RolloutState(BaseModel):
     updated_at: float
     owner: str = Field(description="'host:pid' of the controller, '' when none runs.")
     owner_since: float = 0.0
+    owner_token: str = Field("", description="Which controller of that process owns it.")
     candidate_variant: str
     candidate_version: str = Field(description="The registry version being rolled out.")
     stable_version: str = Field(description="The version stable served when it began.")
@@ -125,24 +120,11 @@ class RolloutStore:
             RolloutConflict: Someone else wrote it meanwhile; nothing was written.
         """
         new = state.model_copy(update={"revision": state.revision + 1, "updated_at": time.time()})
-
-        def swap(cursor: Any) -> bool:
-            p = self._backend.placeholder
-            if state.revision == 0:
-                cursor.execute(
-                    f"INSERT INTO shipyard_rollouts (rollout, revision, state) VALUES ({p}, 1, {p})"
-                    " ON CONFLICT (rollout) DO NOTHING",
-                    [state.rollout, new.model_dump_json()],
-                )
-            else:
-                cursor.execute(
-                    f"UPDATE shipyard_rollouts SET revision = revision + 1, state = {p} "
-                    f"WHERE rollout = {p} AND revision = {p}",
-                    [new.model_dump_json(), state.rollout, state.revision],
-                )
-            return bool(cursor.rowcount == 1)
-
-        if not self._run(swap, f"the state of rollout '{state.rollout}'", write=True):
+        if not self._run(
+            lambda cursor: self._swap(cursor, state, new),
+            f"the state of rollout '{state.rollout}'",
+            write=True,
+        ):
             raise RolloutConflict(
                 f"rollout '{state.rollout}' changed while this change was being made (another "
                 "controller or a `shipyard rollout` command); it was not applied",
@@ -151,18 +133,37 @@ class RolloutStore:
             )
         return new
 
+    def _swap(self, cursor: Any, state: RolloutState, new: RolloutState) -> bool:
+        p = self._backend.placeholder
+        if state.revision == 0:
+            cursor.execute(
+                f"INSERT INTO shipyard_rollouts (rollout, revision, state) VALUES ({p}, 1, {p})"
+                " ON CONFLICT (rollout) DO NOTHING",
+                [state.rollout, new.model_dump_json()],
+            )
+        else:
+            cursor.execute(
+                f"UPDATE shipyard_rollouts SET revision = revision + 1, state = {p} "
+                f"WHERE rollout = {p} AND revision = {p}",
+                [new.model_dump_json(), state.rollout, state.revision],
+            )
+        return bool(cursor.rowcount == 1)
+
     def replace(self, state: RolloutState) -> RolloutState:
         """Start a new rollout where an ended one was recorded (its history moves to the audit
         log first: the caller's job)."""
-        self._run(
-            lambda cursor: cursor.execute(
+        fresh = state.model_copy(update={"revision": 0})
+        new = fresh.model_copy(update={"revision": 1, "updated_at": time.time()})
+
+        def delete_then_insert(cursor: Any) -> bool:  # one transaction: never neither
+            cursor.execute(
                 f"DELETE FROM shipyard_rollouts WHERE rollout = {self._backend.placeholder}",
                 [state.rollout],
-            ),
-            f"the state of rollout '{state.rollout}'",
-            write=True,
-        )
-        return self.save(state.model_copy(update={"revision": 0}))
+            )
+            return self._swap(cursor, fresh, new)
+
+        self._run(delete_then_insert, f"the state of rollout '{state.rollout}'", write=True)
+        return new
 
     def _select(self, cursor: Any, rollout: str) -> str | None:
         cursor.execute(
@@ -175,7 +176,6 @@ class RolloutStore:
     def _run(self, work: Callable[[Any], Any], what: str, write: bool = False) -> Any:
         try:
             with self._backend.transaction() as cursor:
-                cursor.execute(_TABLE)
                 return work(cursor)
         except self._backend.errors as exc:
             from shipyard.secrets import redact_url

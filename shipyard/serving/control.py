@@ -44,7 +44,11 @@ CREATE TABLE IF NOT EXISTS shipyard_control_audit (
 );
 CREATE INDEX IF NOT EXISTS shipyard_control_audit_service
     ON shipyard_control_audit (service, revision);
+CREATE TABLE IF NOT EXISTS shipyard_rollouts (
+    rollout TEXT PRIMARY KEY, revision INTEGER NOT NULL, state TEXT NOT NULL
+);
 """
+"""The rollouts' state (shipyard/rollouts/state.py) lives beside the control state it changes."""
 
 
 class ControlState(FrozenModel):

@@ -253,14 +253,14 @@ class ServiceEngine:
                 outputs = await models.submit[name]([inputs[i] for i in indexes])
             except Exception as exc:  # the model failed: a 500 counted against its variant
                 log.exception("variant %s (v%s) failed to predict", name, variant.version)
-                failure = RequestError(
+                refused = RequestError(
                     500,
                     "model_error",
                     f"variant '{name}' (model version {variant.version}) failed to predict: "
                     f"{type(exc).__name__}; the service log has the details",
                 )
-                failure.variant, failure.model_version = name, variant.version
-                raise failure from None
+                refused.variant, refused.model_version = name, variant.version
+                raise refused from None
             for i, (prediction, score) in zip(indexes, outputs, strict=True):
                 results[i] = {
                     "prediction": prediction,

@@ -136,8 +136,39 @@ class MetricSpec(SpecModel):
                 f"{self.name or 'a query'}",
                 "prediction_shift always compares with stable; a query compares itself",
             )
-        self.limit()
+        self._check_ranges()
         return self
+
+    def _check_ranges(self) -> None:
+        """Limits the statistics can take: an error rate is a share, a latency is >= 0."""
+        high, _ = self.limit()
+        margin = self.margin_value()
+        if self.name == "error_rate":
+            if high is not None and not 0 <= high <= 1:
+                raise spec_rule(
+                    f"error_rate max {self.max!r} is not a share of requests",
+                    "write a percentage ('1%') or a fraction between 0 and 1 (0.01)",
+                    ("max",),
+                )
+            if not 0 <= margin < 1:
+                raise spec_rule(
+                    f"error_rate margin {self.margin!r} is not a share below 100%",
+                    "write how much worse than stable is tolerated, e.g. '0.5%' or 0.005",
+                    ("margin",),
+                )
+        elif self.name is not None and self.name.startswith("latency"):
+            if high is not None and high < 0:
+                raise spec_rule(
+                    f"{self.name} max {self.max!r} is below zero",
+                    "write a latency such as 150ms or 1s",
+                    ("max",),
+                )
+            if margin < 1:
+                raise spec_rule(
+                    f"{self.name} margin {self.margin!r} would fail a candidate faster than stable",
+                    "write the ratio to stable's quantile that is tolerated, 1 or more (1.1)",
+                    ("margin",),
+                )
 
     @property
     def label(self) -> str:
@@ -149,6 +180,18 @@ class MetricSpec(SpecModel):
         return self._value(self.max), self._value(self.min)
 
     def margin_value(self) -> float:
+        """error_rate: a share (like max); latency: a plain ratio to stable's quantile."""
+        if self.name is not None and self.name.startswith("latency"):
+            if "margin" not in self.model_fields_set:
+                return 1.0
+            try:
+                return float(self.margin)
+            except ValueError:
+                raise spec_rule(
+                    f"latency margin {self.margin!r} is not a ratio",
+                    "write the ratio to stable's quantile that is tolerated, e.g. 1.1",
+                    ("margin",),
+                ) from None
         value = self._value(self.margin)
         assert value is not None
         return value

@@ -35,7 +35,7 @@ def check_rollout(
     service_name = rollout.service or name
     service = spec.services.get(service_name)
     if service is None:
-        at = sm.value_span((*base, "service")) or sm.key_span(base)
+        at = sm.value_span((*base, "service")) if rollout.service else sm.key_span(base)
         yield Diagnostic(
             "E801",
             f"rollout '{name}' rolls out service '{service_name}', which is not defined",
@@ -51,7 +51,9 @@ def check_rollout(
             "E802",
             f"rollout '{name}': candidate {rollout.candidate!r} is what service "
             f"'{service_name}' already serves as stable",
-            sm.value_span((*base, "candidate")) or sm.key_span(base),
+            sm.value_span((*base, "candidate"))
+            if "candidate" in rollout.model_fields_set
+            else sm.key_span(base),
             "name the version to roll out: an alias such as challenger, or a version number",
         )
     if rollout.strategy != "canary" and rollout.steps:

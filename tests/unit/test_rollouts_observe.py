@@ -178,13 +178,6 @@ def test_prediction_bins_are_per_bin_not_cumulative(metrics: Exposition) -> None
     assert sum(bins) == 11
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="observe.py:50: prediction_bins() of a variant without a prediction histogram "
-    "(VariantTraffic(), what Traffic.of gives for a variant absent from the interval) zips "
-    "[0.0] with [] under strict=True and raises ValueError instead of returning []",
-)
 def test_prediction_bins_of_nothing_are_empty() -> None:
     assert VariantTraffic().prediction_bins() == []
 

@@ -152,13 +152,6 @@ def test_rollout_named_after_no_service_is_e801_listing_the_services() -> None:
     assert d.hint == "expected one of 'churn-api', 'churn-b'; or set `rollouts.prices.service`"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="validation/rollouts.py:38: `sm.value_span((*base, 'service')) or sm.key_span(base)` "
-    "never falls back: SourceMap._resolve skips the missing 'service' key, so value_span gives "
-    "the whole rollout mapping (from its first key `candidate:` to the end of the file) instead "
-    "of the rollout's name",
-)
 def test_rollout_named_after_no_service_is_e801_at_its_name() -> None:
     text = variant(("rollouts:\n  churn-api:", "rollouts:\n  churn-apii:"))
     d = only(text)
@@ -427,14 +420,6 @@ def test_unknown_key_in_a_step_is_e101() -> None:
     assert d.span == span_of(text, "pause", within=ROLLOUTS)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="spec/rollouts.py MetricSpec accepts limits that shipyard/stats/analysis.py refuses: "
-    "error_rate `max: 2` (a bare number is a fraction: 200%), error_rate `margin: 1` and "
-    "latency `max: -1` validate and compile with no diagnostic, then measure() raises "
-    "ValueError (max_rate must be in [0, 1] / margin must be in [0, 1) / "
-    "max_quantile_seconds must be >= 0) at the first interval",
-)
 @pytest.mark.parametrize(
     ("old", "new"),
     [
