@@ -8,7 +8,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from shipyard.compiler import DatasetStep, FeatureRepoStep, Plan, ServiceStep
+from shipyard.compiler import DatasetStep, FeatureRepoStep, Plan, RolloutStep, ServiceStep
 from shipyard.compiler.features import REPO_ID
 from shipyard.settings import StateLayout
 
@@ -84,6 +84,69 @@ def _try_service(plan: Plan, name: str, keys: dict[str, str]) -> None:
     print(describe(step, url))
 
 
+def _roll_out(plan: Plan, name: str) -> int:
+    """Train a challenger, then roll it out as the spec says while demo traffic flows."""
+    from shipyard.rollouts.controller import predict_key
+    from shipyard.runtime.run import run_deployment_now
+
+    step = plan.named(RolloutStep, name)
+    service = plan.step(step.service, ServiceStep)
+    _step(f"shipyard run train-model {service.model} --force: a challenger to roll out")
+    code = run_deployment_now(plan, "train-model", service.model, force=True)
+    if code:
+        return code
+    _step(
+        f"shipyard rollout start {name}: {step.strategy} "
+        + ", ".join(stage.label for stage in step.stages)
+        + f", analysed every {step.interval_seconds:g} s, under demo traffic"
+    )
+    from shipyard.serving.deploy import base_url, client_context
+
+    rows = [{key: 10001 + i} for i in range(2000) for key in service.inputs[:1]] or [{}]
+    with DemoTraffic(base_url(service), rows, predict_key(service), client_context(service)):
+        return run_deployment_now(plan, "roll-out", name)
+
+
+class DemoTraffic:
+    """Requests from two threads, about 40 a second, while a rollout needs something to judge."""
+
+    def __init__(
+        self,
+        url: str,
+        rows: list[dict[str, int]],
+        key: str,
+        context: ssl.SSLContext | None,
+        per_second: float = 40.0,
+    ) -> None:
+        import threading
+
+        self.url, self.rows, self.key, self.context = url, rows, key, context
+        self.pause = 2 / per_second
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self._send, daemon=True) for _ in range(2)]
+
+    def __enter__(self) -> DemoTraffic:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=30)
+
+    def _send(self) -> None:
+        import random
+        import time
+        from contextlib import suppress
+
+        while not self.stop.is_set():
+            # a refused request is what the rollout's analysis counts, not the demo's concern
+            with suppress(OSError):
+                _post(self.url + "/predict", random.choice(self.rows), self.key, self.context)
+            time.sleep(self.pause)
+
+
 def run_demo(plan: Plan, rows: int = 5000) -> int:
     from shipyard.demo_data import write_customers
     from shipyard.runtime import server
@@ -149,6 +212,11 @@ def run_demo(plan: Plan, rows: int = 5000) -> int:
             return code
         _try_service(plan, name, keys)
 
+    for name in [d.name for d in plan.deployments.values() if d.flow_name == "roll-out"]:
+        code = _roll_out(plan, name)
+        if code:
+            return code
+
     from shipyard.runtime.mlflow_server import browse_command, tracking_uri
 
     layout = StateLayout(plan.runtime.state_dir)
@@ -170,6 +238,8 @@ def run_demo(plan: Plan, rows: int = 5000) -> int:
     print("  shipyard worker start                           # a worker executes that run")
     for name in services:
         print(f"  shipyard serve {name} --status                 # what it serves, with weights")
+    for name in [d.name for d in plan.deployments.values() if d.flow_name == "roll-out"]:
+        print(f"  shipyard rollout status {name}                # every analysis, every decision")
     if keys:
         print(f"  API keys of the demo services: {layout.root / 'demo-keys.env'}")
     print("  shipyard server stop && shipyard worker stop    # when you are done")

@@ -30,7 +30,7 @@ import pytest
 from support import ROOT, SPEC, compile_spec, free_port, run_flow
 from support_models import FAULT_AT_TRAINING, FAULTS_LIVE
 
-from shipyard.compiler import Plan, RolloutStep, ServiceStep
+from shipyard.compiler import Plan, ServiceStep
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -287,4 +287,220 @@ def test_a_healthy_canary_is_promoted_and_the_aliases_move(project: Project) -> 
     info = httpx.get(project.url + "/info", timeout=10).json()
     stable = next(v for v in info["variants"] if v["name"] == "stable")
     assert str(stable["version"]) == "4"
+    assert _weights(plan) == {"stable": 100.0}
+
+
+BLUE_GREEN = """
+rollouts:
+  churn-api:
+    strategy: blue_green
+    candidate: challenger
+    smoke_requests: 3
+    blue_green: {keep_previous: 4s}
+    analysis:
+      interval: 2s
+      min_requests: 20
+      metrics: [{name: error_rate, max: 5%}, {name: latency_p99, max: 2s}]
+"""
+ROLLING = """
+rollouts:
+  churn-api:
+    strategy: rolling
+    candidate: challenger
+    smoke_requests: 3
+    rolling: {replicas: 3, step_duration: 2s}
+    analysis:
+      interval: 2s
+      min_requests: 20
+      metrics: [{name: error_rate, max: 5%, compare: stable}]
+"""
+LONG_CANARY = """
+rollouts:
+  churn-api:
+    candidate: challenger
+    smoke_requests: 0
+    steps: [{weight: 20, duration: 6s}, {weight: 40, duration: 6s}, {weight: 70, duration: 60s}]
+    analysis:
+      interval: 2s
+      min_requests: 20
+      metrics: [{name: error_rate, max: 5%, compare: stable}]
+"""
+
+
+def _retrain_healthy(plan: Plan) -> str:
+    """A new healthy version (the last one may be champion now): returns its number."""
+    _train(plan, "none:0")
+    versions = _client(plan).search_model_versions(f"name = '{MODEL}'")
+    return str(max(int(v.version) for v in versions))
+
+
+def _state(plan: Plan) -> Any:
+    from shipyard.rollouts.state import RolloutStore
+
+    store = RolloutStore(plan.named(ServiceStep, "churn-api").control_database)
+    return store.read("churn-api")
+
+
+def _wait_for(check: Any, timeout: float = 90.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        time.sleep(0.2)
+    raise AssertionError(f"not reached within {timeout} s")
+
+
+def test_blue_green_switches_at_once_through_the_flow_with_no_failed_request(
+    project: Project,
+) -> None:
+    from prefect.artifacts import Artifact
+
+    from flows.roll_out import roll_out
+
+    plan = project.plan(BLUE_GREEN)
+    _set_challenger(plan, _retrain_healthy(plan))
+    assert project.load is not None
+    project.load.reset()
+    state = run_flow(plan, roll_out, rollout="churn-api")
+    assert state.is_completed(), state
+    result = state.result()
+    assert result.status == "promoted", result
+    seen = project.load.reset()
+    assert sum(n for (_, status), n in seen.items() if status != 200) == 0, seen
+    final = _state(plan)
+    advances = [d.reason for d in final.decisions if d.action == "advance"]
+    assert advances == ["switched: 100% to the candidate"]
+    assert {i.weight for i in final.intervals} == {100.0}
+    artifact = Artifact.get("rollout-churn-api")
+    assert artifact is not None and "promoted" in str(artifact.data)
+    assert "data:image/png;base64," in str(artifact.data)
+
+
+def test_rolling_replaces_one_replica_share_at_a_time(project: Project) -> None:
+    plan = project.plan(ROLLING)
+    _set_challenger(plan, _retrain_healthy(plan))
+    state = _controller(plan).run()
+    assert state.status == "promoted", state.outcome
+    advances = [d.reason.split(":")[0] for d in state.decisions if d.action == "advance"]
+    assert advances == ["replica 1/3", "replica 2/3", "replica 3/3"]
+    assert [round(w) for w in sorted({i.weight for i in state.intervals})] == [33, 67, 100]
+
+
+def test_a_killed_controller_leaves_a_whole_split_and_the_next_one_resumes(
+    project: Project,
+) -> None:
+    plan = project.plan(LONG_CANARY)
+    _set_challenger(plan, _retrain_healthy(plan))
+    code = (
+        "from shipyard.project import load_project\n"
+        "from shipyard.rollouts.controller import Controller\n"
+        f"Controller(load_project({str(project.folder / 'pipelines.yaml')!r}).plan, "
+        "'churn-api').run()\n"
+    )
+    controller = subprocess.Popen([sys.executable, "-c", code], cwd=project.folder)
+    try:
+        _wait_for(lambda: (s := _state(plan)) is not None and s.stage == 1 and s.intervals[-1:]
+                  and s.intervals[-1].stage == 1)  # fmt: skip
+        controller.send_signal(signal.SIGKILL)
+        controller.wait(timeout=30)
+    finally:
+        if controller.poll() is None:
+            controller.kill()
+    killed = _state(plan)
+    assert killed.status == "running" and killed.owner  # it never got to say goodbye
+    assert _weights(plan) == {"stable": 60.0, "challenger": 40.0}  # a whole stage's split
+    from shipyard.rollouts.commands import rollout_command
+
+    # resume with `shipyard rollout promote`: no controller runs, so one is started to do it
+    started: list[str] = []
+
+    def run_flow_here(name: str) -> int:
+        started.append(name)
+        _controller(plan).run()
+        return 0
+
+    assert rollout_command(plan, "promote", "churn-api", run_flow_here, "tested") == 0
+    assert started == ["churn-api"]
+    final = _state(plan)
+    assert final.status == "promoted", final.outcome
+    resumed = [d.reason for d in final.decisions if d.action == "resume"]
+    assert resumed == ["resuming a interrupted rollout at canary 40%"]
+    assert "promoted by hand" in final.outcome and "tested" in final.outcome
+
+
+def test_pause_then_abort_from_the_command_line(project: Project) -> None:
+    from shipyard.rollouts.commands import rollout_command
+
+    plan = project.plan(LONG_CANARY)
+    _set_challenger(plan, _retrain_healthy(plan))
+    before = _aliases(plan)
+    ended: list[Any] = []
+    thread = threading.Thread(target=lambda: ended.append(_controller(plan).run()))
+    thread.start()
+    try:
+        _wait_for(lambda: (s := _state(plan)) is not None and s.phase == "stages")
+
+        def no_flow(name: str) -> int:
+            raise AssertionError("a running controller takes the command itself")
+
+        assert rollout_command(plan, "pause", "churn-api", no_flow, "looks odd") == 0
+        thread.join(timeout=30)
+        assert ended and ended[0].status == "paused"
+        assert _weights(plan) == {"stable": 80.0, "challenger": 20.0}  # held where it was
+        paused = _state(plan)
+        assert paused.owner == "" and "looks odd" in paused.decisions[-1].reason
+
+        def abort_here(name: str) -> int:
+            _controller(plan).run()
+            return 0
+
+        assert rollout_command(plan, "abort", "churn-api", abort_here, "enough") == 0
+        final = _state(plan)
+        assert final.status == "aborted" and "enough" in final.outcome
+        assert _weights(plan) == {"stable": 100.0}
+        assert _aliases(plan) == before
+    finally:
+        thread.join(timeout=60)
+
+
+def test_an_alias_moved_by_hand_pauses_the_rollout(project: Project) -> None:
+    from shipyard.rollouts.commands import rollout_command
+
+    plan = project.plan(LONG_CANARY)
+    candidate = _retrain_healthy(plan)
+    _set_challenger(plan, candidate)
+    ended: list[Any] = []
+    thread = threading.Thread(target=lambda: ended.append(_controller(plan).run()))
+    thread.start()
+    try:
+        _wait_for(lambda: (s := _state(plan)) is not None and s.phase == "stages")
+        _set_challenger(plan, "2")  # someone points @challenger elsewhere mid-rollout
+        thread.join(timeout=60)
+        assert ended and ended[0].status == "paused"
+        assert f"alias @challenger moved from v{candidate} to v2" in ended[0].decisions[-1].reason
+        assert _weights(plan) == {"stable": 80.0, "challenger": 20.0}
+    finally:
+        thread.join(timeout=60)
+    assert rollout_command(plan, "abort", "churn-api", lambda n: _controller(plan).run() and 0) == 0
+    assert _weights(plan) == {"stable": 100.0}
+
+
+def test_a_second_rollout_start_while_one_runs_is_refused(project: Project) -> None:
+    from shipyard.errors import ShipyardError
+
+    plan = project.plan(LONG_CANARY)
+    _set_challenger(plan, _retrain_healthy(plan))
+    thread = threading.Thread(target=lambda: _controller(plan).run())
+    thread.start()
+    try:
+        _wait_for(lambda: (s := _state(plan)) is not None and s.phase == "stages")
+        with pytest.raises(ShipyardError, match="already being run by process"):
+            _controller(plan).run()
+    finally:
+        from shipyard.rollouts.commands import rollout_command
+
+        rollout_command(plan, "abort", "churn-api", lambda n: 0)
+        thread.join(timeout=60)
+    assert _state(plan).status == "aborted"
     assert _weights(plan) == {"stable": 100.0}
