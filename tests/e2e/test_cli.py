@@ -32,7 +32,10 @@ def run(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProc
 def test_validate_the_demo_spec() -> None:
     done = run("validate", cwd=ROOT)
     assert done.returncode == 0, done.stderr
-    assert "pipelines.yaml: ok (1 dataset, 2 feature views, 1 model, 1 service)" in done.stdout
+    assert (
+        "pipelines.yaml: ok (1 dataset, 2 feature views, 1 model, 1 service, 1 rollout)"
+        in done.stdout
+    )
 
 
 def test_validate_reports_every_problem_with_position_and_exit_1(tmp_path: Path) -> None:
@@ -92,6 +95,8 @@ def test_plan_text_and_json() -> None:
     assert "after dataset.customers, features.repo" in lines
     assert "service.churn-api build -> deploy [build-service/churn-api]" in lines
     assert "after model.churn, features.repo" in lines, "the service follows its model"
+    assert "rollout.churn-api load -> smoke-test -> walk -> decide [roll-out/churn-api]" in lines
+    assert "after service.churn-api" in lines, "the rollout follows its service"
     plan = json.loads(run("plan", "--json", "--offline", cwd=ROOT).stdout)
     assert plan["schema_version"] == 2
     assert list(plan["deployments"]) == [
@@ -100,6 +105,7 @@ def test_plan_text_and_json() -> None:
         "materialize-features/customer_usage",
         "train-model/churn",
         "build-service/churn-api",
+        "roll-out/churn-api",
     ]
     first = plan["deployments"]["validate-dataset/customers"]
     assert first["entrypoint"] == "flows/validate_dataset.py:validate_dataset"

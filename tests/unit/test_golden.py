@@ -109,7 +109,8 @@ def test_demo_spec_validates(
     assert main(["validate"]) == 0
     out, err = capsys.readouterr()
     assert re.fullmatch(
-        r"pipelines\.yaml: ok \(\d+ datasets?, \d+ feature views?, \d+ models?, \d+ services?\)\n",
+        r"pipelines\.yaml: ok \(\d+ datasets?, \d+ feature views?, \d+ models?, \d+ services?, "
+        r"\d+ rollouts?\)\n",
         out,
     )
     assert err == ""  # not even a warning in the spec people copy from
@@ -128,6 +129,7 @@ SECTION_GOLDEN = {
     "features": "features",
     "models": "models",
     "services": "services",
+    "rollouts": "rollouts",
 }
 """The golden spec of each section of the root spec: a new section brings its own."""
 

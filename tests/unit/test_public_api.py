@@ -47,7 +47,13 @@ def test_the_facade_loads_validates_and_compiles() -> None:
     project = shipyard.load_project(shipyard_demo_spec())
     assert project.ok and project.plan is not None
     assert isinstance(project.plan, shipyard.Plan)
-    assert project.counts() == {"dataset": 1, "feature view": 2, "model": 1, "service": 1}
+    assert project.counts() == {
+        "dataset": 1,
+        "feature view": 2,
+        "model": 1,
+        "service": 1,
+        "rollout": 1,
+    }
 
 
 def shipyard_demo_spec() -> str:
