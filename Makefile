@@ -18,7 +18,7 @@ export GX_ANALYTICS_ENABLED := false
 export FEAST_USAGE := False
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: venv demo test lint typecheck bench clean-state lock
+.PHONY: venv demo test lint typecheck bench clean-state lock system-deps
 
 venv: $(STAMP)
 
@@ -34,8 +34,21 @@ $(STAMP): requirements.lock pyproject.toml
 demo: venv
 	$(BIN)/shipyard demo
 
-test: lint typecheck
+test: lint typecheck system-deps
 	$(BIN)/python -m pytest
+
+# Debian packages the tests run for real: Prometheus (rollout analysis through its query API).
+# Installed when missing and apt-get is there (as root); without them those tests are skipped.
+SYSTEM_DEPS := prometheus
+system-deps:
+	@missing=""; for p in $(SYSTEM_DEPS); do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing$$missing (apt-get)"; \
+	    apt-get install -y -qq --no-install-recommends $$missing >/dev/null \
+	      || { apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; }; \
+	  else echo "note: install$$missing (Debian packages) to run the tests that need them"; fi; \
+	fi
 
 # ruff, then the import contracts in pyproject.toml (layers; where heavy libraries may be used)
 lint: venv

@@ -28,6 +28,7 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ from shipyard.rollouts.observe import Prometheus, Traffic, scrape
 from shipyard.rollouts.state import (
     Decision,
     Interval,
+    Measurement,
     RolloutConflict,
     RolloutState,
     RolloutStore,
@@ -90,10 +92,22 @@ class Controller:
         try:
             while state.status == "running":
                 state = self._phase(state)
-        finally:
-            if state.owner_token == self.token and state.status == "paused":
-                state = self._save(state.model_copy(update={"owner": "", "owner_token": ""}))
+        except BaseException:
+            # an error (or SIGTERM, Ctrl-C) leaves traffic at its stage: whoever comes next
+            # (`start`, `resume`, `abort`) takes over at once instead of waiting for this process
+            with suppress(Exception):
+                self._release()
+            raise
+        if state.status == "paused":  # a person decides next, through whichever command
+            state = self._release() or state
         return state
+
+    def _release(self) -> RolloutState | None:
+        """Give the rollout up: the stored state, without this controller as its owner."""
+        stored = self.store.read(self.step.name)
+        if stored is None or stored.owner_token != self.token:
+            return None
+        return self.store.save(stored.model_copy(update={"owner": "", "owner_token": ""}))
 
     def _phase(self, state: RolloutState) -> RolloutState:
         if state.command is not None:
@@ -292,12 +306,16 @@ class Controller:
             state, command = self._wait(state, self.step.interval_seconds)
             if command is not None:
                 return self._obey(state, command)
-            if self.prometheus is not None:
-                interval = self.prometheus.traffic(self.service.id, self.step.interval_seconds)
+            try:
+                if self.prometheus is not None:
+                    interval = self.prometheus.traffic(self.service.id, self.step.interval_seconds)
+                else:
+                    after = self._snapshot()
+                    interval, before = after.since(before), after
+            except ServiceUnavailable as exc:  # no data: inconclusive, never a pass
+                state = self._unmeasured(state, exc.message)
             else:
-                after = self._snapshot()
-                interval, before = after.since(before), after
-            state = self._record(state, interval, reference)
+                state = self._record(state, interval, reference)
             moved = self._aliases_moved(state)
             if moved:
                 return self._pause(state, moved)
@@ -460,6 +478,33 @@ class Controller:
                 }
             )
         )
+
+    def _unmeasured(self, state: RolloutState, why: str) -> RolloutState:
+        """An interval whose traffic could not be read: every metric inconclusive, saying why."""
+        stage = self.step.stages[state.stage]
+        self.say(f"  {stage.label}: no measurement: {why}")
+        entry = Interval(
+            stage=state.stage,
+            at=self.clock(),
+            seconds=self.step.interval_seconds,
+            weight=stage.weight,
+            requests={},
+            errors={},
+            measurements=[
+                Measurement(
+                    name=metric.name,
+                    outcome="inconclusive",
+                    value=None,
+                    baseline=None,
+                    threshold=metric.max if metric.max is not None else (metric.min or 0.0),
+                    p_value=None,
+                    method=None,
+                    evidence=f"{metric.name}: not measured: {why}",
+                )
+                for metric in self.step.metrics
+            ],
+        )
+        return self._save(state.model_copy(update={"intervals": [*state.intervals, entry]}))
 
     @staticmethod
     def _outcomes(interval: Interval) -> list[MetricOutcome]:

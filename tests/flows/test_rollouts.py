@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,6 +22,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,7 @@ from support import ROOT, SPEC, compile_spec, free_port, run_flow
 from support_models import FAULT_AT_TRAINING, FAULTS_LIVE
 
 from shipyard.compiler import Plan, ServiceStep
+from shipyard.errors import ShipyardError
 
 pytestmark = pytest.mark.usefixtures("prefect_harness")
 
@@ -344,7 +347,10 @@ def _state(plan: Plan) -> Any:
 def _wait_for(check: Any, timeout: float = 90.0) -> Any:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        found = check()
+        try:
+            found = check()
+        except (httpx.HTTPError, ShipyardError):  # not up yet
+            found = None
         if found:
             return found
         time.sleep(0.2)
@@ -503,4 +509,80 @@ def test_a_second_rollout_start_while_one_runs_is_refused(project: Project) -> N
         rollout_command(plan, "abort", "churn-api", lambda n: 0)
         thread.join(timeout=60)
     assert _state(plan).status == "aborted"
+    assert _weights(plan) == {"stable": 100.0}
+
+
+PROMETHEUS_CANARY = """
+rollouts:
+  churn-api:
+    candidate: challenger
+    smoke_requests: 0
+    steps: [{weight: 50, duration: 30s}]
+    analysis:
+      interval: 5s
+      min_requests: 20
+      metrics:
+        - {name: error_rate, max: 5%, compare: stable}
+        - max: 0.5
+          query: >-
+            sum(rate(shipyard_service_requests_total{variant="{{variant}}",status="500"}[15s]))
+"""
+
+
+@contextmanager
+def _prometheus(folder: Path, target: str) -> Iterator[str]:
+    """A real Prometheus scraping the service every second; its URL."""
+    binary = shutil.which("prometheus")
+    if binary is None:
+        pytest.skip("prometheus is not installed (`make test` installs it with apt-get)")
+    port = free_port()
+    config = folder / "prometheus.yml"
+    config.write_text(
+        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+        "scrape_configs:\n"
+        f"  - job_name: churn-api\n    static_configs: [{{targets: ['{target}']}}]\n"
+    )
+    process = subprocess.Popen(
+        [
+            binary,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={folder / 'prometheus-data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_for(lambda: httpx.get(url + "/-/ready", timeout=2).status_code == 200, 60)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def test_analysis_reads_the_profiles_prometheus_and_promql_metrics(project: Project) -> None:
+    from shipyard.rollouts.observe import Prometheus
+
+    target = project.url.removeprefix("http://")
+    with _prometheus(project.folder, target) as url:
+        base = project.base.replace(
+            "    prefect: {port:", f"    prometheus: {{url: '{url}'}}\n    prefect: {{port:", 1
+        )
+        (project.folder / "pipelines.yaml").write_text(base + PROMETHEUS_CANARY)
+        plan = compile_spec(project.folder / "pipelines.yaml")
+        prometheus = Prometheus(url)
+        _wait_for(lambda: prometheus.query("up") and prometheus.query("up")[0][1] == 1.0, 60)
+        _set_challenger(plan, "2")  # fails 30% of its calls
+        state = _controller(plan).run()
+        assert state.status == "rolled_back", state.outcome
+        first = state.intervals[0].measurements
+        assert {m.name for m in first} == {"error_rate", "query_2"}
+        failed = [m for i in state.intervals for m in i.measurements if m.outcome == "failed"]
+        assert failed, [m.evidence for i in state.intervals for m in i.measurements]
+        assert _rolled_back_on(state, failed[0].name) <= 2
+        # the counts came from Prometheus' increase(), not a scrape of /metrics: not integers
+        assert any(v != int(v) for i in state.intervals for v in i.requests.values()), [
+            i.requests for i in state.intervals
+        ]
     assert _weights(plan) == {"stable": 100.0}
