@@ -286,6 +286,7 @@ def main() -> int:
                     ),
                     "failed_all": sum(n for (_, s), n in seen.items() if s != 200),
                     "requests": sum(seen.values()),
+                    "failures": {f"{v} {s}": n for (v, s), n in seen.items() if s != 200},
                     "cpu_ms_per_interval": 1000 * sum(cpu) / max(1, intervals),
                 }
             )
@@ -307,6 +308,9 @@ def main() -> int:
             f"{r['thresholds_only']:<16} {base_at!s:>3}  {r['failed_stable']:>13} "
             f"{r['failed_all']:>10} {r['requests']:>8} {r['cpu_ms_per_interval']:>10.1f}"
         )
+    for r in results:
+        if r["failures"]:
+            print(f"  {r['scenario']}: non-200 answers by variant and status: {r['failures']}")
     ok = all(r["shipyard"] == r["expected"] for r in results)
     quick = all(
         r["intervals_to_rollback"] is not None and r["intervals_to_rollback"] <= 2

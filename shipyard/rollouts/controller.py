@@ -292,6 +292,12 @@ class Controller:
     def _stage(self, state: RolloutState) -> RolloutState:
         """Hold one stage: route, then measure every interval until the stage may end."""
         stage = self.step.stages[state.stage]
+        if state.stage_started_at is None and self.step.strategy == "rolling":
+            unready = self._not_ready(state)
+            if unready:
+                return self._failed(
+                    state, RunDecision("failed", f"{stage.label} not taken: {unready}")
+                )
         self._route(self._routing(state, stage.weight), f"{stage.label}")  # again on resume
         if state.stage_started_at is None:
             state = state.model_copy(
@@ -336,6 +342,12 @@ class Controller:
                     return self._rollback(state, f"inconclusive: {decided.reason}")
                 return self._pause(state, f"inconclusive: {decided.reason}")
             return self._next_stage(state, decided)
+
+    def _not_ready(self, state: RolloutState) -> str | None:
+        """Before a rolling step: the candidate still answers (one training row, forced)."""
+        rows = smoke_rows(self.plan, self.service, 1) or [{}]
+        status, body = self._predict(rows[0], state.candidate_variant)
+        return None if status == 200 else f"readiness check answered HTTP {status}: {body[:200]}"
 
     def _next_stage(self, state: RolloutState, decided: RunDecision) -> RolloutState:
         stage = self.step.stages[state.stage]

@@ -586,3 +586,29 @@ def test_analysis_reads_the_profiles_prometheus_and_promql_metrics(project: Proj
             i.requests for i in state.intervals
         ]
     assert _weights(plan) == {"stable": 100.0}
+
+
+def test_an_unreachable_prometheus_pauses_with_traffic_where_it_is(project: Project) -> None:
+    from shipyard.rollouts.commands import rollout_command
+
+    dead = f"http://127.0.0.1:{free_port()}"
+    base = project.base.replace(
+        "    prefect: {port:", f"    prometheus: {{url: '{dead}'}}\n    prefect: {{port:", 1
+    )
+    (project.folder / "pipelines.yaml").write_text(
+        base
+        + CANARY.format(smoke=0, extra="").replace(
+            "duration: 4s}, {", "duration: 4s}]  # one stage: {"
+        )
+    )
+    plan = compile_spec(project.folder / "pipelines.yaml")
+    _set_challenger(plan, _retrain_healthy(plan))
+    state = _controller(plan).run()
+    assert state.status == "paused", state.outcome
+    reason = state.decisions[-1].reason
+    assert "inconclusive" in reason and "none decided: no data is never a pass" in reason
+    evidence = state.intervals[-1].measurements[0].evidence
+    assert f"not measured: Prometheus at {dead} does not answer" in evidence
+    assert _weights(plan) == {"stable": 70.0, "challenger": 30.0}  # held, never half-shifted
+    assert rollout_command(plan, "abort", "churn-api", lambda n: _controller(plan).run() and 0) == 0
+    assert _weights(plan) == {"stable": 100.0}
