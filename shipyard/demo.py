@@ -96,7 +96,7 @@ def _roll_out(plan: Plan, name: str) -> int:
     if code:
         return code
     _step(
-        f"shipyard rollout start {name}: {step.strategy} "
+        f"shipyard rollout start {name}: "
         + ", ".join(stage.label for stage in step.stages)
         + f", analysed every {step.interval_seconds:g} s, under demo traffic"
     )

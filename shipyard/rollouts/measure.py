@@ -40,7 +40,7 @@ def measure(
     measures: dict[str, Callable[[MetricPlan], MetricOutcome]] = {
         "error_rate": lambda m: _error_rate(step, m, compared, candidate),
         "latency": lambda m: _latency(step, m, compared, candidate),
-        "prediction_shift": lambda m: _shift(m, stable, candidate, reference),
+        "prediction_shift": lambda m: _shift(m, stable, candidate, reference, step.min_requests),
         "query": lambda m: _query(step, m, prometheus),
     }
     return [_measurement(measures[metric.kind](metric)) for metric in step.metrics]
@@ -112,6 +112,7 @@ def _shift(
     stable: VariantTraffic,
     candidate: VariantTraffic,
     reference: Traffic | None,
+    min_requests: int,
 ) -> MetricOutcome:
     assert metric.max is not None
     baseline = stable if sum(stable.prediction_bins()) > 0 else None
@@ -124,6 +125,15 @@ def _shift(
         return _no_data(metric, "prediction shift: no candidate predictions in the interval")
     if len(ours) != len(theirs):
         return _no_data(metric, "prediction shift: the variants' histograms have other bins")
+    # PSI of two samples of one distribution is about (bins - 1) * (1/n1 + 1/n2), not 0: below
+    # ten predictions per bin that noise alone passes a usual max_psi of 0.2
+    needed = max(min_requests, 10 * len(ours))
+    if min(sum(ours), sum(theirs)) < needed:
+        return _no_data(
+            metric,
+            f"prediction shift: {sum(ours):.0f} candidate and {sum(theirs):.0f} stable "
+            f"predictions, fewer than {needed} (10 per bin) to tell a shift from noise",
+        )
     return prediction_shift(theirs, ours, metric.max, name=metric.name)
 
 

@@ -31,8 +31,9 @@ def status_text(step: RolloutStep, state: RolloutState | None, weights: dict[str
         )
     owner = f", controller {state.owner}" if state.owner else ""
     lines = [
-        f"rollout '{step.name}' ({state.strategy}): {state.status} at {stage_label(step, state)}"
-        f"{owner}",
+        f"rollout '{step.name}' ({state.strategy}): {state.status}"
+        + (f" at {stage_label(step, state)}" if state.active else "")
+        + owner,
         f"  candidate v{state.candidate_version} (variant {state.candidate_variant}) beside "
         f"stable v{state.stable_version}; weights now "
         + ", ".join(f"{name} {weight:g}%" for name, weight in weights.items()),
@@ -135,7 +136,8 @@ def plot(step: RolloutStep, state: RolloutState, path: Path) -> bytes | None:
         if limit is not None:
             axis.axhline(limit, color="#e63946", linewidth=0.8, label="limit")
         axis.set_ylabel(name)
-        axis.legend(loc="upper left", fontsize=7)
+        axis.set_ylim(bottom=0)
+        axis.legend(loc="best", fontsize=7, framealpha=0.6)
     axes[-1][0].set_xlabel("minutes since the first analysis")
     figure.tight_layout()
     buffer = io.BytesIO()
