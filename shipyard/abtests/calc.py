@@ -39,19 +39,15 @@ import dataclasses
 import json
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shipyard.errors import ShipyardError
-from shipyard.stats.abtest import (
-    Comparison,
-    prop_test,
-    proportions_ztest,
-    srm_test,
-    welch_test,
-)
-from shipyard.stats.abtest_bayes import beta_binomial, normal_lift, thompson_allocation
-from shipyard.stats.abtest_power import msprt_sample_size, power_means, power_proportions
-from shipyard.stats.abtest_sequential import sequential_proportions
+
+if TYPE_CHECKING:
+    from shipyard.stats.abtest import Comparison
+
+# The statistics (numpy, scipy, statsmodels) are imported by the action that runs, not here:
+# the CLI builds this parser on every start, and `shipyard validate` must stay fast.
 
 SCHEMA = "shipyard.abtest.calc/1"
 
@@ -130,6 +126,8 @@ def calc_command(args: argparse.Namespace) -> int:
 
 
 def _size(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
+    from shipyard.stats.abtest_power import msprt_sample_size, power_means, power_proportions
+
     mde = args.mde * args.baseline if args.relative else args.mde
     target = args.baseline + mde
     lines = []
@@ -162,6 +160,8 @@ def _size(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
 
 
 def _proportions(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
+    from shipyard.stats.abtest import prop_test, proportions_ztest
+
     (x_a, n_a), (x_b, n_b) = _counts(args)
     z = proportions_ztest(x_a, n_a, x_b, n_b, alpha=args.alpha)
     yates = prop_test([x_a, x_b], [n_a, n_b], correct=True, alpha=args.alpha)
@@ -177,6 +177,8 @@ def _proportions(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
 
 
 def _means(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
+    from shipyard.stats.abtest import welch_test
+
     means, sds, ns = args.mean or [], args.sd or [], args.n or []
     if not (len(means) == len(sds) == len(ns) == 2):
         raise ShipyardError(
@@ -189,6 +191,8 @@ def _means(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
 
 
 def _srm(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
+    from shipyard.stats.abtest import srm_test
+
     allocation = args.allocation or [1.0] * len(args.observed)
     result = srm_test(args.observed, allocation, threshold=args.threshold)
     if result.status != "ok":
@@ -208,6 +212,8 @@ def _srm(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
 
 
 def _sequential(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
+    from shipyard.stats.abtest_sequential import sequential_proportions
+
     (x_a, n_a), (x_b, n_b) = _counts(args)
     result = sequential_proportions(
         x_a, n_a, x_b, n_b, alpha=args.alpha, tau=args.tau, n_tune=args.n_tune
@@ -225,6 +231,8 @@ def _sequential(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
 
 
 def _bayesian(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
+    from shipyard.stats.abtest_bayes import beta_binomial, normal_lift, thompson_allocation
+
     (x_a, n_a), (x_b, n_b) = _counts(args)
     beta = beta_binomial(
         x_a, n_a, x_b, n_b, prior_alpha=args.prior_alpha, prior_beta=args.prior_beta

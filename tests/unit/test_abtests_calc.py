@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import subprocess
 import sys
 from typing import Any
 
@@ -150,3 +151,16 @@ def test_bad_input_exits_1_with_a_message(
     code, out, err = run(command, capsys)
     assert code == 1 and out == ""
     assert err.startswith("error: abtest calc ") and message in err
+
+
+def test_building_the_parser_imports_no_numerics() -> None:
+    """The CLI builds this parser on every start: numpy, scipy, statsmodels wait for an action."""
+    code = (
+        "import argparse, json, sys\n"
+        "from shipyard.abtests.calc import add_calc_parser\n"
+        "add_calc_parser(argparse.ArgumentParser().add_subparsers())\n"
+        "heavy = ('numpy', 'scipy', 'statsmodels')\n"
+        "print(json.dumps(sorted(m for m in heavy if m in sys.modules)))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert json.loads(done.stdout) == []
