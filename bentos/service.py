@@ -103,6 +103,11 @@ class Prediction(BaseModel):
         description="Only when the online store has no value for some of the row's features: "
         "those features, which the model was given as null.",
     )
+    experiment: str | None = Field(
+        None,
+        description="Only when the caller is in an A/B test: the test's name (`variant` is the "
+        "arm's variant, kept for this caller for the whole test).",
+    )
 
 
 class PredictResponse(BaseModel):

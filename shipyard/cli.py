@@ -297,6 +297,13 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_abtest(args: argparse.Namespace) -> int:
+    from shipyard.abtests.commands import abtest_command
+
+    plan = load_plan(args, quiet_warnings=True)
+    return abtest_command(plan, args)
+
+
 def cmd_k8s_render(args: argparse.Namespace) -> int:
     from shipyard.k8s.commands import render_command
 
@@ -447,6 +454,9 @@ def build_parser() -> argparse.ArgumentParser:
         if action in ("promote", "pause", "abort"):
             p.add_argument("--reason", help="why, recorded in the audit log")
         p.set_defaults(func=cmd_rollout)
+    from shipyard.abtests.commands import add_abtest_parser
+
+    add_abtest_parser(add, cmd_abtest)
     k8s = add("k8s", lambda a: EXIT_OK, "Kubernetes manifests for the services and rollouts")
     k8s_sub = k8s.add_subparsers(dest="k8s_command", required=True, metavar="ACTION")
     p = k8s_sub.add_parser(

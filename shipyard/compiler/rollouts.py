@@ -121,7 +121,7 @@ def rollout_step(
         ),
         salt=f"rollout.{name}",
         interval_seconds=parse_duration(rollout.analysis.interval),
-        metrics=_metrics(rollout.analysis.metrics),
+        metrics=metric_plans(rollout.analysis.metrics),
         failure_limit=rollout.analysis.failure_limit,
         inconclusive_limit=rollout.analysis.inconclusive_limit,
         inconclusive=rollout.analysis.inconclusive,
@@ -160,7 +160,8 @@ def _stages(rollout: RolloutSpec, service: ServiceStep) -> tuple[StagePlan, ...]
     )
 
 
-def _metrics(metrics: list[MetricSpec]) -> tuple[MetricPlan, ...]:
+def metric_plans(metrics: list[MetricSpec]) -> tuple[MetricPlan, ...]:
+    """Metrics in base units (error rates as fractions, latency in seconds), named uniquely."""
     plans = []
     for index, metric in enumerate(metrics, 1):
         high, low = metric.limit()

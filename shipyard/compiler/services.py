@@ -14,6 +14,7 @@ from shipyard.compiler.features import JOIN_KEY_TYPES, REPO_ID, FeatureRepoStep
 from shipyard.compiler.models import TrainModelStep
 from shipyard.compiler.plan import FrozenModel, StepBase
 from shipyard.spec import ServiceSpec, parse_duration
+from shipyard.spec.ab_tests import TargetRule
 from shipyard.spec.services import (
     RequestChecks,
     Role,
@@ -75,8 +76,18 @@ class RateLimitPlan(FrozenModel):
     storage: str = Field("memory://", description="memory:// or a Redis URL.")
 
 
+class ExperimentPlan(FrozenModel):
+    """An A/B test in force: the callers its target admits are split between its arms."""
+
+    name: str = Field(description="The test, as under `ab_tests:`.")
+    salt: str = Field(description="Its own salt: tests split the same callers independently.")
+    assign_by: str = Field(description="Request field that keeps a caller in one arm.")
+    target: TargetRule | None = Field(None, description="Who enters; None: every caller.")
+    arms: dict[str, float] = Field(description="Service variant -> share of the test, in %.")
+
+
 class RoutingPlan(FrozenModel):
-    """Which variant answers: forced header, then rules, then (sticky) weights."""
+    """Which variant answers: forced header, then rules, then an A/B test, then weights."""
 
     weights: Annotated[dict[str, float], AfterValidator(finite_weights)] = Field(
         description="Variant -> share of traffic (>= 0)."
@@ -91,6 +102,9 @@ class RoutingPlan(FrozenModel):
         description="Mixed into sticky hashes: each service, rollout or experiment that splits "
         "traffic splits the same callers independently of the others."
     )
+    experiment: ExperimentPlan | None = Field(
+        None, description="An A/B test in force (`shipyard abtest start`), checked before weights."
+    )
 
     def for_variants(self, served: Sequence[str]) -> RoutingPlan:
         """This routing for the variants a Bento actually serves: weights and rules of a
@@ -100,7 +114,12 @@ class RoutingPlan(FrozenModel):
         if not any(w > 0 for w in weights.values()):
             weights = {name: (100.0 if name == STABLE else 0.0) for name in served}
         rules = tuple(rule for rule in self.rules if rule.variant in served)
-        return self.model_copy(update={"weights": weights, "rules": rules})
+        experiment = self.experiment
+        if experiment is not None and not set(experiment.arms) <= set(served):
+            experiment = None  # an arm is no longer served: the test cannot go on
+        return self.model_copy(
+            update={"weights": weights, "rules": rules, "experiment": experiment}
+        )
 
 
 RowRuleKind = Literal["between", "in_set", "regex"]

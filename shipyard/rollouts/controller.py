@@ -188,7 +188,7 @@ class Controller:
         assert control is not None, "a running service has a control state"
         now = self.clock()
         state = RolloutState(
-            rollout=self.step.name,
+            name=self.step.name,
             service=self.service.service,
             strategy=self.step.strategy,
             started_at=now,

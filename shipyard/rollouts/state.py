@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
@@ -61,17 +61,25 @@ class Decision(BaseModel):
     actor: str
 
 
-class RolloutState(BaseModel):
+class NamedState(BaseModel):
+    """A state a StateStore keeps: named, with the revision it was read at."""
+
+    name: str
+    revision: int = 0
+    updated_at: float = 0.0
+
+
+StateT = TypeVar("StateT", bound=NamedState)
+
+
+class RolloutState(NamedState):
     """Everything a controller needs to resume a rollout, and `status` shows."""
 
-    rollout: str
     service: str
     strategy: str
     status: Status = "running"
     phase: Phase = "load"
-    revision: int = 0
     started_at: float
-    updated_at: float
     owner: str = Field(description="'host:pid' of the controller, '' when none runs.")
     owner_since: float = 0.0
     owner_token: str = Field("", description="Which controller of that process owns it.")
@@ -99,20 +107,24 @@ class RolloutConflict(ShipyardError):
     """The state changed since it was read (another controller or command): not written."""
 
 
-class RolloutStore:
-    """The rollouts of one control database."""
+class StateStore(Generic[StateT]):
+    """Named JSON states in one table of a control database, written by compare-and-swap."""
+
+    table: ClassVar[str]
+    model: ClassVar[type[BaseModel]]
+    noun: ClassVar[str]
 
     def __init__(self, url: str) -> None:
         self.url = url
         self._backend = backend_for(url)
 
-    def read(self, rollout: str) -> RolloutState | None:
+    def read(self, name: str) -> StateT | None:
         row = self._run(
-            lambda cursor: self._select(cursor, rollout), f"the state of rollout '{rollout}'"
+            lambda cursor: self._select(cursor, name), f"the state of {self.noun} '{name}'"
         )
-        return RolloutState.model_validate_json(row) if row else None
+        return self.model.model_validate_json(row) if row else None  # type: ignore[return-value]
 
-    def save(self, state: RolloutState) -> RolloutState:
+    def save(self, state: StateT) -> StateT:
         """Write `state` if the stored one is still at `state.revision`; returns it at the next
         revision.
 
@@ -122,34 +134,34 @@ class RolloutStore:
         new = state.model_copy(update={"revision": state.revision + 1, "updated_at": time.time()})
         if not self._run(
             lambda cursor: self._swap(cursor, state, new),
-            f"the state of rollout '{state.rollout}'",
+            f"the state of {self.noun} '{state.name}'",
             write=True,
         ):
             raise RolloutConflict(
-                f"rollout '{state.rollout}' changed while this change was being made (another "
+                f"{self.noun} '{state.name}' changed while this change was being made (another "
                 "controller or a `shipyard rollout` command); it was not applied",
-                hint=f"see `shipyard rollout status {state.rollout}` and try again",
-                resource=f"rollout.{state.rollout}",
+                hint=f"see `shipyard rollout status {state.name}` and try again",
+                resource=f"rollout.{state.name}",
             )
         return new
 
-    def _swap(self, cursor: Any, state: RolloutState, new: RolloutState) -> bool:
+    def _swap(self, cursor: Any, state: StateT, new: StateT) -> bool:
         p = self._backend.placeholder
         if state.revision == 0:
             cursor.execute(
-                f"INSERT INTO shipyard_rollouts (rollout, revision, state) VALUES ({p}, 1, {p})"
-                " ON CONFLICT (rollout) DO NOTHING",
-                [state.rollout, new.model_dump_json()],
+                f"INSERT INTO {self.table} (name, revision, state) VALUES ({p}, 1, {p})"
+                " ON CONFLICT (name) DO NOTHING",
+                [state.name, new.model_dump_json()],
             )
         else:
             cursor.execute(
-                f"UPDATE shipyard_rollouts SET revision = revision + 1, state = {p} "
-                f"WHERE rollout = {p} AND revision = {p}",
-                [new.model_dump_json(), state.rollout, state.revision],
+                f"UPDATE {self.table} SET revision = revision + 1, state = {p} "
+                f"WHERE name = {p} AND revision = {p}",
+                [new.model_dump_json(), state.name, state.revision],
             )
         return bool(cursor.rowcount == 1)
 
-    def replace(self, state: RolloutState) -> RolloutState:
+    def replace(self, state: StateT) -> StateT:
         """Start a new rollout where an ended one was recorded (its history moves to the audit
         log first: the caller's job)."""
         fresh = state.model_copy(update={"revision": 0})
@@ -157,18 +169,18 @@ class RolloutStore:
 
         def delete_then_insert(cursor: Any) -> bool:  # one transaction: never neither
             cursor.execute(
-                f"DELETE FROM shipyard_rollouts WHERE rollout = {self._backend.placeholder}",
-                [state.rollout],
+                f"DELETE FROM {self.table} WHERE name = {self._backend.placeholder}",
+                [state.name],
             )
             return self._swap(cursor, fresh, new)
 
-        self._run(delete_then_insert, f"the state of rollout '{state.rollout}'", write=True)
+        self._run(delete_then_insert, f"the state of {self.noun} '{state.name}'", write=True)
         return new
 
-    def _select(self, cursor: Any, rollout: str) -> str | None:
+    def _select(self, cursor: Any, name: str) -> str | None:
         cursor.execute(
-            f"SELECT state FROM shipyard_rollouts WHERE rollout = {self._backend.placeholder}",
-            [rollout],
+            f"SELECT state FROM {self.table} WHERE name = {self._backend.placeholder}",
+            [name],
         )
         row = cursor.fetchone()
         return str(row[0]) if row else None
@@ -185,3 +197,11 @@ class RolloutStore:
                 f"{exc}" + ("; nothing was changed" if write else ""),
                 hint="check `serving.control_database` in the profile and that it is reachable",
             ) from exc
+
+
+class RolloutStore(StateStore[RolloutState]):
+    """The rollouts of one control database."""
+
+    table = "shipyard_rollouts"
+    model = RolloutState
+    noun = "rollout"

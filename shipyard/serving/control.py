@@ -45,10 +45,14 @@ CREATE TABLE IF NOT EXISTS shipyard_control_audit (
 CREATE INDEX IF NOT EXISTS shipyard_control_audit_service
     ON shipyard_control_audit (service, revision);
 CREATE TABLE IF NOT EXISTS shipyard_rollouts (
-    rollout TEXT PRIMARY KEY, revision INTEGER NOT NULL, state TEXT NOT NULL
+    name TEXT PRIMARY KEY, revision INTEGER NOT NULL, state TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS shipyard_ab_tests (
+    name TEXT PRIMARY KEY, revision INTEGER NOT NULL, state TEXT NOT NULL
 );
 """
-"""The rollouts' state (shipyard/rollouts/state.py) lives beside the control state it changes."""
+"""Rollouts and A/B tests keep their state (shipyard/rollouts/state.py) beside the control
+state they change."""
 
 
 class ControlState(FrozenModel):

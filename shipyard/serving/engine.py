@@ -235,12 +235,14 @@ class ServiceEngine:
         failures = self.check_rows(rows) if self.checker.plan.active else None
         inputs, missing = self.features_for(rows)
         sole = router.sole if not forced else None
+        tested: list[bool] = []
         try:
-            chosen = (
-                [sole] * len(rows)
-                if sole is not None
-                else [router.choose(row, headers, forced) for row in rows]
-            )
+            if sole is not None:
+                chosen = [sole] * len(rows)
+            else:
+                assigned = [router.assign(row, headers, forced) for row in rows]
+                chosen = [variant for variant, _ in assigned]
+                tested = [in_test for _, in_test in assigned]
         except UnknownVariant as exc:
             raise RequestError(400, "unknown_variant", str(exc)) from None
         groups: dict[str, list[int]] = {}
@@ -272,6 +274,12 @@ class ServiceEngine:
             self.metrics.predicted(
                 name, variant.version, scores or [o for o, _ in outputs if isinstance(o, float)]
             )
+        units: list[str | None] | None = None
+        if any(tested):  # logged with the prediction: the test's exposure record
+            units = [router.unit(row) if t else None for row, t in zip(rows, tested, strict=True)]
+            for result, in_test in zip(results, tested, strict=True):
+                if in_test:
+                    result["experiment"] = router.experiment
         if failures:  # flagged: each row lists the rules it failed
             for failure in failures:
                 results[failure.row].setdefault("failed_expectations", []).append(failure.rule.rule)
@@ -281,7 +289,7 @@ class ServiceEngine:
                     result["missing_features"] = absent
         self.metrics.observed_inputs(inputs, groups)
         if step.log_predictions:
-            self._log_predictions(request_id, inputs, results, groups)
+            self._log_predictions(request_id, inputs, results, groups, units)
         return results
 
     def _log_predictions(
@@ -290,18 +298,19 @@ class ServiceEngine:
         inputs: list[dict[str, Any]],
         results: list[dict[str, Any]],
         groups: dict[str, list[int]],
+        units: list[str | None] | None = None,
     ) -> None:
         """One record per request and variant. A batch is one columnar JSON document (the log
-        explodes it into rows when read): a hundred rows cost the writer one small insert."""
+        explodes it into rows when read): a hundred rows cost the writer one small insert.
+        Rows in an A/B test also carry the test's name and the caller's unit id."""
         mask = self.masker.mask_flat
         if len(inputs) == 1:
             result = results[0]
+            output = {"prediction": result["prediction"], "probability": result["probability"]}
+            if units and units[0] is not None:
+                output.update(experiment=result["experiment"], unit=units[0])
             self.log.log_prediction(
-                request_id,
-                result["variant"],
-                result["model_version"],
-                mask(inputs[0]),
-                {"prediction": result["prediction"], "probability": result["probability"]},
+                request_id, result["variant"], result["model_version"], mask(inputs[0]), output
             )
             return
         columns = list(inputs[0])  # every row of a request has the same fields
@@ -330,6 +339,14 @@ class ServiceEngine:
                     "row": indexes,
                     "prediction": [results[i]["prediction"] for i in indexes],
                     "probability": [results[i]["probability"] for i in indexes],
+                    **(
+                        {
+                            "experiment": [results[i].get("experiment") for i in indexes],
+                            "unit": [units[i] for i in indexes],
+                        }
+                        if units
+                        else {}
+                    ),
                 },
             )
 

@@ -8,7 +8,7 @@ import random
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from shipyard.compiler.services import RoutingPlan
+from shipyard.compiler.services import ExperimentPlan, RoutingPlan
 from shipyard.spec.services import RouteRule, RouteValue
 
 _BUCKETS = 10_000
@@ -69,8 +69,11 @@ class Router:
             cumulative.append(running)
         cumulative[-1] = 1.0  # rounding must not leave a gap below 1
         self._thresholds = tuple(cumulative)
+        self._experiment = _Experiment(state.experiment, self._known_set)
         self.sole: str | None = (
-            self._choices[0] if len(self._choices) == 1 and not self._rules else None
+            self._choices[0]
+            if len(self._choices) == 1 and not self._rules and not self._experiment.active
+            else None
         )
         """The one variant every unforced request goes to, when no choice is left to make."""
 
@@ -84,10 +87,30 @@ class Router:
         """The variants the service has."""
         return self._known
 
+    @property
+    def experiment(self) -> str | None:
+        """The A/B test in force, if any."""
+        return self._experiment.name
+
+    def unit(self, row: Mapping[str, Any]) -> str | None:
+        """The A/B test's pseudonymous id of the row's caller (a hash of its key with the
+        test's salt): what the prediction log keeps, so exposure is counted once per caller
+        without writing the key itself (which masking may hide)."""
+        if not self._experiment.active:
+            return None
+        key = row.get(self._experiment.key)
+        return None if key is None else unit_id(self._experiment.salt, key)
+
     def choose(
         self, row: Mapping[str, Any], headers: Mapping[str, str], forced: str | None = None
     ) -> str:
-        """The variant for one request.
+        """The variant for one request (see `assign`)."""
+        return self.assign(row, headers, forced)[0]
+
+    def assign(
+        self, row: Mapping[str, Any], headers: Mapping[str, str], forced: str | None = None
+    ) -> tuple[str, bool]:
+        """The variant for one request, and whether the A/B test in force assigned it.
 
         Args:
             row: The request row (field -> value).
@@ -99,19 +122,75 @@ class Router:
         """
         if forced:
             if forced in self._known_set:
-                return forced
+                return forced, False
             raise UnknownVariant(forced, self._known, "the X-Shipyard-Variant header")
         for from_header, name, membership, expected, variant in self._rules:
             value = headers.get(name) if from_header else row.get(name)
             if _matches(value, membership, expected):
-                return variant
+                return variant, False
+        if self._experiment.active:
+            arm = self._experiment.arm(row)
+            if arm is not None:
+                return arm, True
+        return self._weighted(row), False
+
+    def _weighted(self, row: Mapping[str, Any]) -> str:
         if self._sticky_key is not None:
             sticky = row.get(self._sticky_key)
             if sticky is not None:
-                digest = hashlib.blake2b(f"{self._salt}{sticky}".encode(), digest_size=8).digest()
-                draw = (int.from_bytes(digest, "big") % _BUCKETS) / _BUCKETS
+                draw = _draw(self._salt, sticky)
                 return self._choices[bisect.bisect_right(self._thresholds, draw)]
         return self._choices[bisect.bisect_right(self._thresholds, random.random())]
+
+
+class _Experiment:
+    """An A/B test's split: its target admits a row, then the row's key picks an arm."""
+
+    def __init__(self, plan: ExperimentPlan | None, known: frozenset[str]) -> None:
+        self.name = plan.name if plan else None
+        self.active = plan is not None and set(plan.arms) <= known and any(plan.arms.values())
+        if plan is None or not self.active:
+            return
+        self.key = plan.assign_by
+        self.salt = f"{plan.salt}:"
+        target = plan.target
+        self.field = target.field if target else None
+        self.negate = target is not None and target.op in ("!=", "not in")
+        self.values = frozenset(target.values) if target else frozenset()
+        arms = [(name, share) for name, share in plan.arms.items() if share > 0]
+        total = sum(share for _, share in arms)
+        self.choices = tuple(name for name, _ in arms)
+        running, thresholds = 0.0, []
+        for _, share in arms:
+            running += share / total
+            thresholds.append(running)
+        thresholds[-1] = 1.0
+        self.thresholds = tuple(thresholds)
+
+    def arm(self, row: Mapping[str, Any]) -> str | None:
+        """The arm of a row the target admits and that carries the key; else None."""
+        if self.field is not None:
+            try:
+                inside = row.get(self.field) in self.values
+            except TypeError:  # an unhashable value is in no set of scalars
+                inside = False
+            if inside == self.negate:
+                return None
+        key = row.get(self.key)
+        if key is None:
+            return None
+        return self.choices[bisect.bisect_right(self.thresholds, _draw(self.salt, key))]
+
+
+def unit_id(salt: str, key: Any) -> str:
+    """The pseudonymous caller id of an A/B test (the analysis hashes feedback entities alike)."""
+    return hashlib.blake2b(f"{salt}{key}".encode(), digest_size=8).hexdigest()
+
+
+def _draw(salt: str, key: Any) -> float:
+    """A caller's place in [0, 1): the same for the same salt and key, independent across salts."""
+    digest = hashlib.blake2b(f"{salt}{key}".encode(), digest_size=8).digest()
+    return (int.from_bytes(digest, "big") % _BUCKETS) / _BUCKETS
 
 
 # (from a header?, field or header name, membership test?, expected value or set, variant)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from shipyard.spec.ab_tests import AbTestSpec
 from shipyard.spec.base import Name, SpecModel
 from shipyard.spec.datasets import DatasetSpec
 from shipyard.spec.features import FeaturesSpec
@@ -60,6 +61,12 @@ class PipelineSpec(SpecModel):
         default_factory=dict,
         description="Canary, blue-green and rolling deliveries of a candidate model version to "
         "a service, with statistical analysis, promotion and rollback.",
+    )
+    ab_tests: dict[Name, AbTestSpec] = Field(
+        default_factory=dict,
+        description="Experiments between model versions of a service: targeting, sticky "
+        "assignment, a business metric from feedback, guardrails, sequential, Bayesian or "
+        "bandit designs.",
     )
 
     @classmethod

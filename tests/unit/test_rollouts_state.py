@@ -37,7 +37,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RolloutSto
 
 def new_state(rollout: str = "churn-api", **changes: object) -> RolloutState:
     state = RolloutState(
-        rollout=rollout,
+        name=rollout,
         service="churn-api",
         strategy="canary",
         started_at=1000.0,
