@@ -130,6 +130,7 @@ SECTION_GOLDEN = {
     "models": "models",
     "services": "services",
     "rollouts": "rollouts",
+    "ab_tests": "ab_tests",
 }
 """The golden spec of each section of the root spec: a new section brings its own."""
 

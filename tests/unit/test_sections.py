@@ -50,10 +50,23 @@ BASE: dict[str, Any] = {
         }
     },
     "services": {
-        "churn-api": {"model": "churn", "auth": {"api_keys": {"app": {"key": "${secret:k}"}}}},
+        "churn-api": {
+            "model": "churn",
+            "candidates": ["challenger"],
+            "auth": {"api_keys": {"app": {"key": "${secret:k}"}}},
+        },
     },
     "rollouts": {
         "churn-api": {"candidate": "challenger", "steps": [{"weight": 20, "duration": "5m"}]},
+    },
+    "ab_tests": {
+        "churn-test": {
+            "service": "churn-api",
+            "variants": {"control": "champion", "treatment": "challenger"},
+            "assign_by": "tenure",
+            "metric": {"name": "retained"},
+            "mde": 0.02,
+        },
     },
 }
 
@@ -64,6 +77,7 @@ SEMANTIC: dict[str, tuple[tuple[str, ...], str, Any, str]] = {
     "models": (("models", "churn"), "target", "churnd", "E502"),
     "services": (("services", "churn-api"), "routing", {"sticky_key": "tenur"}, "E703"),
     "rollouts": (("rollouts", "churn-api"), "service", "churn-apii", "E801"),
+    "ab_tests": (("ab_tests", "churn-test"), "service", "churn-apii", "E901"),
 }
 # section -> an entry of it to give an unknown key (a shape error)
 SHAPE: dict[str, tuple[str, ...]] = {
@@ -72,6 +86,7 @@ SHAPE: dict[str, tuple[str, ...]] = {
     "models": ("models", "churn"),
     "services": ("services", "churn-api"),
     "rollouts": ("rollouts", "churn-api"),
+    "ab_tests": ("ab_tests", "churn-test"),
 }
 
 
