@@ -107,6 +107,86 @@ def _roll_out(plan: Plan, name: str) -> int:
         return run_deployment_now(plan, "roll-out", name)
 
 
+def _ab_test(plan: Plan, name: str) -> int:
+    """A short A/B test: a new challenger beside the champion, simulated customers whose
+    outcomes are a little better with the treatment, then the analysis and its report."""
+    from shipyard.abtests.report import text
+    from shipyard.abtests.runner import AbTest
+    from shipyard.runtime.run import run_deployment_now
+
+    test = AbTest(plan, name)
+    service = test.service
+    _step(f"shipyard run train-model {service.model} --force: a challenger for A/B test {name}")
+    code = run_deployment_now(plan, "train-model", service.model, force=True)
+    if code:
+        return code
+    _step(f"shipyard run build-service {service.service}: load the challenger beside the champion")
+    code = run_deployment_now(plan, "build-service", service.service)
+    if code:
+        return code
+    _step(f"shipyard abtest start {name}: customers split by {test.step.experiment.assign_by}")
+    state = test.start()
+    print(f"started by {state.started_by}")
+    _step("simulated customers: one prediction each, then their outcome as feedback")
+    print(_simulate_customers(plan, service, name))
+    _step(f"shipyard run analyze-ab-test {name}: results, sample ratio, guardrails, decision")
+    code = run_deployment_now(plan, "analyze-ab-test", name)
+    final, report = test.look(record=False)
+    print(text(test.step, final, report))
+    folder = StateLayout(plan.runtime.state_dir).root / "abtests" / name
+    print(f"  report with plots: {folder / 'report.html'}")
+    return code
+
+
+def _simulate_customers(plan: Plan, service: ServiceStep, test: str, customers: int = 1500) -> str:
+    """Each customer predicts once; retained with 30% in control, 40% in the treatment."""
+    import random
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from shipyard.rollouts.controller import predict_key
+    from shipyard.serving.deploy import base_url, client_context
+
+    url, key, context = base_url(service), predict_key(service), client_context(service)
+    for _ in range(60):  # the workers take the split within a second
+        routing = _get(url + "/info", key, context).get("routing")
+        if isinstance(routing, dict) and routing.get("experiment"):
+            break
+        time.sleep(0.5)
+    rng = random.Random(42)
+    seeds = [rng.random() for _ in range(customers)]
+    rates = {"stable": 0.30}
+
+    def customer(n: int) -> str:
+        answer = _post(url + "/predict", {service.inputs[0]: 10001 + n}, key, context)
+        predictions = answer["predictions"]
+        assert isinstance(predictions, list)
+        variant = str(predictions[0]["variant"])
+        outcome = seeds[n] < rates.get(variant, 0.40)
+        _post(
+            url + "/feedback",
+            {"request_id": answer["request_id"], "outcome": outcome},
+            key,
+            context,
+        )
+        return variant
+
+    with ThreadPoolExecutor(4) as pool:
+        arms = list(pool.map(customer, range(customers)))
+    counts = {arm: arms.count(arm) for arm in sorted(set(arms))}
+    time.sleep(2)  # the prediction log writes in batches, about a second behind
+    return f"{customers} customers: " + ", ".join(f"{a} {n}" for a, n in counts.items())
+
+
+def _get(url: str, key: str, context: ssl.SSLContext | None) -> dict[str, object]:
+    import urllib.request
+
+    request = urllib.request.Request(url, headers={"Authorization": f"Bearer {key}"})
+    with urllib.request.urlopen(request, timeout=30, context=context) as response:
+        answer: dict[str, object] = json.loads(response.read())
+        return answer
+
+
 class DemoTraffic:
     """Requests from two threads, about 40 a second, while a rollout needs something to judge."""
 
@@ -216,6 +296,10 @@ def run_demo(plan: Plan, rows: int = 5000) -> int:
         code = _roll_out(plan, name)
         if code:
             return code
+    for name in [d.name for d in plan.deployments.values() if d.flow_name == "analyze-ab-test"]:
+        code = _ab_test(plan, name)
+        if code:
+            return code
 
     from shipyard.runtime.mlflow_server import browse_command, tracking_uri
 
@@ -240,6 +324,8 @@ def run_demo(plan: Plan, rows: int = 5000) -> int:
         print(f"  shipyard serve {name} --status                 # what it serves, with weights")
     for name in [d.name for d in plan.deployments.values() if d.flow_name == "roll-out"]:
         print(f"  shipyard rollout status {name}                # every analysis, every decision")
+    for name in [d.name for d in plan.deployments.values() if d.flow_name == "analyze-ab-test"]:
+        print(f"  shipyard abtest report {name}                  # effect, interval, SRM, decision")
     if keys:
         print(f"  API keys of the demo services: {layout.root / 'demo-keys.env'}")
     print("  shipyard server stop && shipyard worker stop    # when you are done")

@@ -20,6 +20,7 @@ test running and the report says why.
 from __future__ import annotations
 
 import math
+from contextlib import suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -168,6 +169,12 @@ def analyse(
     )
     for arm, treated in zip(arms[1:], counts[1:], strict=True):
         _compare(step, report, arm, control, treated)
+    if report.cuped_reduction is not None and control.sd:  # CUPED shrinks the plan too
+        adjusted = control.sd * math.sqrt(max(1 - report.cuped_reduction, 1e-12))
+        with suppress(ValueError):
+            report.needed_per_arm = power_means(
+                step.mde, adjusted, power=step.power, alpha=step.alpha
+            ).n
     _correct(step, arms[1:])
     if step.design == "bandit":
         _bandit(step, report, counts)

@@ -26,6 +26,8 @@ from shipyard.spec.profiles import ProfileSpec
 from shipyard.spec.rollouts import RolloutSpec
 from shipyard.spec.services import ServiceSpec
 
+NOUNS = {"ab_tests": "A/B test"}
+"""What `shipyard validate` counts in a section whose name is not its noun plus an s."""
 CORE_FIELDS = ("project", "profile", "profiles")
 """Fields of the root that are not sections: where the project runs, not what it does."""
 
@@ -82,7 +84,7 @@ class PipelineSpec(SpecModel):
         for section in self.sections():
             value = getattr(self, section)
             if isinstance(value, dict):
-                counts[section.removesuffix("s")] = len(value)
+                counts[NOUNS.get(section, section.removesuffix("s"))] = len(value)
             else:
                 counts.update(value.counts())
         return {noun: n for noun, n in counts.items() if n}

@@ -110,7 +110,7 @@ def test_demo_spec_validates(
     out, err = capsys.readouterr()
     assert re.fullmatch(
         r"pipelines\.yaml: ok \(\d+ datasets?, \d+ feature views?, \d+ models?, \d+ services?, "
-        r"\d+ rollouts?\)\n",
+        r"\d+ rollouts?, \d+ A/B tests?\)\n",
         out,
     )
     assert err == ""  # not even a warning in the spec people copy from

@@ -53,6 +53,7 @@ def test_the_facade_loads_validates_and_compiles() -> None:
         "model": 1,
         "service": 1,
         "rollout": 1,
+        "A/B test": 1,
     }
 
 
