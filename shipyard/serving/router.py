@@ -99,7 +99,7 @@ class Router:
         if not self._experiment.active:
             return None
         key = row.get(self._experiment.key)
-        return None if key is None else unit_id(self._experiment.salt, key)
+        return None if key is None else unit_id(self._experiment.test_salt, key)
 
     def choose(
         self, row: Mapping[str, Any], headers: Mapping[str, str], forced: str | None = None
@@ -152,6 +152,7 @@ class _Experiment:
         if plan is None or not self.active:
             return
         self.key = plan.assign_by
+        self.test_salt = plan.salt
         self.salt = f"{plan.salt}:"
         target = plan.target
         self.field = target.field if target else None
@@ -183,8 +184,9 @@ class _Experiment:
 
 
 def unit_id(salt: str, key: Any) -> str:
-    """The pseudonymous caller id of an A/B test (the analysis hashes feedback entities alike)."""
-    return hashlib.blake2b(f"{salt}{key}".encode(), digest_size=8).hexdigest()
+    """The pseudonymous caller id of an A/B test of salt `salt` (as compiled, e.g.
+    `ab_test.churn-v2`); the analysis hashes feedback entities alike."""
+    return hashlib.blake2b(f"unit:{salt}:{key}".encode(), digest_size=8).hexdigest()
 
 
 def _draw(salt: str, key: Any) -> float:

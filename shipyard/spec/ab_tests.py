@@ -145,19 +145,27 @@ class AbTestSpec(SpecModel):
         description='Who enters the test, e.g. region in ["north", "east"]; the others are '
         "served by the service's own routing and not counted.",
     )
-    metric: AbMetricSpec
-    guardrails: list[GuardrailSpec] = Field(default_factory=list)
+    metric: AbMetricSpec = Field(description="The outcome the test decides on.")
+    guardrails: list[GuardrailSpec] = Field(
+        default_factory=list,
+        description="Service metrics no treatment arm may make worse than control's, since "
+        "the test began: error_rate, latency_pNN with max (and compare/margin as in rollouts).",
+    )
     mde: float = Field(
         gt=0, description="Smallest effect worth detecting, absolute (0.02 = 2 points)."
     )
-    alpha: float = Field(0.05, gt=0, lt=0.5)
-    power: float = Field(0.8, gt=0.5, lt=1)
-    design: Design = "sequential"
+    alpha: float = Field(0.05, gt=0, lt=0.5, description="False-positive rate of the tests.")
+    power: float = Field(0.8, gt=0.5, lt=1, description="Power at the MDE (sample sizes).")
+    design: Design = Field(
+        "sequential",
+        description="fixed: look once at the planned sample; sequential: always-valid "
+        "p-values, look any time; bayesian: chance to beat control; bandit: Thompson sampling.",
+    )
     correction: Literal["holm", "bh", "none"] = Field(
         "holm", description="Across arms (and metrics): Holm or Benjamini-Hochberg."
     )
-    cuped: CupedSpec | None = None
-    bandit: BanditSpec = Field(default_factory=BanditSpec)
+    cuped: CupedSpec | None = Field(None, description=CupedSpec.__doc__)
+    bandit: BanditSpec = Field(default_factory=BanditSpec, description=BanditSpec.__doc__)
     schedule: Cron = Field("*/15 * * * *", description="When the analysis runs (cron).")
     max_duration: Duration = Field(
         "30d", description="Stop for no effect once the test ran this long without a winner."

@@ -16,6 +16,8 @@ def check_ab_tests(spec: PipelineSpec, sm: SourceMap) -> Iterator[Diagnostic]:
     seen: list[tuple[str, AbTestSpec]] = []
     for name, test in spec.ab_tests.items():
         yield from check_ab_test(name, test, spec, sm)
+        if test.target is None and ("ab_tests", name, "target") in sm.values:
+            continue  # its target is written but invalid (E103): who it admits is unknown
         for other_name, other in seen:
             if other.service == test.service and not _disjoint(test, other):
                 yield Diagnostic(

@@ -226,12 +226,6 @@ def test_unit_does_not_write_the_key() -> None:
     assert unit is not None and "12345" not in unit
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Router.unit hashes the key with the salt plus ':' (router.py _Experiment.salt), "
-    "while the analysis (shipyard/abtests/exposure.py _outcomes) hashes feedback entities with "
-    "unit_id(step.experiment.salt, key), without ':': feedback by entity never joins exposures",
-)
 def test_unit_is_the_id_the_analysis_gives_a_feedback_entity() -> None:
     test = experiment()
     assert router(test).unit(row("c-1")) == unit_id(test.salt, "c-1")

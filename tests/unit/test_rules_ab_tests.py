@@ -441,12 +441,6 @@ def test_parse_target_refuses(text: str) -> None:
         parse_target(text)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the partial spec (shipyard/loader/salvage.py) drops an invalid optional `target`, "
-    "so the test looks untargeted and check_ab_tests (shipyard/validation/ab_tests.py, E905) "
-    "reports an overlap that only the broken target causes",
-)
 def test_a_target_that_does_not_parse_causes_no_e905() -> None:
     second = (
         "  south-test:\n    service: returns-api\n"
