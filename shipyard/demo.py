@@ -139,7 +139,7 @@ def _ab_test(plan: Plan, name: str) -> int:
 
 
 def _simulate_customers(plan: Plan, service: ServiceStep, test: str, customers: int = 1500) -> str:
-    """Each customer predicts once; retained with 30% in control, 40% in the treatment."""
+    """Each customer predicts once; retained with 30% in control, 45% in the treatment."""
     import random
     import time
     from concurrent.futures import ThreadPoolExecutor
@@ -155,14 +155,14 @@ def _simulate_customers(plan: Plan, service: ServiceStep, test: str, customers: 
         time.sleep(0.5)
     rng = random.Random(42)
     seeds = [rng.random() for _ in range(customers)]
-    rates = {"stable": 0.30}
+    rates = {"stable": 0.30}  # the challenger: 0.45
 
     def customer(n: int) -> str:
         answer = _post(url + "/predict", {service.inputs[0]: 10001 + n}, key, context)
         predictions = answer["predictions"]
         assert isinstance(predictions, list)
         variant = str(predictions[0]["variant"])
-        outcome = seeds[n] < rates.get(variant, 0.40)
+        outcome = seeds[n] < rates.get(variant, 0.45)
         _post(
             url + "/feedback",
             {"request_id": answer["request_id"], "outcome": outcome},

@@ -87,6 +87,8 @@ class AbTestReport:
     cuped_reduction: float | None = None
     switched: int = 0
     unusable_outcomes: int = 0
+    entered: list[tuple[float, str]] = field(default_factory=list)
+    """(time of first exposure, variant) per caller: the cumulative-exposure plot."""
 
     def look(self, at: float) -> Look:
         treatments = self.arms[1:]
@@ -166,6 +168,7 @@ def analyse(
         previous_p=dict(state.previous_p),
         switched=exposures.switched,
         unusable_outcomes=exposures.unusable_outcomes,
+        entered=exposures.entered,
     )
     for arm, treated in zip(arms[1:], counts[1:], strict=True):
         _compare(step, report, arm, control, treated)

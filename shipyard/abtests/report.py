@@ -87,31 +87,43 @@ def plot(step: AbTestStep, state: AbTestState, report: AbTestReport, path: Path)
 
     figure, (effect_axis, exposure_axis, posterior_axis) = plt.subplots(3, 1, figsize=(8, 9))
     hours = [(look.at - state.started_at) / 3600 for look in looks]
-    for arm in step.arms[1:]:
-        effects = [look.effect.get(arm.name) for look in looks]
-        low = [look.ci.get(arm.name, (None, None))[0] for look in looks]
-        high = [look.ci.get(arm.name, (None, None))[1] for look in looks]
-        values = np.array([np.nan if e is None else e for e in effects], dtype=float)
-        effect_axis.plot(hours, values, marker="o", label=f"{arm.name} - control")
-        lows = np.array([np.nan if v is None else v for v in low], dtype=float)
-        highs = np.array([np.nan if v is None else v for v in high], dtype=float)
-        effect_axis.fill_between(hours, lows, highs, alpha=0.2)
+    for offset, arm in enumerate(step.arms[1:]):
+        points = [
+            (h, look.effect.get(arm.name), *look.ci.get(arm.name, (None, None)))
+            for h, look in zip(hours, looks, strict=True)
+        ]
+        shown = [(h, e, lo, hi) for h, e, lo, hi in points if e is not None]
+        if not shown:
+            continue
+        xs = [h for h, _, _, _ in shown]
+        ys = [e for _, e, _, _ in shown]
+        below = [e - lo if lo is not None else 0.0 for _, e, lo, _ in shown]
+        above = [hi - e if hi is not None else 0.0 for _, e, _, hi in shown]
+        effect_axis.errorbar(
+            xs, ys, yerr=[below, above], marker="o", capsize=4, label=f"{arm.name} - control",
+            color=f"C{offset}",
+        )  # fmt: skip
     effect_axis.axhline(0, color="#555", linewidth=0.8)
     for sign in (1, -1):
         effect_axis.axhline(sign * step.mde, color="#e63946", linewidth=0.6, linestyle=":")
     effect_axis.set_ylabel(f"effect on {step.metric.name}")
-    effect_axis.set_xlabel("hours since start")
+    effect_axis.set_xlabel("hours since start (each look, with its interval)")
     effect_axis.set_title(f"A/B test {step.name}: {DECISIONS[report.decision]}")
     effect_axis.legend(fontsize=7)
-    for plan in step.arms:
-        exposure_axis.plot(hours, [look.units.get(plan.name, 0) for look in looks], label=plan.name)
+    entered = sorted(report.entered)
+    for offset, plan in enumerate(step.arms):
+        times = [(t - state.started_at) / 3600 for t, variant in entered if variant == plan.variant]
+        exposure_axis.step(times, range(1, len(times) + 1), where="post", label=plan.name,
+                           color=f"C{offset}")  # fmt: skip
     exposure_axis.set_ylabel("callers (cumulative)")
     exposure_axis.set_xlabel("hours since start")
     exposure_axis.legend(fontsize=7)
     if step.metric.type == "binary":
         from scipy import stats
 
-        grid = np.linspace(0, 1, 1001)
+        means = [r.mean for r in report.arms if r.mean is not None]
+        low, high = (max(0.0, min(means) - 0.1), min(1.0, max(means) + 0.1)) if means else (0, 1)
+        grid = np.linspace(low, high, 1001)
         for result in report.arms:
             if result.measured and result.mean is not None:
                 wins = result.mean * result.measured

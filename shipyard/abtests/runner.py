@@ -150,6 +150,12 @@ class AbTest:
             self.step.cuped_covariate,
         )
         report = analyse(self.step, exposures, state, now, self._guardrails(state))
+        if state.status == "stopped":  # how it ended stays how it ended
+            report.decision, report.reason, report.winner = (
+                state.decision,
+                state.reason,
+                state.winner,
+            )
         if not record or state.status != "running":
             return state, report
         state = state.model_copy(
@@ -196,7 +202,7 @@ class AbTest:
                             alpha=self.step.alpha, min_ratio=metric.margin, name=name,
                         )
                     )  # fmt: skip
-        return outcomes
+        return [_against_control(o, self.step) for o in outcomes]
 
     def _rebalance(self, state: AbTestState, shares: dict[str, float]) -> AbTestState:
         """A bandit's new shares, through the control state, at most once per cadence."""
@@ -243,6 +249,22 @@ class AbTest:
             )
         finally:
             control.close()
+
+
+def _against_control(outcome: MetricOutcome, step: AbTestStep) -> MetricOutcome:
+    """A guardrail is about an arm being worse than control: a maximum that control breaks as
+    well (the whole service is slow, or failing) does not fail the arm. The comparison with
+    control still does."""
+    significant = outcome.p_value is not None and outcome.p_value < step.alpha
+    if outcome.outcome != "failed" or significant:
+        return outcome
+    if outcome.baseline is None or outcome.baseline <= outcome.threshold:
+        return outcome
+    return MetricOutcome(
+        outcome.name, "inconclusive", outcome.value, outcome.baseline, outcome.threshold,
+        outcome.p_value, outcome.method,
+        f"{outcome.evidence}; control is above the max too: the service, not this arm",
+    )  # fmt: skip
 
 
 def _traffic_json(traffic: Traffic) -> dict[str, Any]:

@@ -32,10 +32,15 @@ if TYPE_CHECKING:
 
 WORKER_NOTICE_SECONDS = 30.0
 POLL_SECONDS = 1.0
-CLIENT_ENV = {"PREFECT_CLIENT_MAX_RETRIES": "2"}
+CLIENT_ENV = {
+    "PREFECT_CLIENT_MAX_RETRIES": "2",
+    "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
+}
 """Prefect's client retries every call to a lost server 5 times with exponential back-off
 (about a minute per call, minutes per run); 2 retries ride out a restart and fail in seconds.
-Defaults only: the environment wins. Read once, when Prefect is imported."""
+Shipyard's own log lines outside a flow run (a command that starts an A/B test) stay local
+instead of warning that they have no flow run. Defaults only: the environment wins. Read once,
+when Prefect is imported."""
 
 
 def find_deployment(plan: Plan, flow_name: str, name: str) -> DeploymentPlan:
