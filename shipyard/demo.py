@@ -157,21 +157,29 @@ def _simulate_customers(plan: Plan, service: ServiceStep, test: str, customers: 
     seeds = [rng.random() for _ in range(customers)]
     rates = {"stable": 0.30}  # the challenger: 0.45
 
+    def post(path: str, body: dict[str, object]) -> dict[str, object]:
+        """Within the demo key's rate limit: a 429 waits for its Retry-After."""
+        import urllib.error
+
+        for _ in range(20):
+            try:
+                return _post(url + path, body, key, context)
+            except urllib.error.HTTPError as exc:
+                if exc.code != 429:
+                    raise
+                time.sleep(float(exc.headers.get("Retry-After") or 0.2))
+        return _post(url + path, body, key, context)
+
     def customer(n: int) -> str:
-        answer = _post(url + "/predict", {service.inputs[0]: 10001 + n}, key, context)
+        answer = post("/predict", {service.inputs[0]: 10001 + n})
         predictions = answer["predictions"]
         assert isinstance(predictions, list)
         variant = str(predictions[0]["variant"])
         outcome = seeds[n] < rates.get(variant, 0.45)
-        _post(
-            url + "/feedback",
-            {"request_id": answer["request_id"], "outcome": outcome},
-            key,
-            context,
-        )
+        post("/feedback", {"request_id": answer["request_id"], "outcome": outcome})
         return variant
 
-    with ThreadPoolExecutor(4) as pool:
+    with ThreadPoolExecutor(2) as pool:
         arms = list(pool.map(customer, range(customers)))
     counts = {arm: arms.count(arm) for arm in sorted(set(arms))}
     time.sleep(2)  # the prediction log writes in batches, about a second behind

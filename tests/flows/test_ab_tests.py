@@ -193,3 +193,69 @@ def test_report_json_of_a_stopped_test(served: Served, capsys: pytest.CaptureFix
     assert control["units"] + treatment["units"] == 600
     assert treatment["mean"] > control["mean"]
     assert report["srm"]["mismatch"] is False
+
+
+def _simulate(served: Served, customers: range, rates: dict[str, float], seed: int) -> None:
+    rng = random.Random(seed)
+    with httpx.Client(base_url=served.url, headers=APP, timeout=30) as client:
+        deadline = time.monotonic() + 30
+        while client.get("/info").json()["routing"].get("experiment") is None:
+            assert time.monotonic() < deadline, "the workers never took the test's split"
+            time.sleep(0.1)
+        for customer in customers:
+            answer = client.post("/predict", json=_row(customer)).json()
+            variant = answer["predictions"][0]["variant"]
+            outcome = rng.random() < rates[variant]
+            client.post("/feedback", json={"request_id": answer["request_id"], "outcome": outcome})
+    time.sleep(2)  # the log writes in batches
+
+
+def _recompiled(served: Served, old: str, new: str) -> Plan:
+    spec = served.folder / "pipelines.yaml"
+    spec.write_text(spec.read_text().replace(old, new))
+    return compile_spec(spec)
+
+
+BANDIT = "design: bandit\n    bandit: {min_share: 0.2, cadence: 1s}"
+
+
+def test_a_bandit_moves_traffic_through_the_control_state_within_bounds(served: Served) -> None:
+    from shipyard.abtests.runner import AbTest
+
+    plan = _recompiled(
+        served, "design: sequential", "design: bandit\n    bandit: {min_share: 0.2, cadence: 1s}"
+    )
+    test = AbTest(plan, "churn-v2")
+    test.start()
+    assert _experiment(plan).arms == {"stable": 50.0, "challenger": 50.0}
+    # equal arms: no arm is ever 95% sure to be best, so the bandit only moves traffic
+    _simulate(served, range(1001, 1301), {"stable": 0.5, "challenger": 0.5}, seed=3)
+    state, report = test.look()
+    assert state.status == "running" and report.decision == "keep_running", report.reason
+    arms = _experiment(plan).arms
+    assert arms == report.shares and arms != {"stable": 50.0, "challenger": 50.0}
+    assert min(arms.values()) >= 20 - 1e-9 and sum(arms.values()) == pytest.approx(100, abs=0.05)
+    assert state.bandit_updated_at is not None
+    test.stop("no_effect", "test over")
+    assert _experiment(plan) is None
+
+
+def test_on_winner_promote_makes_the_winner_champion_and_serves_it(served: Served) -> None:
+    import mlflow
+
+    from flows.analyze_ab_test import analyze_ab_test
+    from shipyard.abtests.runner import AbTest
+
+    plan = _recompiled(served, BANDIT, "design: sequential\n    on_winner: promote")
+    AbTest(plan, "churn-v2").start()
+    _simulate(served, range(2001, 2601), {"stable": 0.2, "challenger": 0.6}, seed=4)
+    state = run_flow(plan, analyze_ab_test, ab_test="churn-v2")
+    assert state.is_completed(), state
+    assert state.result().winner == "treatment"
+    client = mlflow.MlflowClient()
+    model = client.get_registered_model(MODEL)
+    assert str(model.aliases["champion"]) == "2"
+    assert str(model.aliases["previous-champion"]) == "1"
+    info = httpx.get(served.url + "/info", headers=APP, timeout=10).json()
+    stable = next(v for v in info["variants"] if v["name"] == "stable")
+    assert str(stable["version"]) == "2", info
