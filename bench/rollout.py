@@ -47,29 +47,7 @@ for key, value in {
     os.environ.setdefault(key, value)
 
 KEY = "bench-rollout-key-0123456789"
-SPEC = """\
-project: bench-rollout
-profiles:
-  local:
-    prefect: {{port: {prefect_port}}}
-datasets:
-  customers:
-    path: data/customers.parquet
-    key: [customer_id, event_time]
-    timestamp: event_time
-    schema:
-      customer_id: int
-      event_time: datetime
-      signup_date: datetime
-      region: {{category: [north, south, east, west]}}
-      plan: {{category: [basic, plus, pro]}}
-      tenure_months: int
-      monthly_charges: float
-      support_calls: int
-      data_usage_gb: float
-      email: str
-      churned: bool
-    expectations: [{{not_null: [customer_id, churned]}}]
+SPEC_REST = """
 models:
   churn:
     task: classification
@@ -182,7 +160,7 @@ def main() -> int:
     args = parser.parse_args()
 
     import pandas as pd
-    from support import free_port
+    from support import SPEC, free_port
     from support_models import FAULT_AT_TRAINING, FAULTS_LIVE
 
     from shipyard.compiler import ServiceStep
@@ -208,7 +186,11 @@ def main() -> int:
             if strategy == "canary"
             else f"    blue_green: {{keep_previous: {3 * interval:g}s}}"
         )
-        text = SPEC.format(**ports, strategy=strategy, stages=stages, interval=f"{interval:g}")
+        text = SPEC.format(port=ports["prefect_port"]).replace(
+            "project: test-project", "project: bench-rollout"
+        ) + SPEC_REST.format(
+            port=ports["port"], strategy=strategy, stages=stages, interval=f"{interval:g}"
+        )
         (work / "pipelines.yaml").write_text(text)
         project = load_project(work / "pipelines.yaml")
         assert project.plan is not None, project.render()

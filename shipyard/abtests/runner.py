@@ -25,7 +25,7 @@ from shipyard.compiler.services import RoutingPlan
 from shipyard.errors import ServiceUnavailable, ShipyardError
 from shipyard.rollouts.observe import Traffic, VariantTraffic, scrape
 from shipyard.serving import deploy
-from shipyard.serving.control import ControlConflict, ControlStore
+from shipyard.serving.control import change_routing
 from shipyard.settings import StateLayout
 from shipyard.stats.analysis import MetricOutcome, error_rate_test, latency_test
 
@@ -217,38 +217,15 @@ class AbTest:
         return self.store.save(state.model_copy(update={"bandit_updated_at": self.clock()}))
 
     def _route(self, change: Callable[[RoutingPlan], RoutingPlan], why: str) -> None:
-        control = ControlStore(self.service.control_database)
-        try:
-            for _ in range(10):
-                current = control.read(self.service.service)
-                if current is None:
-                    raise ShipyardError(
-                        f"service '{self.service.service}' was never deployed",
-                        hint=f"`shipyard serve {self.service.service}`",
-                        resource=self.step.id,
-                    )
-                routing = change(current.routing)
-                if routing == current.routing:
-                    return
-                try:
-                    control.change(
-                        self.service.service,
-                        expected_revision=current.revision,
-                        actor=current_actor(),
-                        action="ab-test",
-                        reason=f"A/B test {self.step.name}: {why}",
-                        routing=routing,
-                    )
-                    return
-                except ControlConflict:
-                    continue
-            raise ShipyardError(
-                f"the control state of '{self.service.service}' kept changing; '{why}' was not "
-                "applied",
-                resource=self.step.id,
-            )
-        finally:
-            control.close()
+        change_routing(
+            self.service.control_database,
+            self.service.service,
+            change,
+            actor=current_actor(),
+            action="ab-test",
+            reason=f"A/B test {self.step.name}: {why}",
+            resource=self.step.id,
+        )
 
 
 def _against_control(outcome: MetricOutcome, step: AbTestStep) -> MetricOutcome:

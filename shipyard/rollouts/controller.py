@@ -49,7 +49,7 @@ from shipyard.rollouts.state import (
     RolloutStore,
 )
 from shipyard.serving import deploy
-from shipyard.serving.control import ControlConflict, ControlStore
+from shipyard.serving.control import ControlStore, change_routing
 from shipyard.settings import StateLayout
 from shipyard.stats.analysis import MetricOutcome, RunDecision, judge_runs
 
@@ -596,36 +596,15 @@ class Controller:
 
     def _route(self, routing: RoutingPlan, why: str) -> None:
         """One compare-and-swap of the control state; the workers apply it as a whole."""
-        control = self._control()
-        try:
-            for _ in range(10):
-                current = control.read(self.service.service)
-                if current is None:
-                    raise ShipyardError(
-                        f"service '{self.service.service}' has no control state",
-                        resource=self.resource,
-                    )
-                if current.routing == routing:
-                    return
-                try:
-                    control.change(
-                        self.service.service,
-                        expected_revision=current.revision,
-                        actor=current_actor(),
-                        action="rollout",
-                        reason=f"rollout {self.step.name}: {why}",
-                        routing=routing,
-                    )
-                    return
-                except ControlConflict:
-                    continue
-            raise ShipyardError(
-                f"the control state of '{self.service.service}' kept changing; routing for "
-                f"'{why}' was not applied",
-                resource=self.resource,
-            )
-        finally:
-            control.close()
+        change_routing(
+            self.service.control_database,
+            self.service.service,
+            lambda _: routing,
+            actor=current_actor(),
+            action="rollout",
+            reason=f"rollout {self.step.name}: {why}",
+            resource=self.resource,
+        )
 
     def _control(self) -> ControlStore:
         return ControlStore(self.service.control_database)

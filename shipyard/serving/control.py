@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -384,6 +384,56 @@ def backend_for(url: str) -> _Backend:
         f"control store URL '{redact_url(url)}' is not supported; use sqlite:////absolute/path "
         "or postgresql://user@host:port/database"
     )
+
+
+def change_routing(
+    url: str,
+    service: str,
+    change: Callable[[RoutingPlan], RoutingPlan],
+    *,
+    actor: str,
+    action: str,
+    reason: str,
+    resource: str,
+) -> ControlState | None:
+    """Apply `change` to the service's routing by compare-and-swap, reading again on a
+    conflict (someone else's change is kept, never overwritten). Returns the new state, or None
+    when the routing already was what `change` gives.
+
+    Raises:
+        ShipyardError: The service has no control state, or it kept changing (nothing applied).
+    """
+    store = ControlStore(url)
+    try:
+        for _ in range(10):
+            current = store.read(service)
+            if current is None:
+                raise ShipyardError(
+                    f"service '{service}' was never deployed, so it has no routing to change",
+                    hint=f"`shipyard serve {service}`",
+                    resource=resource,
+                )
+            routing = change(current.routing)
+            if routing == current.routing:
+                return None
+            try:
+                return store.change(
+                    service,
+                    expected_revision=current.revision,
+                    actor=actor,
+                    action=action,
+                    reason=reason,
+                    routing=routing,
+                )
+            except ControlConflict:
+                continue
+        raise ShipyardError(
+            f"the control state of '{service}' kept changing; '{reason}' was not applied",
+            hint="try again once the other changes have settled",
+            resource=resource,
+        )
+    finally:
+        store.close()
 
 
 def resolve_bundle(state: ControlState, state_dir: Path) -> Path:
