@@ -34,8 +34,7 @@ def test_validate_the_demo_spec() -> None:
     assert done.returncode == 0, done.stderr
     assert (
         "pipelines.yaml: ok (1 dataset, 2 feature views, 1 model, 1 service, 1 rollout, "
-        "1 A/B test)"
-        in done.stdout
+        "1 A/B test)" in done.stdout
     )
 
 
