@@ -41,7 +41,9 @@ and, numeric only, on the finite values:
 * Kolmogorov-Smirnov: D = sup_x |F_ref(x) - F_win(x)| against the stored sample, computed as
   `scipy.stats.ks_2samp` does (both ECDFs at every point of either sample); p-value as scipy's
   `method="auto"`: exact (scipy itself) when both sizes are <= 10,000, else Smirnov's asymptotic
-  `kstwo.sf(D, round(n m / (n + m)))`.
+  `kstwo.sf(D, en)`, en = round(n m / (n + m)). Above en = 100,000, where `kstwo.sf` costs
+  0.05-0.8 s a call, Stephens' corrected limit Q_KS((sqrt(en) + 0.12 + 0.11 / sqrt(en)) D)
+  (`kstwobign.sf`) replaces it: relative error < 0.5% at en = 100,000, shrinking with en.
 * Wasserstein-1 = integral |F_ref(x) - F_win(x)| dx against the stored sample (equal to
   `scipy.stats.wasserstein_distance`), reported raw and divided by the reference standard
   deviation (Evidently's normalisation; the decision statistic "wasserstein" is the normalised
@@ -85,6 +87,7 @@ DEFAULT_THRESHOLDS: Mapping[str, float] = {
 PROFILE_VERSION = 1
 OTHER = "__other__"
 _EXACT_KS_MAX_N = 10_000  # scipy ks_2samp method="auto": exact up to this size
+_KSTWO_MAX_EN = 100_000  # above: Stephens' approximation instead of kstwo.sf (see docstring)
 
 
 @dataclass(frozen=True)
@@ -639,8 +642,13 @@ def _ks_p_value(d: float, sample: Array, window: Array, n_reference: int) -> flo
     if sample.size == n_reference and max(n1, n2) <= _EXACT_KS_MAX_N:
         return float(stats.ks_2samp(sample, window).pvalue)
     big, small = max(n1, n2), min(n1, n2)
-    en = big * small / (big + small)
-    return float(min(max(stats.kstwo.sf(d, np.round(en)), 0.0), 1.0))
+    en = float(np.round(big * small / (big + small)))
+    if en <= _KSTWO_MAX_EN:
+        p = stats.kstwo.sf(d, en)
+    else:
+        root = math.sqrt(en)
+        p = stats.kstwobign.sf((root + 0.12 + 0.11 / root) * d)
+    return float(min(max(p, 0.0), 1.0))
 
 
 def _categorical_statistics(

@@ -124,6 +124,18 @@ def test_ks_asymptotic_p_value_equals_scipy_on_large_samples() -> None:
     assert s.wasserstein_raw == pytest.approx(stats.wasserstein_distance(ref, win), rel=1e-9)
 
 
+def test_ks_p_value_on_very_large_samples_stays_within_half_a_percent_of_scipy() -> None:
+    rng = _rng(17)
+    ref = rng.normal(0.0, 1.0, 300_000)
+    win = rng.normal(0.004, 1.0, 300_000)
+    profile = build_profile({"x": ref}, sample_size=300_000)
+    s = drift_statistics(profile, {"x": win})["x"]
+    ks = stats.ks_2samp(ref, win)
+    assert s.ks_statistic == pytest.approx(ks.statistic, abs=1e-12)
+    assert 1e-4 < ks.pvalue < 0.9
+    assert s.ks_p_value == pytest.approx(ks.pvalue, rel=5e-3)
+
+
 def test_ks_and_wasserstein_equal_scipy_with_ties() -> None:
     rng = _rng(13)
     for _ in range(50):
