@@ -606,7 +606,8 @@ def test_an_unreachable_prometheus_pauses_with_traffic_where_it_is(project: Proj
     state = _controller(plan).run()
     assert state.status == "paused", state.outcome
     reason = state.decisions[-1].reason
-    assert "inconclusive" in reason and "none decided: no data is never a pass" in reason
+    assert reason.startswith("inconclusive: error_rate inconclusive")
+    assert "more than inconclusive_limit 0" in reason
     evidence = state.intervals[-1].measurements[0].evidence
     assert f"not measured: Prometheus at {dead} does not answer" in evidence
     assert _weights(plan) == {"stable": 70.0, "challenger": 30.0}  # held, never half-shifted
