@@ -340,9 +340,11 @@ def promote(name: str, version: str, audit: AuditLog, reason: str, resource: str
     previous = champion_version(name)
     if previous is not None and str(previous.version) == str(target.version):
         return str(previous.version)
-    client.set_registered_model_alias(name, CHAMPION, target.version)
+    # previous-champion first: a promotion cut off between the two leaves the champion as it
+    # was, and running it again completes both (the other order would lose the old champion)
     if previous is not None:
         client.set_registered_model_alias(name, "previous-champion", previous.version)
+    client.set_registered_model_alias(name, CHAMPION, target.version)
     aliases = client.get_model_version(name, version).aliases
     if CHALLENGER in aliases:
         client.delete_registered_model_alias(name, CHALLENGER)
@@ -355,11 +357,6 @@ def promote(name: str, version: str, audit: AuditLog, reason: str, resource: str
         reason=reason,
     )
     return str(previous.version) if previous else None
-
-
-def set_alias(name: str, alias: str, version: str) -> None:
-    """Point `alias` at a version (MLflow moves it if another version holds it)."""
-    _client().set_registered_model_alias(name, alias, version)
 
 
 def versions(name: str) -> list[VersionInfo]:

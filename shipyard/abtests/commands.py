@@ -6,10 +6,12 @@ import argparse
 import json
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from shipyard.compiler import Plan
 from shipyard.errors import ShipyardError
+
+if TYPE_CHECKING:
+    from shipyard.compiler import Plan
 
 EXIT_OK = 0
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from shipyard.compiler import FeatureRepoStep, Plan, RolloutStep, ServiceStep
+from shipyard.compiler import Plan, RolloutStep, ServiceStep
 from shipyard.compiler.ab_tests import AbTestStep
-from shipyard.compiler.features import REPO_ID
+from shipyard.compiler.features import repo_step
 
 
 def promote_winner(
@@ -54,11 +54,5 @@ def promote_winner(
     registry.promote(
         service.registered_name, str(found.version), audit, f"A/B test {step.name} winner", step.id
     )
-    repo = plan.steps.get(REPO_ID)
-    built = build_service(
-        service,
-        repo if isinstance(repo, FeatureRepoStep) else None,
-        plan.blocks.mlflow.tracking_uri,
-        say=say,
-    )
+    built = build_service(service, repo_step(plan.steps), plan.blocks.mlflow.tracking_uri, say=say)
     return f"v{found.version} ({arm.reference}) is @champion: " + deploy(service, built, say=say)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
@@ -330,3 +330,9 @@ def _service_digest(spec: PipelineSpec, references: list[str]) -> str:
             },
         }
     )[:16]
+
+
+def repo_step(steps: Mapping[str, StepBase]) -> FeatureRepoStep | None:
+    """The plan's feature repository step, or None when the spec declares no features."""
+    repo = steps.get(REPO_ID)
+    return repo if isinstance(repo, FeatureRepoStep) else None

@@ -33,17 +33,16 @@ from pathlib import Path
 from typing import Any
 
 from shipyard.audit import AuditLog, current_actor
-from shipyard.compiler import FeatureRepoStep, Plan, RolloutStep, ServiceStep
-from shipyard.compiler.features import REPO_ID
+from shipyard.compiler import Plan, RolloutStep, ServiceStep
+from shipyard.compiler.features import repo_step
 from shipyard.compiler.services import STABLE, RoutingPlan, VariantRef
 from shipyard.errors import ServiceUnavailable, ShipyardError
 from shipyard.processes import owner_gone, process_owner
-from shipyard.rollouts.measure import measure
+from shipyard.rollouts.measure import measure, unmeasured
 from shipyard.rollouts.observe import Prometheus, Traffic, scrape
 from shipyard.rollouts.state import (
     Decision,
     Interval,
-    Measurement,
     RolloutConflict,
     RolloutState,
     RolloutStore,
@@ -80,6 +79,8 @@ class Controller:
         self.store = RolloutStore(service.control_database)
         self.owner = process_owner()
         self.token = uuid.uuid4().hex  # two controllers in one process are still two
+        self._tracking = False
+        self._smoke_rows: list[dict[str, Any]] | None = None
         self.audit = AuditLog(StateLayout(plan.runtime.state_dir).catalog)
         self.prometheus = Prometheus(self.step.prometheus_url) if self.step.prometheus_url else None
         self.resource = self.step.id
@@ -251,7 +252,7 @@ class Controller:
         try:
             built = build_service(
                 with_candidate,
-                self._feature_repo(),
+                repo_step(self.plan.steps),
                 self.plan.blocks.mlflow.tracking_uri,
                 say=self.say,
             )
@@ -268,7 +269,7 @@ class Controller:
 
     def _smoke(self, state: RolloutState) -> RolloutState:
         """Training rows through the forced-variant header: every one must be answered."""
-        rows = smoke_rows(self.plan, self.service, self.step.smoke_requests)
+        rows = self._rows(self.step.smoke_requests)
         failures = []
         for row in rows:
             status, body = self._predict(row, state.candidate_variant)
@@ -345,9 +346,16 @@ class Controller:
 
     def _not_ready(self, state: RolloutState) -> str | None:
         """Before a rolling step: the candidate still answers (one training row, forced)."""
-        rows = smoke_rows(self.plan, self.service, 1) or [{}]
+        rows = self._rows(1) or [{}]
         status, body = self._predict(rows[0], state.candidate_variant)
         return None if status == 200 else f"readiness check answered HTTP {status}: {body[:200]}"
+
+    def _rows(self, count: int) -> list[dict[str, Any]]:
+        """Training rows as requests, read from the dataset once per controller."""
+        if self._smoke_rows is None:
+            wanted = max(self.step.smoke_requests, 1)
+            self._smoke_rows = smoke_rows(self.plan, self.service, wanted)
+        return self._smoke_rows[:count]
 
     def _next_stage(self, state: RolloutState, decided: RunDecision) -> RolloutState:
         stage = self.step.stages[state.stage]
@@ -362,23 +370,20 @@ class Controller:
 
     def _promote(self, state: RolloutState, why: str) -> RolloutState:
         """All traffic to the candidate, aliases moved, the service rebuilt on the champion."""
-        from shipyard import registry
         from shipyard.serving.build import build_service
 
         if state.phase != "promote":
             state = self._save(state.model_copy(update={"phase": "promote"}))
         self._route(self._routing(state, 100.0), "promote: all traffic to the candidate")
-        name = self.service.registered_name
-        registry.promote(
-            name, state.candidate_version, self.audit, f"rollout {self.step.name}: {why}",
-            self.resource,
+        self._registry().promote(
+            self.service.registered_name, state.candidate_version, self.audit,
+            f"rollout {self.step.name}: {why}", self.resource,
         )  # fmt: skip
-        if state.champion_version and state.champion_version != state.candidate_version:
-            current = self._alias(PREVIOUS_CHAMPION)
-            if current != state.champion_version:  # promote() was interrupted before setting it
-                registry.set_alias(name, PREVIOUS_CHAMPION, state.champion_version)
         built = build_service(
-            self.service, self._feature_repo(), self.plan.blocks.mlflow.tracking_uri, say=self.say
+            self.service,
+            repo_step(self.plan.steps),
+            self.plan.blocks.mlflow.tracking_uri,
+            say=self.say,
         )
         deploy.hot_reload(self.service, built)
         served = [v.name for v in built.config.variants]
@@ -502,30 +507,13 @@ class Controller:
             weight=stage.weight,
             requests={},
             errors={},
-            measurements=[
-                Measurement(
-                    name=metric.name,
-                    outcome="inconclusive",
-                    value=None,
-                    baseline=None,
-                    threshold=metric.max if metric.max is not None else (metric.min or 0.0),
-                    p_value=None,
-                    method=None,
-                    evidence=f"{metric.name}: not measured: {why}",
-                )
-                for metric in self.step.metrics
-            ],
+            measurements=unmeasured(self.step, why),
         )
         return self._save(state.model_copy(update={"intervals": [*state.intervals, entry]}))
 
     @staticmethod
     def _outcomes(interval: Interval) -> list[MetricOutcome]:
-        return [
-            MetricOutcome(
-                m.name, m.outcome, m.value, m.baseline, m.threshold, m.p_value, m.method, m.evidence
-            )
-            for m in interval.measurements
-        ]
+        return [m.outcome_of() for m in interval.measurements]
 
     def _stage_may_end(self, state: RolloutState) -> bool:
         stage = self.step.stages[state.stage]
@@ -648,11 +636,9 @@ class Controller:
     # -- the registry ---------------------------------------------------------------------------
 
     def _candidate_version(self) -> str:
-        from shipyard import registry
-
         name, candidate = self.service.registered_name, self.step.candidate
         if candidate.version is not None:
-            found = registry.model_version(name, candidate.version)
+            found = self._registry().model_version(name, candidate.version)
             if found is None:
                 raise ShipyardError(
                     f"model '{name}' has no version {candidate.version}; nothing was changed",
@@ -673,12 +659,18 @@ class Controller:
             )
         return version
 
-    def _alias(self, alias: str) -> str | None:
+    def _registry(self) -> Any:
+        """The registry module, with MLflow pointed at the plan's tracking store (once)."""
         from shipyard import registry
         from shipyard.training.tracking import use_tracking
 
-        use_tracking(self.plan.blocks.mlflow.tracking_uri, self.resource)
-        found = registry.alias_version(self.service.registered_name, alias)
+        if not self._tracking:
+            use_tracking(self.plan.blocks.mlflow.tracking_uri, self.resource)
+            self._tracking = True
+        return registry
+
+    def _alias(self, alias: str) -> str | None:
+        found = self._registry().alias_version(self.service.registered_name, alias)
         return str(found.version) if found is not None else None
 
     def _aliases_moved(self, state: RolloutState) -> str | None:
@@ -698,10 +690,6 @@ class Controller:
                 "the rollout ran"
             )
         return None
-
-    def _feature_repo(self) -> FeatureRepoStep | None:
-        repo = self.plan.steps.get(REPO_ID)
-        return repo if isinstance(repo, FeatureRepoStep) else None
 
 
 def predict_key(service: ServiceStep) -> str:

@@ -43,20 +43,15 @@ def measure(
         "prediction_shift": lambda m: _shift(m, stable, candidate, reference, step.min_requests),
         "query": lambda m: _query(step, m, prometheus),
     }
-    return [_measurement(measures[metric.kind](metric)) for metric in step.metrics]
+    return [Measurement.of(measures[metric.kind](metric)) for metric in step.metrics]
 
 
-def _measurement(outcome: MetricOutcome) -> Measurement:
-    return Measurement(
-        name=outcome.name,
-        outcome=outcome.outcome,
-        value=outcome.value,
-        baseline=outcome.baseline,
-        threshold=outcome.threshold,
-        p_value=outcome.p_value,
-        method=outcome.method,
-        evidence=outcome.evidence,
-    )
+def unmeasured(step: RolloutStep, why: str) -> list[Measurement]:
+    """An interval whose traffic could not be read: every metric inconclusive, saying why."""
+    return [
+        Measurement.of(_no_data(metric, f"{metric.name}: not measured: {why}"))
+        for metric in step.metrics
+    ]
 
 
 def _no_data(metric: MetricPlan, why: str) -> MetricOutcome:

@@ -16,7 +16,6 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -190,14 +189,13 @@ class Prometheus:
             "predictions": f'sum by (variant, le) (increase({PREDICTION}{{resource="{resource}"}}'
             f"[{window}]))",
         }
-        found: dict[str, dict[str, VariantTraffic]] = defaultdict(dict)
         for kind, promql in queries.items():
             for labels, value in self.query(promql):
-                variant = labels.get("variant", "none")
-                counts = found["all"].setdefault(variant, VariantTraffic())
+                counts = traffic.variants.setdefault(
+                    labels.get("variant", "none"), VariantTraffic()
+                )
                 if kind in ("requests", "errors"):
                     setattr(counts, kind, value)
                 else:
                     getattr(counts, kind)[float(labels["le"])] = value
-        traffic.variants = found["all"]
         return traffic

@@ -9,6 +9,7 @@ traffic split the control state still holds, so traffic is never left half-shift
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from typing import Any, ClassVar, Generic, Literal, TypeVar
@@ -18,6 +19,7 @@ from pydantic import BaseModel, Field
 from shipyard.compiler.services import RoutingPlan
 from shipyard.errors import ServiceUnavailable, ShipyardError
 from shipyard.serving.control import backend_for
+from shipyard.stats.analysis import MetricOutcome
 
 Status = Literal["running", "paused", "promoted", "rolled_back", "aborted"]
 Phase = Literal["load", "smoke", "stages", "promote", "done"]
@@ -36,6 +38,14 @@ class Measurement(BaseModel):
     p_value: float | None
     method: str | None
     evidence: str
+
+    @classmethod
+    def of(cls, outcome: MetricOutcome) -> Measurement:
+        return cls(**dataclasses.asdict(outcome))
+
+    def outcome_of(self) -> MetricOutcome:
+        """As the statistics package gives it (what `judge_runs` takes)."""
+        return MetricOutcome(**self.model_dump())
 
 
 class Interval(BaseModel):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from shipyard.compiler import FeatureRepoStep, Plan, ServiceStep
-from shipyard.compiler.features import REPO_ID
+from shipyard.compiler import Plan, ServiceStep
+from shipyard.compiler.features import repo_step
 
 EXIT_OK = 0
 
@@ -22,11 +22,6 @@ def _prefect_for_secrets(plan: Plan) -> None:
         os.environ["PREFECT_API_URL"] = plan.prefect.api_url
 
 
-def _feature_repo(plan: Plan) -> FeatureRepoStep | None:
-    repo = plan.steps.get(REPO_ID)
-    return repo if isinstance(repo, FeatureRepoStep) else None
-
-
 def _tracking(plan: Plan) -> str:
     return plan.blocks.mlflow.tracking_uri
 
@@ -36,7 +31,7 @@ def build_command(plan: Plan, name: str, deploy_after: bool) -> int:
     from shipyard.serving.deploy import deploy
 
     step = service_step(plan, name)
-    built = build_service(step, _feature_repo(plan), _tracking(plan))
+    built = build_service(step, repo_step(plan.steps), _tracking(plan))
     print(built.summary())
     print(f"  bundle  {built.bundle}")
     if deploy_after:
@@ -73,7 +68,7 @@ def serve_command(plan: Plan, name: str, action: str) -> int:
     _prefect_for_secrets(plan)
     if action == "restart":
         deploy.stop(step)
-    built = build_service(step, _feature_repo(plan), _tracking(plan))
+    built = build_service(step, repo_step(plan.steps), _tracking(plan))
     print(built.summary())
     print(deploy.deploy(step, built))
     print(deploy.describe(step, url))

@@ -21,7 +21,7 @@ from shipyard.spec.base import (
     parse_duration,
     spec_rule,
 )
-from shipyard.spec.services import RouteValue
+from shipyard.spec.services import RequestMatch
 
 Strategy = Literal["canary", "blue_green", "rolling"]
 METRIC_NAME_PATTERN = r"^(error_rate|prediction_shift|latency_p(50|90|95|99|999))$"
@@ -242,27 +242,11 @@ class AnalysisSpec(SpecModel):
     )
 
 
-class RolloutRuleSpec(SpecModel):
+class RolloutRuleSpec(RequestMatch):
     """Requests whose field (or header) matches go to the candidate, whatever the weight."""
 
-    field: str | None = Field(None, description="A request row field to match.")
-    header: str | None = Field(None, description="A request header to match (any case).")
-    equals: RouteValue | None = Field(None, description="Match when the value equals this.")
-    in_: list[RouteValue] | None = Field(None, alias="in", description="Match one of these.")
-
-    @model_validator(mode="after")
-    def _one_source_one_test(self) -> RolloutRuleSpec:
-        if (self.field is None) == (self.header is None):
-            raise spec_rule(
-                "a rollout rule needs exactly one of `field` or `header`",
-                "match a request field (`field: region`) or a header (`header: x-tenant`)",
-            )
-        if ("equals" in self.model_fields_set) == (self.in_ is not None):
-            raise spec_rule(
-                "a rollout rule needs exactly one of `equals` or `in`",
-                "compare with one value (`equals: EU`) or a list (`in: [EU, UK]`)",
-            )
-        return self
+    def _subject(self) -> str:
+        return "a rollout rule"
 
 
 class BlueGreenSpec(SpecModel):

@@ -181,8 +181,8 @@ class TlsSpec(SpecModel):
 RouteValue = str | int | float | bool
 
 
-class RouteRule(SpecModel):
-    """Send requests whose row field (or header) matches a value to one variant."""
+class RequestMatch(SpecModel):
+    """Requests whose row field (or header) matches a value."""
 
     field: str | None = Field(None, description="A request row field to match.")
     header: str | None = Field(None, description="A request header to match (any case).")
@@ -190,26 +190,38 @@ class RouteRule(SpecModel):
     in_: list[RouteValue] | None = Field(
         None, alias="in", description="Match when the value is one of these."
     )
-    variant: str = Field(description="The variant that answers matching requests.")
 
     @field_validator("header")
     @classmethod
     def _lower_header(cls, header: str | None) -> str | None:
         return header.lower() if header is not None else None
 
+    def _subject(self) -> str:
+        """How errors name the rule."""
+        return "a rule"
+
     @model_validator(mode="after")
-    def _one_source_one_test(self) -> RouteRule:
+    def _one_source_one_test(self) -> RequestMatch:
         if (self.field is None) == (self.header is None):
             raise spec_rule(
-                f"route rule for variant '{self.variant}' needs exactly one of `field` or `header`",
+                f"{self._subject()} needs exactly one of `field` or `header`",
                 "match a request field (`field: region`) or a header (`header: x-tenant`)",
             )
         if ("equals" in self.model_fields_set) == (self.in_ is not None):
             raise spec_rule(
-                f"route rule for variant '{self.variant}' needs exactly one of `equals` or `in`",
+                f"{self._subject()} needs exactly one of `equals` or `in`",
                 "compare with one value (`equals: north`) or a list (`in: [north, east]`)",
             )
         return self
+
+
+class RouteRule(RequestMatch):
+    """Send requests whose row field (or header) matches a value to one variant."""
+
+    variant: str = Field(description="The variant that answers matching requests.")
+
+    def _subject(self) -> str:
+        return f"route rule for variant '{self.variant}'"
 
 
 def finite_weights(weights: dict[str, float]) -> dict[str, float]:

@@ -325,7 +325,8 @@ rollouts:
     steps: [{weight: 20, duration: 6s}, {weight: 40, duration: 6s}, {weight: 70, duration: 60s}]
     analysis:
       interval: 2s
-      min_requests: 20
+      min_requests: 10
+      inconclusive_limit: 2    # a slow 2-s interval on a loaded machine must not pause these
       metrics: [{name: error_rate, max: 5%, compare: stable}]
 """
 
