@@ -304,6 +304,28 @@ def cmd_abtest(args: argparse.Namespace) -> int:
     return abtest_command(plan, args)
 
 
+def cmd_logs(args: argparse.Namespace) -> int:
+    from shipyard.logsearch.commands import logs_command
+
+    plan = load_plan(args, quiet_warnings=True)
+    return logs_command(plan, args)
+
+
+def cmd_alerts(args: argparse.Namespace) -> int:
+    from shipyard.alerts.commands import alerts_command
+
+    plan = load_plan(args, quiet_warnings=True)
+    return alerts_command(plan, args)
+
+
+def cmd_observability(args: argparse.Namespace) -> int:
+    from shipyard.observability.commands import observability_command
+
+    return observability_command(
+        _project(args), args.observability_command, getattr(args, "output", None)
+    )
+
+
 def cmd_k8s_render(args: argparse.Namespace) -> int:
     from shipyard.k8s.commands import render_command
 
@@ -457,6 +479,15 @@ def build_parser() -> argparse.ArgumentParser:
     from shipyard.abtests.commands import add_abtest_parser
 
     add_abtest_parser(add, cmd_abtest)
+    from shipyard.observability.commands import add_observability_parser
+
+    add_observability_parser(add, cmd_observability)
+    from shipyard.alerts.commands import add_alerts_parser
+
+    add_alerts_parser(add, cmd_alerts)
+    from shipyard.logsearch.commands import add_logs_parser
+
+    add_logs_parser(add, cmd_logs)
     k8s = add("k8s", lambda a: EXIT_OK, "Kubernetes manifests for the services and rollouts")
     k8s_sub = k8s.add_subparsers(dest="k8s_command", required=True, metavar="ACTION")
     p = k8s_sub.add_parser(
