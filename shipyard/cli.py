@@ -311,21 +311,6 @@ def cmd_logs(args: argparse.Namespace) -> int:
     return logs_command(plan, args)
 
 
-def cmd_alerts(args: argparse.Namespace) -> int:
-    from shipyard.alerts.commands import alerts_command
-
-    plan = load_plan(args, quiet_warnings=True)
-    return alerts_command(plan, args)
-
-
-def cmd_observability(args: argparse.Namespace) -> int:
-    from shipyard.observability.commands import observability_command
-
-    return observability_command(
-        _project(args), args.observability_command, getattr(args, "output", None)
-    )
-
-
 def cmd_k8s_render(args: argparse.Namespace) -> int:
     from shipyard.k8s.commands import render_command
 
@@ -479,12 +464,6 @@ def build_parser() -> argparse.ArgumentParser:
     from shipyard.abtests.commands import add_abtest_parser
 
     add_abtest_parser(add, cmd_abtest)
-    from shipyard.observability.commands import add_observability_parser
-
-    add_observability_parser(add, cmd_observability)
-    from shipyard.alerts.commands import add_alerts_parser
-
-    add_alerts_parser(add, cmd_alerts)
     from shipyard.logsearch.commands import add_logs_parser
 
     add_logs_parser(add, cmd_logs)
