@@ -311,6 +311,14 @@ def cmd_logs(args: argparse.Namespace) -> int:
     return logs_command(plan, args)
 
 
+def cmd_observability(args: argparse.Namespace) -> int:
+    from shipyard.observability.commands import observability_command
+
+    return observability_command(
+        _project(args), args.observability_command, getattr(args, "output", None)
+    )
+
+
 def cmd_k8s_render(args: argparse.Namespace) -> int:
     from shipyard.k8s.commands import render_command
 
@@ -464,6 +472,9 @@ def build_parser() -> argparse.ArgumentParser:
     from shipyard.abtests.commands import add_abtest_parser
 
     add_abtest_parser(add, cmd_abtest)
+    from shipyard.observability.commands import add_observability_parser
+
+    add_observability_parser(add, cmd_observability)
     from shipyard.logsearch.commands import add_logs_parser
 
     add_logs_parser(add, cmd_logs)

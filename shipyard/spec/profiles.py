@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from shipyard.spec.base import SpecModel, spec_rule
+from shipyard.spec.base import Duration, SpecModel, spec_rule
 
 
 class PrefectSettings(SpecModel):
@@ -170,6 +170,31 @@ class KubernetesSettings(SpecModel):
         return self
 
 
+class ObservabilitySettings(SpecModel):
+    """The local Prometheus stack `shipyard observability up` runs: ports and intervals."""
+
+    prometheus_port: int = Field(9090, ge=1, le=65535, description="Port of Prometheus.")
+    pushgateway_port: int = Field(
+        9091, ge=1, le=65535, description="Port of the Pushgateway flows may push to."
+    )
+    alertmanager_port: int = Field(9093, ge=1, le=65535, description="Port of Alertmanager.")
+    node_exporter_port: int = Field(
+        9100, ge=1, le=65535, description="Port of node-exporter (host and textfile metrics)."
+    )
+    receiver_port: int = Field(
+        9095,
+        ge=1,
+        le=65535,
+        description="Port of Shipyard's alert receiver (`shipyard alerts receive`), which "
+        "Alertmanager's webhooks call.",
+    )
+    scrape_interval: Duration = Field("15s", description="How often Prometheus scrapes.")
+    evaluation_interval: Duration = Field(
+        "15s", description="How often Prometheus evaluates recording and alerting rules."
+    )
+    retention: Duration = Field("15d", description="How long Prometheus keeps samples.")
+
+
 class ProfileSpec(SpecModel):
     """One deployment target: the embedded default needs nothing; scale-out names real engines."""
 
@@ -200,4 +225,7 @@ class ProfileSpec(SpecModel):
     )
     kubernetes: KubernetesSettings = Field(
         default_factory=KubernetesSettings, description=KubernetesSettings.__doc__
+    )
+    observability: ObservabilitySettings = Field(
+        default_factory=ObservabilitySettings, description=ObservabilitySettings.__doc__
     )
