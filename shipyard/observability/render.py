@@ -170,8 +170,9 @@ def default_route(routes: list[AlertStep]) -> AlertStep:
 
 def alertmanager_config(plan: Plan, settings: ObservabilitySettings) -> dict[str, Any]:
     """One webhook receiver per alert route; a route gets the alerts at or above its
-    `min_severity` (every matching route gets them: `continue`); alerts of a known severity
-    no route takes are dropped (the null receiver); the rest go to the default route."""
+    `min_severity` (every matching route gets them: `continue`); alerts of a severity below
+    every route's are dropped (the null receiver); the rest, without a known severity, go to
+    the default route."""
     routes = sorted(plan.steps_of(AlertStep), key=lambda r: r.name)
     root: dict[str, Any] = {
         "group_by": ["alertname", "project", "resource"],
@@ -203,9 +204,10 @@ def alertmanager_config(plan: Plan, settings: ObservabilitySettings) -> dict[str
                 "continue": True,
             }
         )
-    children.append(
-        {"receiver": NULL_RECEIVER, "matchers": [f'severity=~"{"|".join(SEVERITIES)}"']}
-    )
+    lowest = min(SEVERITIES.index(route.min_severity) for route in routes)
+    if lowest > 0:  # severities below every route's floor: told to nobody
+        below = "|".join(SEVERITIES[:lowest])
+        children.append({"receiver": NULL_RECEIVER, "matchers": [f'severity=~"{below}"']})
     return {
         "route": {"receiver": default_route(routes).name, **root, "routes": children},
         "receivers": receivers,

@@ -18,7 +18,7 @@ from typing import Any
 from shipyard.compiler.plan import Plan, StepBase
 from shipyard.compiler.rollouts import RolloutStep
 from shipyard.compiler.services import ServiceStep
-from shipyard.spec.alerts import Severity
+from shipyard.spec.alerts import SEVERITIES, Severity
 
 SERVICE_JOB = "shipyard-services"
 """The scrape job of the services' /metrics (prometheus.yml names it so)."""
@@ -107,7 +107,7 @@ def rule_groups(plan: Plan) -> list[RuleGroup]:
         RuleGroup("services", tuple(_service_alerts(plan))),
         RuleGroup("flows", tuple(_flow_alerts())),
         RuleGroup("data-quality", tuple(_quality_alerts())),
-        RuleGroup("drift", tuple(_drift_alerts())),
+        RuleGroup("drift", tuple(_drift_alerts(plan))),
         RuleGroup("monitors", tuple(_monitor_alerts(plan))),
         RuleGroup("features", tuple(_feature_alerts())),
         RuleGroup("ab-tests", tuple(_ab_test_alerts())),
@@ -262,17 +262,57 @@ def _quality_alerts() -> Iterator[AlertRule]:
     )
 
 
-def _drift_alerts() -> Iterator[AlertRule]:
-    yield AlertRule(
-        "ShipyardDriftDetected",
-        "shipyard_monitor_drift_detected",
-        "== 1",
-        "warning",
-        "{{ $labels.resource }} drifts from its training data",
-        "The monitor found input or prediction drift (see the Drift dashboard for the "
-        "features). Check whether the inputs changed for a reason; retrain the model on "
-        "recent data if it is real drift.",
-    )
+@dataclass(frozen=True)
+class Monitor:
+    """What the rules need of a monitor step of the plan (kind "monitor")."""
+
+    resource: str
+    schedule: str | None
+    severity: Severity
+    metric: str | None = None
+    min: float | None = None
+    max: float | None = None
+
+
+def monitors(plan: Plan) -> list[Monitor]:
+    """The plan's monitors, read by field name: a monitor step carries `service`, `severity`
+    and `performance` (metric, min, max)."""
+    found = []
+    for step in _monitor_steps(plan):
+        performance = getattr(step, "performance", None)
+        severity: Severity = getattr(step, "severity", "warning")
+        found.append(
+            Monitor(
+                resource=str(getattr(step, "service", None) or f"service.{step.name}"),
+                schedule=step.schedule,
+                severity=severity if severity in SEVERITIES else "warning",
+                metric=getattr(performance, "metric", None),
+                min=getattr(performance, "min", None),
+                max=getattr(performance, "max", None),
+            )
+        )
+    return found
+
+
+def _others(known: list[Monitor]) -> str:
+    """A matcher for the resources no monitor of the plan watches (metrics of an older plan)."""
+    return f'{{resource!~"{"|".join(m.resource for m in known)}"}}' if known else ""
+
+
+def _drift_alerts(plan: Plan) -> Iterator[AlertRule]:
+    known = monitors(plan)
+    targets = [(f'{{resource="{m.resource}"}}', m.severity) for m in known]
+    for match, severity in [*targets, (_others(known), "warning")]:
+        yield AlertRule(
+            "ShipyardDriftDetected",
+            "shipyard_monitor_drift_detected" + match,
+            "== 1",
+            severity,
+            "{{ $labels.resource }} drifts from its training data",
+            "The monitor found input or prediction drift (see the Drift dashboard for the "
+            "features). Check whether the inputs changed for a reason; retrain the model on "
+            "recent data if it is real drift.",
+        )
     yield AlertRule(
         "ShipyardFeatureDrifted",
         "shipyard_monitor_feature_drifted",
@@ -316,14 +356,30 @@ def _monitor_alerts(plan: Plan) -> Iterator[AlertRule]:
         for_="30m",
     )
     age = "time() - shipyard_monitor_last_run_timestamp_seconds"
-    known = []
-    for step in _monitor_steps(plan):
-        resource = f"service.{step.name}"
-        known.append(resource)
-        limit = stale_after(step.schedule)
-        yield _stale(f'{age}{{resource="{resource}"}}', limit, step.schedule)
-    others = f'{{resource!~"{"|".join(known)}"}}' if known else ""
-    yield _stale(age + others, MONITOR_STALE_DEFAULT, None)
+    known = monitors(plan)
+    for monitor in known:
+        limit = stale_after(monitor.schedule)
+        yield _stale(f'{age}{{resource="{monitor.resource}"}}', limit, monitor.schedule)
+    yield _stale(age + _others(known), MONITOR_STALE_DEFAULT, None)
+    for monitor in known:
+        if monitor.metric is None:
+            continue
+        match = f'{{resource="{monitor.resource}",metric="{monitor.metric}"}}'
+        for condition, bound in (("<", monitor.min), (">", monitor.max)):
+            if bound is None:
+                continue
+            yield AlertRule(
+                "ShipyardModelPerformance",
+                "shipyard_monitor_performance" + match,
+                f"{condition} {bound:g}",
+                monitor.severity,
+                f"{monitor.metric} of {{{{ $labels.resource }}}} variant "
+                f"{{{{ $labels.variant }}}} is {{{{ $value }}}}",
+                f"On live traffic with feedback labels the model's {monitor.metric} is "
+                f"{'below' if condition == '<' else 'above'} {bound:g}. Compare variants on "
+                "the Model performance dashboard; retrain, or roll back to the previous "
+                "champion.",
+            )
 
 
 def _stale(signal: str, limit: float, schedule: str | None) -> AlertRule:
