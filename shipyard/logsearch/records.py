@@ -77,7 +77,18 @@ class Query:
             return True
         if not isinstance(request_id, str):
             return False
-        return request_id == self.request_id or request_id.startswith(self.request_id + "/")
+        return request_id in self.request_ids or request_id.startswith(self.request_id + "/")
+
+    @property
+    def request_ids(self) -> tuple[str, ...]:
+        """The ids a line of the request asked for is under: its own, and for one row of a
+        batch (`<id>/<row>`) the batch's (the service logs a batch under one id)."""
+        if self.request_id is None:
+            return ()
+        parent, slash, row = self.request_id.rpartition("/")
+        return (
+            (self.request_id, parent) if slash and parent and row.isdigit() else (self.request_id,)
+        )
 
 
 @dataclass

@@ -106,9 +106,11 @@ def _where(service: str, query: Query) -> tuple[str, list[Any]]:
     params: list[Any] = [service]
     if query.request_id is not None:
         # a batch is one record under the request's id; feedback names one of its rows
-        sql += " AND (request_id = {p} OR request_id LIKE {p} ESCAPE '\\')"
+        ids = query.request_ids
+        sql += f" AND (request_id IN ({', '.join(['{p}'] * len(ids))})"
+        sql += " OR request_id LIKE {p} ESCAPE '\\')"
         escaped = query.request_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-        params += [query.request_id, escaped + "/%"]
+        params += [*ids, escaped + "/%"]
     if query.since is not None:
         sql += " AND time >= {p}"
         params.append(query.since)

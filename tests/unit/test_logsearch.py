@@ -122,6 +122,31 @@ def test_a_request_is_found_in_every_log_merged_by_time_and_tagged(
     assert '"prediction":[true,false]' in out  # the batch record, as the service wrote it
 
 
+def test_one_row_of_a_batch_finds_the_batch_and_its_own_feedback_only(
+    project: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    now = time.time()
+    _write(_logs(project) / "service-open-api.log", _line(now - 9, "answered", request_id="b-7"))
+    inputs = {BATCH: 1, "columns": ["plan"], "rows": [["pro"], ["basic"]]}
+    output = {BATCH: 1, "row": [0, 1], "p": [0.1, 0.9]}
+    _predictions(
+        project,
+        "open-api",
+        [
+            ("prediction", "b-7", now - 10, inputs, output),
+            ("feedback", "b-7/0", now - 5, 0),
+            ("feedback", "b-7/1", now - 4, 1),
+            ("prediction", "b-70", now - 3, {"plan": "pro"}, {"p": 0.5}),
+        ],
+    )
+
+    code, out, err = _run(project, capsys, "--request-id", "b-7/1", "--format", "json")
+
+    assert code == 0, err
+    found = [(f["source"], f["request_id"]) for f in map(json.loads, out.splitlines())]
+    assert found == [("prediction", "b-7"), ("service", "b-7"), ("feedback", "b-7/1")]
+
+
 def test_json_format_is_one_object_per_line_with_source_and_time(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -295,3 +320,20 @@ def test_redactor_hides_secret_values_urls_and_headers_but_keeps_the_rest() -> N
         "x-api-key": "",
         "note": "***",
     }
+
+
+def test_prefect_copies_of_shipyard_lines_are_dropped_and_its_own_lines_kept() -> None:
+    from shipyard.logsearch.records import Entry
+    from shipyard.logsearch.search import _new_lines, _shipyard_lines
+
+    ours = [Entry(100.0, "shipyard", "info", "shipyard.training", "registered v3")]
+    prefect = [
+        Entry(100.4, "flow", "info", "shipyard.training", "registered v3"),  # the copy
+        Entry(100.5, "flow", "info", "prefect.flow_runs", "Finished in state Completed()"),
+        Entry(160.0, "flow", "info", "shipyard.training", "registered v3"),  # a later line
+    ]
+    kept = list(_new_lines(prefect, _shipyard_lines(ours)))
+    assert [(e.logger, e.time) for e in kept] == [
+        ("prefect.flow_runs", 100.5),
+        ("shipyard.training", 160.0),
+    ]
