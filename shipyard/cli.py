@@ -311,6 +311,13 @@ def cmd_logs(args: argparse.Namespace) -> int:
     return logs_command(plan, args)
 
 
+def cmd_alerts(args: argparse.Namespace) -> int:
+    from shipyard.alerts.commands import alerts_command
+
+    plan = load_plan(args, quiet_warnings=True)
+    return alerts_command(plan, args)
+
+
 def cmd_observability(args: argparse.Namespace) -> int:
     from shipyard.observability.commands import observability_command
 
@@ -475,6 +482,9 @@ def build_parser() -> argparse.ArgumentParser:
     from shipyard.observability.commands import add_observability_parser
 
     add_observability_parser(add, cmd_observability)
+    from shipyard.alerts.commands import add_alerts_parser
+
+    add_alerts_parser(add, cmd_alerts)
     from shipyard.logsearch.commands import add_logs_parser
 
     add_logs_parser(add, cmd_logs)

@@ -50,6 +50,18 @@ CREATE TABLE IF NOT EXISTS shipyard_rollouts (
 CREATE TABLE IF NOT EXISTS shipyard_ab_tests (
     name TEXT PRIMARY KEY, revision INTEGER NOT NULL, state TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS shipyard_alerts (
+    route TEXT NOT NULL, alert_key TEXT NOT NULL, state TEXT NOT NULL, severity TEXT NOT NULL,
+    title TEXT NOT NULL, source TEXT NOT NULL, first_at DOUBLE PRECISION NOT NULL,
+    last_at DOUBLE PRECISION NOT NULL, last_sent_at DOUBLE PRECISION,
+    occurrences INTEGER NOT NULL, PRIMARY KEY (route, alert_key)
+);
+CREATE TABLE IF NOT EXISTS shipyard_alert_deliveries (
+    route TEXT NOT NULL, alert_key TEXT NOT NULL, status TEXT NOT NULL, channel TEXT NOT NULL,
+    ok INTEGER NOT NULL, error TEXT, at DOUBLE PRECISION NOT NULL
+);
+CREATE INDEX IF NOT EXISTS shipyard_alert_deliveries_route
+    ON shipyard_alert_deliveries (route, at);
 """
 """Rollouts and A/B tests keep their state (shipyard/rollouts/state.py) beside the control
 state they change."""
