@@ -23,8 +23,9 @@ T = TypeVar("T")
 _COLUMNS = (
     "route, alert_key, state, severity, title, source, first_at, last_at, last_sent_at, occurrences"
 )
-_ATTEMPTS = 5
-"""Compare-and-swap attempts before giving up on a row others keep changing."""
+_ATTEMPTS = 20
+"""Compare-and-swap attempts before giving up on a row others keep changing (each lost one
+means another sender's change went through)."""
 
 
 @dataclass(frozen=True)
