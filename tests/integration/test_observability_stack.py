@@ -5,6 +5,7 @@ collector, and every rule expression and dashboard query evaluated by Prometheus
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -45,6 +46,12 @@ NOT_YET_FED = (
 """Families the monitor flow will publish: their queries must evaluate, but no data is
 asserted until a monitor run feeds them."""
 
+BINARIES = (
+    "prometheus",
+    "prometheus-pushgateway",
+    "prometheus-alertmanager",
+    "prometheus-node-exporter",
+)
 SERVICE_SPEC = """
 services:
   churn-api:
@@ -159,6 +166,9 @@ def served(tmp_path_factory: pytest.TempPathFactory, prefect_harness: None) -> I
     from shipyard.demo_data import write_customers
     from shipyard.serving import deploy
 
+    missing = [binary for binary in BINARIES if shutil.which(binary) is None]
+    if missing:
+        pytest.skip(f"{', '.join(missing)} not installed (`make test` installs them with apt-get)")
     folder = tmp_path_factory.mktemp("observability")
     settings = ObservabilitySettings(
         prometheus_port=free_port(),

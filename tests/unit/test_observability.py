@@ -15,7 +15,7 @@ import yaml
 
 from shipyard.compiler import Plan
 from shipyard.errors import ShipyardError
-from shipyard.observability import dashboards, rules
+from shipyard.observability import dashboards, rules, stack
 from shipyard.observability.render import (
     Rendered,
     alertmanager_config,
@@ -513,6 +513,37 @@ def test_dashboards_are_json_with_the_panels_and_queries_expected(
         "returns-api: feedback per answered prediction",
         "audit-api: feedback per answered prediction",
     } <= set(business)
+
+
+# -- the stack's processes ------------------------------------------------------------------
+
+
+def test_the_stack_runs_each_binary_on_its_port_with_data_under_the_state_folder(
+    shop: tuple[Plan, ObservabilitySettings], tmp_path: Path
+) -> None:
+    plan, settings = shop
+    found = {c.name: c for c in stack.components(plan, settings)}
+    assert list(found) == [
+        "node-exporter",
+        "pushgateway",
+        "alertmanager",
+        "alert-receiver",  # the plan has alert routes
+        "prometheus",
+    ]
+    state = Path(plan.runtime.state_dir) / "observability"
+    assert (
+        f"--collector.textfile.directory={plan.blocks.metrics.textfile_dir}"
+        in found["node-exporter"].argv
+    )
+    assert f"--storage.tsdb.path={state / 'prometheus'}" in found["prometheus"].argv
+    assert "--storage.tsdb.retention.time=30d" in found["prometheus"].argv
+    assert "--web.listen-address=127.0.0.1:19090" in found["prometheus"].argv
+    receiver = found["alert-receiver"]
+    assert receiver.argv[1:3] == ("-m", "shipyard.cli")
+    assert receiver.argv[-4:] == ("--host", "127.0.0.1", "--port", "19095")
+    assert receiver.health_path == "/-/healthy"
+    without = compile_text(tmp_path, SPEC.replace("{alerts}", ""))
+    assert "alert-receiver" not in [c.name for c in stack.components(without, settings)]
 
 
 def test_render_from_the_command_line(tmp_path: Path) -> None:
