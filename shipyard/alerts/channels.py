@@ -97,7 +97,7 @@ def send(channel: str, message: Message) -> str | None:
             max_wait=MAX_WAIT,
         )
     except Exception as exc:  # any failure of a channel is a failed delivery, never the caller's
-        text = f"{shown}: {exc or type(exc).__name__} (after {ATTEMPTS} tries)"
+        text = f"{shown}: {str(exc) or type(exc).__name__} (after {ATTEMPTS} tries)"
         return _scrubbed(text, url, shown, secrets)
     return None
 

@@ -163,17 +163,18 @@ class AlertEngine:
             return []
         if not working:
             return []
-        title = "; ".join(
-            f"alert channel {d.channel} of route {step.name} is unreachable: {d.error}"
+        lines = [
+            f"alert channel {d.channel} of route {step.name} is unreachable: "
+            + (d.error or "").removeprefix(f"{d.channel}: ")
             for d in failed
-        )
+        ]
         notice = Alert(
             key=key,
             severity=severity,
-            title=title
-            if len(failed) == 1
-            else f"{len(failed)} alert channels of route {step.name} are unreachable",
-            body=title,
+            title=lines[0]
+            if len(lines) == 1
+            else f"{len(lines)} alert channels of route {step.name} are unreachable",
+            body="\n".join(lines),
             source=step.id,
         )
         return self._fire(step, notice, working, tell_unreachable=False)

@@ -52,17 +52,18 @@ alerts:
 
 
 class Webhook:
-    """A local HTTP server taking apprise's json:// posts; `/broken` answers 500."""
+    """A local HTTP server taking apprise's json:// posts; paths in `failing` answer 500."""
 
     def __init__(self) -> None:
         self.posts: list[tuple[str, dict[str, Any]]] = []
-        posts = self.posts
+        self.failing = {"/broken"}
+        posts, failing = self.posts, self.failing
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 document = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 posts.append((self.path, document))
-                self.send_response(500 if self.path == "/broken" else 200)
+                self.send_response(500 if self.path in failing else 200)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
@@ -269,7 +270,9 @@ def test_an_unreachable_channel_is_recorded_and_the_others_are_told(
     assert (notice.ok, notice.key) == (True, "alert.pager/channel-unreachable")
     first, told = webhook.at("/pager")
     assert first["title"] == "churn-api: input drift"
-    assert told["title"] == f"alert channel {dead} of route pager is unreachable: {failed.error}"
+    reason = "A Connection error occurred sending JSON notification to 127.0.0.1. (after 3 tries)"
+    assert failed.error == f"{dead}: {reason}"
+    assert told["title"] == f"alert channel {dead} of route pager is unreachable: {reason}"
     assert told["type"] == "failure"
 
     # another alert within the cooldown: the notice is not repeated
@@ -279,6 +282,32 @@ def test_an_unreachable_channel_is_recorded_and_the_others_are_told(
         ("monitor.churn-api/errors", False),
     ]
     assert len(webhook.at("/pager")) == 3
+
+
+def test_the_unreachable_notice_resolves_once_every_channel_works_again(
+    tmp_path: Path, webhook: Webhook
+) -> None:
+    channels = [f"json://127.0.0.1:{webhook.port}/{path}" for path in ("ok", "flaky")]
+    plan = compile_text(tmp_path, f"project: shop\nalerts:\n  ops:\n    channels: {channels}\n")
+    webhook.failing.add("/flaky")
+    raise_alert(plan, ["ops"], drift())
+    assert [p["title"] for p in webhook.at("/ok")] == [
+        "churn-api: input drift",
+        f"alert channel {channels[1]} of route ops is unreachable: Failed to send JSON POST "
+        "notification: Internal server error., error=500. (after 3 tries)",
+    ]
+
+    webhook.failing.discard("/flaky")
+    sent = raise_alert(plan, ["ops"], drift(key="monitor.churn-api/errors"))
+    assert [(d.key, d.status, d.ok) for d in sent] == [
+        ("monitor.churn-api/errors", "firing", True),
+        ("monitor.churn-api/errors", "firing", True),
+        ("alert.ops/channel-unreachable", "resolved", True),
+        ("alert.ops/channel-unreachable", "resolved", True),
+    ]
+    resolved = webhook.at("/flaky")[-1]
+    assert resolved["title"].startswith(f"[RESOLVED] alert channel {channels[1]} of route ops")
+    assert resolved["message"].startswith("Every channel of the route takes alerts again.")
 
 
 def test_a_channel_that_answers_500_is_a_failed_delivery(tmp_path: Path, webhook: Webhook) -> None:
