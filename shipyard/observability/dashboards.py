@@ -13,10 +13,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from grafana_foundation_sdk.builders import common, prometheus, stat, table, timeseries
 from grafana_foundation_sdk.builders import dashboard as grafana
-from grafana_foundation_sdk.builders import prometheus, stat, table, timeseries
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models import common as models
 from grafana_foundation_sdk.models.dashboard import DataSourceRef
+from grafana_foundation_sdk.models.prometheus import PromQueryFormat
 
 from shipyard.compiler.ab_tests import AbTestStep
 from shipyard.compiler.plan import Plan
@@ -82,11 +84,20 @@ class DashboardDef:
 def _panel(panel: PanelDef, panel_id: int) -> Any:
     builder: Any
     if panel.kind == "stat":
-        builder = stat.Panel()
+        builder = (
+            stat.Panel()
+            .reduce_options(common.ReduceDataOptions().calcs(["lastNotNull"]).values(False))
+            .graph_mode(models.BigValueGraphMode.NONE)
+        )
     elif panel.kind == "table":
-        builder = table.Panel()
+        builder = table.Panel().show_header(True)
     else:
-        builder = timeseries.Panel()
+        builder = timeseries.Panel().legend(
+            common.VizLegendOptions()
+            .show_legend(True)
+            .display_mode(models.LegendDisplayMode.LIST)
+            .placement(models.LegendPlacement.BOTTOM)
+        )
     builder = (
         builder.id(panel_id)
         .title(panel.title)
@@ -105,7 +116,9 @@ def _panel(panel: PanelDef, panel_id: int) -> Any:
         )
         if query.legend:
             target = target.legend_format(query.legend)
-        if panel.kind != "timeseries":
+        if panel.kind == "table":
+            target = target.instant().format(PromQueryFormat.TABLE)
+        elif panel.kind == "stat":
             target = target.instant()
         builder = builder.with_target(target)
     return builder

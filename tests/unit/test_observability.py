@@ -490,6 +490,7 @@ def test_dashboards_are_json_with_the_panels_and_queries_expected(
         assert len(ids) == len(set(ids)), path.name
         for panel in _panels(path):
             assert panel["datasource"]["uid"] == dashboards.DATASOURCE_UID, panel["title"]
+            assert isinstance(panel["options"], dict), panel["title"]
             assert panel["targets"] and all(t["expr"] for t in panel["targets"]), panel["title"]
 
     def exprs(name: str) -> dict[str, list[str]]:
