@@ -73,10 +73,16 @@ def send(channel: str, message: Message) -> str | None:
         url, secrets = _resolved(channel)
     except ShipyardError as exc:
         return f"{shown}: {exc.message}" + (f" ({exc.hint})" if exc.hint else "")
+    except Exception as exc:  # a Prefect server that fails to answer: this channel fails
+        return f"{shown}: its secret cannot be read: {str(exc) or type(exc).__name__}"
     if apprise.Apprise.instantiate(url) is None:
         return f"{shown}: the URL this channel's secret gives is not one apprise can send to"
 
+    tries = 0
+
     def attempt() -> None:
+        nonlocal tries
+        tries += 1
         # a new notifier each try: apprise throttles a notifier's second send by seconds (5 s
         # for mail), and the back-off between tries already spaces them
         notifier = apprise.Apprise(asset=_ASSET)
@@ -97,7 +103,8 @@ def send(channel: str, message: Message) -> str | None:
             max_wait=MAX_WAIT,
         )
     except Exception as exc:  # any failure of a channel is a failed delivery, never the caller's
-        text = f"{shown}: {str(exc) or type(exc).__name__} (after {ATTEMPTS} tries)"
+        after = f"after {tries} tries" if tries > 1 else "at the first try"
+        text = f"{shown}: {str(exc) or type(exc).__name__} ({after})"
         return _scrubbed(text, url, shown, secrets)
     return None
 

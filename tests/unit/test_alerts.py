@@ -345,6 +345,23 @@ def test_a_secret_channel_is_resolved_when_sending_and_never_recorded(
     assert SMTP_PASSWORD not in plan.model_dump_json()
 
 
+def test_a_whole_channel_can_be_a_secret(
+    tmp_path: Path, webhook: Webhook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spec = 'project: shop\nalerts:\n  ops:\n    channels: ["${secret:hook-url}"]\n'
+    plan = compile_text(tmp_path, spec)
+    monkeypatch.setenv(env_name("hook-url"), "no URL at all")
+    [bad] = raise_alert(plan, ["ops"], drift())
+    assert bad.error == (
+        "${secret:hook-url}: the URL this channel's secret gives is not one apprise can send to"
+    )
+
+    monkeypatch.setenv(env_name("hook-url"), f"json://127.0.0.1:{webhook.port}/secret-hook")
+    [good] = raise_alert(plan, ["ops"], drift())
+    assert (good.ok, good.channel) == (True, "${secret:hook-url}")
+    assert [p["title"] for p in webhook.at("/secret-hook")] == ["churn-api: input drift"]
+
+
 def test_a_wrong_secret_fails_without_revealing_it(
     plan: Plan, mailbox: tuple[Mailbox, int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
