@@ -32,13 +32,19 @@ def add_alerts_parser(
     p = actions.add_parser("history", help=text, description=text)
     p.add_argument("--route", help="only this route")
     p.add_argument("--key", help="only this alert key, e.g. monitor.churn-api/drift")
-    p.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    p.add_argument("--limit", type=_positive, default=50, help="at most this many (default 50)")
     text = "run the Alertmanager webhook receiver (POST /alertmanager/<route>) until stopped"
     p = actions.add_parser("receive", help=text, description=text)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=9095)
     for action in actions.choices.values():
         action.set_defaults(func=command)
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a positive whole number")
+    return int(text)
 
 
 def alerts_command(plan: Plan, args: argparse.Namespace) -> int:

@@ -200,3 +200,12 @@ def test_alerts_receive_serves_until_sigterm(tmp_path: Path, webhook: Webhook) -
         f"receiving Alertmanager webhooks at {url}/alertmanager/<route> (Ctrl-C stops)",
         "alert receiver stopped",
     ]
+
+
+def test_alerts_history_wants_a_positive_limit(
+    tmp_path: Path, webhook: Webhook, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = spec_file(tmp_path, webhook)
+    with pytest.raises(SystemExit):
+        main(["-f", str(spec), "alerts", "history", "--limit", "0"])
+    assert "argument --limit: '0' is not a positive whole number" in capsys.readouterr().err
