@@ -37,9 +37,10 @@ demo: venv
 test: lint typecheck system-deps
 	$(BIN)/python -m pytest
 
-# Debian packages the tests run for real: Prometheus (rollout analysis through its query API).
+# Debian packages the tests run for real: Prometheus (rollout analysis, rules), Pushgateway,
+# Alertmanager (amtool) and node-exporter (the compiled observability stack).
 # Installed when missing and apt-get is there (as root); without them those tests are skipped.
-SYSTEM_DEPS := prometheus
+SYSTEM_DEPS := prometheus prometheus-pushgateway prometheus-alertmanager prometheus-node-exporter
 system-deps:
 	@missing=""; for p in $(SYSTEM_DEPS); do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \

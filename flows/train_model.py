@@ -24,9 +24,11 @@ from shipyard.audit import AuditLog
 from shipyard.compiler import DatasetStep, FeatureRepoStep, TrainModelStep
 from shipyard.compiler.features import REPO_ID
 from shipyard.compiler.models import DaskTrials
+from shipyard.compiler.monitoring import PROFILE_ARTIFACT, is_categorical
 from shipyard.data.files import dataset_file, read_dataset
 from shipyard.errors import ShipyardError
 from shipyard.logs import quiet_expected_errors
+from shipyard.monitoring.reference import build_reference, prediction_values, write_reference
 from shipyard.processes import owner_gone
 from shipyard.runtime.flow_run import StepRun, begin, run_name
 from shipyard.runtime.mlflow_server import browse_command
@@ -307,6 +309,24 @@ def _champion_on(step: TrainModelStep, split: Split) -> Any:
     return load
 
 
+def reference_profile(
+    step: TrainModelStep, trained: Trained, evaluated: Evaluated, folder: Path
+) -> Path:
+    """What the service's monitor compares production with: the training features and the
+    model's output on the holdout (shipyard/monitoring/reference.py)."""
+    x = trained.split.x_train
+    features = {f: x[f] for f in step.features if f in x.columns and _profiled(step, f)}
+    categorical = [f for f in features if is_categorical(step.feature_types[f])]
+    profile = build_reference(
+        features, categorical, prediction_values(evaluated.y_pred, evaluated.y_score)
+    )
+    return write_reference(profile, folder)
+
+
+def _profiled(step: TrainModelStep, feature: str) -> bool:
+    return step.feature_types[feature] not in ("datetime", "date")
+
+
 @dataclass
 class Registration:
     run_id: str
@@ -392,6 +412,11 @@ def register(
         evaluation.table.to_csv(out_dir / "evaluation.csv", index=False)
         (out_dir / "gate.json").write_text(json.dumps(verdict.to_json(), indent=2, default=str))
         mlflow.log_artifacts(str(out_dir), artifact_path="evaluation")
+        profile_dir = Path(tempfile.mkdtemp(prefix="shipyard-profile-"))
+        mlflow.log_artifact(
+            str(reference_profile(step, trained, evaluated, profile_dir)),
+            artifact_path=str(Path(PROFILE_ARTIFACT).parent),
+        )
         tracking.log_gate(run_id, verdict, step, evaluation.metrics)
         tracking.log_trials(experiment_id, run_id, step, trained.trials, trained.params)
         if not verdict.passed:

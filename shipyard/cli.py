@@ -326,6 +326,19 @@ def cmd_observability(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_monitor(args: argparse.Namespace) -> int:
+    from shipyard.monitoring.commands import monitor_command
+    from shipyard.runtime.run import run_deployment_now
+
+    plan = load_plan(args, quiet_warnings=True)
+    return monitor_command(
+        plan,
+        args.service,
+        lambda name: run_deployment_now(plan, "monitor-service", name),
+        history=args.history,
+    )
+
+
 def cmd_k8s_render(args: argparse.Namespace) -> int:
     from shipyard.k8s.commands import render_command
 
@@ -479,6 +492,11 @@ def build_parser() -> argparse.ArgumentParser:
     from shipyard.abtests.commands import add_abtest_parser
 
     add_abtest_parser(add, cmd_abtest)
+    p = add(
+        "monitor", cmd_monitor, "judge a service's last window now: drift, quality, performance"
+    )
+    p.add_argument("service", help="a service under `monitoring:`")
+    p.add_argument("--history", action="store_true", help="the monitor's last runs instead")
     from shipyard.observability.commands import add_observability_parser
 
     add_observability_parser(add, cmd_observability)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,12 +54,17 @@ class FlowRunMetrics:
     def labels(self) -> dict[str, str]:
         return {"flow": self.flow, "resource": self.resource, "project": self.project}
 
-    def observe(self, name: str, value: float, help: str) -> None:
-        """Set a gauge `shipyard_<name>` for this run."""
+    def observe(
+        self, name: str, value: float, help: str, labels: Mapping[str, str] | None = None
+    ) -> None:
+        """Set a gauge `shipyard_<name>` for this run; `labels` add dimensions (a gauge keeps
+        the label names of its first observation: feature, variant, ...)."""
         metric = f"{PREFIX}_{name}"
+        extra = dict(labels or {})
         if metric not in self._gauges:
-            self._gauges[metric] = Gauge(metric, help, list(self.labels), registry=self.registry)
-        self._gauges[metric].labels(**self.labels).set(value)
+            names = [*self.labels, *sorted(extra)]
+            self._gauges[metric] = Gauge(metric, help, names, registry=self.registry)
+        self._gauges[metric].labels(**self.labels, **extra).set(value)
         self.values[metric] = value
 
 

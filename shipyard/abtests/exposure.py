@@ -12,18 +12,12 @@ from __future__ import annotations
 
 import json
 import math
-import sqlite3
 from collections.abc import Iterator
-from contextlib import closing
 from dataclasses import dataclass, field
 from typing import Any
 
-from shipyard.errors import ServiceUnavailable
-from shipyard.secrets import redact_url
+from shipyard.serving.predlog import LogReader
 from shipyard.serving.router import unit_id
-
-CHUNK = 5_000
-"""Rows fetched from the log at a time."""
 
 
 @dataclass
@@ -90,7 +84,7 @@ def read_exposures(
     Raises:
         ServiceUnavailable: The log database cannot be read.
     """
-    log = _Log(url)
+    log = LogReader(url)
     exposures = Exposures()
     outcomes, by_entity = _outcomes(log, service, since, salt, assign_by, exposures)
     units: dict[str, _Unit] = {}
@@ -169,7 +163,7 @@ def _covariate(inputs: dict[str, Any], index: int, name: str) -> float | None:
 
 
 def _outcomes(
-    log: _Log, service: str, since: float, salt: str, assign_by: str, exposures: Exposures
+    log: LogReader, service: str, since: float, salt: str, assign_by: str, exposures: Exposures
 ) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
     """Feedback since `since`: outcomes by request id, and by the unit id of their entity."""
     by_request: dict[str, list[float]] = {}
@@ -189,50 +183,3 @@ def _outcomes(
             if key is not None:
                 by_entity.setdefault(unit_id(salt, key), []).append(float(value))
     return by_request, by_entity
-
-
-class _Log:
-    """Cursor streams over the prediction log (SQLite file or PostgreSQL)."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-
-    def stream(self, sql: str, params: list[Any]) -> Iterator[tuple[Any, ...]]:
-        try:
-            if self.url.startswith("sqlite:///"):
-                yield from self._sqlite(sql.format(p="?"), params)
-            else:
-                yield from self._postgres(sql.format(p="%s"), params)
-        except (sqlite3.Error, OSError) as exc:
-            raise ServiceUnavailable(
-                f"the prediction log {redact_url(self.url)} cannot be read: {exc}",
-                hint="check `serving.log_database` in the profile and that it is reachable",
-            ) from exc
-
-    def _sqlite(self, sql: str, params: list[Any]) -> Iterator[tuple[Any, ...]]:
-        path = self.url.removeprefix("sqlite:///")
-        try:
-            connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
-        except sqlite3.OperationalError:
-            return  # no log yet: nothing was ever predicted
-        with closing(connection):
-            try:
-                cursor = connection.execute(sql, params)
-            except sqlite3.OperationalError as exc:
-                if "no such table" in str(exc):
-                    return
-                raise
-            while rows := cursor.fetchmany(CHUNK):
-                yield from rows
-
-    def _postgres(self, sql: str, params: list[Any]) -> Iterator[tuple[Any, ...]]:
-        import psycopg2
-
-        try:
-            connection = psycopg2.connect(self.url, connect_timeout=5)
-        except psycopg2.Error as exc:
-            raise OSError(str(exc).strip()) from exc
-        with closing(connection), connection.cursor(name="shipyard_ab_test") as cursor:
-            cursor.itersize = CHUNK  # a server-side cursor: rows arrive CHUNK at a time
-            cursor.execute(sql, params)
-            yield from cursor

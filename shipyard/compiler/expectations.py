@@ -30,6 +30,14 @@ class CompiledExpectation(FrozenModel):
     rule: str = Field(description="The rule as written in the spec, e.g. not_null(customer_id).")
     column: str | None = None
 
+    def columns(self) -> list[str]:
+        """The columns the expectation reads (one, a list, or a pair; none for a table rule)."""
+        kwargs = self.kwargs
+        columns = [self.column] if self.column else []
+        columns += [str(c) for c in kwargs.get("column_list") or ()]
+        columns += [str(kwargs[k]) for k in ("column_A", "column_B") if k in kwargs]
+        return columns
+
 
 # pandas dtypes accepted for each declared column type
 DTYPES: dict[str, list[str]] = {

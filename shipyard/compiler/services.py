@@ -261,6 +261,18 @@ class ServiceStep(StepBase):
         return self.name
 
 
+def control_database(ctx: CompileContext, log_database: str | None = None) -> str:
+    """Where control state lives (routing, rollouts, A/B tests, alerts): the profile's control
+    database, else a PostgreSQL log database, else control.sqlite in the state folder."""
+    serving = ctx.profile.serving
+    log_database = log_database or serving.log_database or ""
+    return (
+        serving.control_database
+        or (log_database if log_database.startswith("postgresql") else None)
+        or f"sqlite:///{ctx.state_dir / 'serving' / 'control.sqlite'}"
+    )
+
+
 def compile_services(ctx: CompileContext) -> Iterator[ServiceStep]:
     for name, service in ctx.spec.services.items():
         train = ctx.step(f"model.{service.model}", TrainModelStep)
@@ -362,9 +374,7 @@ def service_step(
             storage=profile.serving.rate_limit_storage or "memory://",
         ),
         log_database=log_database,
-        control_database=profile.serving.control_database
-        or (log_database if log_database.startswith("postgresql") else None)
-        or f"sqlite:///{serving / 'control.sqlite'}",
+        control_database=control_database(ctx, log_database),
         log_requests=service.logging.requests,
         log_predictions=service.logging.predictions,
         mask=list(service.logging.mask),

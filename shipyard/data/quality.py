@@ -148,7 +148,7 @@ def check_expectations(
 
     frame = _naive_utc(frame)
     present = {str(c) for c in frame.columns}
-    missing = sorted({c for e in expectations for c in _columns_of(e) if c not in present})
+    missing = sorted({c for e in expectations for c in e.columns() if c not in present})
     report = QualityReport(
         dataset=dataset,
         rows=len(frame),
@@ -156,7 +156,7 @@ def check_expectations(
         file_columns=[str(c) for c in frame.columns],
     )
     # a rule on a column the file lacks fails as that, not with GX's exception about it
-    runnable = {i: e for i, e in enumerate(expectations) if not set(_columns_of(e)) & set(missing)}
+    runnable = {i: e for i, e in enumerate(expectations) if not set(e.columns()) & set(missing)}
     # in memory, without the temporary data-docs site GX would otherwise set up (and log) per run
     context_config = DataContextConfig(
         store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False)
@@ -227,12 +227,3 @@ def check_expectations(
         )
     report.outcomes = [outcomes[i] for i in sorted(outcomes)]
     return report
-
-
-def _columns_of(expectation: CompiledExpectation) -> list[str]:
-    """The columns an expectation reads (one, a list, or a pair)."""
-    kwargs = expectation.kwargs
-    columns = [expectation.column] if expectation.column else []
-    columns += [str(c) for c in kwargs.get("column_list") or ()]
-    columns += [str(kwargs[k]) for k in ("column_A", "column_B") if k in kwargs]
-    return columns

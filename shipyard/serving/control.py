@@ -50,6 +50,9 @@ CREATE TABLE IF NOT EXISTS shipyard_rollouts (
 CREATE TABLE IF NOT EXISTS shipyard_ab_tests (
     name TEXT PRIMARY KEY, revision INTEGER NOT NULL, state TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS shipyard_monitors (
+    name TEXT PRIMARY KEY, revision INTEGER NOT NULL, state TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS shipyard_alerts (
     route TEXT NOT NULL, alert_key TEXT NOT NULL, state TEXT NOT NULL, severity TEXT NOT NULL,
     title TEXT NOT NULL, source TEXT NOT NULL, first_at DOUBLE PRECISION NOT NULL,

@@ -9,7 +9,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import closing, suppress
 from itertools import islice
 from pathlib import Path
@@ -19,6 +19,7 @@ import orjson
 import psycopg2
 import psycopg2.extras
 
+from shipyard.errors import ServiceUnavailable
 from shipyard.secrets import redact_url
 from shipyard.serving import spool as spooling
 from shipyard.serving.masking import MASK
@@ -679,8 +680,6 @@ def check_database(url: str, service: str) -> None:
         ServiceUnavailable: It cannot be reached or written.
         ValueError: The URL is neither SQLite nor PostgreSQL.
     """
-    from shipyard.errors import ServiceUnavailable
-
     database = _database(url)
     try:
         database.connect().close()
@@ -722,3 +721,55 @@ def _encode(value: Any) -> str:
         return json.dumps(value, default=str, separators=(",", ":"))
     except (ValueError, RecursionError):  # circular or too deep: keep a readable trace
         return json.dumps(str(value))
+
+
+CHUNK = 5_000
+"""Rows a LogReader fetches from the log at a time."""
+
+
+class LogReader:
+    """Cursor streams over the prediction log (SQLite file or PostgreSQL), read-only: rows
+    arrive `CHUNK` at a time, so a reader's memory grows with what it keeps, not the log."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+
+    def stream(self, sql: str, params: list[Any]) -> Iterator[tuple[Any, ...]]:
+        try:
+            if self.url.startswith("sqlite:///"):
+                yield from self._sqlite(sql.format(p="?"), params)
+            else:
+                yield from self._postgres(sql.format(p="%s"), params)
+        except (sqlite3.Error, OSError) as exc:
+            raise ServiceUnavailable(
+                f"the prediction log {redact_url(self.url)} cannot be read: {exc}",
+                hint="check `serving.log_database` in the profile and that it is reachable",
+            ) from exc
+
+    def _sqlite(self, sql: str, params: list[Any]) -> Iterator[tuple[Any, ...]]:
+        path = self.url.removeprefix("sqlite:///")
+        try:
+            connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
+        except sqlite3.OperationalError:
+            return  # no log yet: nothing was ever predicted
+        with closing(connection):
+            try:
+                cursor = connection.execute(sql, params)
+            except sqlite3.OperationalError as exc:
+                if "no such table" in str(exc):
+                    return
+                raise
+            while rows := cursor.fetchmany(CHUNK):
+                yield from rows
+
+    def _postgres(self, sql: str, params: list[Any]) -> Iterator[tuple[Any, ...]]:
+        import psycopg2
+
+        try:
+            connection = psycopg2.connect(self.url, connect_timeout=5)
+        except psycopg2.Error as exc:
+            raise OSError(str(exc).strip()) from exc
+        with closing(connection), connection.cursor(name="shipyard_log_reader") as cursor:
+            cursor.itersize = CHUNK  # a server-side cursor: rows arrive CHUNK at a time
+            cursor.execute(sql, params)
+            yield from cursor

@@ -175,6 +175,11 @@ class AbTestSpec(SpecModel):
         description="promote: hand the winning arm's version to the service's rollout (or "
         "make it @champion when the service has none); report: only say so.",
     )
+    alerts: list[Name] = Field(
+        default_factory=list,
+        description="Routes under `alerts:` told of a sample-ratio mismatch, a harmed "
+        "guardrail and a decision.",
+    )
 
     @field_validator("target")
     @classmethod

@@ -312,6 +312,10 @@ class RolloutSpec(SpecModel):
     on_failure: Literal["rollback", "pause"] = Field(
         "rollback", description="rollback: all traffic to stable at once; pause: wait for a person."
     )
+    alerts: list[Name] = Field(
+        default_factory=list,
+        description="Routes under `alerts:` told of a rollback, a pause and a promotion.",
+    )
 
     @model_validator(mode="after")
     def _candidate_shape(self) -> RolloutSpec:

@@ -18,15 +18,17 @@ from __future__ import annotations
 from pydantic import Field
 
 from shipyard.spec.ab_tests import AbTestSpec
+from shipyard.spec.alerts import AlertRouteSpec
 from shipyard.spec.base import Name, SpecModel
 from shipyard.spec.datasets import DatasetSpec
 from shipyard.spec.features import FeaturesSpec
 from shipyard.spec.models import ModelSpec
+from shipyard.spec.monitoring import MonitorSpec
 from shipyard.spec.profiles import ProfileSpec
 from shipyard.spec.rollouts import RolloutSpec
 from shipyard.spec.services import ServiceSpec
 
-NOUNS = {"ab_tests": "A/B test"}
+NOUNS = {"ab_tests": "A/B test", "alerts": "alert route", "monitoring": "monitor"}
 """What `shipyard validate` counts in a section whose name is not its noun plus an s."""
 CORE_FIELDS = ("project", "profile", "profiles")
 """Fields of the root that are not sections: where the project runs, not what it does."""
@@ -59,6 +61,11 @@ class PipelineSpec(SpecModel):
         default_factory=dict,
         description="BentoML services serving registered models, with auth, limits and logs.",
     )
+    alerts: dict[Name, AlertRouteSpec] = Field(
+        default_factory=dict,
+        description="Named routes of apprise channels that monitors, rollouts, A/B tests and "
+        "Prometheus alert rules send alerts to.",
+    )
     rollouts: dict[Name, RolloutSpec] = Field(
         default_factory=dict,
         description="Canary, blue-green and rolling deliveries of a candidate model version to "
@@ -69,6 +76,11 @@ class PipelineSpec(SpecModel):
         description="Experiments between model versions of a service: targeting, sticky "
         "assignment, a business metric from feedback, guardrails, sequential, Bayesian or "
         "bandit designs.",
+    )
+    monitoring: dict[Name, MonitorSpec] = Field(
+        default_factory=dict,
+        description="Service -> what its monitor watches in production (drift, data quality, "
+        "performance, freshness), how often, and what it does when the service drifts.",
     )
 
     @classmethod

@@ -110,7 +110,7 @@ def test_demo_spec_validates(
     out, err = capsys.readouterr()
     assert re.fullmatch(
         r"pipelines\.yaml: ok \(\d+ datasets?, \d+ feature views?, \d+ models?, \d+ services?, "
-        r"\d+ rollouts?, \d+ A/B tests?\)\n",
+        r"\d+ alert routes?, \d+ rollouts?, \d+ A/B tests?, \d+ monitors?\)\n",
         out,
     )
     assert err == ""  # not even a warning in the spec people copy from
@@ -131,6 +131,8 @@ SECTION_GOLDEN = {
     "services": "services",
     "rollouts": "rollouts",
     "ab_tests": "ab_tests",
+    "alerts": "monitoring",
+    "monitoring": "monitoring",
 }
 """The golden spec of each section of the root spec: a new section brings its own."""
 

@@ -52,8 +52,10 @@ def test_the_facade_loads_validates_and_compiles() -> None:
         "feature view": 2,
         "model": 1,
         "service": 1,
+        "alert route": 1,
         "rollout": 1,
         "A/B test": 1,
+        "monitor": 1,
     }
 
 

@@ -68,6 +68,8 @@ BASE: dict[str, Any] = {
             "mde": 0.02,
         },
     },
+    "alerts": {"oncall": {"channels": ["json://127.0.0.1:9/hook"]}},
+    "monitoring": {"churn-api": {"alerts": ["oncall"]}},
 }
 
 # section -> (the path of one of its entries, a key to set there, the value, the code it causes)
@@ -78,6 +80,8 @@ SEMANTIC: dict[str, tuple[tuple[str, ...], str, Any, str]] = {
     "services": (("services", "churn-api"), "routing", {"sticky_key": "tenur"}, "E703"),
     "rollouts": (("rollouts", "churn-api"), "service", "churn-apii", "E801"),
     "ab_tests": (("ab_tests", "churn-test"), "service", "churn-apii", "E901"),
+    "alerts": (("alerts", "oncall"), "channels", ["ops@example.com"], "E1001"),
+    "monitoring": (("monitoring", "churn-api"), "alerts", ["oncal"], "E1002"),
 }
 # section -> an entry of it to give an unknown key (a shape error)
 SHAPE: dict[str, tuple[str, ...]] = {
@@ -87,6 +91,8 @@ SHAPE: dict[str, tuple[str, ...]] = {
     "services": ("services", "churn-api"),
     "rollouts": ("rollouts", "churn-api"),
     "ab_tests": ("ab_tests", "churn-test"),
+    "alerts": ("alerts", "oncall"),
+    "monitoring": ("monitoring", "churn-api"),
 }
 
 
