@@ -138,6 +138,99 @@ def _ab_test(plan: Plan, name: str) -> int:
     return code
 
 
+class AlertSink:
+    """The demo's stand-in for a chat channel: a local webhook that prints the alerts apprise
+    posts to a `json://127.0.0.1:<port>/...` channel of the spec's alert routes."""
+
+    def __init__(self, plan: Plan) -> None:
+        from shipyard.compiler.alerts import AlertStep
+
+        self.port: int | None = None
+        for route in plan.steps_of(AlertStep):
+            for channel in route.channels:
+                host, _, rest = channel.removeprefix("json://").partition(":")
+                if channel.startswith("json://") and host == "127.0.0.1" and rest:
+                    self.port = int(rest.split("/", 1)[0])
+        self.server: object = None
+
+    def __enter__(self) -> AlertSink:
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        if self.port is None:
+            return self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                alert = json.loads(body or b"{}")
+                kind, title, message = alert.get("type"), alert.get("title"), alert.get("message")
+                print(f"  [alert {kind}] {title}\n    {message}")
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        try:
+            server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        except OSError as exc:
+            print(
+                f"note: port {self.port} is taken ({exc}); alerts to it will fail", file=sys.stderr
+            )
+            return self
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        self.server = server
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        from http.server import ThreadingHTTPServer
+
+        if isinstance(self.server, ThreadingHTTPServer):
+            self.server.shutdown()
+            self.server.server_close()
+
+
+def _monitor(plan: Plan, name: str, data: Path) -> int:
+    """Production drifts: a new month of customers arrives with more usage and support calls;
+    the monitor sees it in the live traffic, alerts, retrains and rolls the new model out."""
+    from shipyard.compiler.monitoring import MonitorStep
+    from shipyard.demo_data import write_customers
+    from shipyard.monitoring.commands import monitor_command
+    from shipyard.rollouts.controller import predict_key
+    from shipyard.runtime.run import run_deployment_now
+    from shipyard.serving.deploy import base_url, client_context
+
+    step = plan.named(MonitorStep, name)
+    service = plan.step(step.service, ServiceStep)
+    rows = [{key: 10001 + i} for i in range(1250) for key in service.inputs[:1]] or [{}]
+    url, key, context = base_url(service), predict_key(service), client_context(service)
+    with AlertSink(plan):
+        _step(f"shipyard monitor {name}: the last {step.window_seconds / 3600:g} h of traffic")
+        monitor_command(plan, name, lambda n: run_deployment_now(plan, "monitor-service", n))
+        _step("a new month arrives, drifted: more usage, more support calls, pricier plans")
+        write_customers(data, rows=5000, seed=8, drift=1.0)
+        for view in [
+            d.name for d in plan.deployments.values() if d.flow_name == "materialize-features"
+        ]:
+            run_deployment_now(plan, "materialize-features", view)
+        _step("drifted production traffic: 1000 predictions of this month's customers")
+        for row in rows[:1000]:
+            _post(url + "/predict", row, key, context)
+        import time
+
+        time.sleep(2)  # the prediction log writes in batches, about a second behind
+        _step(
+            f"shipyard monitor {name}: drift, an alert, then retraining"
+            + (" and a canary of the new model, under demo traffic" if step.rollout else "")
+        )
+        with DemoTraffic(url, rows, key, context):
+            code = monitor_command(
+                plan, name, lambda n: run_deployment_now(plan, "monitor-service", n)
+            )
+    return 0 if code in (0, 3) else code
+
+
 def _simulate_customers(plan: Plan, service: ServiceStep, test: str, customers: int = 1500) -> str:
     """Each customer predicts once; retained with 30% in control, 45% in the treatment."""
     import random
@@ -309,6 +402,11 @@ def run_demo(plan: Plan, rows: int = 5000) -> int:
         if code:
             return code
 
+    for name in [d.name for d in plan.deployments.values() if d.flow_name == "monitor-service"]:
+        code = _monitor(plan, name, data)
+        if code:
+            return code
+
     from shipyard.runtime.mlflow_server import browse_command, tracking_uri
 
     layout = StateLayout(plan.runtime.state_dir)
@@ -334,6 +432,11 @@ def run_demo(plan: Plan, rows: int = 5000) -> int:
         print(f"  shipyard rollout status {name}                # every analysis, every decision")
     for name in [d.name for d in plan.deployments.values() if d.flow_name == "analyze-ab-test"]:
         print(f"  shipyard abtest report {name}                  # effect, interval, SRM, decision")
+    for name in [d.name for d in plan.deployments.values() if d.flow_name == "monitor-service"]:
+        print(f"  shipyard monitor {name} --history              # the monitor's last runs")
+    print("  shipyard observability up                       # Prometheus, Alertmanager, ...")
+    for name in services:
+        print(f"  shipyard logs --service {name} --since 1h      # one log search (admin key)")
     if keys:
         print(f"  API keys of the demo services: {layout.root / 'demo-keys.env'}")
     print("  shipyard server stop && shipyard worker stop    # when you are done")

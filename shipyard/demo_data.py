@@ -85,7 +85,7 @@ def simulate_traffic(n: int, seed: int = 11, drift: float = 0.0) -> pd.DataFrame
     return frame.sample(n=n, random_state=seed, replace=len(frame) < n).reset_index(drop=True)
 
 
-def write_customers(path: Path, rows: int = 5000, seed: int = 7) -> Path:
+def write_customers(path: Path, rows: int = 5000, seed: int = 7, drift: float = 0.0) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
-    customers_frame(rows, seed).to_parquet(path, index=False)
+    customers_frame(rows, seed, drift).to_parquet(path, index=False)
     return path
