@@ -14,6 +14,7 @@ from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 
 from shipyard.compiler.monitoring import MonitorStep
+from shipyard.errors import ShipyardError
 from shipyard.logs import quiet_expected_errors
 from shipyard.metrics import monitored_run
 from shipyard.monitoring import actions
@@ -78,7 +79,10 @@ def _retrain(run: StepRun[MonitorStep]) -> str:
         from shipyard.rollouts.controller import Controller
 
         name = rollout.split(".", 1)[1]
-        state = Controller(run.plan, name, say=log.info).run()
+        try:
+            state = Controller(run.plan, name, say=log.info).run()
+        except ShipyardError as exc:  # e.g. the service is down: the new version waits
+            return f"{outcome}; rollout '{name}' not started: {exc} ({exc.hint or ''})"
         outcome += f"; rollout '{name}': {state.status}: {state.outcome}"
     return outcome
 
