@@ -17,6 +17,7 @@ from typing import Any
 
 from shipyard.abtests.analysis import AbTestReport, analyse
 from shipyard.abtests.exposure import read_exposures
+from shipyard.abtests.notify import look_decided
 from shipyard.abtests.state import AbTestState, AbTestStore
 from shipyard.audit import AuditLog, current_actor
 from shipyard.compiler import Plan, ServiceStep
@@ -163,9 +164,10 @@ class AbTest:
         )
         state = self.store.save(state)
         if report.decision in STOPPING:
-            return self.stop(report.decision, report.reason, report.winner), report
-        if report.shares:
+            state = self.stop(report.decision, report.reason, report.winner)
+        elif report.shares:
             state = self._rebalance(state, report.shares)
+        look_decided(self.plan, self.step, report)
         return state, report
 
     def _guardrails(self, state: AbTestState) -> list[MetricOutcome]:

@@ -51,6 +51,11 @@ class AbTestStep(StepBase):
     max_duration_seconds: float
     on_winner: Literal["promote", "report"]
     srm_threshold: float = 0.001
+    alerts: tuple[str, ...] = Field(
+        (),
+        description="Ids of the alert routes told of a sample-ratio mismatch, harm, a winner "
+        "and a stop for no effect.",
+    )
 
     flow: ClassVar[str | None] = "analyze-ab-test"
     parameter: ClassVar[str] = "ab_test"
@@ -109,4 +114,5 @@ def ab_test_step(name: str, test: AbTestSpec, service: ServiceStep) -> AbTestSte
         bandit_cadence_seconds=parse_duration(test.bandit.cadence),
         max_duration_seconds=parse_duration(test.max_duration),
         on_winner=test.on_winner,
+        alerts=tuple(f"alert.{route}" for route in test.alerts),
     )

@@ -74,6 +74,9 @@ class RolloutStep(StepBase):
     on_success: Literal["promote", "pause"]
     on_failure: Literal["rollback", "pause"]
     prometheus_url: str | None = Field(None, description="Query API for PromQL metrics.")
+    alerts: tuple[str, ...] = Field(
+        (), description="Ids of the alert routes told of a rollback, a pause and a promotion."
+    )
 
     flow: ClassVar[str | None] = "roll-out"
     parameter: ClassVar[str] = "rollout"
@@ -131,6 +134,7 @@ def rollout_step(
         on_success=rollout.on_success,
         on_failure=rollout.on_failure,
         prometheus_url=ctx.profile.prometheus.url,
+        alerts=tuple(f"alert.{route}" for route in rollout.alerts),
     )
 
 

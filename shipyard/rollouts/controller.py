@@ -39,6 +39,7 @@ from shipyard.compiler.services import STABLE, RoutingPlan, VariantRef
 from shipyard.errors import ServiceUnavailable, ShipyardError
 from shipyard.processes import owner_gone, process_owner
 from shipyard.rollouts.measure import measure, unmeasured
+from shipyard.rollouts.notify import rollout_decided
 from shipyard.rollouts.observe import Prometheus, Traffic, scrape
 from shipyard.rollouts.state import (
     Decision,
@@ -467,6 +468,7 @@ class Controller:
             stage=self.step.stages[stage].label if state.phase == "stages" else state.phase,
         )
         self.say(f"rollout {self.step.name}: {action} ({outcome}): {why}")
+        rollout_decided(self.plan, self.step, state, action, outcome, why)
         return state
 
     # -- analysis -------------------------------------------------------------------------------
