@@ -33,8 +33,8 @@ def test_validate_the_demo_spec() -> None:
     done = run("validate", cwd=ROOT)
     assert done.returncode == 0, done.stderr
     assert (
-        "pipelines.yaml: ok (1 dataset, 2 feature views, 1 model, 1 service, 1 rollout, "
-        "1 A/B test)" in done.stdout
+        "pipelines.yaml: ok (1 dataset, 2 feature views, 1 model, 1 service, 1 alert route, "
+        "1 rollout, 1 A/B test, 1 monitor)" in done.stdout
     )
 
 
@@ -107,6 +107,7 @@ def test_plan_text_and_json() -> None:
         "build-service/churn-api",
         "roll-out/churn-api",
         "analyze-ab-test/churn-v2",
+        "monitor-service/churn-api",
     ]
     first = plan["deployments"]["validate-dataset/customers"]
     assert first["entrypoint"] == "flows/validate_dataset.py:validate_dataset"
