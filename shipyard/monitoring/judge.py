@@ -151,6 +151,22 @@ def judge(plan: Plan, step: MonitorStep, now: float | None = None) -> Judgement:
         numeric_output,
         now,
     )
+    judge_window(step, profiles, window, result)
+    _judge_freshness(plan, step, result)
+    return result
+
+
+def judge_window(
+    step: MonitorStep,
+    profiles: dict[str, DriftProfile],
+    window: Window,
+    result: Judgement | None = None,
+) -> Judgement:
+    """Judge a window against the variants' reference profiles (variant name -> profile; the
+    stable variant's judges the inputs): everything but freshness, without I/O."""
+    if result is None:
+        result = Judgement(service=step.name, start=window.start, end=window.end)
+    stable = profiles.get(step.variants[0].name)
     result.start, result.end, result.rows, result.window = (
         window.start,
         window.end,
@@ -175,7 +191,6 @@ def judge(plan: Plan, step: MonitorStep, now: float | None = None) -> Judgement:
                 _judge_predictions(step, name, profile, window, result)
         _judge_quality(step, window, result)
     _judge_performance(step, window, result)
-    _judge_freshness(plan, step, result)
     return result
 
 
