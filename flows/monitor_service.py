@@ -53,7 +53,7 @@ def act(run: StepRun[MonitorStep], found: Judgement) -> list[str]:
     return done
 
 
-def _retrain(run: StepRun[MonitorStep]) -> str:
+def _retrain(run: StepRun[MonitorStep]) -> tuple[str, bool]:
     """The model's training flow, as a subflow of this run; then its rollout, if declared."""
     from flows.train_model import train_model
 
@@ -62,14 +62,15 @@ def _retrain(run: StepRun[MonitorStep]) -> str:
     try:
         result = train_model(model=model)
     except Exception as exc:  # the training failed: say so in the report and the alert
-        return f"retraining of '{model}' failed: {str(exc).splitlines()[0][:300]}"
+        return f"retraining of '{model}' failed: {str(exc).splitlines()[0][:300]}", True
     if result.skipped:
         return (
             f"retraining of '{model}' skipped: its data ({result.data_version[:12]}) is what the "
-            "last version was trained on; drift persists until new labelled data arrives"
+            "last version was trained on; drift persists until new labelled data arrives",
+            False,
         )
     if result.registered_version is None:
-        return f"retrained '{model}': the new model failed its gate ({result.gate_summary})"
+        return f"retrained '{model}': the new model failed its gate ({result.gate_summary})", True
     outcome = (
         f"retrained '{model}': version {result.registered_version} registered as "
         f"@{', @'.join(result.aliases)}"
@@ -82,9 +83,9 @@ def _retrain(run: StepRun[MonitorStep]) -> str:
         try:
             state = Controller(run.plan, name, say=log.info).run()
         except ShipyardError as exc:  # e.g. the service is down: the new version waits
-            return f"{outcome}; rollout '{name}' not started: {exc} ({exc.hint or ''})"
+            return f"{outcome}; rollout '{name}' not started: {exc} ({exc.hint or ''})", True
         outcome += f"; rollout '{name}': {state.status}: {state.outcome}"
-    return outcome
+    return outcome, True
 
 
 @task(name="report", cache_policy=NO_CACHE, persist_result=False)

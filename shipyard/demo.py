@@ -12,6 +12,11 @@ from shipyard.compiler import DatasetStep, FeatureRepoStep, Plan, RolloutStep, S
 from shipyard.compiler.features import REPO_ID
 from shipyard.settings import StateLayout
 
+DEMO_ROWS = 5000
+SNAPSHOTS = 4
+"""The demo data holds four monthly snapshots of each customer (ids 10001 on): traffic asks
+about known customers only (rows // SNAPSHOTS of them), as production would."""
+
 
 def _step(text: str) -> None:
     print(f"\n==> {text}", flush=True)
@@ -84,7 +89,7 @@ def _try_service(plan: Plan, name: str, keys: dict[str, str]) -> None:
     print(describe(step, url))
 
 
-def _roll_out(plan: Plan, name: str) -> int:
+def _roll_out(plan: Plan, name: str, customers: int) -> int:
     """Train a challenger, then roll it out as the spec says while demo traffic flows."""
     from shipyard.rollouts.controller import predict_key
     from shipyard.runtime.run import run_deployment_now
@@ -102,12 +107,12 @@ def _roll_out(plan: Plan, name: str) -> int:
     )
     from shipyard.serving.deploy import base_url, client_context
 
-    rows = [{key: 10001 + i} for i in range(2000) for key in service.inputs[:1]] or [{}]
+    rows = [{key: 10001 + i} for i in range(customers) for key in service.inputs[:1]] or [{}]
     with DemoTraffic(base_url(service), rows, predict_key(service), client_context(service)):
         return run_deployment_now(plan, "roll-out", name)
 
 
-def _ab_test(plan: Plan, name: str) -> int:
+def _ab_test(plan: Plan, name: str, customers: int) -> int:
     """A short A/B test: a new challenger beside the champion, simulated customers whose
     outcomes are a little better with the treatment, then the analysis and its report."""
     from shipyard.abtests.report import text
@@ -128,7 +133,7 @@ def _ab_test(plan: Plan, name: str) -> int:
     state = test.start()
     print(f"started by {state.started_by}")
     _step("simulated customers: one prediction each, then their outcome as feedback")
-    print(_simulate_customers(plan, service, name))
+    print(_simulate_customers(plan, service, name, min(1200, customers)))
     _step(f"shipyard run analyze-ab-test {name}: results, sample ratio, guardrails, decision")
     code = run_deployment_now(plan, "analyze-ab-test", name)
     final, report = test.look(record=False)
@@ -191,7 +196,7 @@ class AlertSink:
             self.server.server_close()
 
 
-def _monitor(plan: Plan, name: str, data: Path) -> int:
+def _monitor(plan: Plan, name: str, data: Path, customers: int) -> int:
     """Production drifts: a new month of customers arrives with more usage and support calls;
     the monitor sees it in the live traffic, alerts, retrains and rolls the new model out."""
     from shipyard.compiler.monitoring import MonitorStep
@@ -203,20 +208,28 @@ def _monitor(plan: Plan, name: str, data: Path) -> int:
 
     step = plan.named(MonitorStep, name)
     service = plan.step(step.service, ServiceStep)
-    rows = [{key: 10001 + i} for i in range(1250) for key in service.inputs[:1]] or [{}]
+    rows = [{key: 10001 + i} for i in range(customers) for key in service.inputs[:1]] or [{}]
     url, key, context = base_url(service), predict_key(service), client_context(service)
     with AlertSink(plan):
         _step(f"shipyard monitor {name}: the last {step.window_seconds / 3600:g} h of traffic")
         monitor_command(plan, name, lambda n: run_deployment_now(plan, "monitor-service", n))
         _step("a new month arrives, drifted: more usage, more support calls, pricier plans")
-        write_customers(data, rows=5000, seed=8, drift=1.0)
+        write_customers(data, rows=customers * SNAPSHOTS, seed=8, drift=1.0)
         for view in [
             d.name for d in plan.deployments.values() if d.flow_name == "materialize-features"
         ]:
             run_deployment_now(plan, "materialize-features", view)
-        _step("drifted production traffic: 1000 predictions of this month's customers")
+        _step(
+            "drifted production traffic: 1000 predictions of this month's customers, then "
+            "whether each churned, as feedback"
+        )
+        churned = _churned(data)
         for row in rows[:1000]:
-            _post(url + "/predict", row, key, context)
+            answer = _post(url + "/predict", row, key, context)
+            outcome = churned.get(next(iter(row.values()), -1))
+            if outcome is not None:
+                feedback = {"request_id": answer["request_id"], "outcome": outcome}
+                _post(url + "/feedback", feedback, key, context)
         import time
 
         time.sleep(2)  # the prediction log writes in batches, about a second behind
@@ -231,7 +244,16 @@ def _monitor(plan: Plan, name: str, data: Path) -> int:
     return 0 if code in (0, 3) else code
 
 
-def _simulate_customers(plan: Plan, service: ServiceStep, test: str, customers: int = 1500) -> str:
+def _churned(data: Path) -> dict[int, bool]:
+    """Customer id -> whether the customer churned in its latest snapshot (the label)."""
+    import pandas as pd
+
+    frame = pd.read_parquet(data, columns=["customer_id", "event_time", "churned"])
+    latest = frame.sort_values("event_time").groupby("customer_id").tail(1)
+    return {int(c): bool(v) for c, v in zip(latest.customer_id, latest.churned, strict=True)}
+
+
+def _simulate_customers(plan: Plan, service: ServiceStep, test: str, customers: int = 1200) -> str:
     """Each customer predicts once; retained with 30% in control, 45% in the treatment."""
     import random
     import time
@@ -328,7 +350,7 @@ class DemoTraffic:
             time.sleep(self.pause)
 
 
-def run_demo(plan: Plan, rows: int = 5000) -> int:
+def run_demo(plan: Plan, rows: int = DEMO_ROWS) -> int:
     from shipyard.demo_data import write_customers
     from shipyard.runtime import server
     from shipyard.runtime.apply import apply_plan
@@ -394,16 +416,16 @@ def run_demo(plan: Plan, rows: int = 5000) -> int:
         _try_service(plan, name, keys)
 
     for name in [d.name for d in plan.deployments.values() if d.flow_name == "roll-out"]:
-        code = _roll_out(plan, name)
+        code = _roll_out(plan, name, rows // SNAPSHOTS)
         if code:
             return code
     for name in [d.name for d in plan.deployments.values() if d.flow_name == "analyze-ab-test"]:
-        code = _ab_test(plan, name)
+        code = _ab_test(plan, name, rows // SNAPSHOTS)
         if code:
             return code
 
     for name in [d.name for d in plan.deployments.values() if d.flow_name == "monitor-service"]:
-        code = _monitor(plan, name, data)
+        code = _monitor(plan, name, data, rows // SNAPSHOTS)
         if code:
             return code
 

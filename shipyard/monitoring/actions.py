@@ -161,7 +161,9 @@ def remember(step: MonitorStep, j: Judgement) -> MonitorState:
     return state
 
 
-Retrain = Callable[[], str]
+Retrain = Callable[[], tuple[str, bool]]
+"""Runs the training; (what happened, whether it trained: a run skipped because its data is
+unchanged does not use up the cooldown, so new data arriving later is trained on at once)."""
 
 
 def retrain(step: MonitorStep, j: Judgement, run: Retrain, now: float | None = None) -> str | None:
@@ -182,10 +184,16 @@ def retrain(step: MonitorStep, j: Judgement, run: Retrain, now: float | None = N
         claimed = store.save(state.model_copy(update={"retrained_at": now}))
     except RolloutConflict:
         return "retraining not started: another monitor run started it just now"
-    outcome = run()
+    outcome, trained = run()
+    update: dict[str, object] = {"retrain_outcome": outcome}
     for _ in range(5):
         try:
-            store.save(claimed.model_copy(update={"retrain_outcome": outcome}))
+            if not trained and claimed.retrained_at == now:  # give the cooldown back
+                store.save(
+                    claimed.model_copy(update={**update, "retrained_at": state.retrained_at})
+                )
+            else:
+                store.save(claimed.model_copy(update=update))
             break
         except RolloutConflict:
             claimed = store.read(step.name) or claimed

@@ -23,6 +23,7 @@ from shipyard.monitoring.window import Window, read_window
 from shipyard.stats.drift import ColumnDrift, DriftProfile, DriftReport, drift_report
 
 Status = Literal["ok", "drift", "degraded", "not_judged"]
+TYPE_RULE = "expect_column_values_to_be_in_type_list"
 
 
 @dataclass
@@ -309,8 +310,19 @@ def _judge_quality(step: MonitorStep, window: Window, result: Judgement) -> None
             data[name] = values
     frame = pd.DataFrame(data)
     runnable = [e for e in step.expectations if set(e.columns()) <= set(frame.columns)]
-    if runnable:
-        result.quality = check_expectations(frame, runnable, step.dataset.split(".", 1)[1])
+    if not runnable:
+        return
+    dataset = step.dataset.split(".", 1)[1]
+    # GX judges a nullable Int64 column's type wrongly: with missing values (not_null says so),
+    # an int column's type is checked on its present values, as plain int64
+    nullable = {str(c) for c in frame.columns if str(frame[c].dtype) == "Int64"}
+    typed = [e for e in runnable if e.type == TYPE_RULE and e.column in nullable]
+    report = check_expectations(frame, [e for e in runnable if e not in typed], dataset)
+    for e in typed:
+        column = str(e.column)
+        present = pd.DataFrame({column: frame[column].dropna().astype("int64")})
+        report.outcomes += check_expectations(present, [e], dataset).outcomes
+    result.quality = report
 
 
 def _judge_performance(step: MonitorStep, window: Window, result: Judgement) -> None:
@@ -320,6 +332,8 @@ def _judge_performance(step: MonitorStep, window: Window, result: Judgement) -> 
     by_variant: dict[str, list[tuple[Any, Any, float | None]]] = {}
     for key, label in window.labels.items():
         scored = window.scored[key]
+        if scored.experiment:  # an A/B test's outcome, not the model's label
+            continue
         by_variant.setdefault(scored.variant, []).append(
             (label, scored.prediction, scored.probability)
         )

@@ -47,11 +47,18 @@ def text(step: MonitorStep, j: Judgement) -> str:
         )
         lines.append(
             f"  {'feature':<20} {'statistic':<12} {'value':>10} {'threshold':>10}  drifted"
+            "  missing (training -> window)"
         )
         for name, column in j.drift.columns.items():
+            stats = column.statistics
+            missing = (
+                f"{stats.missing_reference:.1%} -> {stats.missing_window:.1%}"
+                if stats.missing_window is not None
+                else "-"
+            )
             lines.append(
                 f"  {name:<20} {column.statistic:<12} {_n(column.value):>10} "
-                f"{column.threshold:>10g}  {'yes' if column.drifted else 'no'}"
+                f"{column.threshold:>10g}  {'yes' if column.drifted else 'no ':<7}  {missing}"
             )
     for variant, column in j.prediction_drift.items():
         lines.append(

@@ -27,6 +27,8 @@ class Scored:
     variant: str
     prediction: Any
     probability: float | None
+    experiment: bool = False
+    """Served inside an A/B test: its feedback is the test's business outcome, not a label."""
 
 
 @dataclass
@@ -81,7 +83,9 @@ def read_window(
         decoded_inputs, decoded_output = orjson.loads(inputs), orjson.loads(output)
         window.versions.setdefault(variant, set()).add(int(version))
         outputs = window.outputs.setdefault(variant, [])
-        for key, row, prediction, probability in _rows(request_id, decoded_inputs, decoded_output):
+        for key, row, prediction, probability, tested in _rows(
+            request_id, decoded_inputs, decoded_output
+        ):
             window.rows += 1
             for name in names:
                 value = row.get(name, _ABSENT)
@@ -96,7 +100,7 @@ def read_window(
             outputs.append(
                 probability if numeric_output and probability is not None else prediction
             )
-            window.scored[key] = Scored(variant, prediction, probability)
+            window.scored[key] = Scored(variant, prediction, probability, tested)
     feedback = "SELECT request_id, outcome FROM feedback WHERE service = {p} AND time >= {p}"
     for request_id, outcome in reader.stream(feedback, [service, window.start]):
         if request_id and request_id in window.scored:
@@ -109,14 +113,16 @@ _ABSENT = object()
 
 def _rows(
     request_id: str, inputs: Any, output: Any
-) -> Iterable[tuple[str, dict[str, Any], Any, float | None]]:
-    """(request key, input row, prediction, probability) of each row of one log record."""
+) -> Iterable[tuple[str, dict[str, Any], Any, float | None, bool]]:
+    """(request key, input row, prediction, probability, in an A/B test) of each row of one log
+    record."""
     if isinstance(inputs, dict) and inputs.get(BATCH) == 1 and isinstance(output, dict):
         columns = inputs.get("columns") or []
         masked = set(inputs.get("masked") or ())
         shown = [c for c in columns if c not in masked]
         predictions = output.get("prediction") or []
         probabilities = output.get("probability") or [None] * len(predictions)
+        experiments = output.get("experiment") or [None] * len(predictions)
         for n, (position, values) in enumerate(
             zip(output.get("row") or [], inputs.get("rows") or [], strict=False)
         ):
@@ -127,10 +133,17 @@ def _rows(
                 row,
                 predictions[n] if n < len(predictions) else None,
                 _probability(probabilities[n] if n < len(probabilities) else None),
+                n < len(experiments) and experiments[n] is not None,
             )
         return
     if isinstance(inputs, dict) and isinstance(output, dict):
-        yield request_id, inputs, output.get("prediction"), _probability(output.get("probability"))
+        yield (
+            request_id,
+            inputs,
+            output.get("prediction"),
+            _probability(output.get("probability")),
+            output.get("experiment") is not None,
+        )
 
 
 def _probability(value: Any) -> float | None:

@@ -187,3 +187,35 @@ def test_performance_is_judged_once_enough_labels_arrived(step: MonitorStep, pro
 
 def test_the_prediction_column_is_numeric_for_a_binary_classifier(profile: Any) -> None:
     assert profile.columns[PREDICTION].kind == "numeric"
+
+
+def test_retraining_waits_for_the_cooldown_unless_it_was_skipped(
+    step: MonitorStep, profile: Any
+) -> None:
+    from shipyard.monitoring.actions import retrain
+
+    window = window_of(customers_frame(2000, seed=3, drift=1.0).sample(600, random_state=3))
+    drifted = judge_window(step, {"stable": profile}, window)
+    calls: list[str] = []
+
+    def skipped() -> tuple[str, bool]:
+        calls.append("skipped")
+        return "skipped: data unchanged", False
+
+    def trained() -> tuple[str, bool]:
+        calls.append("trained")
+        return "registered version 2", True
+
+    assert retrain(step, drifted, skipped, now=1000.0) == "skipped: data unchanged"
+    # nothing was trained: new data arriving a minute later is trained on at once
+    assert retrain(step, drifted, trained, now=1060.0) == "registered version 2"
+    held = retrain(step, drifted, trained, now=1120.0)
+    assert held is not None and "cooldown" in held
+    assert calls == ["skipped", "trained"]
+    assert retrain(step, drifted, trained, now=1060.0 + step.cooldown_seconds) == (
+        "registered version 2"
+    )
+    calm = judge_window(
+        step, {"stable": profile}, window_of(customers_frame(2000, seed=2).sample(600))
+    )
+    assert retrain(step, calm, trained, now=10**9) is None  # no drift, no retraining
