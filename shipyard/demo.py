@@ -200,7 +200,7 @@ def _monitor(plan: Plan, name: str, data: Path, customers: int) -> int:
     """Production drifts: a new month of customers arrives with more usage and support calls;
     the monitor sees it in the live traffic, alerts, retrains and rolls the new model out."""
     from shipyard.compiler.monitoring import MonitorStep
-    from shipyard.demo_data import write_customers
+    from shipyard.demo_data import append_month
     from shipyard.monitoring.commands import monitor_command
     from shipyard.rollouts.controller import predict_key
     from shipyard.runtime.run import run_deployment_now
@@ -214,7 +214,8 @@ def _monitor(plan: Plan, name: str, data: Path, customers: int) -> int:
         _step(f"shipyard monitor {name}: the last {step.window_seconds / 3600:g} h of traffic")
         monitor_command(plan, name, lambda n: run_deployment_now(plan, "monitor-service", n))
         _step("a new month arrives, drifted: more usage, more support calls, pricier plans")
-        write_customers(data, rows=customers * SNAPSHOTS, seed=8, drift=1.0)
+        added = append_month(data, seed=8, drift=1.0)
+        print(f"{added} new rows in {data.name}: one snapshot of each customer, stamped now")
         for view in [
             d.name for d in plan.deployments.values() if d.flow_name == "materialize-features"
         ]:

@@ -89,3 +89,23 @@ def write_customers(path: Path, rows: int = 5000, seed: int = 7, drift: float = 
     path.parent.mkdir(parents=True, exist_ok=True)
     customers_frame(rows, seed, drift).to_parquet(path, index=False)
     return path
+
+
+def append_month(path: Path, seed: int = 8, drift: float = 1.0) -> int:
+    """A new snapshot of every customer in the file, drawn with `drift`, stamped just now (so
+    an incremental materialization picks it up, as it would new production data); the number
+    of rows added."""
+    import numpy as np
+    import pandas as pd
+
+    old = pd.read_parquet(path)
+    fresh = customers_frame(len(old), seed, drift)
+    fresh = fresh.sort_values("event_time").groupby("customer_id").tail(1).copy()
+    rng = np.random.default_rng(seed)
+    now = pd.Timestamp.now(tz="UTC")
+    fresh["event_time"] = (now - pd.to_timedelta(rng.integers(1, 30, len(fresh)), unit="s")).astype(
+        "datetime64[us, UTC]"
+    )
+    both = pd.concat([old, fresh], ignore_index=True)
+    both.sort_values(["event_time", "customer_id"], ignore_index=True).to_parquet(path, index=False)
+    return len(fresh)

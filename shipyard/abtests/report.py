@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import math
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,6 +11,7 @@ from pathlib import Path
 from shipyard.abtests.analysis import AbTestReport
 from shipyard.abtests.state import AbTestState
 from shipyard.compiler.ab_tests import AbTestStep
+from shipyard.figures import save_png
 
 DECISIONS = {
     "keep_running": "keep running",
@@ -133,13 +133,7 @@ def plot(step: AbTestStep, state: AbTestState, report: AbTestReport, path: Path)
         posterior_axis.legend(fontsize=7)
     else:
         posterior_axis.set_axis_off()
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=90)
-    plt.close(figure)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(buffer.getvalue())
-    return buffer.getvalue()
+    return save_png(figure, path)
 
 
 def markdown(step: AbTestStep, state: AbTestState, report: AbTestReport, png: bytes | None) -> str:

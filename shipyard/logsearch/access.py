@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from shipyard.compiler import ServiceStep
 from shipyard.errors import ShipyardError
-from shipyard.secrets import resolve
-from shipyard.serving.auth import ApiKey, Authenticator, AuthError, JwtSettings
+from shipyard.serving.auth import Authenticator, AuthError, authenticator_for
 
 ROLE = "admin"
 API_KEY_ENV = "SHIPYARD_API_KEY"
@@ -25,29 +24,8 @@ def authenticator_of(step: ServiceStep) -> Authenticator:
     Raises:
         ShipyardError: A key's secret is not set here, or the auth settings are unusable.
     """
-    auth = step.auth
-    if auth is None:
-        return Authenticator([], None, service=step.service)
-    keys = [
-        ApiKey(
-            name=name,
-            key=resolve(api_key.key, use_prefect=False) or "",
-            roles=frozenset(api_key.roles),
-        )
-        for name, api_key in auth.api_keys.items()
-    ]
-    jwt = None
-    if auth.jwt is not None:
-        jwt = JwtSettings(
-            algorithm=auth.jwt.algorithm,
-            key=resolve(auth.jwt.key, use_prefect=False) or "",
-            audience=auth.jwt.audience,
-            issuer=auth.jwt.issuer,
-            roles_claim=auth.jwt.roles_claim,
-            leeway_seconds=auth.jwt.leeway_seconds,
-        )
     try:
-        return Authenticator(keys, jwt, service=step.service)
+        return authenticator_for(step)
     except ValueError as exc:
         raise ShipyardError(str(exc), resource=f"service.{step.service}") from None
 

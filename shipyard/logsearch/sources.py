@@ -13,16 +13,15 @@ Nothing here starts, creates or writes anything.
 from __future__ import annotations
 
 import json
-import sqlite3
 import uuid
 from collections.abc import Iterator
-from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 from shipyard.errors import ServiceUnavailable, ShipyardError
 from shipyard.logsearch.records import Entry, Query, Source, parse_time, prefect_level
 from shipyard.secrets import redact_url
+from shipyard.serving.predlog import LogReader
 
 CHUNK = 5_000
 """Rows fetched from the prediction log at a time."""
@@ -169,54 +168,12 @@ def _decoded(text: Any) -> Any:
 
 
 def _stream(url: str, sql: str, params: list[Any]) -> Iterator[tuple[Any, ...]]:
-    try:
-        if url.startswith("sqlite:///"):
-            yield from _sqlite(url.removeprefix("sqlite:///"), sql.format(p="?"), params)
-        elif url.startswith(("postgresql://", "postgres://")):
-            yield from _postgres(url, sql.format(p="%s"), params)
-        else:
-            raise ShipyardError(
-                f"the prediction log URL '{redact_url(url)}' is neither sqlite:/// nor "
-                "postgresql://",
-                hint="check `serving.log_database` in the profile",
-            )
-    except (sqlite3.Error, OSError) as exc:
-        raise ServiceUnavailable(
-            f"the prediction log {redact_url(url)} cannot be read: {exc}",
-            hint="check `serving.log_database` in the profile and that it is reachable",
-        ) from exc
-
-
-def _sqlite(path: str, sql: str, params: list[Any]) -> Iterator[tuple[Any, ...]]:
-    try:
-        connection = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=30)
-    except sqlite3.OperationalError:
-        return  # no log yet: nothing was ever predicted
-    with closing(connection):
-        try:
-            cursor = connection.execute(sql, params)
-        except sqlite3.OperationalError as exc:
-            if "no such table" in str(exc):
-                return
-            raise
-        while rows := cursor.fetchmany(CHUNK):
-            yield from rows
-
-
-def _postgres(url: str, sql: str, params: list[Any]) -> Iterator[tuple[Any, ...]]:
-    import psycopg2
-
-    try:
-        connection = psycopg2.connect(url, connect_timeout=5)
-    except psycopg2.Error as exc:
-        raise OSError(str(exc).strip()) from exc
-    try:
-        with closing(connection), connection.cursor(name="shipyard_logs") as cursor:
-            cursor.itersize = CHUNK  # a server-side cursor: rows arrive CHUNK at a time
-            cursor.execute(sql, params)
-            yield from cursor
-    except psycopg2.Error as exc:
-        raise OSError(str(exc).strip()) from exc
+    if not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
+        raise ShipyardError(
+            f"the prediction log URL '{redact_url(url)}' is neither sqlite:/// nor postgresql://",
+            hint="check `serving.log_database` in the profile",
+        )
+    yield from LogReader(url).stream(sql, params)
 
 
 # -- Prefect ---------------------------------------------------------------------------------

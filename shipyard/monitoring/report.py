@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import time
 from pathlib import Path
 from typing import Any
 
 from shipyard.compiler.monitoring import PREDICTION, MonitorStep
+from shipyard.figures import save_png
 from shipyard.metrics import FlowRunMetrics
 from shipyard.monitoring.judge import Judgement
 
@@ -140,13 +140,7 @@ def plot(step: MonitorStep, j: Judgement, path: Path) -> bytes | None:
             window_counts = np.array([seen.count(c) for c in categories], dtype=float)
             _bars(axis, categories, counts, window_counts)
         axis.set_title(title, fontsize=9)
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=90)
-    plt.close(figure)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(buffer.getvalue())
-    return buffer.getvalue()
+    return save_png(figure, path)
 
 
 def _bars(axis: Any, labels: list[str], reference: Any, window: Any) -> None:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import base64
-import io
 from datetime import UTC, datetime
 from pathlib import Path
 
 from shipyard.compiler import RolloutStep
 from shipyard.compiler.services import STABLE
+from shipyard.figures import save_png
 from shipyard.rollouts.state import RolloutState
 
 
@@ -139,10 +139,4 @@ def plot(step: RolloutStep, state: RolloutState, path: Path) -> bytes | None:
         axis.set_ylim(bottom=0)
         axis.legend(loc="best", fontsize=7, framealpha=0.6)
     axes[-1][0].set_xlabel("minutes since the first analysis")
-    figure.tight_layout()
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=90)
-    plt.close(figure)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(buffer.getvalue())
-    return buffer.getvalue()
+    return save_png(figure, path)

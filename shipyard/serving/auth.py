@@ -9,10 +9,13 @@ import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jwt as pyjwt
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+
+if TYPE_CHECKING:
+    from shipyard.compiler.services import ServiceStep
 
 ROLES = ("predict", "feedback", "admin")
 ALGORITHMS = ("HS256", "RS256")
@@ -237,6 +240,39 @@ class Authenticator:
                 del self._cache[next(iter(self._cache))]
             self._cache[token] = (principal, float(claims["exp"]))
         return principal
+
+
+def authenticator_for(step: ServiceStep) -> Authenticator:
+    """The service's authenticator, from its plan: API keys and JWT settings with their
+    `${secret:NAME}` values resolved from the environment (as the service's workers have them).
+
+    Raises:
+        ValueError: The settings are unusable (an empty key, a JWT key of the wrong kind).
+    """
+    from shipyard.secrets import resolve
+
+    auth = step.auth
+    if auth is None:
+        return Authenticator([], None, service=step.service)
+    keys = [
+        ApiKey(
+            name=name,
+            key=resolve(api_key.key, use_prefect=False) or "",
+            roles=frozenset(api_key.roles),
+        )
+        for name, api_key in auth.api_keys.items()
+    ]
+    settings = None
+    if auth.jwt is not None:
+        settings = JwtSettings(
+            algorithm=auth.jwt.algorithm,
+            key=resolve(auth.jwt.key, use_prefect=False) or "",
+            audience=auth.jwt.audience,
+            issuer=auth.jwt.issuer,
+            roles_claim=auth.jwt.roles_claim,
+            leeway_seconds=auth.jwt.leeway_seconds,
+        )
+    return Authenticator(keys, settings, service=step.service)
 
 
 def _prepare_jwt_key(settings: JwtSettings, where: str) -> Any:

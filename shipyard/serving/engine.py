@@ -21,7 +21,7 @@ from typing import Any
 
 from shipyard.compiler.services import RoutingPlan
 from shipyard.errors import ShipyardError
-from shipyard.serving.auth import ApiKey, Authenticator, JwtSettings
+from shipyard.serving.auth import Authenticator, authenticator_for
 from shipyard.serving.checks import Failure, RequestChecker, rejection
 from shipyard.serving.config import ServiceConfig, read_config
 from shipyard.serving.control import ControlState, ControlStore, resolve_bundle
@@ -70,33 +70,6 @@ def _row_values(columns: list[str]) -> Callable[[Mapping[str, Any]], tuple[Any, 
     return lambda row: ()
 
 
-def _auth(config: ServiceConfig) -> Authenticator:
-    from shipyard.secrets import resolve
-
-    auth = config.step.auth
-    if auth is None:
-        return Authenticator([], None, service=config.step.service)
-    keys = [
-        ApiKey(
-            name=name,
-            key=resolve(api_key.key, use_prefect=False) or "",
-            roles=frozenset(api_key.roles),
-        )
-        for name, api_key in auth.api_keys.items()
-    ]
-    settings = None
-    if auth.jwt is not None:
-        settings = JwtSettings(
-            algorithm=auth.jwt.algorithm,
-            key=resolve(auth.jwt.key, use_prefect=False) or "",
-            audience=auth.jwt.audience,
-            issuer=auth.jwt.issuer,
-            roles_claim=auth.jwt.roles_claim,
-            leeway_seconds=auth.jwt.leeway_seconds,
-        )
-    return Authenticator(keys, settings, service=config.step.service)
-
-
 def _policies(config: ServiceConfig) -> tuple[Authenticator, RateLimiter, Masker]:
     """Who may call, how often, and what never reaches a log: all from the built config."""
     step = config.step
@@ -111,7 +84,7 @@ def _policies(config: ServiceConfig) -> tuple[Authenticator, RateLimiter, Masker
             if api_key.rate_limit
         },
     )
-    return _auth(config), limiter, Masker(step.mask)
+    return authenticator_for(step), limiter, Masker(step.mask)
 
 
 def _prediction_log(config: ServiceConfig) -> PredictionLog:

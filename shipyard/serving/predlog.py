@@ -769,7 +769,10 @@ class LogReader:
             connection = psycopg2.connect(self.url, connect_timeout=5)
         except psycopg2.Error as exc:
             raise OSError(str(exc).strip()) from exc
-        with closing(connection), connection.cursor(name="shipyard_log_reader") as cursor:
-            cursor.itersize = CHUNK  # a server-side cursor: rows arrive CHUNK at a time
-            cursor.execute(sql, params)
-            yield from cursor
+        try:
+            with closing(connection), connection.cursor(name="shipyard_log_reader") as cursor:
+                cursor.itersize = CHUNK  # a server-side cursor: rows arrive CHUNK at a time
+                cursor.execute(sql, params)
+                yield from cursor
+        except psycopg2.Error as exc:  # the server went away, or the table is not there
+            raise OSError(str(exc).strip()) from exc
