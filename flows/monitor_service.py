@@ -13,6 +13,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 
+from shipyard.compiler import ServiceStep
 from shipyard.compiler.monitoring import MonitorStep
 from shipyard.errors import ShipyardError
 from shipyard.logs import quiet_expected_errors
@@ -77,15 +78,33 @@ def _retrain(run: StepRun[MonitorStep]) -> tuple[str, bool]:
     )
     rollout = run.step.rollout
     if rollout and "challenger" in result.aliases:
-        from shipyard.rollouts.controller import Controller
-
-        name = rollout.split(".", 1)[1]
-        try:
-            state = Controller(run.plan, name, say=log.info).run()
-        except ShipyardError as exc:  # e.g. the service is down: the new version waits
-            return f"{outcome}; rollout '{name}' not started: {exc} ({exc.hint or ''})", True
-        outcome += f"; rollout '{name}': {state.status}: {state.outcome}"
+        return f"{outcome}; {_roll_out(run, rollout.split('.', 1)[1])}", True
     return outcome, True
+
+
+def _roll_out(run: StepRun[MonitorStep], name: str) -> str:
+    """Start the service's rollout of the new @challenger, unless one is under way: a paused
+    rollout waits for a person (the monitor never resumes it), a running one for its end."""
+    from shipyard.rollouts.controller import Controller
+    from shipyard.rollouts.state import RolloutStore
+
+    service = run.plan.steps[run.step.service]
+    assert isinstance(service, ServiceStep)
+    current = RolloutStore(service.control_database).read(name)
+    if current is not None and current.active:
+        why = current.decisions[-1].reason if current.decisions else current.status
+        return (
+            f"rollout '{name}' not started: it is {current.status} with v"
+            f"{current.candidate_version} ({why}); decide it with `shipyard rollout "
+            f"resume|promote|abort {name}`, then `shipyard rollout start {name}` rolls the new "
+            "version out"
+        )
+    try:
+        state = Controller(run.plan, name, say=log.info).run()
+    except ShipyardError as exc:  # e.g. the service is down: the new version waits
+        return f"rollout '{name}' not started: {exc} ({exc.hint or ''})"
+    last = state.outcome or (state.decisions[-1].reason if state.decisions else "")
+    return f"rollout '{name}': {state.status}: {last}"
 
 
 @task(name="report", cache_policy=NO_CACHE, persist_result=False)
