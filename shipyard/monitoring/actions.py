@@ -14,11 +14,13 @@ from dataclasses import dataclass
 
 from pydantic import Field
 
-from shipyard.alerts.engine import Alert, raise_alert, resolve_alert
+from shipyard.alerts.engine import Alert, Delivery, raise_alert, resolve_alert
 from shipyard.compiler import Plan
 from shipyard.compiler.monitoring import MonitorStep
+from shipyard.errors import ShipyardError
 from shipyard.monitoring.judge import Judgement
 from shipyard.rollouts.state import NamedState, RolloutConflict, StateStore
+from shipyard.spec.alerts import Severity
 
 
 class MonitorState(NamedState):
@@ -46,7 +48,7 @@ class Condition:
 
     key: str
     firing: bool
-    severity: str
+    severity: Severity
     title: str
     body: str
 
@@ -110,27 +112,34 @@ def alert(plan: Plan, step: MonitorStep, j: Judgement) -> list[str]:
     routes = [route.split(".", 1)[1] for route in step.alerts]
     done: list[str] = []
     for c in conditions(step, j):
-        if c.firing:
-            sent = raise_alert(
-                plan,
-                routes,
-                Alert(
-                    key=c.key,
-                    severity=c.severity,  # type: ignore[arg-type]
-                    title=c.title,
-                    body=c.body,
-                    source=step.id,
-                    labels={"service": step.name},
-                ),
-            )
-        else:
-            sent = resolve_alert(plan, routes, c.key, f"{c.key} cleared")
+        try:
+            sent = _send(plan, step, routes, c)
+        except ShipyardError as exc:  # the control database is down: the report says so
+            done.append(f"alert '{c.key}' not {'raised' if c.firing else 'resolved'}: {exc}")
+            continue
         for delivery in sent:
             done.append(
                 f"alert {delivery.status} '{c.key}' to {delivery.route} ({delivery.channel}): "
                 + ("delivered" if delivery.ok else f"FAILED: {delivery.error}")
             )
     return done
+
+
+def _send(plan: Plan, step: MonitorStep, routes: list[str], c: Condition) -> list[Delivery]:
+    if c.firing:
+        return raise_alert(
+            plan,
+            routes,
+            Alert(
+                key=c.key,
+                severity=c.severity,
+                title=c.title,
+                body=c.body,
+                source=step.id,
+                labels={"service": step.name},
+            ),
+        )
+    return resolve_alert(plan, routes, c.key, f"{c.key} cleared")
 
 
 def remember(step: MonitorStep, j: Judgement) -> MonitorState:

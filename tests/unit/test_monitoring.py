@@ -4,6 +4,7 @@ and the compiled MonitorStep of a real spec."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -219,3 +220,21 @@ def test_retraining_waits_for_the_cooldown_unless_it_was_skipped(
         step, {"stable": profile}, window_of(customers_frame(2000, seed=2).sample(600))
     )
     assert retrain(step, calm, trained, now=10**9) is None  # no drift, no retraining
+
+
+def test_an_unreachable_alert_store_is_reported_not_a_failed_run(
+    tmp_path: Path, step: MonitorStep, profile: Any
+) -> None:
+    from shipyard.compiler.alerts import AlertStep
+    from shipyard.monitoring.actions import alert
+
+    plan = compile_text(tmp_path, SPEC)
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("")
+    steps = dict(plan.steps)
+    route = plan.named(AlertStep, "oncall")
+    steps[route.id] = route.model_copy(update={"state_database": f"sqlite:///{blocked}/c.sqlite"})
+    plan = plan.model_copy(update={"steps": steps})
+    window = window_of(customers_frame(2000, seed=3, drift=1.0).sample(600, random_state=3))
+    done = alert(plan, step, judge_window(step, {"stable": profile}, window))
+    assert any("'monitor.churn-api/drift' not raised" in line for line in done), done
