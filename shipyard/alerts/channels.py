@@ -8,10 +8,15 @@ into the delivery record.
 from __future__ import annotations
 
 import re
+import warnings
 from dataclasses import dataclass
 from typing import Literal
 
-import apprise
+with warnings.catch_warnings():
+    # apprise imports `imghdr`, deprecated since Python 3.11: its warning is not ours to act on
+    warnings.filterwarnings("ignore", category=DeprecationWarning, module="apprise")
+    warnings.filterwarnings("ignore", message="'imghdr' is deprecated", category=DeprecationWarning)
+    import apprise
 
 from shipyard.errors import ShipyardError
 from shipyard.retry import retrying
