@@ -12,15 +12,15 @@ import warnings
 from dataclasses import dataclass
 from typing import Literal
 
-with warnings.catch_warnings():
-    # apprise imports `imghdr`, deprecated since Python 3.11: its warning is not ours to act on
-    warnings.filterwarnings("ignore", category=DeprecationWarning, module="apprise")
-    warnings.filterwarnings("ignore", message="'imghdr' is deprecated", category=DeprecationWarning)
-    import apprise
+import apprise
 
 from shipyard.errors import ShipyardError
 from shipyard.retry import retrying
 from shipyard.secrets import SECRET_REFERENCE, redact_url, secret_value
+
+# apprise imports `imghdr` (deprecated since Python 3.11) when it first sends: a warning in
+# every run that alerts, which nobody here can act on
+warnings.filterwarnings("ignore", message="'imghdr' is deprecated", category=DeprecationWarning)
 
 ATTEMPTS = 3
 """Tries per channel and message; a monitor flow waits for them, so few and short."""
