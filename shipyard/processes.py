@@ -183,19 +183,22 @@ class ManagedProcess:
         timeout: float,
         context: ssl.SSLContext | None = None,
         failed: Callable[[], str | None] | None = None,
+        ready: Callable[[], bool] | None = None,
+        port_taken_hint: str | None = None,
     ) -> None:
-        """Poll a health URL until it answers.
+        """Poll a health URL until it answers (or `ready()` is true, for a process without one).
 
         Gives up when the process exits, when `failed` returns a reason (e.g. a worker that
         exited), or after `timeout` seconds; then stops the process and everything it started
-        and raises with the reason and the log's tail.
+        and raises with the reason and the log's tail (and `port_taken_hint` when the log says
+        the port is in use).
         """
         deadline = time.monotonic() + timeout
         reason = f"not healthy after {timeout:.0f} s"
         with progress.step(f"starting {self.name}") as shown:
             shown.note(f"log: {self.log_file}")
             while time.monotonic() < deadline:
-                if http_ok(healthy, context=context):
+                if ready() if ready is not None else http_ok(healthy, context=context):
                     return
                 if self.pid() is None:
                     reason = "it exited"
@@ -211,7 +214,10 @@ class ManagedProcess:
         raise ServiceUnavailable(
             f"{self.name} did not become healthy at {healthy}: {reason}; it was stopped. "
             f"The end of its log:\n{tail}",
-            hint=f"another program uses the port; stop it or choose another (see {self.log_file})"
+            hint=(
+                port_taken_hint
+                or f"another program uses the port; stop it or choose another (see {self.log_file})"
+            )
             if in_use
             else f"see {self.log_file}",
         )

@@ -13,16 +13,14 @@ import os
 import shutil
 import socket
 import sys
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
-from shipyard import progress
 from shipyard.compiler.alerts import AlertStep
 from shipyard.compiler.plan import Plan
-from shipyard.errors import ServiceUnavailable, ShipyardError
+from shipyard.errors import ShipyardError
 from shipyard.observability.render import check_stack, render_stack
 from shipyard.ports import MARKER, belongs_to, listener
 from shipyard.processes import ManagedProcess, http_ok
@@ -229,27 +227,12 @@ def _ensure_port_free(plan: Plan, settings: ObservabilitySettings, component: Co
 
 def _wait(managed: ManagedProcess, component: Component, timeout: float) -> None:
     """Wait until the component is ready; else stop it and raise with its log's tail."""
-    deadline = time.monotonic() + timeout
-    reason = f"not ready after {timeout:.0f} s"
-    with progress.step(f"starting {component.name}") as shown:
-        shown.note(f"log: {managed.log_file}")
-        while time.monotonic() < deadline:
-            if component.ready():
-                return
-            if managed.pid() is None:
-                reason = "it exited"
-                break
-            time.sleep(0.3)
-        shown.fail(reason)
-    tail = managed.log_tail()
-    managed.stop(timeout=10.0)
-    in_use = "address already in use" in tail.lower()
-    raise ServiceUnavailable(
-        f"{component.name} did not become ready at {component.url}: {reason}; it was stopped. "
-        f"The end of its log ({managed.log_file}):\n{tail}",
-        hint=f"port {component.port} is taken: free it or set `observability.{component.setting}`"
-        if in_use
-        else f"see {managed.log_file}",
+    managed.wait_until(
+        component.url,
+        timeout,
+        ready=component.ready,
+        port_taken_hint=f"port {component.port} is taken: free it or set "
+        f"`observability.{component.setting}`",
     )
 
 

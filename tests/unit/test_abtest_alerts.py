@@ -7,7 +7,6 @@ webhook; no service runs (the test has no guardrails, which are read from the se
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,7 +15,6 @@ from shipyard.abtests.analysis import AbTestReport
 from shipyard.abtests.notify import look_decided
 from shipyard.abtests.runner import AbTest
 from shipyard.abtests.state import AbTestState
-from shipyard.alerts import channels
 from shipyard.compiler import Plan, ServiceStep
 from shipyard.compiler.ab_tests import AbTestStep
 from shipyard.serving.control import ControlStore
@@ -25,9 +23,9 @@ from shipyard.serving.router import unit_id
 from shipyard.stats.abtest import SrmResult
 
 from .specs import compile_text
-from .test_alerts import Webhook
+from .webhook import Webhook
 
-pytestmark = pytest.mark.usefixtures("no_state_dir_override")
+pytestmark = pytest.mark.usefixtures("no_state_dir_override", "quick_retries")
 
 SPEC = """\
 project: shop
@@ -59,18 +57,6 @@ ab_tests:
     mde: 0.05
     alerts: [ops]
 """
-
-
-@pytest.fixture(autouse=True)
-def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(channels, "MAX_WAIT", 0.01)
-
-
-@pytest.fixture
-def webhook() -> Iterator[Webhook]:
-    server = Webhook()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

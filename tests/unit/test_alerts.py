@@ -5,21 +5,16 @@ secrets, and the delivery record in a temporary control database."""
 from __future__ import annotations
 
 import email
-import json
-import threading
 from collections.abc import Iterator
 from email import policy
 from email.message import EmailMessage
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, Envelope, LoginPassword, Session
 from support import free_port
 
-from shipyard.alerts import channels
 from shipyard.alerts.engine import Alert, AlertEngine, deliveries, raise_alert, resolve_alert
 from shipyard.alerts.store import AlertStore
 from shipyard.compiler import Plan
@@ -28,6 +23,7 @@ from shipyard.errors import ShipyardError
 from shipyard.secrets import env_name
 
 from .specs import compile_text
+from .webhook import Webhook
 
 pytestmark = pytest.mark.usefixtures("no_state_dir_override", "quick_retries")
 
@@ -49,42 +45,6 @@ alerts:
       - "mailto://{user}:${{secret:smtp-password}}@127.0.0.1:{smtp}?to=ops@example.com&from=shipyard@example.com&mode=insecure"
     min_severity: info
 """
-
-
-class Webhook:
-    """A local HTTP server taking apprise's json:// posts; paths in `failing` answer 500."""
-
-    def __init__(self) -> None:
-        self.posts: list[tuple[str, dict[str, Any]]] = []
-        self.failing = {"/broken"}
-        posts, failing = self.posts, self.failing
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                document = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                posts.append((self.path, document))
-                self.send_response(500 if self.path in failing else 200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = int(self.server.server_address[1])
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self.thread.start()
-
-    def at(self, path: str) -> list[dict[str, Any]]:
-        """What was posted to `path`, oldest first."""
-        return [document for p, document in self.posts if p == path]
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join()
 
 
 class Mailbox:
@@ -109,19 +69,6 @@ class Mailbox:
             SMTP_PASSWORD.encode(),
         )
         return AuthResult(success=ok, handled=False)  # handled=False: a failure answers 535
-
-
-@pytest.fixture
-def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Three tries still, without seconds of back-off between them."""
-    monkeypatch.setattr(channels, "MAX_WAIT", 0.01)
-
-
-@pytest.fixture
-def webhook() -> Iterator[Webhook]:
-    server = Webhook()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

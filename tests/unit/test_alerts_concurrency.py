@@ -14,9 +14,7 @@ from shipyard.alerts.engine import Alert, Delivery, deliveries, raise_alert, res
 from shipyard.compiler import Plan
 
 from .specs import compile_text
-from .test_alerts import Webhook, quick_retries, webhook
-
-__all__ = ["quick_retries", "webhook"]  # fixtures, used by name
+from .webhook import Webhook
 
 pytestmark = pytest.mark.usefixtures("no_state_dir_override", "quick_retries")
 SENDERS = 8

@@ -22,9 +22,10 @@ from shipyard.alerts.receiver import AlertReceiver
 from shipyard.cli import main
 from shipyard.compiler import Plan
 
-from .test_alerts import SMTP_USER, SPEC, Webhook, mailbox, plan, quick_retries, webhook
+from .test_alerts import SMTP_USER, SPEC, mailbox, plan
+from .webhook import Webhook
 
-__all__ = ["mailbox", "plan", "quick_retries", "webhook"]  # fixtures, used by name
+__all__ = ["mailbox", "plan"]  # fixtures, used by name
 
 pytestmark = pytest.mark.usefixtures("no_state_dir_override", "quick_retries")
 

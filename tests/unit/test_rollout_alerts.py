@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from support import free_port
 
-from shipyard.alerts import channels
 from shipyard.compiler import Plan, RolloutStep, ServiceStep
 from shipyard.compiler.alerts import AlertStep
 from shipyard.compiler.services import RoutingPlan
@@ -29,9 +27,9 @@ from shipyard.rollouts.state import Interval, Measurement, RolloutState
 from shipyard.serving.control import ControlStore
 
 from .specs import compile_text
-from .test_alerts import Webhook
+from .webhook import Webhook
 
-pytestmark = pytest.mark.usefixtures("no_state_dir_override")
+pytestmark = pytest.mark.usefixtures("no_state_dir_override", "quick_retries")
 
 SPEC = """\
 project: shop
@@ -62,18 +60,6 @@ rollouts:
     candidate: challenger
     alerts: [ops]
 """
-
-
-@pytest.fixture(autouse=True)
-def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(channels, "MAX_WAIT", 0.01)
-
-
-@pytest.fixture
-def webhook() -> Iterator[Webhook]:
-    server = Webhook()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
