@@ -120,7 +120,9 @@ def _feature_inputs(step: TrainModelStep, repo: FeatureRepoStep | None) -> str:
         return ""
     service = repo.service(step.feature_service)
     sources = repo.service_sources(service.name)
-    digests = [hashlib.md5(Path(p).read_bytes()).hexdigest() for p in sources]
+    digests = [
+        hashlib.md5(Path(p).read_bytes(), usedforsecurity=False).hexdigest() for p in sources
+    ]
     return f"{service.digest}:{','.join(digests)}"
 
 
@@ -506,7 +508,7 @@ def train_model(model: str, force: bool = False) -> TrainModelResult:
             log.warning(line, extra={"resource": step.id})
         data = validate_dataset(dataset=data_step.name)
         path = dataset_file(plan.runtime, data_step)
-        data_version = data.md5 or hashlib.md5(path.read_bytes()).hexdigest()
+        data_version = data.md5 or hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()
         cache_key = hashlib.sha256(
             "|".join(
                 [
@@ -526,7 +528,7 @@ def train_model(model: str, force: bool = False) -> TrainModelResult:
                 "1 if inputs were unchanged and training was skipped.",
             )
             return _skipped(step, earlier, experiment_id, data_version, block.tracking_uri)
-        if hashlib.md5(path.read_bytes()).hexdigest() != data_version:
+        if hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest() != data_version:
             raise ShipyardError(
                 f"'{data_step.path}' changed after it was validated",
                 hint="run train-model again: it validates and versions the new file first",

@@ -379,6 +379,20 @@ def cmd_data_restore(args: argparse.Namespace) -> int:
     return restore_command(plan, args.dataset, args.version)
 
 
+def cmd_promote(args: argparse.Namespace) -> int:
+    from shipyard.delivery.promote import promote_command
+
+    return promote_command(
+        args.file,
+        args.service,
+        args.source,
+        args.target,
+        version=args.version,
+        approved_by=args.approved_by,
+        reason=args.reason,
+    )
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from shipyard.demo import run_demo
 
@@ -553,6 +567,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dataset")
     p.add_argument("version", help="md5 of the version (a unique prefix is enough)")
     p.set_defaults(func=cmd_data_restore)
+    p = add(
+        "promote",
+        cmd_promote,
+        "move what passed in one environment to the next: same model files, data, code",
+    )
+    p.add_argument("service", help="a service under `services:`")
+    p.add_argument("--from", dest="source", required=True, help="environment it passed in")
+    p.add_argument("--to", dest="target", required=True, help="the next environment")
+    p.add_argument("--version", help="refuse unless this is the version that passed")
+    p.add_argument("--approved-by", help="who approved it (required where `approval: true`)")
+    p.add_argument("--reason", help="why, recorded in both environments' audit logs")
     p = add("demo", cmd_demo, "generate the demo data and run the demo pipeline end to end")
     p.add_argument("--rows", type=int, default=5000, help="rows of demo data (default 5000)")
     return parser

@@ -8,6 +8,7 @@ from shipyard.compiler.models import TrainModelStep
 from shipyard.compiler.plan import (
     SCHEMA_VERSION,
     DeploymentPlan,
+    EnvironmentPlan,
     Plan,
     RuntimeContext,
     StepBase,
@@ -20,6 +21,7 @@ __all__ = [
     "CompiledExpectation",
     "DatasetStep",
     "DeploymentPlan",
+    "EnvironmentPlan",
     "FeatureRepoStep",
     "MaterializeStep",
     "Plan",

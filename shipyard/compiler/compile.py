@@ -19,6 +19,7 @@ from shipyard.compiler.graph import check_graph, topological_order
 from shipyard.compiler.plan import DeploymentPlan, JobVariables, Plan, StepBase, digest
 from shipyard.compiler.profiles import (
     compile_blocks,
+    compile_environments,
     compile_job_variables,
     compile_kubernetes,
     compile_mlflow_server,
@@ -117,6 +118,7 @@ def compile_plan(
             if d is not None
         },
         kubernetes=compile_kubernetes(spec),
+        environments=compile_environments(spec, project_dir),
     )
 
 

@@ -224,6 +224,20 @@ class KubernetesPlan(FrozenModel):
     memory_request: str = "1Gi"
 
 
+class EnvironmentPlan(FrozenModel):
+    """One environment of `environments:`, in promotion order, with its rollouts resolved."""
+
+    profile: str
+    position: int = Field(ge=0, description="0 for the first environment a release enters.")
+    state_dir: str = Field(description="Its state folder (registry, Bento store, services).")
+    approval: bool = False
+    rollouts: dict[str, str] = Field(
+        default_factory=dict,
+        description="Service -> the rollout a promotion into this environment runs; a service "
+        "without one: the promoted version becomes the champion and the service is rebuilt.",
+    )
+
+
 # -- the plan -------------------------------------------------------------------------------
 
 
@@ -248,6 +262,13 @@ class Plan(FrozenModel):
         default_factory=KubernetesPlan,
         description="Manifest settings of `shipyard k8s render` (a default: older plans load).",
     )
+    environments: tuple[EnvironmentPlan, ...] = Field(
+        default=(), description="`environments:` in promotion order (empty: none declared)."
+    )
+
+    def environment(self, profile: str) -> EnvironmentPlan | None:
+        """The environment a profile is, if it is one."""
+        return next((e for e in self.environments if e.profile == profile), None)
 
     @field_validator("steps", mode="before")
     @classmethod

@@ -7,6 +7,7 @@ from pathlib import Path
 from shipyard.compiler.plan import (
     Blocks,
     DvcRemoteBlock,
+    EnvironmentPlan,
     JobVariables,
     KubernetesPlan,
     MetricsSinkBlock,
@@ -15,7 +16,7 @@ from shipyard.compiler.plan import (
     PrefectTarget,
     RuntimeContext,
 )
-from shipyard.settings import TELEMETRY_OFF, StateLayout
+from shipyard.settings import TELEMETRY_OFF, StateLayout, state_dir_for
 from shipyard.spec import PipelineSpec
 
 PLAN_ENV = "SHIPYARD_PLAN"
@@ -126,4 +127,28 @@ def compile_kubernetes(spec: PipelineSpec) -> KubernetesPlan:
         target_cpu_percent=k8s.target_cpu_percent,
         cpu_request=k8s.cpu_request,
         memory_request=k8s.memory_request,
+    )
+
+
+def compile_environments(spec: PipelineSpec, project_dir: Path) -> tuple[EnvironmentPlan, ...]:
+    """`environments:` in order, each with its state folder and the rollout of every service
+    that has one (declared under the environment, else the service's own rollout)."""
+    chosen = {name for env in spec.environments for name in env.rollouts.values()}
+    own: dict[str, str] = {}
+    for name, rollout in spec.rollouts.items():
+        if name not in chosen:
+            own.setdefault(rollout.service or name, name)
+    return tuple(
+        EnvironmentPlan(
+            profile=env.profile,
+            position=i,
+            state_dir=str(state_dir_for(project_dir, spec.profiles[env.profile].state_dir)),
+            approval=env.approval,
+            rollouts={
+                service: env.rollouts.get(service) or own[service]
+                for service in spec.services
+                if service in env.rollouts or service in own
+            },
+        )
+        for i, env in enumerate(spec.environments)
     )

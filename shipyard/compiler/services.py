@@ -342,7 +342,7 @@ def service_step(
         feature_service=feature_service,
         feature_repo=REPO_ID if feature_service and repo else None,
         host=service.host,
-        port=service.port,
+        port=service.port + ctx.profile.serving.port_offset,
         workers=service.workers,
         timeout_seconds=parse_duration(service.timeout),
         max_batch_size=service.batching.max_batch_size,

@@ -348,7 +348,7 @@ def _file_md5(path: Path) -> str | None:
     """The md5 of a file's bytes (what DVC records for it), or None when there is no file."""
     import hashlib
 
-    digest = hashlib.md5()
+    digest = hashlib.md5(usedforsecurity=False)
     try:
         with path.open("rb") as fh:
             for chunk in iter(lambda: fh.read(1 << 20), b""):

@@ -187,7 +187,7 @@ def _how_copied(view: FeatureViewPlan) -> str:
 
 
 def _md5(path: Path) -> str:
-    md5 = hashlib.md5()
+    md5 = hashlib.md5(usedforsecurity=False)
     with path.open("rb") as file:
         for block in iter(lambda: file.read(1 << 20), b""):
             md5.update(block)

@@ -626,7 +626,7 @@ class Controller:
             headers=headers,
         )
         try:
-            with urllib.request.urlopen(
+            with urllib.request.urlopen(  # http(s) URL of the service  # nosec B310
                 request, timeout=30, context=deploy.client_context(self.service)
             ) as response:
                 return int(response.status), response.read().decode(errors="replace")

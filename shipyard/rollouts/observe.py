@@ -123,7 +123,9 @@ def scrape(url: str, resource: str, context: ssl.SSLContext | None = None) -> Tr
     """
 
     def fetch() -> str:
-        with urllib.request.urlopen(url + "/metrics", timeout=10, context=context) as response:
+        with urllib.request.urlopen(
+            url + "/metrics", timeout=10, context=context
+        ) as response:  # http(s) URL of the service  # nosec B310
             return str(response.read().decode())
 
     try:
@@ -151,7 +153,9 @@ class Prometheus:
         address = f"{self.url}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
 
         def fetch() -> dict[str, object]:
-            with urllib.request.urlopen(address, timeout=10) as response:
+            with urllib.request.urlopen(
+                address, timeout=10
+            ) as response:  # the profile's Prometheus URL  # nosec B310
                 answer: dict[str, object] = json.loads(response.read())
                 return answer
 

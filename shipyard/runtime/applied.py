@@ -102,7 +102,9 @@ class _Api:
             self.base + path, data=data, method=method, headers=self.headers
         )
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            with urllib.request.urlopen(
+                request, timeout=self.timeout
+            ) as response:  # the profile's Prefect API URL  # nosec B310
                 return json.loads(response.read() or b"null")
         except urllib.error.HTTPError as exc:
             if exc.code == 404 and method == "GET":

@@ -86,7 +86,7 @@ def info(step: ServiceStep, timeout: float = 3.0) -> dict[str, Any] | None:
     """The running service's /info, or None when it is not answering."""
     request_url = base_url(step) + "/info"
     try:
-        with urllib.request.urlopen(
+        with urllib.request.urlopen(  # http(s) URL of the service  # nosec B310
             request_url, timeout=timeout, context=client_context(step)
         ) as response:
             data: dict[str, Any] = json.loads(response.read())

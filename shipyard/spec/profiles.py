@@ -131,6 +131,13 @@ class ServingSettings(SpecModel):
         "unset for `log_database` when that is PostgreSQL, else SQLite under the state folder. "
         "Replicas on several machines must share one PostgreSQL database.",
     )
+    port_offset: int = Field(
+        0,
+        ge=0,
+        le=60000,
+        description="Added to every service's port in this profile, so environments "
+        "(e.g. staging beside production) can serve on one machine.",
+    )
 
 
 class KubernetesSettings(SpecModel):

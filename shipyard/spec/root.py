@@ -21,6 +21,7 @@ from shipyard.spec.ab_tests import AbTestSpec
 from shipyard.spec.alerts import AlertRouteSpec
 from shipyard.spec.base import Name, SpecModel
 from shipyard.spec.datasets import DatasetSpec
+from shipyard.spec.environments import EnvironmentSpec
 from shipyard.spec.features import FeaturesSpec
 from shipyard.spec.models import ModelSpec
 from shipyard.spec.monitoring import MonitorSpec
@@ -30,7 +31,7 @@ from shipyard.spec.services import ServiceSpec
 
 NOUNS = {"ab_tests": "A/B test", "alerts": "alert route", "monitoring": "monitor"}
 """What `shipyard validate` counts in a section whose name is not its noun plus an s."""
-CORE_FIELDS = ("project", "profile", "profiles")
+CORE_FIELDS = ("project", "profile", "profiles", "environments")
 """Fields of the root that are not sections: where the project runs, not what it does."""
 
 
@@ -45,6 +46,11 @@ class PipelineSpec(SpecModel):
     profiles: dict[str, ProfileSpec] = Field(
         default_factory=lambda: {"local": ProfileSpec()},
         description="Named deployment targets; `local: {}` is the embedded default.",
+    )
+    environments: list[EnvironmentSpec] = Field(
+        default_factory=list,
+        description="Profiles a release is promoted through, in order (e.g. staging, then "
+        "production): `shipyard promote` moves what passed in one to the next.",
     )
     datasets: dict[Name, DatasetSpec] = Field(
         default_factory=dict, description="Data files with schema, expectations and versioning."

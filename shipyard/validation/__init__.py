@@ -13,7 +13,7 @@ from shipyard.diagnostics import Diagnostic, sort_diagnostics, without_consequen
 from shipyard.loader import LoadedSpec
 from shipyard.loader.source_map import SourceMap
 from shipyard.spec import PipelineSpec
-from shipyard.validation.profiles import check_profiles
+from shipyard.validation.profiles import check_environments, check_profiles
 
 Rule = Callable[[PipelineSpec, SourceMap], Iterator[Diagnostic]]
 
@@ -26,7 +26,7 @@ def section_rule(section: str) -> Rule:
 
 
 def rules() -> tuple[Rule, ...]:
-    return (check_profiles, *(section_rule(s) for s in PipelineSpec.sections()))
+    return (check_profiles, check_environments, *(section_rule(s) for s in PipelineSpec.sections()))
 
 
 def validate(loaded: LoadedSpec) -> list[Diagnostic]:

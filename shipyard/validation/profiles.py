@@ -1,4 +1,4 @@
-"""Rules for `profile:` and `profiles:`."""
+"""Rules for `profile:`, `profiles:` and `environments:`."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 from shipyard.diagnostics import Diagnostic, did_you_mean, one_of
 from shipyard.loader.source_map import SourceMap
+from shipyard.settings import DEFAULT_STATE_DIR
 from shipyard.spec import PipelineSpec
 
 
@@ -26,3 +27,73 @@ def check_profiles(spec: PipelineSpec, sm: SourceMap) -> Iterator[Diagnostic]:
                 sm.value_span(("profiles", name, "dvc", "remote")),
                 "set `kind: scale-out` for profiles that use remote engines",
             )
+
+
+def check_environments(spec: PipelineSpec, sm: SourceMap) -> Iterator[Diagnostic]:
+    """`environments:` name profiles, once each, with state folders of their own, and the
+    rollouts they run exist and roll out the service they are listed under."""
+    seen: dict[str, int] = {}
+    folders: dict[str, str] = {}
+    for i, env in enumerate(spec.environments):
+        where = ("environments", i)
+        if env.profile not in spec.profiles:
+            yield Diagnostic(
+                "E403",
+                f"environment {i + 1} names profile '{env.profile}', which is not under "
+                "`profiles:`",
+                sm.value_span((*where, "profile")),
+                did_you_mean(env.profile, spec.profiles) or one_of(sorted(spec.profiles)),
+            )
+            continue
+        if env.profile in seen:
+            yield Diagnostic(
+                "E404",
+                f"profile '{env.profile}' is environment {seen[env.profile] + 1} and "
+                f"environment {i + 1}",
+                sm.value_span((*where, "profile")),
+                "list each profile once, in the order releases pass through them",
+            )
+            continue
+        seen[env.profile] = i
+        folder = spec.profiles[env.profile].state_dir or DEFAULT_STATE_DIR
+        if folder in folders:
+            yield Diagnostic(
+                "E405",
+                f"environments '{folders[folder]}' and '{env.profile}' share the state folder "
+                f"'{folder}'",
+                sm.value_span((*where, "profile")),
+                f"give profile '{env.profile}' a `state_dir:` of its own (e.g. "
+                f".shipyard-{env.profile}): each environment has its own registry and services",
+            )
+        folders[folder] = env.profile
+        for service, rollout in env.rollouts.items():
+            yield from _environment_rollout(
+                spec, sm, (*where, "rollouts", service), service, rollout
+            )
+
+
+def _environment_rollout(
+    spec: PipelineSpec, sm: SourceMap, where: tuple[str | int, ...], service: str, rollout: str
+) -> Iterator[Diagnostic]:
+    if service not in spec.services:
+        yield Diagnostic(
+            "E406",
+            f"environment rollouts name service '{service}', which is not under `services:`",
+            sm.key_span(where),
+            did_you_mean(service, spec.services) or one_of(sorted(spec.services)),
+        )
+    elif rollout not in spec.rollouts:
+        yield Diagnostic(
+            "E406",
+            f"service '{service}': rollout '{rollout}' is not under `rollouts:`",
+            sm.value_span(where),
+            did_you_mean(rollout, spec.rollouts) or one_of(sorted(spec.rollouts)),
+        )
+    elif (spec.rollouts[rollout].service or rollout) != service:
+        yield Diagnostic(
+            "E406",
+            f"rollout '{rollout}' rolls out service "
+            f"'{spec.rollouts[rollout].service or rollout}', not '{service}'",
+            sm.value_span(where),
+            f"name a rollout whose `service:` is {service}",
+        )

@@ -14,10 +14,12 @@ from shipyard.spec.services import service_inputs
 
 def check_rollouts(spec: PipelineSpec, sm: SourceMap) -> Iterator[Diagnostic]:
     claimed: dict[str, str] = {}
+    chosen = {name for env in spec.environments for name in env.rollouts.values()}
     for name, rollout in spec.rollouts.items():
         yield from check_rollout(name, rollout, spec, sm)
         service = rollout.service or name
-        other = claimed.setdefault(service, name)
+        # a rollout an environment chooses runs there only: it shares the service with none
+        other = name if name in chosen else claimed.setdefault(service, name)
         if other != name:
             yield Diagnostic(
                 "E806",

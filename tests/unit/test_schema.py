@@ -13,6 +13,7 @@ import yaml
 from shipyard.cli import main
 from shipyard.loader import load_text
 from shipyard.spec import PipelineSpec
+from shipyard.spec.root import CORE_FIELDS
 from shipyard.spec.schema import SCHEMA_ID, spec_json_schema
 
 DEMO_SPEC = Path(__file__).resolve().parents[2] / "pipelines.yaml"
@@ -65,7 +66,7 @@ def test_schema_is_draft_2020_12_with_an_id() -> None:
     assert schema["required"] == ["project"]
     # the root's properties are the core fields and every registered section
     assert list(schema["properties"]) == list(PipelineSpec.model_fields)
-    assert {"project", "profile", "profiles"} | set(PipelineSpec.sections()) == set(
+    assert set(CORE_FIELDS) | set(PipelineSpec.sections()) == set(
         schema["properties"]
     )
 

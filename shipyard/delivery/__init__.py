@@ -1,0 +1,1 @@
+"""Delivery: promoting what passed in one environment to the next (`shipyard promote`)."""

@@ -1,0 +1,216 @@
+"""Promotion from staging to production on real registries, Bento stores and services.
+
+One module-scoped project with two environments, each with its own state folder (registry,
+data catalog, DVC remote, served service): staging trains and serves; `promote` copies what
+staging serves into production and releases it there. The files production serves are
+checked to be staging's, byte for byte; a release that fails to deploy restores the previous
+champion.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from support import MODEL_SPEC, SPEC, free_port, run_flow
+
+from shipyard.audit import AuditLog
+from shipyard.compiler import Plan, ServiceStep
+from shipyard.errors import ShipyardError
+from shipyard.settings import StateLayout
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+MODEL = "test-project.churn"
+PROFILES = """\
+profile: staging
+profiles:
+  staging:
+    state_dir: .shipyard-staging
+  production:
+    state_dir: .shipyard-production
+    serving: {{port_offset: 1}}
+environments:
+  - profile: staging
+  - profile: production
+    approval: true
+"""
+SERVICE = """
+services:
+  churn-api:
+    model: churn
+    port: {port}
+"""
+
+
+@dataclass
+class Project:
+    spec: Path
+    staging: Plan
+    production: Plan
+
+
+def _plans(spec: Path) -> tuple[Plan, Plan]:
+    from shipyard.project import load_project
+
+    plans = [load_project(spec, profile=p).require_plan() for p in ("staging", "production")]
+    return plans[0], plans[1]
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory, prefect_harness: None) -> Iterator[Project]:
+    from flows.build_service import build_service
+    from flows.train_model import train_model
+    from shipyard.demo_data import write_customers
+    from shipyard.serving import deploy
+
+    folder = tmp_path_factory.mktemp("promote")
+    header = re.sub(r"profiles:\n  local:\n    prefect: \{port: \d+\}\n", "", SPEC.format(port=1))
+    text = PROFILES.format() + header + MODEL_SPEC.format(threshold=">= 0.5")
+    text += SERVICE.format(port=free_port())
+    spec = folder / "pipelines.yaml"
+    spec.write_text(text)
+    write_customers(folder / "data" / "customers.parquet", rows=600)
+    staging, production = _plans(spec)
+    assert staging.runtime.state_dir != production.runtime.state_dir
+    assert (
+        staging.named(ServiceStep, "churn-api").port + 1
+        == production.named(ServiceStep, "churn-api").port
+    )
+    assert run_flow(staging, train_model, model="churn", force=True).is_completed()
+    assert run_flow(staging, build_service, service="churn-api").is_completed()
+    try:
+        yield Project(spec, staging, production)
+    finally:
+        for plan in (staging, production):
+            deploy.stop(plan.named(ServiceStep, "churn-api"))
+
+
+def _promote(project: Project, **options: object) -> int:
+    from shipyard.delivery.promote import promote_command
+
+    spec = str(project.spec)
+    return promote_command(spec, "churn-api", "staging", "production", **options)  # type: ignore[arg-type]
+
+
+def _served(plan: Plan) -> dict[str, object]:
+    from shipyard.serving import deploy
+
+    info = deploy.info(plan.named(ServiceStep, "churn-api"))
+    assert info is not None, f"churn-api is not answering in {plan.profile}"
+    return info
+
+
+def _aliases(plan: Plan) -> dict[str, str]:
+    import mlflow
+
+    mlflow.set_tracking_uri(plan.blocks.mlflow.tracking_uri)
+    model = mlflow.MlflowClient().get_registered_model(MODEL)
+    return {alias: str(version) for alias, version in model.aliases.items()}
+
+
+def _digest(plan: Plan, version: str) -> str:
+    import tempfile
+
+    import mlflow
+
+    from shipyard.delivery.promote import files_digest
+
+    mlflow.set_tracking_uri(plan.blocks.mlflow.tracking_uri)
+    with tempfile.TemporaryDirectory() as scratch:
+        path = mlflow.artifacts.download_artifacts(f"models:/{MODEL}/{version}", dst_path=scratch)
+        return files_digest(Path(path))
+
+
+def test_refusals_leave_production_untouched(project: Project) -> None:
+    with pytest.raises(ShipyardError, match="needs an approval"):
+        _promote(project)
+    with pytest.raises(ShipyardError, match="never passed 'staging'"):
+        _promote(project, version="7", approved_by="ops")
+    from shipyard.delivery.promote import promote_command
+
+    with pytest.raises(ShipyardError, match="does not come right after"):
+        promote_command(str(project.spec), "churn-api", "production", "staging")
+    with pytest.raises(ShipyardError, match="not an environment"):
+        promote_command(str(project.spec), "churn-api", "staging", "prod")
+    assert not _has_model(project.production)
+
+
+def _has_model(plan: Plan) -> bool:
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    mlflow.set_tracking_uri(plan.blocks.mlflow.tracking_uri)
+    try:
+        mlflow.MlflowClient().get_registered_model(MODEL)
+    except MlflowException:
+        return False
+    return True
+
+
+def test_first_promotion_serves_staging_files_in_production(project: Project) -> None:
+    assert _promote(project, approved_by="ops", reason="first release") == 0
+    assert _aliases(project.production) == {"champion": "1"}
+    assert _digest(project.production, "1") == _digest(project.staging, "1")
+    assert not (Path.cwd() / "mlruns").exists()  # the copy's artifacts are production's own
+    served = _served(project.production)
+    assert [v["version"] for v in served["variants"]] == ["1"]  # type: ignore[index]
+    # the data version staging trained on is recorded in production, on its own remote
+    from shipyard.data.versioning import VersionCatalog
+
+    catalogs = [
+        VersionCatalog(StateLayout(p.runtime.state_dir).catalog).versions("customers")
+        for p in (project.staging, project.production)
+    ]
+    assert [v.md5 for v in catalogs[1]] == [catalogs[0][-1].md5]
+    remote = Path(project.production.blocks.dvc_remote.url)
+    md5 = catalogs[1][0].md5
+    assert (remote / "files" / "md5" / md5[:2] / md5[2:]).is_file()
+    for plan in (project.staging, project.production):
+        entries = AuditLog(StateLayout(plan.runtime.state_dir).catalog).entries("service.churn-api")
+        promoted = [e for e in entries if e.action == "promote-release"]
+        assert promoted[-1].detail["outcome"] == "released"
+        assert promoted[-1].detail["approved_by"] == "ops"
+
+
+def test_promoting_again_reuses_the_copy(project: Project) -> None:
+    assert _promote(project, approved_by="ops") == 0
+    assert _aliases(project.production) == {"champion": "1"}
+
+
+def test_a_failed_release_restores_the_champion(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flows.build_service import build_service
+    from flows.train_model import train_model
+    from shipyard import registry
+    from shipyard.delivery import promote
+
+    staging = project.staging
+    assert run_flow(staging, train_model, model="churn", force=True).is_completed()
+    registry.promote(
+        MODEL, "2", AuditLog(StateLayout(staging.runtime.state_dir).catalog), "test", "model.churn"
+    )
+    assert run_flow(staging, build_service, service="churn-api").is_completed()
+    real = promote._deploy
+    calls: list[str] = []
+
+    def fails_once(plan: Plan, service: str) -> None:
+        calls.append(plan.profile)
+        if len(calls) == 1:
+            raise ShipyardError("injected: the production host refused the deploy")
+        real(plan, service)
+
+    monkeypatch.setattr(promote, "_deploy", fails_once)
+    with pytest.raises(ShipyardError, match="injected"):
+        _promote(project, approved_by="ops")
+    assert _aliases(project.production)["champion"] == "1"
+    assert [v["version"] for v in _served(project.production)["variants"]] == ["1"]  # type: ignore[index]
+    monkeypatch.setattr(promote, "_deploy", real)
+    assert _promote(project, approved_by="ops") == 0
+    assert _aliases(project.production)["champion"] == "2"
+    assert _digest(project.production, "2") == _digest(staging, "2")
+    assert [v["version"] for v in _served(project.production)["variants"]] == ["2"]  # type: ignore[index]
