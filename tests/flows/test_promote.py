@@ -214,3 +214,81 @@ def test_a_failed_release_restores_the_champion(
     assert _aliases(project.production)["champion"] == "2"
     assert _digest(project.production, "2") == _digest(staging, "2")
     assert [v["version"] for v in _served(project.production)["variants"]] == ["2"]  # type: ignore[index]
+
+
+PRODUCTION_ROLLOUT = """
+rollouts:
+  churn-api-production:
+    service: churn-api
+    strategy: blue_green
+    candidate: challenger
+    smoke_requests: 3
+    blue_green: {keep_previous: 2s}
+    analysis:
+      interval: 2s
+      min_requests: 10
+      metrics: [{name: error_rate, max: 5%}, {name: latency_p99, max: 2s}]
+"""
+
+
+def test_a_promotion_runs_the_environments_rollout_under_traffic(project: Project) -> None:
+    import json
+    import threading
+
+    import httpx
+    import pandas as pd
+
+    from flows.build_service import build_service
+    from flows.roll_out import roll_out
+    from flows.train_model import train_model
+    from shipyard import registry
+    from shipyard.rollouts.state import RolloutStore
+    from shipyard.serving import deploy
+
+    text = project.spec.read_text()
+    text = text.replace(
+        "    approval: true\n",
+        "    approval: true\n    rollouts: {churn-api: churn-api-production}\n",
+    )
+    project.spec.write_text(text + PRODUCTION_ROLLOUT)
+    staging, production = _plans(project.spec)
+    assert production.environments[1].rollouts == {"churn-api": "churn-api-production"}
+    assert run_flow(staging, train_model, model="churn", force=True).is_completed()
+    audit = AuditLog(StateLayout(staging.runtime.state_dir).catalog)
+    registry.promote(MODEL, "3", audit, "test", "model.churn")
+    assert run_flow(staging, build_service, service="churn-api").is_completed()
+
+    columns = ["region", "plan", "tenure_months", "monthly_charges", "support_calls"]
+    columns.append("data_usage_gb")
+    frame = pd.read_parquet(project.spec.parent / "data" / "customers.parquet", columns=columns)
+    rows = json.loads(frame.head(50).to_json(orient="records"))
+    url = deploy.base_url(production.named(ServiceStep, "churn-api")) + "/predict"
+    stop, answers = threading.Event(), []
+
+    def traffic() -> None:
+        with httpx.Client(timeout=30) as client:
+            while not stop.is_set():
+                answers.append(client.post(url, json=rows[len(answers) % len(rows)]).status_code)
+
+    sender = threading.Thread(target=traffic, daemon=True)
+    sender.start()
+    try:
+        code = _promote(
+            project,
+            approved_by="ops",
+            run_rollout=lambda plan, name: (
+                0 if run_flow(plan, roll_out, rollout=name).is_completed() else 1
+            ),
+        )
+    finally:
+        stop.set()
+        sender.join(timeout=30)
+    assert code == 0
+    state = RolloutStore(production.named(ServiceStep, "churn-api").control_database).read(
+        "churn-api-production"
+    )
+    assert state is not None and state.status == "promoted", state
+    assert state.strategy == "blue_green" and state.candidate_version == "3"
+    assert _aliases(production)["champion"] == "3"
+    assert _digest(production, "3") == _digest(staging, "3")
+    assert answers and set(answers) == {200}, sorted(set(answers))
