@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -16,6 +17,9 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 
 if TYPE_CHECKING:
     from shipyard.compiler.services import ServiceStep
+    from shipyard.serving.keys import KeyRecord
+
+log = logging.getLogger("shipyard.serving.auth")
 
 ROLES = ("predict", "feedback", "admin")
 ALGORITHMS = ("HS256", "RS256")
@@ -83,11 +87,16 @@ class Authenticator:
     """Turns request headers into a Principal and checks its roles.
 
     With no API keys and no JWT settings, authentication is disabled and every request is the
-    anonymous principal with all roles.
+    anonymous principal with all roles. Rotations (`apply_rotations`) replace a declared key's
+    value, keeping the previous value valid until its grace period ends.
     """
 
     def __init__(
-        self, api_keys: Sequence[ApiKey], jwt: JwtSettings | None, service: str | None = None
+        self,
+        api_keys: Sequence[ApiKey],
+        jwt: JwtSettings | None,
+        service: str | None = None,
+        clock: Callable[[], float] = time.time,
     ) -> None:
         """Index the keys and prepare the JWT key once.
 
@@ -95,18 +104,25 @@ class Authenticator:
             api_keys: The accepted API keys; their roles must be among ROLES.
             jwt: How to verify JWTs, or None to accept API keys only.
             service: The service name, used in error messages to point at its `auth` settings.
+            clock: Seconds since the epoch, for the end of grace periods (tests inject one).
 
         Raises:
             ValueError: A key has an unknown role, is empty or is listed twice, or the JWT
                 settings are unusable.
         """
         self._where = f"services.{service or '<name>'}.auth"
-        self._keys: dict[bytes, tuple[bytes, Principal]] = {}
+        self._service = service or ""
+        self._clock = clock
+        self._declared = list(api_keys)
+        # digest -> (digest, principal, end of its grace period or None)
+        self._keys: dict[bytes, tuple[bytes, Principal, float | None]] = {}
         for api_key in api_keys:
             self._add_key(api_key)
         self._jwt = jwt
         self._jwt_key: Any = _prepare_jwt_key(jwt, self._where) if jwt else None
-        self._cache: dict[str, tuple[Principal, float]] = {}
+        # the keys tokens may be signed with: (prepared key, end of its grace period or None)
+        self._jwt_keys: list[tuple[Any, float | None]] = [(self._jwt_key, None)] if jwt else []
+        self._cache: dict[str, tuple[Principal, float, float | None]] = {}
         self._cache_lock = threading.Lock()
         self._enabled = bool(self._keys) or jwt is not None
 
@@ -126,7 +142,66 @@ class Authenticator:
                 f"API keys '{other}' and '{api_key.name}' have the same key; give each its own "
                 f"key in {self._where}"
             )
-        self._keys[digest] = (digest, Principal(api_key.name, api_key.roles, "api_key"))
+        self._keys[digest] = (digest, Principal(api_key.name, api_key.roles, "api_key"), None)
+
+    def apply_rotations(self, records: Sequence[KeyRecord]) -> None:
+        """Accept the values rotations gave the declared keys (and the JWT key) instead of the
+        declared values; a record of a key no longer declared, or of a declared value since
+        changed, is ignored. The new index replaces the old one in one assignment, so a
+        request sees either."""
+        from shipyard.serving.keys import JWT, ROTATED, in_force
+
+        keys: dict[bytes, tuple[bytes, Principal, float | None]] = {}
+        for api_key in self._declared:
+            principal = Principal(api_key.name, api_key.roles, "api_key")
+            rows = in_force(records, api_key.name, api_key.key)
+            values = (
+                [(bytes.fromhex(r.digest), r.retires_at) for r in rows]
+                if rows is not None
+                else [(hashlib.sha256(api_key.key.encode()).digest(), None)]
+            )
+            for digest, until in values:
+                if digest in keys:
+                    log.error(
+                        "rotated key '%s' of %s has the value of key '%s'; ignored",
+                        api_key.name,
+                        self._where,
+                        keys[digest][1].name,
+                    )
+                    continue
+                keys[digest] = (digest, principal, until)
+        jwt_keys = self._jwt_keys
+        if self._jwt is not None:
+            declared = self._jwt
+            rows = in_force(records, JWT, declared.key)
+            if rows is None:
+                jwt_keys = [(self._jwt_key, None)]
+            else:
+                jwt_keys = []
+                for row in rows:
+                    key = self._jwt_key if row.origin != ROTATED else self._rotated_jwt_key(row)
+                    if key is not None:
+                        jwt_keys.append((key, row.retires_at))
+        self._keys, self._jwt_keys = keys, jwt_keys
+        with self._cache_lock:
+            self._cache.clear()
+
+    def _rotated_jwt_key(self, row: KeyRecord) -> Any:
+        """The prepared key of a rotated JWT key, or None (logged) when it is unusable."""
+        from shipyard.serving.keys import unseal
+
+        settings = self._jwt
+        assert settings is not None
+        try:
+            material = row.material or ""
+            if settings.algorithm == "HS256":
+                material = unseal(material, settings.key, self._service)
+            return _prepare_jwt_key(
+                JwtSettings(algorithm=settings.algorithm, key=material), self._where
+            )
+        except ValueError as exc:
+            log.error("rotated JWT key of %s is unusable: %s", self._where, exc)
+            return None
 
     @property
     def enabled(self) -> bool:
@@ -198,29 +273,34 @@ class Authenticator:
                 "invalid_key",
                 f"the API key is not valid; check it, or ask for a key listed in {self._where}",
             )
+        until = found[2]
+        if until is not None and self._clock() >= until:
+            raise AuthError(
+                401,
+                "invalid_key",  # the code clients know; the message says which case it is
+                f"the API key was replaced by a rotation and its grace period ended at "
+                f"{_iso(until)}; use the new key (`shipyard keys list {self._service}`)",
+            )
         return found[1]
 
     def _from_token(self, token: str) -> Principal:
         settings = self._jwt
         assert settings is not None
+        now = self._clock()
         cached = self._cache.get(token)
         if cached is not None:
-            principal, expires = cached
+            principal, expires, retires = cached
+            if retires is not None and now >= retires:
+                with self._cache_lock:
+                    self._cache.pop(token, None)
+                raise _signed_with_retired_key(retires)
             if time.time() - settings.leeway_seconds < expires:
                 return principal
             with self._cache_lock:
                 self._cache.pop(token, None)
             raise _expired(expires)
         try:
-            claims = pyjwt.decode(
-                token,
-                self._jwt_key,
-                algorithms=[settings.algorithm],
-                audience=settings.audience,
-                issuer=settings.issuer,
-                leeway=settings.leeway_seconds,
-                options={"require": ["exp"]},
-            )
+            claims, retires = self._verify(token, now)
         except pyjwt.ExpiredSignatureError:
             claims = pyjwt.decode(token, options={"verify_signature": False})
             raise _expired(float(claims["exp"])) from None
@@ -238,18 +318,50 @@ class Authenticator:
         with self._cache_lock:
             if len(self._cache) >= _CACHE_SIZE:
                 del self._cache[next(iter(self._cache))]
-            self._cache[token] = (principal, float(claims["exp"]))
+            self._cache[token] = (principal, float(claims["exp"]), retires)
         return principal
 
+    def _verify(self, token: str, now: float) -> tuple[dict[str, Any], float | None]:
+        """The token's claims, verified with the first key in force that signed it (the
+        active one first, then those in their grace period), and when that key retires.
 
-def authenticator_for(step: ServiceStep) -> Authenticator:
+        Raises:
+            pyjwt.InvalidTokenError: No key in force signed it, or a claim is wrong.
+        """
+        settings = self._jwt
+        assert settings is not None
+        keys = [(key, until) for key, until in self._jwt_keys if until is None or now < until]
+        for index, (key, until) in enumerate(keys):
+            try:
+                claims: dict[str, Any] = pyjwt.decode(
+                    token,
+                    key,
+                    algorithms=[settings.algorithm],
+                    audience=settings.audience,
+                    issuer=settings.issuer,
+                    leeway=settings.leeway_seconds,
+                    options={"require": ["exp"]},
+                )
+            except pyjwt.InvalidSignatureError:
+                if index == len(keys) - 1:
+                    raise
+                continue
+            return claims, until
+        raise pyjwt.InvalidSignatureError("Signature verification failed")
+
+
+def authenticator_for(step: ServiceStep, watch: bool = True) -> Authenticator:
     """The service's authenticator, from its plan: API keys and JWT settings with their
-    `${secret:NAME}` values resolved from the environment (as the service's workers have them).
+    `${secret:NAME}` values resolved from the environment (as the service's workers have them),
+    with the rotations in the service's control database applied (`shipyard keys rotate`), and
+    with `watch`, applied again as they change, twice a second.
 
     Raises:
         ValueError: The settings are unusable (an empty key, a JWT key of the wrong kind).
+        ShipyardError: The control database, which holds the rotated keys, cannot be read.
     """
     from shipyard.secrets import resolve
+    from shipyard.serving.keys import KeyWatcher
 
     auth = step.auth
     if auth is None:
@@ -272,7 +384,16 @@ def authenticator_for(step: ServiceStep) -> Authenticator:
             roles_claim=auth.jwt.roles_claim,
             leeway_seconds=auth.jwt.leeway_seconds,
         )
-    return Authenticator(keys, settings, service=step.service)
+    authenticator = Authenticator(keys, settings, service=step.service)
+    watcher = KeyWatcher(step.control_database, step.service)
+    if watch:
+        watcher.start(authenticator)
+    else:
+        try:
+            watcher.refresh(authenticator)
+        finally:
+            watcher.store.close()
+    return authenticator
 
 
 def _prepare_jwt_key(settings: JwtSettings, where: str) -> Any:
@@ -319,8 +440,22 @@ def _roles(claim: Any, settings: JwtSettings) -> frozenset[str]:
     return frozenset(name for name in names if name in ROLES)
 
 
+def _iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds")
+
+
 def _expired(expires: float) -> AuthError:
-    when = datetime.fromtimestamp(expires, UTC).isoformat(timespec="seconds")
     return AuthError(
-        401, "token_expired", f"the bearer token expired at {when}; get a new token from the issuer"
+        401,
+        "token_expired",
+        f"the bearer token expired at {_iso(expires)}; get a new token from the issuer",
+    )
+
+
+def _signed_with_retired_key(until: float) -> AuthError:
+    return AuthError(
+        401,
+        "invalid_token",
+        f"the bearer token is signed with a key whose grace period ended at {_iso(until)}; "
+        "get a new token from the issuer",
     )
