@@ -67,6 +67,29 @@ def _field_type(field: ModelInput) -> Any:
     return TYPES.get(field.type, str)
 
 
+def _tls_at_least(version: str) -> None:
+    """Accept no TLS older than `version` ("1.2" or "1.3"). `bentoml serve` has no option for
+    it, and uvicorn builds each worker's context from those options when its server starts,
+    after this module is loaded: wrap uvicorn's builder so the context it returns says so."""
+    import ssl
+
+    import uvicorn.config
+
+    build = uvicorn.config.create_ssl_context
+    oldest = ssl.TLSVersion.TLSv1_3 if version == "1.3" else ssl.TLSVersion.TLSv1_2
+
+    def create_ssl_context(*args: Any, **kwargs: Any) -> ssl.SSLContext:
+        context = build(*args, **kwargs)
+        context.minimum_version = oldest
+        return context
+
+    uvicorn.config.create_ssl_context = create_ssl_context
+
+
+if STEP.tls is not None:
+    _tls_at_least(STEP.tls.min_version)
+
+
 Row = create_model(  # type: ignore[call-overload]
     "PredictRow",
     __config__=ConfigDict(extra="forbid", protected_namespaces=()),
