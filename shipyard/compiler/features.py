@@ -10,6 +10,7 @@ from pydantic import Discriminator, Field, model_validator
 
 from shipyard.compiler.datasets import ColumnType, column_type
 from shipyard.compiler.plan import FrozenModel, StepBase, digest
+from shipyard.databases import tls_parameters, with_tls
 from shipyard.spec import PipelineSpec, parse_duration
 from shipyard.spec.datasets import CategoryType
 from shipyard.spec.features import service_features, service_references, service_version
@@ -221,7 +222,7 @@ def feature_repo(spec: PipelineSpec, project_dir: Path, state_dir: Path) -> Feat
         url = profile.feast.registry
         if url.startswith("postgresql://"):
             url = "postgresql+psycopg2://" + url.removeprefix("postgresql://")
-        registry = SqlRegistry(path=url)
+        registry = SqlRegistry(path=with_tls(url, tls_parameters(profile.postgres, project_dir)))
     entities = {
         name: EntityPlan(join_key=entity.join_key, value_type=_key_type(spec, name))
         for name, entity in spec.features.entities.items()

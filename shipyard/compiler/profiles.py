@@ -16,6 +16,7 @@ from shipyard.compiler.plan import (
     PrefectTarget,
     RuntimeContext,
 )
+from shipyard.databases import tls_parameters, with_tls
 from shipyard.settings import TELEMETRY_OFF, StateLayout, state_dir_for
 from shipyard.spec import PipelineSpec
 
@@ -77,25 +78,33 @@ def compile_runtime(
     )
 
 
-def compile_prefect(spec: PipelineSpec) -> PrefectTarget:
+def postgres_url(spec: PipelineSpec, project_dir: Path, url: str) -> str:
+    """A database URL with the profile's `postgres:` TLS parameters (PostgreSQL URLs only)."""
+    return with_tls(url, tls_parameters(spec.active_profile.postgres, project_dir))
+
+
+def compile_prefect(spec: PipelineSpec, project_dir: Path) -> PrefectTarget:
     prefect = spec.active_profile.prefect
+    database_url = prefect.database_url
     return PrefectTarget(
         api_url=prefect.api_url or f"http://127.0.0.1:{prefect.port}/api",
         local=prefect.api_url is None,
-        database_url=prefect.database_url,
+        database_url=postgres_url(spec, project_dir, database_url) if database_url else None,
         work_pool=prefect.work_pool,
         work_pool_type=prefect.work_pool_type,
     )
 
 
-def compile_mlflow_server(spec: PipelineSpec, state_dir: Path) -> MlflowServer | None:
+def compile_mlflow_server(
+    spec: PipelineSpec, state_dir: Path, project_dir: Path
+) -> MlflowServer | None:
     """The MLflow server Shipyard runs itself: when the profile names a backend store only."""
     mlflow = spec.active_profile.mlflow
     if not mlflow.backend_store_uri or mlflow.tracking_uri:
         return None
     return MlflowServer(
         port=mlflow.port,
-        backend_store_uri=mlflow.backend_store_uri,
+        backend_store_uri=postgres_url(spec, project_dir, mlflow.backend_store_uri),
         artifact_root=mlflow.artifact_root or str(StateLayout(state_dir).mlflow / "artifacts"),
     )
 

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from shipyard.compiler.plan import Plan
-from shipyard.databases import ensure_postgres_database
+from shipyard.databases import ensure_postgres_database, prefect_database_env
 from shipyard.errors import ServiceUnavailable, ShipyardError
 from shipyard.ports import Listener, belongs_to, listener
 from shipyard.processes import ManagedProcess, http_ok
@@ -32,8 +32,8 @@ def environment_for(plan: Plan, database_url: str | None = None) -> dict[str, st
         "MLFLOW_TRACKING_URI": f"sqlite:///{layout.mlflow / 'mlflow.db'}",
         "BENTOML_HOME": str(layout.bentoml_home),
     }
-    if database_url:
-        env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = database_url
+    if database_url:  # with its TLS parameters as Prefect's asyncpg driver takes them
+        env.update(prefect_database_env(database_url))
     return env
 
 

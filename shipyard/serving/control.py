@@ -28,6 +28,7 @@ from pydantic import Field
 
 from shipyard.compiler.plan import FrozenModel
 from shipyard.compiler.services import RoutingPlan
+from shipyard.databases import tls_hint
 from shipyard.errors import ServiceUnavailable, ShipyardError
 from shipyard.secrets import redact_url
 
@@ -74,6 +75,9 @@ CREATE INDEX IF NOT EXISTS shipyard_service_keys_service ON shipyard_service_key
 """
 """Rollouts and A/B tests keep their state (shipyard/rollouts/state.py) beside the control
 state they change; rotated keys (shipyard/serving/keys.py) beside the service they admit to."""
+
+
+_REACH_HINT = "check `serving.control_database` in the profile and that it is reachable"
 
 
 class ControlState(FrozenModel):
@@ -199,7 +203,7 @@ class ControlStore:
         except self._backend.errors as exc:
             raise ServiceUnavailable(
                 f"the control store {self.shown} cannot be written: {exc}; nothing was changed",
-                hint="check `serving.control_database` in the profile and that it is reachable",
+                hint=tls_hint(str(exc), _REACH_HINT),
             ) from exc
 
     def _swap(self, service: str, expected_revision: int, change: _Change) -> ControlState:
@@ -259,7 +263,7 @@ class ControlStore:
             self._drop_connection()
             raise ServiceUnavailable(
                 f"the control store {self.shown} cannot be read: {exc}",
-                hint="check `serving.control_database` in the profile and that it is reachable",
+                hint=tls_hint(str(exc), _REACH_HINT),
             ) from exc
 
     def _connection(self) -> Any:
