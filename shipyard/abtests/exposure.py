@@ -14,10 +14,13 @@ import json
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shipyard.serving.predlog import LogReader
 from shipyard.serving.router import unit_id
+
+if TYPE_CHECKING:
+    from shipyard.serving.crypto import FieldCipher
 
 
 @dataclass
@@ -78,13 +81,14 @@ def read_exposures(
     since: float,
     metric_type: str,
     covariate: str | None = None,
+    cipher: FieldCipher | None = None,
 ) -> Exposures:
     """Join the test's predictions since `since` with their outcomes, caller by caller.
 
     Raises:
         ServiceUnavailable: The log database cannot be read.
     """
-    log = LogReader(url)
+    log = LogReader(url, cipher)  # the covariate may be an encrypted input field
     exposures = Exposures()
     outcomes, by_entity = _outcomes(log, service, since, salt, assign_by, exposures)
     units: dict[str, _Unit] = {}

@@ -27,6 +27,7 @@ from shipyard.errors import ServiceUnavailable, ShipyardError
 from shipyard.rollouts.observe import Traffic, VariantTraffic, scrape
 from shipyard.serving import deploy
 from shipyard.serving.control import change_routing
+from shipyard.serving.crypto import reader_cipher
 from shipyard.settings import StateLayout
 from shipyard.stats.analysis import MetricOutcome, error_rate_test, latency_test
 
@@ -149,6 +150,7 @@ class AbTest:
             state.started_at,
             self.step.metric.type,
             self.step.cuped_covariate,
+            reader_cipher(self.service.log_encryption, self.service.service),
         )
         report = analyse(self.step, exposures, state, now, self._guardrails(state))
         if state.status == "stopped":  # how it ended stays how it ended

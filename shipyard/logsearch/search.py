@@ -21,6 +21,7 @@ from shipyard.logsearch.sources import (
     read_prediction_log,
 )
 from shipyard.secrets import redact_url
+from shipyard.serving.crypto import reader_cipher
 from shipyard.settings import StateLayout
 
 
@@ -153,7 +154,13 @@ def _sources(
         sources.append(
             _Source(
                 f"prediction log of {step.service} ({redact_url(step.log_database)})",
-                partial(read_prediction_log, step.log_database, step.service, query),
+                partial(
+                    read_prediction_log,
+                    step.log_database,
+                    step.service,
+                    query,
+                    reader_cipher(step.log_encryption, step.service),
+                ),
             )
         )
     return sources

@@ -16,12 +16,15 @@ import json
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shipyard.errors import ServiceUnavailable, ShipyardError
 from shipyard.logsearch.records import Entry, Query, Source, parse_time, prefect_level
 from shipyard.secrets import redact_url
 from shipyard.serving.predlog import LogReader
+
+if TYPE_CHECKING:
+    from shipyard.serving.crypto import FieldCipher
 
 CHUNK = 5_000
 """Rows fetched from the prediction log at a time."""
@@ -90,14 +93,17 @@ def _entry_of(record: dict[str, Any], source: Source, query: Query) -> Entry | N
 # -- the prediction log ----------------------------------------------------------------------
 
 
-def read_prediction_log(url: str, service: str, query: Query) -> Iterator[Entry]:
-    """The service's predictions and feedback the query asks for, each stream by time.
+def read_prediction_log(
+    url: str, service: str, query: Query, cipher: FieldCipher | None = None
+) -> Iterator[Entry]:
+    """The service's predictions and feedback the query asks for, each stream by time; the
+    fields of `logging.encrypt` decrypted with `cipher`, else shown as their `$enc:` markers.
 
     Raises:
         ServiceUnavailable: The database cannot be read.
     """
-    yield from _predictions(url, service, query)
-    yield from _feedback(url, service, query)
+    yield from _predictions(url, service, query, cipher)
+    yield from _feedback(url, service, query, cipher)
 
 
 def _where(service: str, query: Query) -> tuple[str, list[Any]]:
@@ -116,14 +122,17 @@ def _where(service: str, query: Query) -> tuple[str, list[Any]]:
     return sql, params
 
 
-def _predictions(url: str, service: str, query: Query) -> Iterator[Entry]:
+def _predictions(
+    url: str, service: str, query: Query, cipher: FieldCipher | None
+) -> Iterator[Entry]:
     where, params = _where(service, query)
     sql = (
         "SELECT request_id, time, variant, model_version, inputs, output FROM predictions"
         + where
         + " ORDER BY time"
     )
-    for request_id, at, variant, model_version, inputs, output in _stream(url, sql, params):
+    rows = _stream(url, sql, params, cipher)
+    for request_id, at, variant, model_version, inputs, output in rows:
         yield Entry(
             time=float(at),
             source="prediction",
@@ -140,10 +149,10 @@ def _predictions(url: str, service: str, query: Query) -> Iterator[Entry]:
         )
 
 
-def _feedback(url: str, service: str, query: Query) -> Iterator[Entry]:
+def _feedback(url: str, service: str, query: Query, cipher: FieldCipher | None) -> Iterator[Entry]:
     where, params = _where(service, query)
     sql = "SELECT request_id, time, entity, outcome FROM feedback" + where + " ORDER BY time"
-    for request_id, at, entity, outcome in _stream(url, sql, params):
+    for request_id, at, entity, outcome in _stream(url, sql, params, cipher):
         fields: dict[str, Any] = {"request_id": request_id} if request_id else {}
         if entity:
             fields["entity"] = _decoded(entity)
@@ -167,13 +176,15 @@ def _decoded(text: Any) -> Any:
         return text
 
 
-def _stream(url: str, sql: str, params: list[Any]) -> Iterator[tuple[Any, ...]]:
+def _stream(
+    url: str, sql: str, params: list[Any], cipher: FieldCipher | None
+) -> Iterator[tuple[Any, ...]]:
     if not url.startswith(("sqlite:///", "postgresql://", "postgres://")):
         raise ShipyardError(
             f"the prediction log URL '{redact_url(url)}' is neither sqlite:/// nor postgresql://",
             hint="check `serving.log_database` in the profile",
         )
-    yield from LogReader(url).stream(sql, params)
+    yield from LogReader(url, cipher).stream(sql, params)
 
 
 # -- Prefect ---------------------------------------------------------------------------------

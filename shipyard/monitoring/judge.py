@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from shipyard.compiler import Plan
+from shipyard.compiler import Plan, ServiceStep
 from shipyard.compiler.features import FeatureRepoStep
 from shipyard.compiler.monitoring import PREDICTION, MonitorStep, PerformancePlan
 from shipyard.errors import ShipyardError
 from shipyard.monitoring.reference import load_reference
 from shipyard.monitoring.window import Window, read_window
+from shipyard.serving.crypto import reader_cipher
 from shipyard.stats.drift import ColumnDrift, DriftProfile, DriftReport, drift_report
 
 Status = Literal["ok", "drift", "degraded", "not_judged"]
@@ -144,6 +145,7 @@ def judge(plan: Plan, step: MonitorStep, now: float | None = None) -> Judgement:
         or stable.columns.get(PREDICTION, None) is None
         or (stable.columns[PREDICTION].kind == "numeric")
     )
+    service = plan.steps.get(f"service.{step.name}")
     window = read_window(
         step.log_database,
         step.name,
@@ -151,6 +153,9 @@ def judge(plan: Plan, step: MonitorStep, now: float | None = None) -> Judgement:
         step.window_seconds,
         numeric_output,
         now,
+        reader_cipher(service.log_encryption, step.name)
+        if isinstance(service, ServiceStep)
+        else None,
     )
     judge_window(step, profiles, window, result)
     _judge_freshness(plan, step, result)

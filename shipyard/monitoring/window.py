@@ -12,12 +12,15 @@ import math
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from shipyard.serving.masking import MASK
 from shipyard.serving.predlog import BATCH, LogReader
+
+if TYPE_CHECKING:
+    from shipyard.serving.crypto import FieldCipher
 
 
 @dataclass
@@ -62,6 +65,7 @@ def read_window(
     seconds: float,
     numeric_output: bool,
     now: float | None = None,
+    cipher: FieldCipher | None = None,
 ) -> Window:
     """The service's predictions of the last `seconds`, and the feedback given on them.
 
@@ -72,7 +76,7 @@ def read_window(
     window = Window(start=end - seconds, end=end)
     names = list(features)
     window.columns = {name: [] for name in names}
-    reader = LogReader(url)
+    reader = LogReader(url, cipher)  # encrypted features are read as their values
     sql = (
         "SELECT request_id, variant, model_version, inputs, output FROM predictions "
         "WHERE service = {p} AND time >= {p} AND time < {p} ORDER BY time"

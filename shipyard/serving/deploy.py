@@ -110,6 +110,8 @@ def serve_env(step: ServiceStep) -> dict[str, str]:
     env["SHIPYARD_STATE_DIR"] = step.state_dir
     env.pop("SHIPYARD_SERVICE_BUNDLE", None)
     auth = step.auth.model_dump_json() if step.auth else ""
+    if step.log_encryption is not None:  # the log's keys too: workers encrypt with them
+        auth += step.log_encryption.model_dump_json()
     for name in sorted(set(SECRET_REFERENCE.findall(auth))):
         env[env_name(name)] = secret_value(name)
     return env
@@ -133,6 +135,7 @@ def check_stores(step: ServiceStep) -> None:
             control database), its URL and what to do.
     """
     from shipyard.secrets import redact_url
+    from shipyard.serving.crypto import service_cipher
     from shipyard.serving.predlog import check_database
     from shipyard.serving.ratelimit import RateLimitStorageUnavailable, check_storage
 
@@ -153,6 +156,7 @@ def check_stores(step: ServiceStep) -> None:
         except ValueError as exc:
             raise ShipyardError(f"service '{step.service}': {exc}", resource=step.id) from None
     check_database(step.log_database, step.service)
+    service_cipher(step)  # its log's keys: set, and able to read the rows already written
     store = ControlStore(step.control_database)
     try:
         store.revision(step.service)

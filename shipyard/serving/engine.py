@@ -25,6 +25,7 @@ from shipyard.serving.auth import Authenticator, authenticator_for
 from shipyard.serving.checks import Failure, RequestChecker, rejection
 from shipyard.serving.config import ServiceConfig, read_config
 from shipyard.serving.control import ControlState, ControlStore, resolve_bundle
+from shipyard.serving.crypto import service_cipher
 from shipyard.serving.masking import Masker
 from shipyard.serving.models import ModelSet
 from shipyard.serving.predlog import BATCH, PredictionLog
@@ -91,7 +92,8 @@ def _prediction_log(config: ServiceConfig) -> PredictionLog:
     """The service's log, spooling to the state folder: a worker that dies loses no row."""
     step = config.step
     spool = Path(step.state_dir) / "serving" / step.service / "spool"
-    return PredictionLog(step.log_database, step.service, spool_dir=spool)
+    cipher = service_cipher(step, use_prefect=False)  # a missing or wrong key fails the start
+    return PredictionLog(step.log_database, step.service, spool_dir=spool, cipher=cipher)
 
 
 def routing_for(config: ServiceConfig, routing: RoutingPlan | None) -> RoutingPlan:

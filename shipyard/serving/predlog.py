@@ -13,16 +13,20 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import closing, suppress
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 import psycopg2
 import psycopg2.extras
 
+from shipyard.databases import tls_hint
 from shipyard.errors import ServiceUnavailable
 from shipyard.secrets import redact_url
 from shipyard.serving import spool as spooling
 from shipyard.serving.masking import MASK
+
+if TYPE_CHECKING:
+    from shipyard.serving.crypto import FieldCipher
 
 log = logging.getLogger("shipyard.serving")
 
@@ -74,6 +78,10 @@ class PredictionLog:
     (`shipyard/serving/spool.py`), so a process that dies loses none of the rows it answered:
     the next log started on that folder writes them.
 
+    With a `cipher` (`shipyard/serving/crypto.py`), the fields it lists are encrypted before a
+    row is spooled or queued, so their plain values never reach a disk; `predictions()` and
+    `feedback()` decrypt them.
+
     Values are JSON-encoded by the caller (orjson: microseconds per row): a writer thread doing
     CPU work while holding the GIL would delay the event loop by up to the interpreter's
     switch interval (5 ms), which shows in the service's tail latency. The writer only inserts.
@@ -92,6 +100,7 @@ class PredictionLog:
         flush_interval: float = 0.2,
         max_queue: int = 100_000,
         spool_dir: Path | None = None,
+        cipher: FieldCipher | None = None,
     ) -> None:
         """Start the writer thread; the database is connected (and tables created) there.
 
@@ -102,6 +111,7 @@ class PredictionLog:
             flush_interval: Longest time in seconds a row waits before it is written.
             max_queue: Most rows held in memory while the database is slow or down.
             spool_dir: Folder of the write-ahead spool (local, one per service), or None.
+            cipher: Encrypts the fields of `logging.encrypt` (and decrypts them on reading).
 
         Raises:
             ValueError: The URL is neither SQLite nor PostgreSQL.
@@ -112,6 +122,7 @@ class PredictionLog:
         self.dropped = 0
         self._flush_interval = flush_interval
         self._max_queue = max_queue
+        self._cipher = cipher
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._pending: deque[_Row] = deque()
         self._oldest_at = 0.0  # monotonic time the oldest pending row arrived
@@ -161,6 +172,9 @@ class PredictionLog:
             self._drop(1)
             return
         when = time.time() if at is None else at
+        cipher = self._cipher
+        if cipher is not None and isinstance(inputs, dict):
+            inputs = cipher.seal_batch(inputs) if _is_batch(inputs) else cipher.seal_flat(inputs)
         encoded = (_encode(inputs), _encode(output))
         self._put((True, request_id, when, variant, model_version, *encoded))
 
@@ -176,6 +190,9 @@ class PredictionLog:
             self._drop(1)
             return
         when = time.time() if at is None else at
+        if self._cipher is not None:  # `entity` and `outcome` may be named themselves, as in masks
+            sealed = self._cipher.seal({"entity": entity, "outcome": outcome})
+            entity, outcome = None if entity is None else sealed["entity"], sealed["outcome"]
         encoded = None if entity is None else _encode(entity)
         self._put((False, request_id, when, encoded, _encode(outcome)))
 
@@ -244,7 +261,7 @@ class PredictionLog:
         if limit is not None:
             sql += " LIMIT {p}"
             params.append(limit)
-        rows = self._db.select(sql, params)
+        rows = self._opened(self._db.select(sql, params))
         out: list[dict[str, Any]] = []
         for request_id, at, service, variant, model_version, inputs, output in reversed(rows):
             record = {
@@ -320,7 +337,7 @@ class PredictionLog:
         if since is not None:
             sql += " AND time >= {p}"
             params.append(since)
-        rows = self._db.select(sql + " ORDER BY time", params)
+        rows = self._opened(self._db.select(sql + " ORDER BY time", params))
         return [
             {
                 "request_id": request_id,
@@ -331,6 +348,10 @@ class PredictionLog:
             }
             for request_id, at, service, entity, outcome in rows
         ]
+
+    def _opened(self, rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        cipher = self._cipher
+        return rows if cipher is None else [cipher.open_row(row) for row in rows]
 
     def _drop(self, count: int) -> None:
         with self._lock:
@@ -687,7 +708,10 @@ def check_database(url: str, service: str) -> None:
         raise ServiceUnavailable(
             f"service '{service}': the prediction log database {database.shown} cannot be "
             f"opened for writing: {str(exc).strip() or type(exc).__name__}",
-            hint="check that it runs and is writable, or fix `serving.log_database` in the profile",
+            hint=tls_hint(
+                str(exc),
+                "check that it runs and is writable, or fix `serving.log_database` in the profile",
+            ),
             resource=f"service.{service}",
         ) from exc
 
@@ -729,12 +753,23 @@ CHUNK = 5_000
 
 class LogReader:
     """Cursor streams over the prediction log (SQLite file or PostgreSQL), read-only: rows
-    arrive `CHUNK` at a time, so a reader's memory grows with what it keeps, not the log."""
+    arrive `CHUNK` at a time, so a reader's memory grows with what it keeps, not the log.
 
-    def __init__(self, url: str) -> None:
+    With the service's `cipher`, encrypted fields arrive decrypted (text columns are JSON with
+    each token replaced by its value); without it they arrive as their `$enc:` markers."""
+
+    def __init__(self, url: str, cipher: FieldCipher | None = None) -> None:
         self.url = url
+        self.cipher = cipher
 
     def stream(self, sql: str, params: list[Any]) -> Iterator[tuple[Any, ...]]:
+        rows = self._rows(sql, params)
+        if self.cipher is None:
+            yield from rows
+        else:
+            yield from map(self.cipher.open_row, rows)
+
+    def _rows(self, sql: str, params: list[Any]) -> Iterator[tuple[Any, ...]]:
         try:
             if self.url.startswith("sqlite:///"):
                 yield from self._sqlite(sql.format(p="?"), params)
@@ -743,7 +778,9 @@ class LogReader:
         except (sqlite3.Error, OSError) as exc:
             raise ServiceUnavailable(
                 f"the prediction log {redact_url(self.url)} cannot be read: {exc}",
-                hint="check `serving.log_database` in the profile and that it is reachable",
+                hint=tls_hint(
+                    str(exc), "check `serving.log_database` in the profile and that it is reachable"
+                ),
             ) from exc
 
     def _sqlite(self, sql: str, params: list[Any]) -> Iterator[tuple[Any, ...]]:

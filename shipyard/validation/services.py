@@ -1,15 +1,20 @@
 """Rules for `services:`: the model and feature service exist, routing keys are inputs, ports,
-request checks have something to check."""
+request checks have something to check, encrypted log fields have a key and are not masked."""
 
 from __future__ import annotations
 
+import fnmatch
+import re
 from collections.abc import Iterator
 
 from shipyard.diagnostics import Diagnostic, Severity, did_you_mean, one_of
+from shipyard.loader.interpolate import SECRET_REFERENCE
 from shipyard.loader.source_map import Path, SourceMap
 from shipyard.spec import PipelineSpec, ServiceSpec
 from shipyard.spec.datasets import Between, InSet, Regex
 from shipyard.spec.services import service_inputs
+
+_GLOB = re.compile(r"[*?\[]")
 
 
 def check_services(spec: PipelineSpec, sm: SourceMap) -> Iterator[Diagnostic]:
@@ -65,6 +70,7 @@ def check_service(
             did_you_mean(sticky, inputs) or one_of(inputs),
         )
     yield from _check_routing_variants(name, service, sm)
+    yield from _check_log_encryption(name, service, spec, inputs, sm)
     if inputs is not None:
         yield from _check_request_checks(name, service, spec, inputs, sm)
     limited = service.rate_limit is not None or any(
@@ -113,6 +119,80 @@ def _check_routing_variants(name: str, service: ServiceSpec, sm: SourceMap) -> I
             or f"its variants are {', '.join(variants)}; add a candidate alias to "
             "`candidates:` to route to it",
         )
+
+
+def _check_log_encryption(
+    name: str, service: ServiceSpec, spec: PipelineSpec, inputs: list[str] | None, sm: SourceMap
+) -> Iterator[Diagnostic]:
+    """`logging.encrypt` has a key kept in a secret, names fields that exist, and none that
+    `logging.mask` hides already (at run time the mask wins)."""
+    logging, at = service.logging, ("services", name, "logging")
+    if logging.encrypt and logging.encryption_key is None:
+        yield Diagnostic(
+            "E706",
+            f"service '{name}' encrypts {', '.join(logging.encrypt)} in its logs but has no "
+            "`encryption_key`",
+            sm.key_span((*at, "encrypt")),
+            f'add `encryption_key: "${{secret:{name}-log-key}}"` beside `encrypt`, with a random '
+            "key of 32+ characters in that secret",
+        )
+    keys: list[tuple[Path, str, str]] = [
+        ((*at, "previous_keys", i), f"previous_keys[{i}]", key)
+        for i, key in enumerate(logging.previous_keys)
+    ]
+    if logging.encryption_key is not None:
+        keys.insert(0, ((*at, "encryption_key"), "encryption_key", logging.encryption_key))
+    for path, setting, key in keys:
+        if SECRET_REFERENCE.fullmatch(key.strip()) is None:
+            yield Diagnostic(
+                "E707",
+                f"service '{name}': the log encryption key `{setting}` is not a "
+                "${secret:NAME} reference",
+                sm.value_span(path),
+                f'keep the key in a secret and write `"${{secret:{name}-log-key}}"`; a key '
+                "written in the file is no secret",
+            )
+    masked = [pattern.lower() for pattern in logging.mask]
+    known = None if inputs is None else _loggable_fields(spec, service, inputs)
+    for i, field in enumerate(logging.encrypt):
+        both = [
+            pattern
+            for pattern in masked
+            if pattern == field.lower()
+            or (not _GLOB.search(field) and fnmatch.fnmatch(field.lower(), pattern))
+            or any(
+                fnmatch.fnmatch(f.lower(), pattern) and fnmatch.fnmatch(f.lower(), field.lower())
+                for f in known or ()
+            )
+        ]
+        if both:
+            yield Diagnostic(
+                "E708",
+                f"service '{name}': `{field}` is both masked (`{both[0]}`) and encrypted; a "
+                "masked value is never logged, so there is nothing to encrypt",
+                sm.value_span((*at, "encrypt", i)),
+                "keep the field under `encrypt` to log it readable with the key, or under "
+                "`mask` to never log it, not both",
+            )
+        elif known is not None and not _GLOB.search(field) and field.lower() not in known:
+            yield Diagnostic(
+                "E709",
+                f"service '{name}' encrypts `{field}`, which is neither a request field, a "
+                "column of its training data, nor `entity` or `outcome` of feedback",
+                sm.value_span((*at, "encrypt", i)),
+                did_you_mean(field, sorted(known)) or one_of(sorted(known)),
+            )
+
+
+def _loggable_fields(spec: PipelineSpec, service: ServiceSpec, inputs: list[str]) -> set[str]:
+    """Field names a service's log rows can carry (lower case): request fields, the training
+    dataset's columns (entity keys among them), and feedback's `entity` and `outcome`."""
+    fields = {*inputs, "entity", "outcome"}
+    model = spec.models.get(service.model)
+    dataset = spec.datasets.get(model.dataset) if model is not None else None
+    if dataset is not None:
+        fields.update(dataset.columns)
+    return {field.lower() for field in fields}
 
 
 def _check_request_checks(
