@@ -1,0 +1,1 @@
+"""`shipyard init`: a starter pipelines.yaml inferred from a data file."""

@@ -1,0 +1,352 @@
+"""What a data file holds: column types, nulls, ranges and uniqueness, and the dataset, target and
+model a starter spec proposes from them. pandas is imported inside the functions that read."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from shipyard.diagnostics import did_you_mean
+from shipyard.errors import ShipyardError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+READABLE = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+MAX_CATEGORIES = 20
+"""A text column with at most this many distinct values (each seen several times) is a category."""
+MIN_ROWS_PER_CATEGORY = 5
+MAX_CLASSES = 10
+"""An int target with at most this many distinct values is a class label, not a quantity."""
+MARGIN = 0.1
+"""`between` bounds lie this fraction of the observed range beyond the observed min and max."""
+TARGET_NAMES = (
+    "target",
+    "label",
+    "labels",
+    "class",
+    "y",
+    "outcome",
+    "churn",
+    "churned",
+    "survived",
+    "fraud",
+    "is_fraud",
+    "default",
+    "converted",
+    "malignant",
+    "response",
+)
+_TRUE_FALSE = {"true", "false"}
+_INTEGER = re.compile(r"^[+-]?\d+$")
+_LEADING_ZERO = re.compile(r"^[+-]?0\d")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+$"
+_ID_NAME = re.compile(r"(^|[_\-\s])id$|[a-z]Id$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class ColumnProfile:
+    """One column as the data shows it."""
+
+    name: str
+    type: str
+    """int, float, str, bool or datetime; a category has type str and its `categories`."""
+    categories: tuple[str, ...] | None = None
+    nulls: int = 0
+    distinct: int = 0
+    minimum: float | None = None
+    maximum: float | None = None
+    email_like: bool = False
+
+    @property
+    def numeric(self) -> bool:
+        return self.type in ("int", "float")
+
+    @property
+    def free_text(self) -> bool:
+        return self.type == "str" and self.categories is None
+
+    @property
+    def id_like(self) -> bool:
+        return bool(_ID_NAME.search(self.name))
+
+
+@dataclass(frozen=True)
+class DataProfile:
+    """A data file's rows and columns, in file order."""
+
+    rows: int
+    columns: list[ColumnProfile] = field(default_factory=list)
+
+    def column(self, name: str) -> ColumnProfile:
+        for column in self.columns:
+            if column.name == name:
+                return column
+        raise KeyError(name)
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def unique(self, column: ColumnProfile) -> bool:
+        return self.rows >= 2 and column.nulls == 0 and column.distinct == self.rows
+
+
+def read_data(path: Path, shown: str) -> pd.DataFrame:
+    """The file as a frame, CSV columns as text (their types are inferred, not guessed by pandas:
+    an id such as 00123 keeps its leading zeros). Every failure names the file and the fix."""
+    import pandas as pd
+
+    fmt = READABLE.get(path.suffix.lower())
+    if fmt is None:
+        raise ShipyardError(
+            f"cannot infer a dataset from '{shown}': '{path.suffix or '(no suffix)'}' is not a "
+            "format `shipyard init` reads",
+            hint="give a .csv or .parquet file (convert other formats with pandas first)",
+        )
+    if not path.is_file():
+        raise ShipyardError(
+            f"data file '{shown}' not found" + (" (it is a folder)" if path.is_dir() else ""),
+            hint="give the path of a CSV or Parquet file, e.g. `shipyard init data/train.csv`",
+        )
+    try:
+        frame = pd.read_csv(path, dtype=str) if fmt == "csv" else pd.read_parquet(path)
+    except pd.errors.EmptyDataError:
+        frame = pd.DataFrame()
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise ShipyardError(
+            f"cannot read '{shown}' as {fmt}: {exc}",
+            hint=f"check that the file is a complete {fmt} file (not truncated, not another "
+            "format with this suffix)",
+        ) from exc
+    if frame.empty:
+        what = "no columns" if len(frame.columns) == 0 else "a header but no rows"
+        raise ShipyardError(
+            f"data file '{shown}' has {what}: there is nothing to infer a schema from",
+            hint="give a file with a header line and at least a few rows of data",
+        )
+    return frame
+
+
+def profile_frame(frame: pd.DataFrame) -> DataProfile:
+    """Each column's type and statistics. Text columns (all of a CSV's) are typed by what every
+    present value parses as: true/false -> bool, whole numbers -> int (unless one has a leading
+    zero: an identifier), numbers -> float, ISO dates -> datetime, else text; text with few
+    distinct values, each seen several times, is a category."""
+    columns = [_profile(str(name), frame[name]) for name in frame.columns]
+    return DataProfile(rows=len(frame), columns=columns)
+
+
+def _profile(name: str, series: pd.Series) -> ColumnProfile:
+    import pandas as pd
+
+    present = series.dropna()
+    nulls = int(series.isna().sum())
+    kind, values = _typed(present)
+    distinct = int(values.nunique())
+    if kind in ("int", "float"):
+        numbers = values.astype(float)
+        low = float(numbers.min()) if len(numbers) else None
+        high = float(numbers.max()) if len(numbers) else None
+        return ColumnProfile(name, kind, None, nulls, distinct, low, high)
+    if kind != "str":
+        return ColumnProfile(name, kind, None, nulls, distinct)
+    text = values.astype(str)
+    few = 0 < distinct <= MAX_CATEGORIES and distinct * MIN_ROWS_PER_CATEGORY <= len(text)
+    categories = tuple(sorted(pd.unique(text))) if few else None
+    email = len(text) > 0 and bool(text.map(lambda v: bool(_EMAIL.match(v))).all())
+    return ColumnProfile(name, "str", categories, nulls, distinct, email_like=email)
+
+
+def _typed(present: pd.Series) -> tuple[str, pd.Series]:
+    """The column's type and its present values converted to it."""
+    import pandas as pd
+    from pandas.api import types
+
+    if types.is_bool_dtype(present):
+        return "bool", present
+    if types.is_integer_dtype(present):
+        return "int", present
+    if types.is_float_dtype(present):
+        return "float", present
+    if types.is_datetime64_any_dtype(present):
+        return "datetime", present
+    if len(present) == 0:
+        return "str", present
+    text = present.astype(str).str.strip()
+    if set(text.str.lower().unique()) <= _TRUE_FALSE:
+        return "bool", text.str.lower() == "true"
+    numbers = pd.to_numeric(text, errors="coerce")
+    if not numbers.isna().any() and not text.str.match(_LEADING_ZERO).any():
+        whole = bool(text.str.match(_INTEGER).all())
+        return ("int" if whole else "float"), numbers
+    if text.str.contains(r"\d", regex=True).all() and text.str.contains(r"[-/:]").all():
+        try:
+            return "datetime", pd.to_datetime(text, format="ISO8601", utc=True)
+        except (ValueError, TypeError):
+            pass
+    return "str", text
+
+
+# -- proposals --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """One expectation for the spec, with why it was proposed."""
+
+    kind: str
+    args: Any
+    why: str
+
+
+def key_column(profile: DataProfile) -> ColumnProfile | None:
+    """The first column named like an identifier whose values are all present and distinct."""
+    for column in profile.columns:
+        if column.id_like and column.type in ("int", "str") and profile.unique(column):
+            return column
+    return None
+
+
+def propose_expectations(profile: DataProfile, key: str | None) -> list[Proposal]:
+    """Rules the data passes today and a broken export would likely fail."""
+    proposals: list[Proposal] = []
+    complete = [c.name for c in profile.columns if c.nulls == 0 and c.name != key]
+    if complete:
+        proposals.append(
+            Proposal("not_null", complete, "no value is missing in these columns today")
+        )
+    for column in profile.columns:
+        if column.numeric and column.minimum is not None and column.maximum is not None:
+            low, high = bounds(column.minimum, column.maximum, column.type == "int")
+            proposals.append(
+                Proposal(
+                    "between",
+                    {"column": column.name, "min": low, "max": high},
+                    f"seen {_number(column.minimum)}..{_number(column.maximum)}",
+                )
+            )
+    for column in profile.columns:
+        if column.name == key or not profile.unique(column):
+            continue
+        if column.id_like or column.free_text:
+            proposals.append(Proposal("unique", [column.name], "every value is distinct today"))
+    for column in profile.columns:
+        if column.email_like:
+            proposals.append(
+                Proposal(
+                    "regex",
+                    {"column": column.name, "pattern": EMAIL_PATTERN},
+                    "every value looks like an e-mail address",
+                )
+            )
+    floor = max(1, profile.rows // 2)
+    proposals.append(
+        Proposal(
+            "row_count",
+            {"min": floor},
+            f"this file has {profile.rows} rows; one with fewer than half as many is more "
+            "likely a broken export than new data",
+        )
+    )
+    return proposals
+
+
+def bounds(low: float, high: float, whole: bool) -> tuple[float | int, float | int]:
+    """[low, high] widened by MARGIN of the range (at least 1 step), rounded outwards to a
+    round step; a column that is never negative keeps a floor of 0 at most."""
+    span = high - low
+    margin = span * MARGIN if span > 0 else max(abs(high) * MARGIN, 1.0)
+    exponent = math.floor(math.log10(margin))
+    step = 10.0**exponent
+    digits = max(0, -exponent)
+    lower = round(math.floor((low - margin) / step) * step, digits)
+    upper = round(math.ceil((high + margin) / step) * step, digits)
+    if low >= 0:
+        lower = max(lower, 0.0)
+    if whole:
+        return math.floor(lower), math.ceil(upper)
+    return lower, upper
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if value.is_integer() else f"{value:.6g}"
+
+
+def suggested_target(profile: DataProfile) -> str | None:
+    """A column whose name says it is the label (only ever offered as a suggestion)."""
+    for column in profile.columns:
+        lowered = column.name.lower()
+        if lowered in TARGET_NAMES or lowered.endswith(("_label", "_target")):
+            return column.name
+    return None
+
+
+def check_target(profile: DataProfile, target: str) -> ColumnProfile:
+    """The target's column, or an error naming the columns there are."""
+    try:
+        column = profile.column(target)
+    except KeyError:
+        raise ShipyardError(
+            f"--target '{target}' is not a column of the data file",
+            hint=did_you_mean(target, profile.names) or f"its columns: {', '.join(profile.names)}",
+        ) from None
+    if column.type == "datetime":
+        raise ShipyardError(
+            f"--target '{target}' holds dates: Shipyard predicts a class or a number",
+            hint="pick a label column, or derive one from the dates first",
+        )
+    if column.free_text:
+        raise ShipyardError(
+            f"--target '{target}' is text with {column.distinct} distinct values: neither a "
+            "few classes nor a number",
+            hint="pick a label column (a few classes) or a numeric one",
+        )
+    if column.distinct < 2:
+        raise ShipyardError(
+            f"--target '{target}' has fewer than two distinct values: there is nothing to learn",
+            hint="pick a column whose value varies from row to row",
+        )
+    return column
+
+
+def task_for(target: ColumnProfile) -> str:
+    """classification for bool, category and int labels with few values; else regression."""
+    if target.type == "float" or (target.type == "int" and target.distinct > MAX_CLASSES):
+        return "regression"
+    return "classification"
+
+
+def positive_class(target: ColumnProfile) -> str | None:
+    """The class a binary classifier detects, where Shipyard has no default (E509): not a bool,
+    not 0/1. The later of the two in sorted order stands in (yes over no, true over false);
+    the spec's comment asks the user to check it."""
+    if target.categories is None or len(target.categories) != 2:
+        return None
+    return target.categories[-1]
+
+
+def features_for(
+    profile: DataProfile, target: str, key: str | None
+) -> tuple[list[str], dict[str, str]]:
+    """The model's input columns, and the columns left out with why."""
+    used: list[str] = []
+    left_out: dict[str, str] = {}
+    for column in profile.columns:
+        if column.name == target:
+            continue
+        if column.name == key:
+            left_out[column.name] = "the key"
+        elif column.type == "datetime":
+            left_out[column.name] = "a date (E507: derive numbers from it first)"
+        elif profile.unique(column) and column.type in ("str", "int") and column.id_like:
+            left_out[column.name] = "an identifier"
+        elif column.free_text:
+            left_out[column.name] = "free text"
+        else:
+            used.append(column.name)
+    return used, left_out

@@ -1,0 +1,269 @@
+"""`shipyard init`: types and rules inferred from frames, a written spec that the project's own
+loader and validator accept, and the refusals that keep a user's files safe."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from shipyard.cli import main
+from shipyard.errors import ShipyardError
+from shipyard.project import load_project
+from shipyard.scaffold.commands import init_project
+from shipyard.scaffold.infer import (
+    bounds,
+    features_for,
+    key_column,
+    profile_frame,
+    propose_expectations,
+    suggested_target,
+    task_for,
+)
+from shipyard.scaffold.render import examples
+
+
+def customers(rows: int = 60) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "customer_id": range(1000, 1000 + rows),
+            "code": [f"{i:05d}" for i in range(rows)],  # leading zeros: an identifier, text
+            "plan": [("basic", "plus", "pro")[i % 3] for i in range(rows)],
+            "answer": [("yes", "no")[i % 2] for i in range(rows)],
+            "charges": [10.5 + i for i in range(rows)],
+            "calls": [i % 7 for i in range(rows)],
+            "email": [f"user{i}@example.com" for i in range(rows)],
+            "signed_up": [f"2024-01-{1 + i % 28:02d}" for i in range(rows)],
+            "churned": [i % 4 == 0 for i in range(rows)],
+            "notes": [None if i % 5 else f"called {i} times" for i in range(rows)],
+        }
+    )
+
+
+def as_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame as `read_data` reads a CSV: every column text, missing values NaN."""
+    return (
+        frame.astype(object).where(frame.notna(), None).map(lambda v: None if v is None else str(v))
+    )
+
+
+@pytest.mark.parametrize("reader", [lambda f: f, as_text], ids=["typed", "csv-text"])
+def test_types_are_inferred_from_typed_and_text_columns(reader: object) -> None:
+    profile = profile_frame(reader(customers()))  # type: ignore[operator]
+    types = {c.name: (c.type, c.categories) for c in profile.columns}
+    assert types["customer_id"] == ("int", None)
+    assert types["code"] == ("str", None), "00012 stays text: its zeros matter"
+    assert types["plan"] == ("str", ("basic", "plus", "pro"))
+    assert types["answer"] == ("str", ("no", "yes"))
+    assert types["charges"] == ("float", None)
+    assert types["calls"] == ("int", None)
+    assert types["signed_up"] == ("datetime", None)
+    assert types["churned"] == ("bool", None)
+    assert types["notes"][0] == "str"
+    assert profile.column("notes").nulls == 48
+    assert profile.column("charges").minimum == 10.5 and profile.column("calls").maximum == 6
+
+
+def test_many_distinct_strings_are_text_not_a_category() -> None:
+    frame = pd.DataFrame({"city": [f"city-{i % 30}" for i in range(300)]})
+    assert profile_frame(frame).column("city").categories is None
+    few = pd.DataFrame({"city": ["a", "b", "c", "d"]})  # each seen once: not yet a category
+    assert profile_frame(few).column("city").categories is None
+
+
+def test_expectations_proposed_from_the_data() -> None:
+    profile = profile_frame(customers())
+    key = key_column(profile)
+    assert key is not None and key.name == "customer_id"
+    proposals = {(p.kind, str(p.args)) for p in propose_expectations(profile, key.name)}
+    kinds = [p.kind for p in propose_expectations(profile, key.name)]
+    not_null = next(p for p in propose_expectations(profile, key.name) if p.kind == "not_null")
+    assert "notes" not in not_null.args and "customer_id" not in not_null.args
+    assert "charges" in not_null.args
+    assert ("between", str({"column": "calls", "min": 0, "max": 7})) in proposals
+    assert ("regex", str({"column": "email", "pattern": r"^[^@\s]+@[^@\s]+$"})) in proposals
+    assert ("unique", "['email']") in proposals and ("unique", "['code']") in proposals
+    assert ("row_count", str({"min": 30})) in proposals
+    assert "unique" not in [
+        p.kind for p in propose_expectations(profile, None) if "plan" in str(p.args)
+    ]
+    assert kinds.count("regex") == 1, "regex only where obvious"
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "whole", "expected"),
+    [
+        (0, 6, True, (0, 7)),
+        (6.981, 28.11, False, (4.0, 31.0)),
+        (-5.0, 5.0, False, (-6.0, 6.0)),
+        (143.5, 2501.0, False, (0.0, 2800.0)),
+        (3.0, 3.0, True, (2, 4)),
+    ],
+)
+def test_between_bounds_have_a_margin_and_round_outwards(
+    low: float, high: float, whole: bool, expected: tuple[float, float]
+) -> None:
+    assert bounds(low, high, whole) == expected
+
+
+def test_target_task_and_features() -> None:
+    profile = profile_frame(customers())
+    assert suggested_target(profile) == "churned"
+    assert task_for(profile.column("churned")) == "classification"
+    assert task_for(profile.column("charges")) == "regression"
+    assert task_for(profile.column("calls")) == "classification", "7 values: classes"
+    used, left_out = features_for(profile, "churned", "customer_id")
+    assert used == ["plan", "answer", "charges", "calls"]
+    assert set(left_out) == {"customer_id", "code", "email", "signed_up", "notes"}
+
+
+def write_csv(folder: Path, frame: pd.DataFrame, name: str = "data.csv") -> Path:
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("target", "counts"),
+    [
+        ("churned", {"datasets": 1, "models": 1}),
+        ("charges", {"datasets": 1, "models": 1}),
+        ("answer", {"datasets": 1, "models": 1}),
+        ("plan", {"datasets": 1, "models": 1}),
+        (None, {"datasets": 1}),
+    ],
+    ids=["binary", "regression", "yes-no", "multiclass", "no-target"],
+)
+def test_written_spec_validates_and_compiles(
+    tmp_path: Path, target: str | None, counts: dict[str, int]
+) -> None:
+    write_csv(tmp_path / "data", customers())
+    assert (
+        init_project(
+            tmp_path / "pipelines.yaml", str(tmp_path / "data" / "data.csv"), target=target
+        )
+        == 0
+    )
+    text = (tmp_path / "pipelines.yaml").read_text()
+    project = load_project(tmp_path / "pipelines.yaml")
+    assert project.ok, project.render()
+    spec = project.loaded.spec
+    assert {k: len(getattr(spec, k)) for k in ("datasets", "models") if getattr(spec, k)} == counts
+    dataset = spec.datasets["data"]
+    assert dataset.path == "data/data.csv" and dataset.key == "customer_id"
+    if target is None:
+        assert "'churned' looks like the label" in text and "#   churned:" in text
+        return
+    model = next(iter(spec.models.values()))
+    assert model.target == target and model.gate.vs_champion is not None
+    assert model.task == ("regression" if target == "charges" else "classification")
+    if target == "answer":
+        assert model.positive_class == "yes"
+
+
+@pytest.mark.parametrize("target", ["churned", "plan", "charges"])
+def test_commented_examples_validate_when_uncommented(tmp_path: Path, target: str) -> None:
+    write_csv(tmp_path, customers())
+    init_project(tmp_path / "pipelines.yaml", str(tmp_path / "data.csv"), target=target)
+    spec = tmp_path / "pipelines.yaml"
+    text = spec.read_text()
+    head, marker, commented = text.partition("docs/monitoring.md).\n")
+    assert marker and commented.startswith(f"# services:\n#   {target}-api:")
+    uncommented = "".join(
+        line.removeprefix("#").removeprefix(" ") for line in commented.splitlines(True)
+    )
+    spec.write_text(head + marker + uncommented)
+    project = load_project(spec, env={"SHIPYARD_SECRET_" + target.upper() + "_API_KEY": "k"})
+    assert project.ok, project.render()
+    loaded = project.loaded.spec
+    assert (
+        list(loaded.services)
+        == list(loaded.rollouts)
+        == list(loaded.monitoring)
+        == [f"{target}-api"]
+    )
+    assert examples(target, "classification").startswith("services:")
+
+
+def test_refuses_to_overwrite_without_force_and_keeps_a_backup_with_it(tmp_path: Path) -> None:
+    write_csv(tmp_path, customers())
+    spec = tmp_path / "pipelines.yaml"
+    spec.write_text("project: mine\n")
+    with pytest.raises(ShipyardError, match=r"'pipelines\.yaml' already exists") as refused:
+        init_project(spec, str(tmp_path / "data.csv"))
+    assert "--force" in (refused.value.hint or "")
+    assert spec.read_text() == "project: mine\n"
+    assert init_project(spec, str(tmp_path / "data.csv"), force=True) == 0
+    assert (tmp_path / "pipelines.yaml.bak").read_text() == "project: mine\n"
+    assert spec.read_text().startswith("# A starter spec")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "data file 'data.csv' not found"),
+        ("", "has no columns"),
+        ("a,b\n", "has a header but no rows"),
+        (b"\xff\xfe\x00garbage", "cannot read 'data.csv' as csv"),
+    ],
+    ids=["missing", "empty", "header-only", "unreadable"],
+)
+def test_bad_data_files_are_named_with_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: str | bytes | None, message: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    if isinstance(content, bytes):
+        (tmp_path / "data.csv").write_bytes(content)
+    elif content is not None:
+        (tmp_path / "data.csv").write_text(content)
+    with pytest.raises(ShipyardError, match=message) as failed:
+        init_project(tmp_path / "pipelines.yaml", "data.csv")
+    assert failed.value.hint
+    assert not (tmp_path / "pipelines.yaml").exists()
+
+
+def test_other_refusals(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    write_csv(tmp_path, customers())
+    with pytest.raises(ShipyardError, match="--target 'churn' is not a column") as typo:
+        init_project(tmp_path / "pipelines.yaml", "data.csv", target="churn")
+    assert typo.value.hint == "did you mean 'churned'?"
+    with pytest.raises(ShipyardError, match="holds dates"):
+        init_project(tmp_path / "pipelines.yaml", "data.csv", target="signed_up")
+    with pytest.raises(ShipyardError, match="is not a project name"):
+        init_project(tmp_path / "pipelines.yaml", "data.csv", name="My Project")
+    with pytest.raises(ShipyardError, match="not a format `shipyard init` reads"):
+        init_project(tmp_path / "pipelines.yaml", "data.xlsx")
+    outside = write_csv(tmp_path.parent / f"{tmp_path.name}-elsewhere", customers())
+    with pytest.raises(ShipyardError, match="outside the project folder"):
+        init_project(tmp_path / "pipelines.yaml", str(outside))
+    write_csv(tmp_path / "data", customers(), "second.csv")
+    with pytest.raises(ShipyardError, match=r"2 candidates here: data\.csv, data/second\.csv"):
+        init_project(tmp_path / "pipelines.yaml", None)
+    assert not (tmp_path / "pipelines.yaml").exists()
+
+
+def test_cli_finds_the_one_data_file_reads_parquet_and_ignores_the_state_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    customers().assign(signed_up=lambda f: pd.to_datetime(f["signed_up"])).to_parquet(
+        tmp_path / "data" / "customers.parquet"
+    )
+    (tmp_path / ".gitignore").write_text("*.pyc")
+    assert main(["init", "--name", "shop", "--target", "churned"]) == 0
+    out = capsys.readouterr().out
+    assert "wrote pipelines.yaml: dataset 'customers' (10 columns, 60 rows), model 'churned'" in out
+    assert (tmp_path / ".gitignore").read_text() == (
+        "*.pyc\n# Shipyard's state: servers' databases, models, logs\n.shipyard/\n"
+    )
+    spec = load_project(tmp_path / "pipelines.yaml").loaded.spec
+    assert spec.project == "shop" and spec.datasets["customers"].columns["signed_up"] == "datetime"
+    assert main(["init", "--force"]) == 0
+    assert "to .gitignore" not in capsys.readouterr().out
+    assert (tmp_path / ".gitignore").read_text().count(".shipyard/") == 1
+    assert main(["init"]) == 1
+    assert "already exists" in capsys.readouterr().err
