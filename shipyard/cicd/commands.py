@@ -62,6 +62,11 @@ def add_ci_parser(
         action="store_true",
         help="a missing base file means the base had no valid spec: every deployment is new",
     )
+    text = (
+        "bring back each dataset file the checkout's <file>.dvc pointer names, from the "
+        "profile's DVC remote (a CI job's first step)"
+    )
+    actions.add_parser("pull-data", help=text, description=text)
     for action in actions.choices.values():
         action.set_defaults(func=command)
 
@@ -77,6 +82,10 @@ def ci_command(plan: Plan | None, args: argparse.Namespace) -> int:
     if args.ci_command == "plan-diff":
         return _plan_diff(Path(args.base), Path(args.head), args.format, args.missing_base_ok)
     assert plan is not None
+    if args.ci_command == "pull-data":
+        from shipyard.cicd.data import pull_data
+
+        return pull_data(plan)
     from shipyard.cicd.render import RenderOptions
 
     options = RenderOptions(

@@ -129,18 +129,25 @@ def quality_commands(facts: CiProject) -> list[str]:
     return ["ruff check .", bandit, audit]
 
 
+PULL_DATA = "shipyard ci pull-data"
+"""First in every job that reads the datasets: the files the committed pointers name."""
+
+
 def data_commands(facts: CiProject) -> list[str]:
-    return [f"shipyard run validate-dataset {q(d)}" for d in facts.datasets]
+    return [PULL_DATA, *(f"shipyard run validate-dataset {q(d)}" for d in facts.datasets)]
 
 
 def train_commands(facts: CiProject) -> list[str]:
-    return [f"shipyard run train-model {q(m)}" for m in facts.models]
+    pull = [PULL_DATA] if facts.datasets else []
+    return [*pull, *(f"shipyard run train-model {q(m)}" for m in facts.models)]
 
 
 def build_script(facts: CiProject, stage: Stage) -> str:
     """Build each service's Bento, containerize it, and push it when the profile names a
     registry; the Bento tag is the one `shipyard build` prints."""
     lines = ["set -euo pipefail", f"export BENTOML_HOME={bento_home(facts, stage)}"]
+    if facts.datasets:
+        lines.append(PULL_DATA)  # the build reads the training data's columns
     if stage.registry:
         host = stage.registry.split("/", 1)[0]
         lines.append(

@@ -197,7 +197,8 @@ def test_github_jobs_run_the_spec_s_commands(shop: Path, tmp_path: Path) -> None
     quality = run_commands(jobs["quality"])
     assert "ruff check ." in quality and "pip-audit" in quality
     assert "bandit -r shop -q" in quality  # the code, not its tests
-    assert run_commands(jobs["data"])[-2:] == [
+    assert run_commands(jobs["data"])[-3:] == [
+        "shipyard ci pull-data",
         "shipyard run validate-dataset orders",
         "shipyard run validate-dataset refunds",
     ]
@@ -257,10 +258,14 @@ def test_gitlab_jobs_run_the_spec_s_commands(shop: Path, tmp_path: Path) -> None
     assert any("merge_requests/$CI_MERGE_REQUEST_IID/notes" in c for c in diff)
     assert ci["plan-diff"]["artifacts"]["paths"] == ["plan-diff.md"]
     assert run_commands(ci["data"]) == [
+        "shipyard ci pull-data",
         "shipyard run validate-dataset orders",
         "shipyard run validate-dataset refunds",
     ]
-    assert run_commands(ci["train"]) == ["shipyard run train-model returns"]
+    assert run_commands(ci["train"]) == [
+        "shipyard ci pull-data",
+        "shipyard run train-model returns",
+    ]
     assert run_commands(ci["deploy-staging"]) == ["shipyard rollout start shop-api"]
     promote = ci["promote-production"]
     assert promote["environment"] == {"name": "production"}
@@ -369,3 +374,45 @@ def test_plan_diff_of_equal_plans_and_of_a_missing_base(
     out = capsys.readouterr().out
     assert "validate-dataset/orders" in out and "(new)" in out
     assert json.loads(head.read_text())["project"] == "shop"
+
+
+# -- pull-data ----------------------------------------------------------------------------
+
+
+def test_pull_data_brings_back_the_version_the_pointer_names(
+    shop: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A fresh checkout has the pointers, not the bytes: the job pulls them from the remote."""
+    from shipyard.cicd.data import _store
+    from shipyard.project import load_project
+
+    plan = load_project(shop / "pipelines.yaml").require_plan()
+    orders = shop / "data" / "orders.csv"
+    orders.parent.mkdir()
+    orders.write_text("order_id,amount,items,returned\n1,9.5,2,false\n")
+    Path(plan.blocks.dvc_remote.url).mkdir(parents=True, exist_ok=True)
+    store = _store(plan)
+    store.add(orders)
+    store.push(orders, "dataset.orders")
+    orders.unlink()  # the checkout: the pointer, no file; refunds has neither
+    spec = str(shop / "pipelines.yaml")
+    assert main(["-f", spec, "ci", "pull-data"]) == 0
+    assert orders.read_text() == "order_id,amount,items,returned\n1,9.5,2,false\n"
+    out = capsys.readouterr().out
+    assert "orders: pulled data/orders.csv" in out
+    assert "refunds: no data/refunds.csv and no refunds.csv.dvc" in out
+    assert main(["-f", spec, "ci", "pull-data"]) == 0
+    assert "orders: data/orders.csv is there" in capsys.readouterr().out
+
+
+def test_pull_data_from_a_remote_folder_the_runner_lacks_is_refused(
+    shop: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (shop / "data").mkdir()
+    (shop / "data" / "orders.csv.dvc").write_text(
+        "outs:\n- md5: 0\n  size: 1\n  path: orders.csv\n"
+    )
+    assert main(["-f", str(shop / "pipelines.yaml"), "ci", "pull-data"]) == 1
+    err = capsys.readouterr().err
+    assert "which this machine does not have" in err and "s3://" in err
+    assert not (shop / "data" / "orders.csv").exists()
