@@ -135,7 +135,7 @@ def _unique_id(store: BackupStore, project: str, now: datetime | None) -> str:
     backup_id, n = base, 1
     while backup_id in taken:
         n += 1
-        backup_id = f"{base}-{n}"
+        backup_id = f"{base}-{n:03d}"  # sorts as made, up to 999 in one second
     return backup_id
 
 

@@ -316,7 +316,7 @@ def test_retention_keeps_the_newest_by_count_or_age() -> None:
     old = [new_id(now - timedelta(days=d)) for d in (30, 20)]
     assert to_prune(old, keep_seconds=86400, now=now) == old[:1]  # the newest stays
     assert to_prune([], keep_last=1) == []
-    same_second = [ids[-1], ids[-1] + "-2"]
+    same_second = [ids[-1], ids[-1] + "-002"]
     assert to_prune(same_second, keep_last=1) == [ids[-1]]
 
 
@@ -338,7 +338,7 @@ def test_two_backups_in_one_second_get_distinct_sortable_ids(plan: Plan, store: 
     now = datetime(2026, 12, 2, 2, tzinfo=UTC)
     first = create_backup(plan, store, now=now).manifest.id
     second = create_backup(plan, store, now=now).manifest.id
-    assert (first, second) == ("20261202T020000Z", "20261202T020000Z-2")
+    assert (first, second) == ("20261202T020000Z", "20261202T020000Z-002")
     assert [i for i, _ in list_backups(store, plan.project)] == [first, second]
 
 
