@@ -416,3 +416,37 @@ def test_pull_data_from_a_remote_folder_the_runner_lacks_is_refused(
     err = capsys.readouterr().err
     assert "which this machine does not have" in err and "s3://" in err
     assert not (shop / "data" / "orders.csv").exists()
+
+
+def test_a_project_in_a_subfolder_of_the_repository(
+    tmp_path: Path, no_state_dir_override: None
+) -> None:
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    project = repo / "ml"
+    (project / "pkg").mkdir(parents=True)
+    (project / "pkg" / "__init__.py").write_text("")
+    (project / "requirements.lock").write_text("shipyard\n")
+    (project / "pipelines.yaml").write_text(textwrap.dedent(SPEC))
+    out = repo / ".github" / "workflows"
+    workflow = render(project, "github", out)
+    first = workflow.read_text()
+    assert render(project, "github", out).read_text() == first  # the same file every time
+    linted = actionlint(workflow)
+    assert linted.returncode == 0, linted.stdout
+    wf = load(workflow)
+    assert wf["defaults"] == {"run": {"working-directory": "ml"}}
+    assert {"ml/pipelines.yaml", "ml/pkg/**", "ml/requirements.lock"} <= set(
+        wf["on"]["push"]["paths"]
+    )
+    setup = wf["jobs"]["test"]["steps"][1]["with"]
+    assert setup["cache-dependency-path"] == "ml/requirements.lock"
+    upload = wf["jobs"]["data"]["steps"][-1]["with"]
+    assert upload["path"] == "ml/.shipyard-staging/"  # artifact paths: from the repository root
+    assert 'export BENTOML_HOME="$PWD"/.shipyard-staging/bentoml' in run_commands(
+        wf["jobs"]["build"]
+    )  # the job itself runs in ml/
+    ci = load(render(project, "gitlab", repo))
+    assert ci["default"]["before_script"][0] == "cd ml"
+    assert ci["data"]["artifacts"]["paths"] == ["ml/.shipyard-staging/"]
+    assert schema_check("vendor.gitlab-ci", repo / ".gitlab-ci.yml").returncode == 0
