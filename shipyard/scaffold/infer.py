@@ -221,6 +221,8 @@ def propose_expectations(profile: DataProfile, key: str | None) -> list[Proposal
             Proposal("not_null", complete, "no value is missing in these columns today")
         )
     for column in profile.columns:
+        if column.id_like:
+            continue  # a range of identifiers says nothing about the data
         if column.numeric and column.minimum is not None and column.maximum is not None:
             low, high = bounds(column.minimum, column.maximum, column.type == "int")
             proposals.append(
@@ -342,9 +344,9 @@ def features_for(
         if column.name == key:
             left_out[column.name] = "the key"
         elif column.type == "datetime":
-            left_out[column.name] = "a date (E507: derive numbers from it first)"
-        elif profile.unique(column) and column.type in ("str", "int") and column.id_like:
-            left_out[column.name] = "an identifier"
+            left_out[column.name] = "dates (E507: derive numbers from them first)"
+        elif column.id_like and column.type in ("str", "int"):
+            left_out[column.name] = "identifiers"
         elif column.free_text:
             left_out[column.name] = "free text"
         else:

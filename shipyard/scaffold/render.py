@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
+from decimal import Decimal
 
 from shipyard.scaffold.infer import (
     MARGIN,
@@ -48,8 +49,12 @@ def scalar(value: object) -> str:
     """A YAML scalar: plain where that reads back as the same string, else JSON-quoted."""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        # positional, never 6e-06: YAML 1.1 (PyYAML) reads an exponent without a dot as text
+        text = format(Decimal(repr(value)), "f")
+        return text if "." in text else text + ".0"
     text = str(value)
     if _PLAIN.match(text) and text.lower() not in _YAML_WORDS:
         return text
@@ -154,7 +159,8 @@ def render_spec(profile: DataProfile, names: Names, target: str | None) -> str:
             if suggestion
             else "name the label column: `shipyard init DATA --target COLUMN` writes it"
         )
-        out.append(f"# A model needs a target column; {hint}.")
+        out.append("# A model needs a target column:")
+        out.append(f"# {hint}.")
         if suggestion is not None:
             out.extend(_commented(_model_lines(profile, names, suggestion, key_name)))
             model_name, task, binary = _slug(suggestion), *_task(profile, suggestion)
@@ -203,8 +209,11 @@ def _model_lines(
             f"    positive_class: {json.dumps(positive)}    # the class the model detects: check it"
         )
     if left_out:
-        reasons = ", ".join(f"{name} ({why})" for name, why in left_out.items())
-        lines.append(f"    # every other column is a feature, but {reasons}")
+        by_reason: dict[str, list[str]] = {}
+        for name, reason in left_out.items():
+            by_reason.setdefault(reason, []).append(name)
+        lines.append("    # every other column is a feature, except:")
+        lines += [f"    #   {', '.join(cols)}: {reason}" for reason, cols in by_reason.items()]
     lines.append(flow_list(list(used), 4, "features: "))
     metric, condition = GATES[task]
     lines += [
@@ -262,7 +271,8 @@ monitoring:
 
 
 def _commented(lines: list[str]) -> list[str]:
-    return [f"# {line}" if line else "#" for line in lines]
+    """Each line commented out, including the continuation lines of a wrapped flow list."""
+    return [f"# {line}" if line else "#" for line in "\n".join(lines).splitlines()]
 
 
 def _slug(name: str) -> str:

@@ -21,7 +21,7 @@ from shipyard.scaffold.infer import (
     suggested_target,
     task_for,
 )
-from shipyard.scaffold.render import examples
+from shipyard.scaffold.render import examples, scalar
 
 
 def customers(rows: int = 60) -> pd.DataFrame:
@@ -107,6 +107,27 @@ def test_between_bounds_have_a_margin_and_round_outwards(
     assert bounds(low, high, whole) == expected
 
 
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (6e-06, "0.000006"),
+        (5.5e-05, "0.000055"),
+        (4.0, "4.0"),
+        (2800, "2800"),
+        (1e16, "10000000000000000.0"),
+        ("yes", '"yes"'),
+        ("mean radius", '"mean radius"'),
+        ("plan", "plan"),
+        ("00123", '"00123"'),
+    ],
+)
+def test_scalars_read_back_as_written(value: object, text: str) -> None:
+    import yaml
+
+    assert scalar(value) == text
+    assert yaml.safe_load(f"v: {text}")["v"] == value
+
+
 def test_target_task_and_features() -> None:
     profile = profile_frame(customers())
     assert suggested_target(profile) == "churned"
@@ -161,6 +182,25 @@ def test_written_spec_validates_and_compiles(
     assert model.task == ("regression" if target == "charges" else "classification")
     if target == "answer":
         assert model.positive_class == "yes"
+
+
+def test_a_suggested_model_on_a_wide_file_is_commented_out_whole(tmp_path: Path) -> None:
+    """The suggested model's feature list wraps over several lines: every one is commented,
+    and uncommented the model validates."""
+    frame = pd.DataFrame(
+        {f"measurement_number_{i}": [j * 0.5 + i for j in range(40)] for i in range(12)}
+    )
+    write_csv(tmp_path, frame.assign(label=[j % 2 for j in range(40)]))
+    spec = tmp_path / "pipelines.yaml"
+    assert init_project(spec, str(tmp_path / "data.csv")) == 0
+    text = spec.read_text()
+    model = text[text.index("# models:") : text.index("\n\n", text.index("# models:"))]
+    assert model.count("measurement_number_") == 12 and len(model.splitlines()) > 12
+    assert all(line.startswith("#") for line in model.splitlines())
+    spec.write_text(text.replace(model, "\n".join(line[2:] for line in model.splitlines())))
+    project = load_project(spec)
+    assert project.ok, project.render()
+    assert project.loaded.spec.models["label"].task == "classification"
 
 
 @pytest.mark.parametrize("target", ["churned", "plan", "charges"])
