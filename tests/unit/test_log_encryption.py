@@ -290,3 +290,23 @@ def test_an_unknown_field_is_e709_with_a_suggestion() -> None:
     [diagnostic] = check(replaced(SPEC, ("encrypt: [email]", "encrypt: [emial]")))
     assert diagnostic.code == "E709" and "did you mean 'email'" in (diagnostic.hint or "")
     assert codes(replaced(SPEC, ("encrypt: [email]", "encrypt: [outcome, 'e*']"))) == []
+
+
+@pytest.mark.usefixtures("keys")
+def test_a_service_starts_with_its_log_keys_or_not_at_all(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shipyard.serving.crypto import service_cipher
+    from shipyard.serving.deploy import serve_env
+
+    monkeypatch.setenv("SHIPYARD_SECRET_CHURN_API_KEY", "app-key-" + "a" * 30)
+    monkeypatch.setenv("SHIPYARD_SECRET_CHURN_API_LOG_KEY_2025", NEW_KEY)
+    step = compile_text(tmp_path, SPEC).step("service.churn-api", ServiceStep)
+    env = serve_env(step)  # what the workers get: the log's keys beside the API keys
+    assert env["SHIPYARD_SECRET_CHURN_API_LOG_KEY"] == KEY
+    assert env["SHIPYARD_SECRET_CHURN_API_LOG_KEY_2025"] == NEW_KEY
+    started = service_cipher(step)
+    assert started is not None and started.encrypts("email") and not started.encrypts("tenure")
+    monkeypatch.delenv("SHIPYARD_SECRET_CHURN_API_LOG_KEY_2025")
+    with pytest.raises(LogKeyError, match="secret 'churn-api-log-key-2025', which is not set"):
+        service_cipher(step)

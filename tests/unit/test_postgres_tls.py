@@ -162,3 +162,36 @@ def test_a_client_certificate_without_its_key_is_reported() -> None:
     assert diagnostic.code == "E103" and "both `sslcert` and `sslkey`" in diagnostic.message
     text = replaced(SPEC, ("sslmode: verify-full", "sslmode: always"))
     assert [d.code for d in check(text)] == ["E103"]
+
+
+FEAST_SPEC = """\
+project: demo
+profiles:
+  tls:
+    kind: scale-out
+    feast: {registry: "postgresql://postgres@db:5432/feast"}
+    postgres: {sslmode: require}
+profile: tls
+datasets:
+  customers:
+    path: data/customers.csv
+    timestamp: event_time
+    schema: {customer_id: int, event_time: datetime, tenure: int, churned: bool}
+    expectations: [{not_null: customer_id}]
+features:
+  entities:
+    customer: {join_key: customer_id}
+  views:
+    profile: {entity: customer, source: customers, features: [tenure]}
+  services:
+    churn_v1: [profile]
+"""
+
+
+def test_the_feast_sql_registry_carries_the_profile_tls(tmp_path: Path) -> None:
+    from shipyard.compiler import FeatureRepoStep
+    from shipyard.compiler.features import SqlRegistry
+
+    [repo] = compile_text(tmp_path, FEAST_SPEC).steps_of(FeatureRepoStep)
+    assert isinstance(repo.registry, SqlRegistry)
+    assert repo.registry.path == "postgresql+psycopg2://postgres@db:5432/feast?sslmode=require"
