@@ -151,9 +151,14 @@ def extract_files(archive: Path, state_dir: Path) -> None:
 
 
 def postgres_url(url: str) -> str:
-    """A libpq URL for pg_dump: SQLAlchemy's driver suffix dropped (postgresql+asyncpg://)."""
-    scheme, rest = url.split("://", 1)
-    return f"{scheme.split('+', 1)[0]}://{rest}"
+    """A libpq URL for pg_dump: SQLAlchemy's driver suffix dropped (postgresql+asyncpg://),
+    and asyncpg's `ssl=<mode>` written as libpq's `sslmode=<mode>`."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    query = [("sslmode" if k == "ssl" else k, v) for k, v in parse_qsl(parts.query, True)]
+    scheme = parts.scheme.split("+", 1)[0]
+    return urlunsplit((scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
 
 
 def postgres_databases(plan: Plan) -> dict[str, list[str]]:

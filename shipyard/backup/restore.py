@@ -101,8 +101,10 @@ def restore_backup(
     restored_dbs: list[str] = []
     moved = False
     try:
+        before = work / "before"
+        before.mkdir()
         for name, url in targets.items():  # the databases as they are, to roll back to
-            before_dumps[name] = work / f"{name.replace('/', '-')}.dump"
+            before_dumps[name] = before / f"{name.replace('/', '-')}.dump"
             partlib.dump_postgres(url, before_dumps[name])
         if state_dir.exists():
             state_dir.rename(aside)

@@ -208,3 +208,55 @@ def test_a_postgresql_database_round_trips_through_pg_dump(tmp_path: Path) -> No
         psql(f'CREATE DATABASE "{name}"')
         parts.restore_postgres(url, part.path)  # into a database made anew
         assert psql("SELECT count(*) FROM predictions", name).stdout.strip() == "50"
+
+
+@pytest.mark.skipif(shutil.which("pg_dump") is None, reason="no pg_dump")
+def test_a_profiles_postgresql_log_is_backed_up_and_restored(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from shipyard.backup.archive import create_backup, verify_archive
+    from shipyard.backup.restore import restore_backup
+    from shipyard.backup.store import LocalStore
+
+    if psql("SELECT 1", check=False).returncode != 0:
+        pytest.skip("no PostgreSQL on 127.0.0.1:5432")
+    with throwaway_database("backup_log", create=True) as name:
+        url = f"postgresql://postgres@127.0.0.1:5432/{name}"
+        text = SPEC.format(port=free_port()).replace(
+            "    prefect: {port:",
+            f"    kind: scale-out\n    serving: {{log_database: '{url}'}}\n    prefect: {{port:",
+        )
+        text += MODEL_SPEC.format(threshold=">= 0.5") + SERVICE.format(port=free_port())
+        (tmp_path / "pipelines.yaml").write_text(text)
+        plan = compile_spec(tmp_path / "pipelines.yaml")
+        psql("CREATE TABLE predictions (id int primary key, body text)", name)
+        psql("INSERT INTO predictions SELECT g, 'row ' || g FROM generate_series(1, 30) g", name)
+        store = LocalStore(tmp_path_factory.mktemp("pg-backups"))
+        created = create_backup(plan, store)
+        [part] = [p for p in created.manifest.parts if p.kind == "postgres"]
+        assert part.detail["roles"] == ["serving.log.churn-api", "serving.control"]
+        psql("DROP TABLE predictions", name)
+        archive = store.folder / created.archive
+        restore_backup(plan, archive, verify_archive(archive, plan.project))
+        assert psql("SELECT count(*) FROM predictions", name).stdout.strip() == "30"
+        # a restore failing after its pg_restore puts the database back as it was before
+        psql("INSERT INTO predictions VALUES (31, 'made after the backup')", name)
+        from shipyard.backup import parts
+
+        calls: list[int] = []
+        real = parts.restore_pointers
+
+        def fail_once(project_dir: Path, pointers: dict[str, str]) -> None:
+            calls.append(1)
+            if len(calls) == 1:
+                raise OSError("disk full")
+            real(project_dir, pointers)
+
+        patch = pytest.MonkeyPatch()
+        patch.setattr(parts, "restore_pointers", fail_once)
+        try:
+            with pytest.raises(OSError, match="disk full"):
+                restore_backup(plan, archive, verify_archive(archive, plan.project))
+        finally:
+            patch.undo()
+        assert psql("SELECT count(*) FROM predictions", name).stdout.strip() == "31"

@@ -455,3 +455,45 @@ def test_manifest_json_of_a_listing_is_what_list_prints(plan: Plan, store: Local
         (store.folder / archive.listing_name(plan.project, created.manifest.id)).read_text()
     )
     assert listing["manifest"]["id"] == created.manifest.id == found[0][0]
+
+
+@pytest.mark.parametrize(
+    "url, libpq",
+    [
+        ("postgresql+asyncpg://u@h:5432/prefect", "postgresql://u@h:5432/prefect"),
+        ("postgresql+asyncpg://u@h/p?ssl=require", "postgresql://u@h/p?sslmode=require"),
+        ("postgresql://u:pw@h/s?sslmode=verify-full", "postgresql://u:pw@h/s?sslmode=verify-full"),
+    ],
+)
+def test_database_urls_are_given_to_pg_dump_as_libpq_reads_them(url: str, libpq: str) -> None:
+    assert parts.postgres_url(url) == libpq
+
+
+def test_every_postgresql_database_of_the_profile_is_found_once(
+    tmp_path: Path, no_state_dir_override: None
+) -> None:
+    text = SPEC.format(port=free_port()).replace(
+        "    prefect: {port:",
+        "    kind: scale-out\n"
+        "    serving: {log_database: 'postgresql://pg@db:5432/serving'}\n"
+        "    mlflow: {backend_store_uri: 'postgresql://pg@db:5432/mlflow'}\n"
+        "    prefect: {database_url: 'postgresql+asyncpg://pg@db:5432/prefect', port:",
+    )
+    text += """
+models:
+  churn:
+    task: classification
+    dataset: customers
+    target: churned
+    features: [tenure_months]
+    estimator: {class: sklearn.linear_model.LogisticRegression}
+services:
+  churn-api: {model: churn}
+"""
+    (tmp_path / "pipelines.yaml").write_text(text)
+    found = parts.postgres_databases(compile_spec(tmp_path / "pipelines.yaml"))
+    assert found == {
+        "postgresql://pg@db:5432/prefect": ["prefect"],
+        "postgresql://pg@db:5432/mlflow": ["mlflow"],
+        "postgresql://pg@db:5432/serving": ["serving.log.churn-api", "serving.control"],
+    }
