@@ -107,10 +107,6 @@ def tools_script(kind: str) -> str:
     return "pip install " + " ".join(TOOLS[kind])
 
 
-def validate_commands(report: str) -> list[str]:
-    return ["shipyard validate", f"shipyard validate --format json > {report}"]
-
-
 def test_commands(options: RenderOptions) -> list[str]:
     return [
         "pytest --cov --cov-report=term-missing --cov-report=xml:coverage.xml "
