@@ -261,6 +261,8 @@ def skipped_state(plan: Plan) -> list[str]:
     root = plan.blocks.mlflow.artifact_root or ""
     if "://" in root and not root.startswith("file://"):
         notes.append(f"mlflow artifacts in {redact_url(root)} (kept by that store)")
+    elif root and not _within(Path(root.removeprefix("file://")), Path(plan.runtime.state_dir)):
+        notes.append(f"mlflow artifacts in {root}, outside the state folder: back it up too")
     from shipyard.compiler import FeatureRepoStep
     from shipyard.compiler.features import SqliteOnlineStore
 
@@ -271,6 +273,11 @@ def skipped_state(plan: Plan) -> list[str]:
                 "after a restore"
             )
     return notes
+
+
+def _within(path: Path, folder: Path) -> bool:
+    resolved = path.expanduser().resolve()
+    return resolved == folder.resolve() or folder.resolve() in resolved.parents
 
 
 # -- verify -------------------------------------------------------------------------------------

@@ -497,3 +497,24 @@ services:
         "postgresql://pg@db:5432/mlflow": ["mlflow"],
         "postgresql://pg@db:5432/serving": ["serving.log.churn-api", "serving.control"],
     }
+
+
+def test_state_a_backup_cannot_reach_is_named_in_the_manifest(
+    tmp_path: Path, no_state_dir_override: None
+) -> None:
+    from shipyard.backup.archive import skipped_state
+
+    assert skipped_state(compile_spec(_spec_with(tmp_path, "null"))) == []
+    text = SPEC.format(port=free_port()).replace(
+        "    prefect: {port:",
+        "    kind: scale-out\n"
+        "    mlflow: {tracking_uri: 'http://mlflow:5000', artifact_root: /data/artifacts}\n"
+        "    prefect: {api_url: 'http://prefect:4200/api', port:",
+    )
+    (tmp_path / "pipelines.yaml").write_text(text)
+    notes = skipped_state(compile_spec(tmp_path / "pipelines.yaml"))
+    assert notes == [
+        "prefect: the external server http://prefect:4200/api backs itself up",
+        "mlflow: the external tracking server http://mlflow:5000",
+        "mlflow artifacts in /data/artifacts, outside the state folder: back it up too",
+    ]
