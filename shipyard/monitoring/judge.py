@@ -226,7 +226,12 @@ def _judge_drift(
         masked = [name for name in missing if name in window.masked]
         result.problems.append(
             f"{', '.join(missing)} missing from live data"
-            + (f" ({', '.join(masked)} masked by `logging.mask`)" if masked else "")
+            + (
+                f" ({', '.join(masked)} masked by `logging.mask`, or encrypted by "
+                "`logging.encrypt` without the key here)"
+                if masked
+                else ""
+            )
             + ": their drift is not judged"
         )
     present = [f for f in judged if f.name in window.seen]

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from shipyard.serving.crypto import ENCRYPTED
 from shipyard.serving.masking import MASK
 from shipyard.serving.predlog import BATCH, LogReader
 
@@ -96,8 +97,8 @@ def read_window(
                 if value is _ABSENT:
                     window.columns[name].append(None)
                     continue
-                if value == MASK:
-                    window.masked.add(name)
+                if value == MASK or (isinstance(value, str) and value.startswith(ENCRYPTED)):
+                    window.masked.add(name)  # masked, or encrypted and no key here to read it
                     value = None
                 window.seen.add(name)
                 window.columns[name].append(value)

@@ -25,7 +25,7 @@ from shipyard.serving.auth import Authenticator, authenticator_for
 from shipyard.serving.checks import Failure, RequestChecker, rejection
 from shipyard.serving.config import ServiceConfig, read_config
 from shipyard.serving.control import ControlState, ControlStore, resolve_bundle
-from shipyard.serving.crypto import service_cipher
+from shipyard.serving.crypto import LogKeyError, service_cipher
 from shipyard.serving.masking import Masker
 from shipyard.serving.models import ModelSet
 from shipyard.serving.predlog import BATCH, PredictionLog
@@ -94,6 +94,13 @@ def _prediction_log(config: ServiceConfig) -> PredictionLog:
     spool = Path(step.state_dir) / "serving" / step.service / "spool"
     cipher = service_cipher(step, use_prefect=False)  # a missing or wrong key fails the start
     return PredictionLog(step.log_database, step.service, spool_dir=spool, cipher=cipher)
+
+
+def _log_settings(config: ServiceConfig) -> tuple[Any, ...]:
+    """What the prediction log is made of: a reload that changes it starts a new one."""
+    step = config.step
+    encryption = step.log_encryption
+    return (step.log_database, encryption, tuple(step.mask) if encryption else None)
 
 
 def routing_for(config: ServiceConfig, routing: RoutingPlan | None) -> RoutingPlan:
@@ -440,8 +447,14 @@ class ServiceEngine:
         auth, limiter, masker = _policies(config)  # revoked keys and new masks apply too
         checker = RequestChecker(config.step.request_checks)
         predictions = self.log
-        if config.step.log_database != self.config.step.log_database:
-            predictions = _prediction_log(config)
+        if _log_settings(config) != _log_settings(self.config):
+            try:
+                predictions = _prediction_log(config)
+            except LogKeyError as exc:  # a key this worker was not started with
+                raise ReloadRefused(
+                    f"{exc}; restart the service to take new log keys: "
+                    f"`shipyard serve {self.service} --restart`"
+                ) from exc
         router = Router(routing_for(config, self.router.state), list(models.variants))
         old_log = self.log
         self.auth, self.limiter, self.masker, self.log = auth, limiter, masker, predictions

@@ -310,3 +310,16 @@ def test_a_service_starts_with_its_log_keys_or_not_at_all(
     monkeypatch.delenv("SHIPYARD_SECRET_CHURN_API_LOG_KEY_2025")
     with pytest.raises(LogKeyError, match="secret 'churn-api-log-key-2025', which is not set"):
         service_cipher(step)
+
+
+def test_the_monitor_window_reads_encrypted_features_with_the_key_only(
+    written: PredictionLog, url: str
+) -> None:
+    from shipyard.monitoring.window import read_window
+
+    def window(with_cipher: FieldCipher | None) -> tuple[list[object], set[str]]:
+        read = read_window(url, "churn-api", ["email"], 3600, False, cipher=with_cipher)
+        return read.columns["email"], read.masked
+
+    assert window(cipher()) == ([EMAIL, EMAIL, "bo@example.com"], set())
+    assert window(None) == ([None, None, None], {"email"})  # unreadable here: like a mask
