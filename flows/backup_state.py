@@ -10,8 +10,8 @@ from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel
 
+from shipyard.backup import commands as backups
 from shipyard.backup.archive import Created
-from shipyard.backup.commands import created_text, scheduled_backup
 from shipyard.compiler.backup import BackupStep
 from shipyard.metrics import monitored_run
 from shipyard.runtime.connections import metrics_sink
@@ -30,9 +30,15 @@ class BackupStateResult(BaseModel):
 
 
 @task(name="snapshot", cache_policy=NO_CACHE, persist_result=False)
-def snapshot_and_prune(run: StepRun[BackupStep]) -> tuple[Created, list[str]]:
-    """The backup, then the prune (one task: a prune never runs without a new backup)."""
-    return scheduled_backup(run.plan, run.step)
+def snapshot(run: StepRun[BackupStep]) -> Created:
+    """Every piece of state into one archive at the step's location (audited)."""
+    return backups.create(run.plan, run.step.to, note="scheduled")
+
+
+@task(name="prune", cache_policy=NO_CACHE, persist_result=False)
+def prune(run: StepRun[BackupStep]) -> list[str]:
+    """The project's backups past retention deleted; never the one just made."""
+    return backups.prune(run.plan, run.step)
 
 
 @flow(name="backup-state", flow_run_name=run_name("backup-state", "backup"), description=__doc__)
@@ -42,8 +48,9 @@ def backup_state(backup: str) -> BackupStateResult:
     with monitored_run(
         "backup-state", run.step.id, run.plan.project, metrics_sink(run.plan), run.flow_run_id
     ) as metrics:
-        created, pruned = snapshot_and_prune(run)
-        for line in created_text(created).splitlines():
+        created = snapshot(run)
+        pruned = prune(run)  # after a backup that succeeded only
+        for line in backups.created_text(created).splitlines():
             log.info("%s", line)
         for warning in created.warnings:
             log.warning("%s", warning)

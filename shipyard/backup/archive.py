@@ -139,7 +139,7 @@ def _unique_id(store: BackupStore, project: str, now: datetime | None) -> str:
     return backup_id
 
 
-def _excluded(plan: Plan, store: BackupStore) -> list[Path]:
+def _excluded(store: BackupStore) -> list[Path]:
     """A store inside the state folder (the embedded DVC remote's backups/) is not backed up."""
     if isinstance(store, LocalStore):
         return [store.folder]
@@ -156,7 +156,7 @@ def create_backup(
     """Snapshot every part of the plan's state into one archive in `store`."""
     state_dir = Path(plan.runtime.state_dir)
     project_dir = Path(plan.runtime.project_dir)
-    excluded = _excluded(plan, store)
+    excluded = _excluded(store)
     warnings: list[str] = []
     if excluded and state_dir in excluded[0].parents:
         warnings.append(

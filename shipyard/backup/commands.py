@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 import tempfile
 from collections.abc import Callable
@@ -136,16 +137,11 @@ def created_text(created: Created) -> str:
     return "\n".join(lines)
 
 
-def scheduled_backup(plan: Plan, step: BackupStep) -> tuple[Created, list[str]]:
-    """What the backup-state flow does: a backup to the step's location, then the backups
-    past the step's retention pruned (the one just made is never among them)."""
+def prune(plan: Plan, step: BackupStep) -> list[str]:
+    """The backups past the step's retention deleted, oldest first (never the newest)."""
     from shipyard.backup.archive import prune_backups
 
-    created = create(plan, step.to, note="scheduled")
-    pruned = prune_backups(
-        store_for(plan, step.to), plan.project, step.keep_last, step.keep_seconds
-    )
-    return created, pruned
+    return prune_backups(store_for(plan, step.to), plan.project, step.keep_last, step.keep_seconds)
 
 
 def human_size(size: int) -> str:
@@ -214,22 +210,18 @@ def backups_table(found: list[tuple[str, Listed | None]]) -> str:
 
 def restore(plan: Plan, backup: str, location: str | None, yes: bool) -> int:
     from shipyard.backup.archive import Listed, archive_name, listing_name, verify_archive
-    from shipyard.backup.restore import restore_backup, running_processes
+    from shipyard.backup.restore import ensure_stopped, restore_backup
     from shipyard.backup.store import LocalStore
 
     store = store_for(plan, location)
     state_dir = Path(plan.runtime.state_dir)
-    running = running_processes(state_dir)  # said before a long download, checked again later
-    if running:
-        from shipyard.backup.restore import _ensure_stopped
-
-        _ensure_stopped(state_dir)
+    ensure_stopped(state_dir)  # said before a long download; checked again before restoring
     with tempfile.TemporaryDirectory(prefix=".shipyard-restore-", dir=state_dir.parent) as tmp:
         local = Path(tmp) / "backup.tar"
         listed: Listed | None = None
         given = Path(backup)
         if backup.endswith(".tar") and given.is_file():
-            local.write_bytes(given.read_bytes())
+            shutil.copyfile(given, local)
         else:
             names = store.names()
             if archive_name(plan.project, backup) not in names:

@@ -50,7 +50,7 @@ def running_processes(state_dir: Path) -> list[str]:
     return found
 
 
-def _ensure_stopped(state_dir: Path) -> None:
+def ensure_stopped(state_dir: Path) -> None:
     running = running_processes(state_dir)
     if running:
         raise ShipyardError(
@@ -90,7 +90,7 @@ def restore_backup(
     folder of backups inside the state folder, moves into the restored state."""
     state_dir = Path(plan.runtime.state_dir)
     project_dir = Path(plan.runtime.project_dir)
-    _ensure_stopped(state_dir)
+    ensure_stopped(state_dir)
     targets = _postgres_targets(plan, manifest)
     stamp = new_id()
     aside = state_dir.with_name(f"{state_dir.name}{ASIDE_MARK}{stamp}")

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from support import SPEC, compile_spec, free_port, run_flow
+from support import SPEC, compile_spec, free_port, run_flow, task_names
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("prefect_harness")]
 
@@ -19,6 +19,7 @@ def test_scheduled_backups_keep_the_newest_the_profile_asks_for(
     from shipyard.audit import AuditLog
     from shipyard.backup.archive import list_backups
     from shipyard.backup.store import LocalStore
+    from shipyard.compiler.backup import BackupStep
     from shipyard.settings import StateLayout
 
     backups = tmp_path_factory.mktemp("scheduled")
@@ -39,5 +40,7 @@ def test_scheduled_backups_keep_the_newest_the_profile_asks_for(
     assert made[2].pruned == [made[0].backup]
     assert kept == [made[1].backup, made[2].backup]
     assert all(r.parts >= 2 and r.location == str(backups) for r in made)
+    step = plan.named(BackupStep, "state")
+    assert task_names(state.state_details.flow_run_id) == list(step.tasks) == ["snapshot", "prune"]
     [(_, listed)] = list_backups(LocalStore(backups), plan.project)[-1:]
     assert listed is not None and listed.manifest.note == "scheduled"
