@@ -99,7 +99,8 @@ def restore_backup(
     (work / "pointers.json").write_text(json.dumps(before_pointers), encoding="utf-8")
     before_dumps: dict[str, Path] = {}
     restored_dbs: list[str] = []
-    moved = False
+    moved = made = False
+    written: list[str] = []  # pointers the backup wrote that were not there before
     try:
         before = work / "before"
         before.mkdir()
@@ -110,6 +111,7 @@ def restore_backup(
             state_dir.rename(aside)
             moved = True
         state_dir.mkdir(parents=True)
+        made = True
         with (
             progress.step(f"restoring backup {manifest.id}", total=len(manifest.parts)) as bar,
             tarfile.open(archive, "r:") as tar,
@@ -129,13 +131,12 @@ def restore_backup(
                     partlib.restore_postgres(targets[part.name], unpacked)
                 elif part.kind == "pointers":
                     pointers = json.loads(unpacked.read_text(encoding="utf-8"))
+                    written = [p for p in pointers if p not in before_pointers]
                     partlib.restore_pointers(project_dir, pointers)
                 else:
                     raise corrupt(archive.name, f"part {part.name} is of unknown kind {part.kind}")
                 unpacked.unlink()
                 bar.advance()
-        if moved and keep is not None:
-            _carry_over(keep, aside, state_dir)
         AuditLog(StateLayout(state_dir).catalog).record(
             "backup.restore",
             "backup.state",
@@ -145,11 +146,14 @@ def restore_backup(
             before=str(aside) if moved else None,
         )
     except BaseException:
-        _roll_back(state_dir, aside if moved else None, project_dir, before_pointers)
+        if made:  # only a folder this restore made is removed, never the state it found
+            _roll_back(state_dir, aside if moved else None, project_dir, before_pointers, written)
         for name in restored_dbs:
             partlib.restore_postgres(targets[name], before_dumps[name])
         shutil.rmtree(work, ignore_errors=True)
         raise
+    if moved and keep is not None:
+        _carry_over(keep, aside, state_dir)  # after the restore: a failure here loses nothing
     if moved:
         notes = aside / RESTORE_NOTES
         notes.mkdir(exist_ok=True)
@@ -160,14 +164,19 @@ def restore_backup(
 
 
 def _roll_back(
-    state_dir: Path, aside: Path | None, project_dir: Path, pointers: dict[str, str]
+    state_dir: Path,
+    aside: Path | None,
+    project_dir: Path,
+    pointers: dict[str, str],
+    written: list[str],
 ) -> None:
-    """The state folder and the pointers as they were before the restore began."""
-    if state_dir.exists():
-        shutil.rmtree(state_dir)
+    """The state folder (which this restore made) and the pointers as they were before."""
+    shutil.rmtree(state_dir, ignore_errors=True)
     if aside is not None:
         aside.rename(state_dir)
     partlib.restore_pointers(project_dir, pointers)
+    for relative in written:
+        (project_dir / relative).unlink(missing_ok=True)
 
 
 def _carry_over(folder: Path, aside: Path, state_dir: Path) -> None:

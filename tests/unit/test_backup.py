@@ -518,3 +518,43 @@ def test_state_a_backup_cannot_reach_is_named_in_the_manifest(
         "mlflow: the external tracking server http://mlflow:5000",
         "mlflow artifacts in /data/artifacts, outside the state folder: back it up too",
     ]
+
+
+def test_a_restore_failing_before_it_moves_the_state_leaves_the_state_alone(
+    plan: Plan, store: LocalStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = Path(plan.runtime.state_dir)
+    created = create_backup(plan, store)
+    path = _archive(store, plan, created.manifest.id)
+    manifest = verify_archive(path, plan.project)
+    before = _tree(state)
+
+    def unreachable(url: str, target: Path) -> None:
+        raise ShipyardError(f"pg_dump of the PostgreSQL database {url} failed")
+
+    monkeypatch.setattr(
+        restore, "_postgres_targets", lambda plan, manifest: {"postgres/x": "postgresql://h/x"}
+    )
+    monkeypatch.setattr(parts, "dump_postgres", unreachable)
+    with pytest.raises(ShipyardError, match="pg_dump"):
+        restore.restore_backup(plan, path, manifest)
+    assert _tree(state) == before
+    assert not list(state.parent.glob(".shipyard.before-restore-*"))
+
+
+def test_a_failed_restore_removes_the_pointers_it_wrote(
+    plan: Plan, store: LocalStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pointer = Path(plan.runtime.project_dir) / "data" / "customers.parquet.dvc"
+    created = create_backup(plan, store)
+    pointer.unlink()
+    path = _archive(store, plan, created.manifest.id)
+    manifest = verify_archive(path, plan.project)
+
+    def full(*args: object, **kwargs: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr(restore.AuditLog, "record", full)  # after the pointers, the last part
+    with pytest.raises(OSError, match="disk full"):
+        restore.restore_backup(plan, path, manifest)
+    assert not pointer.exists()
