@@ -81,6 +81,9 @@ class DataProfile:
 
     rows: int
     columns: list[ColumnProfile] = field(default_factory=list)
+    unique_pairs: list[tuple[str, str]] = field(default_factory=list)
+    """(identifier, date) column pairs without nulls whose combination is unique: a row per
+    entity and time, e.g. monthly snapshots of each customer."""
 
     def column(self, name: str) -> ColumnProfile:
         for column in self.columns:
@@ -138,7 +141,16 @@ def profile_frame(frame: pd.DataFrame) -> DataProfile:
     zero: an identifier), numbers -> float, ISO dates -> datetime, else text; text with few
     distinct values, each seen several times, is a category."""
     columns = [_profile(str(name), frame[name]) for name in frame.columns]
-    return DataProfile(rows=len(frame), columns=columns)
+    pairs = [
+        (entity.name, time.name)
+        for entity in columns
+        if entity.id_like and entity.type in ("int", "str") and entity.nulls == 0
+        for time in columns
+        if time.type == "datetime"
+        and time.nulls == 0
+        and not frame.duplicated(subset=[entity.name, time.name]).any()
+    ]
+    return DataProfile(rows=len(frame), columns=columns, unique_pairs=pairs)
 
 
 def _profile(name: str, series: pd.Series) -> ColumnProfile:
@@ -204,18 +216,22 @@ class Proposal:
     why: str
 
 
-def key_column(profile: DataProfile) -> ColumnProfile | None:
-    """The first column named like an identifier whose values are all present and distinct."""
+def key_columns(profile: DataProfile) -> list[str]:
+    """The entity key: the first column named like an identifier whose values are all present
+    and distinct, else the first identifier that is unique together with a date; or none."""
     for column in profile.columns:
         if column.id_like and column.type in ("int", "str") and profile.unique(column):
-            return column
-    return None
+            return [column.name]
+    if profile.unique_pairs:
+        return list(profile.unique_pairs[0])
+    return []
 
 
-def propose_expectations(profile: DataProfile, key: str | None) -> list[Proposal]:
-    """Rules the data passes today and a broken export would likely fail."""
+def propose_expectations(profile: DataProfile, key: list[str]) -> list[Proposal]:
+    """Rules the data passes today and a broken export would likely fail (the key's own rules,
+    unique and not null, come with `key:`)."""
     proposals: list[Proposal] = []
-    complete = [c.name for c in profile.columns if c.nulls == 0 and c.name != key]
+    complete = [c.name for c in profile.columns if c.nulls == 0 and c.name not in key]
     if complete:
         proposals.append(
             Proposal("not_null", complete, "no value is missing in these columns today")
@@ -233,7 +249,7 @@ def propose_expectations(profile: DataProfile, key: str | None) -> list[Proposal
                 )
             )
     for column in profile.columns:
-        if column.name == key or not profile.unique(column):
+        if column.name in key or not profile.unique(column):
             continue
         if column.id_like or column.free_text:
             proposals.append(Proposal("unique", [column.name], "every value is distinct today"))
@@ -333,7 +349,7 @@ def positive_class(target: ColumnProfile) -> str | None:
 
 
 def features_for(
-    profile: DataProfile, target: str, key: str | None
+    profile: DataProfile, target: str, key: list[str]
 ) -> tuple[list[str], dict[str, str]]:
     """The model's input columns, and the columns left out with why."""
     used: list[str] = []
@@ -341,7 +357,7 @@ def features_for(
     for column in profile.columns:
         if column.name == target:
             continue
-        if column.name == key:
+        if column.name in key and column.type != "datetime":
             left_out[column.name] = "the key"
         elif column.type == "datetime":
             left_out[column.name] = "dates (E507: derive numbers from them first)"

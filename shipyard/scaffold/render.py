@@ -13,7 +13,7 @@ from shipyard.scaffold.infer import (
     Proposal,
     check_target,
     features_for,
-    key_column,
+    key_columns,
     positive_class,
     propose_expectations,
     suggested_target,
@@ -21,7 +21,7 @@ from shipyard.scaffold.infer import (
 )
 
 WIDTH = 96
-_PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")
+_PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_./\-]*$")
 _YAML_WORDS = {"true", "false", "yes", "no", "on", "off", "null", "y", "n", "~"}
 ESTIMATORS = {
     "classification": "sklearn.ensemble.HistGradientBoostingClassifier",
@@ -95,8 +95,7 @@ def _expectation(proposal: Proposal) -> str:
 def render_spec(profile: DataProfile, names: Names, target: str | None) -> str:
     """The whole starter spec. With a target it declares a model; without one the model is a
     commented example (for a column named like a label, if there is one)."""
-    key = key_column(profile)
-    key_name = key.name if key is not None else None
+    key = key_columns(profile)
     out: list[str] = [
         f"# A starter spec that `shipyard init` inferred from {names.source} "
         f"({profile.rows} rows, {len(profile.columns)} columns).",
@@ -111,14 +110,19 @@ def render_spec(profile: DataProfile, names: Names, target: str | None) -> str:
         "",
         "datasets:",
         f"  {names.dataset}:",
-        f"    description: Inferred from {scalar(names.source)} by shipyard init; "
-        "say what one row is.",
+        "    description: "
+        + scalar(f"Inferred from {names.source} by shipyard init: say what one row is."),
         f"    path: {scalar(names.data_path)}",
     ]
-    if key is not None:
+    if len(key) == 1:
         out.append(
-            f"    key: {scalar(key.name)}    # every value present and distinct: the entity key "
+            f"    key: {scalar(key[0])}    # every value present and distinct: the entity key "
             "(checked unique, not null)"
+        )
+    elif key:
+        out.append(
+            f"    key: [{', '.join(scalar(k) for k in key)}]    # a row per {key[0]} and "
+            f"{key[1]}: unique together, never null"
         )
     dates = [c.name for c in profile.columns if c.type == "datetime"]
     if dates:
@@ -138,7 +142,7 @@ def render_spec(profile: DataProfile, names: Names, target: str | None) -> str:
             out.append(f"      {scalar(column.name)}: {column.type}")
     out.append("    expectations:")
     said_between = False
-    for proposal in propose_expectations(profile, key_name):
+    for proposal in propose_expectations(profile, key):
         if proposal.kind == "between" and not said_between:
             out.append(
                 f"      # between: the range seen, widened by {MARGIN:.0%} of it on each side "
@@ -149,7 +153,7 @@ def render_spec(profile: DataProfile, names: Names, target: str | None) -> str:
     out.append("")
     binary = True
     if target is not None:
-        out.extend(_model_lines(profile, names, target, key_name))
+        out.extend(_model_lines(profile, names, target, key))
         model_name, task, binary = _slug(target), *_task(profile, target)
     else:
         suggestion = suggested_target(profile)
@@ -162,7 +166,7 @@ def render_spec(profile: DataProfile, names: Names, target: str | None) -> str:
         out.append("# A model needs a target column:")
         out.append(f"# {hint}.")
         if suggestion is not None:
-            out.extend(_commented(_model_lines(profile, names, suggestion, key_name)))
+            out.extend(_commented(_model_lines(profile, names, suggestion, key)))
             model_name, task, binary = _slug(suggestion), *_task(profile, suggestion)
         else:
             model_name, task = "my-model", "classification"
@@ -182,7 +186,7 @@ def _task(profile: DataProfile, target: str) -> tuple[str, bool]:
 
 
 def _model_lines(
-    profile: DataProfile, names: Names, target: str | None, key: str | None
+    profile: DataProfile, names: Names, target: str | None, key: list[str]
 ) -> list[str]:
     if target is None:
         return []

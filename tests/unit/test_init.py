@@ -15,7 +15,7 @@ from shipyard.scaffold.commands import init_project
 from shipyard.scaffold.infer import (
     bounds,
     features_for,
-    key_column,
+    key_columns,
     profile_frame,
     propose_expectations,
     suggested_target,
@@ -74,11 +74,11 @@ def test_many_distinct_strings_are_text_not_a_category() -> None:
 
 def test_expectations_proposed_from_the_data() -> None:
     profile = profile_frame(customers())
-    key = key_column(profile)
-    assert key is not None and key.name == "customer_id"
-    proposals = {(p.kind, str(p.args)) for p in propose_expectations(profile, key.name)}
-    kinds = [p.kind for p in propose_expectations(profile, key.name)]
-    not_null = next(p for p in propose_expectations(profile, key.name) if p.kind == "not_null")
+    key = key_columns(profile)
+    assert key == ["customer_id"]
+    proposals = {(p.kind, str(p.args)) for p in propose_expectations(profile, key)}
+    kinds = [p.kind for p in propose_expectations(profile, key)]
+    not_null = next(p for p in propose_expectations(profile, key) if p.kind == "not_null")
     assert "notes" not in not_null.args and "customer_id" not in not_null.args
     assert "charges" in not_null.args
     assert ("between", str({"column": "calls", "min": 0, "max": 7})) in proposals
@@ -86,9 +86,31 @@ def test_expectations_proposed_from_the_data() -> None:
     assert ("unique", "['email']") in proposals and ("unique", "['code']") in proposals
     assert ("row_count", str({"min": 30})) in proposals
     assert "unique" not in [
-        p.kind for p in propose_expectations(profile, None) if "plan" in str(p.args)
+        p.kind for p in propose_expectations(profile, []) if "plan" in str(p.args)
     ]
     assert kinds.count("regex") == 1, "regex only where obvious"
+
+
+def test_an_identifier_unique_with_a_date_is_a_composite_key(tmp_path: Path) -> None:
+    """Monthly snapshots: each customer once per month, so (customer_id, month) is the key."""
+    months = [f"2024-{m:02d}-01" for m in range(1, 7)]
+    frame = pd.DataFrame(
+        {
+            "customer_id": [c for c in range(20) for _ in months],
+            "month": months * 20,
+            "spend": [float(i % 13) for i in range(120)],
+        }
+    )
+    profile = profile_frame(as_text(frame))
+    assert key_columns(profile) == ["customer_id", "month"]
+    assert (
+        profile_frame(frame.iloc[:-1].pipe(lambda f: pd.concat([f, f.iloc[:1]]))).unique_pairs == []
+    )
+    write_csv(tmp_path, frame)
+    assert init_project(tmp_path / "pipelines.yaml", str(tmp_path / "data.csv")) == 0
+    project = load_project(tmp_path / "pipelines.yaml")
+    assert project.ok, project.render()
+    assert project.loaded.spec.datasets["data"].key == ["customer_id", "month"]
 
 
 @pytest.mark.parametrize(
@@ -134,7 +156,7 @@ def test_target_task_and_features() -> None:
     assert task_for(profile.column("churned")) == "classification"
     assert task_for(profile.column("charges")) == "regression"
     assert task_for(profile.column("calls")) == "classification", "7 values: classes"
-    used, left_out = features_for(profile, "churned", "customer_id")
+    used, left_out = features_for(profile, "churned", ["customer_id"])
     assert used == ["plan", "answer", "charges", "calls"]
     assert set(left_out) == {"customer_id", "code", "email", "signed_up", "notes"}
 
