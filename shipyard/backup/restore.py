@@ -147,7 +147,12 @@ def restore_backup(
         )
     except BaseException:
         if made:  # only a folder this restore made is removed, never the state it found
-            _roll_back(state_dir, aside if moved else None, project_dir, before_pointers, written)
+            shutil.rmtree(state_dir, ignore_errors=True)
+            partlib.restore_pointers(project_dir, before_pointers)
+            for relative in written:
+                (project_dir / relative).unlink(missing_ok=True)
+        if moved:
+            aside.rename(state_dir)
         for name in restored_dbs:
             partlib.restore_postgres(targets[name], before_dumps[name])
         shutil.rmtree(work, ignore_errors=True)
@@ -161,22 +166,6 @@ def restore_backup(
             shutil.move(str(path), notes / path.name)
     shutil.rmtree(work, ignore_errors=True)
     return Restored(manifest, aside if moved else None)
-
-
-def _roll_back(
-    state_dir: Path,
-    aside: Path | None,
-    project_dir: Path,
-    pointers: dict[str, str],
-    written: list[str],
-) -> None:
-    """The state folder (which this restore made) and the pointers as they were before."""
-    shutil.rmtree(state_dir, ignore_errors=True)
-    if aside is not None:
-        aside.rename(state_dir)
-    partlib.restore_pointers(project_dir, pointers)
-    for relative in written:
-        (project_dir / relative).unlink(missing_ok=True)
 
 
 def _carry_over(folder: Path, aside: Path, state_dir: Path) -> None:
