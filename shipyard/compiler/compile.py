@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from shipyard.compiler.backup import compile_backup
 from shipyard.compiler.graph import check_graph, topological_order
 from shipyard.compiler.plan import DeploymentPlan, JobVariables, Plan, StepBase, digest
 from shipyard.compiler.profiles import (
@@ -96,6 +97,8 @@ def compile_plan(
     for section in spec.sections():
         for step in section_compiler(section)(ctx):
             ctx.steps[step.id] = step
+    for backup in compile_backup(ctx):  # the profile's, after every section
+        ctx.steps[backup.id] = backup
     problems = list(check_graph(ctx.steps.values()))
     if problems:
         raise PlanError(problems)
@@ -106,8 +109,8 @@ def compile_plan(
         profile=spec.profile,
         spec_digest=spec_hash,
         runtime=compile_runtime(spec, project_dir, spec_file, state_dir, spec_hash),
-        prefect=compile_prefect(spec),
-        mlflow_server=compile_mlflow_server(spec, state_dir),
+        prefect=compile_prefect(spec, project_dir),
+        mlflow_server=compile_mlflow_server(spec, state_dir, project_dir),
         blocks=compile_blocks(spec, state_dir),
         job_variables=job_variables,
         secrets=tuple(sorted(secrets or ())),

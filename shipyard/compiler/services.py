@@ -13,6 +13,7 @@ from shipyard.compiler.expectations import CompiledExpectation
 from shipyard.compiler.features import JOIN_KEY_TYPES, REPO_ID, FeatureRepoStep
 from shipyard.compiler.models import TrainModelStep
 from shipyard.compiler.plan import FrozenModel, StepBase
+from shipyard.compiler.profiles import postgres_url
 from shipyard.spec import ServiceSpec, parse_duration
 from shipyard.spec.ab_tests import TargetRule
 from shipyard.spec.services import (
@@ -60,6 +61,9 @@ class JwtPlan(FrozenModel):
 class AuthPlan(FrozenModel):
     api_keys: dict[str, ApiKeyPlan] = Field(default_factory=dict)
     jwt: JwtPlan | None = None
+    rotation_grace_seconds: float = Field(
+        3600.0, description="How long a rotated key stays valid beside its successor."
+    )
 
 
 class TlsPlan(FrozenModel):
@@ -68,6 +72,17 @@ class TlsPlan(FrozenModel):
     certfile: str
     keyfile: str
     ca_certs: str | None = Field(None, description="Set: clients need a certificate (mTLS).")
+    min_version: Literal["1.2", "1.3"] = "1.2"
+
+
+class LogEncryptionPlan(FrozenModel):
+    """Fields of the prediction and feedback logs encrypted at rest, and their keys."""
+
+    fields: list[str] = Field(description="Field names or fnmatch patterns (`logging.encrypt`).")
+    key: str = Field(description="The encrypting key, a ${secret:NAME} reference.")
+    previous_keys: list[str] = Field(
+        default_factory=list, description="Keys that still decrypt, ${secret:NAME} each."
+    )
 
 
 class RateLimitPlan(FrozenModel):
@@ -248,6 +263,9 @@ class ServiceStep(StepBase):
     log_requests: bool
     log_predictions: bool
     mask: list[str] = Field(default_factory=list)
+    log_encryption: LogEncryptionPlan | None = Field(
+        None, description="`logging.encrypt` and its keys (references, never their values)."
+    )
     routing: RoutingPlan
     tls: TlsPlan | None = None
 
@@ -267,8 +285,12 @@ def control_database(ctx: CompileContext, log_database: str | None = None) -> st
     serving = ctx.profile.serving
     log_database = log_database or serving.log_database or ""
     return (
-        serving.control_database
-        or (log_database if log_database.startswith("postgresql") else None)
+        postgres_url(ctx.spec, ctx.project_dir, serving.control_database or "")
+        or (
+            postgres_url(ctx.spec, ctx.project_dir, log_database)
+            if log_database.startswith("postgresql")
+            else None
+        )
         or f"sqlite:///{ctx.state_dir / 'serving' / 'control.sqlite'}"
     )
 
@@ -299,6 +321,7 @@ def service_step(
         input_types = {key: JOIN_KEY_TYPES[join_types[key]] for key in inputs}
     serving = ctx.state_dir / "serving"
     log_database = profile.serving.log_database or f"sqlite:///{serving / name / 'logs.sqlite'}"
+    log_database = postgres_url(spec, ctx.project_dir, log_database)
     variants = [
         VariantRef(
             name=STABLE,
@@ -367,6 +390,7 @@ def service_step(
                 roles_claim=auth.jwt.roles_claim,
                 leeway_seconds=parse_duration(auth.jwt.leeway),
             ),
+            rotation_grace_seconds=parse_duration(auth.rotation_grace),
         ),
         rate_limit=RateLimitPlan(
             per_key=service.rate_limit.per_key if service.rate_limit else None,
@@ -378,6 +402,13 @@ def service_step(
         log_requests=service.logging.requests,
         log_predictions=service.logging.predictions,
         mask=list(service.logging.mask),
+        log_encryption=LogEncryptionPlan(
+            fields=list(service.logging.encrypt),
+            key=service.logging.encryption_key,
+            previous_keys=list(service.logging.previous_keys),
+        )
+        if service.logging.encrypt and service.logging.encryption_key
+        else None,
         routing=RoutingPlan(
             weights=dict(routing.weights)
             or {v.name: (100.0 if v.name == STABLE else 0.0) for v in variants},
@@ -393,6 +424,7 @@ def service_step(
             ca_certs=str(_absolute(ctx.project_dir, service.tls.ca_certs))
             if service.tls.ca_certs
             else None,
+            min_version=service.tls.min_version,
         ),
     )
 

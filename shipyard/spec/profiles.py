@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from shipyard.spec.base import Duration, SpecModel, spec_rule
+from shipyard.spec.base import Cron, Duration, SpecModel, spec_rule
 
 
 class PrefectSettings(SpecModel):
@@ -202,6 +202,62 @@ class ObservabilitySettings(SpecModel):
     retention: Duration = Field("15d", description="How long Prometheus keeps samples.")
 
 
+class BackupSettings(SpecModel):
+    """Scheduled backups of all the project's state (`shipyard backup create` on a schedule)."""
+
+    schedule: Cron = Field(description="When the backup-state deployment runs (cron).")
+    retention: int | Duration = Field(
+        7,
+        description="Backups kept: a number keeps the newest that many (e.g. 7), a duration "
+        "keeps those younger than it (e.g. 14d); the newest backup is always kept.",
+    )
+    to: str | None = Field(
+        None,
+        description="Where backups go: a directory or an s3:// URL. Unset: the backups/ prefix "
+        "of the profile's DVC remote.",
+    )
+
+    @model_validator(mode="after")
+    def _positive_count(self) -> BackupSettings:
+        if isinstance(self.retention, int) and self.retention < 1:
+            raise spec_rule(
+                f"retention {self.retention} keeps no backup",
+                "keep at least 1 (a count) or give a duration such as 14d",
+                ("retention",),
+            )
+        return self
+
+
+SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
+
+
+class PostgresSettings(SpecModel):
+    """TLS of every PostgreSQL connection: logs, control state, MLflow, Prefect, Feast, backups."""
+
+    sslmode: SslMode | None = Field(
+        None,
+        description="libpq's sslmode: disable, allow, prefer, require, verify-ca (the server's "
+        "certificate is checked against `sslrootcert`), verify-full (and its host name). "
+        "Unset: libpq's default (prefer). A URL's own ?sslmode= (or other ssl* parameter) "
+        "wins over these settings.",
+    )
+    sslrootcert: str | None = Field(
+        None, description="CA certificate file the server's certificate must be signed by."
+    )
+    sslcert: str | None = Field(None, description="Client certificate file (with `sslkey`).")
+    sslkey: str | None = Field(None, description="Client private key file (with `sslcert`).")
+
+    @model_validator(mode="after")
+    def _cert_with_key(self) -> PostgresSettings:
+        if (self.sslcert is None) != (self.sslkey is None):
+            raise spec_rule(
+                "a client certificate needs both `sslcert` and `sslkey`",
+                "give the certificate file and its private key, or neither",
+                ("sslkey" if self.sslcert is None else "sslcert",),
+            )
+        return self
+
+
 class ProfileSpec(SpecModel):
     """One deployment target: the embedded default needs nothing; scale-out names real engines."""
 
@@ -235,4 +291,8 @@ class ProfileSpec(SpecModel):
     )
     observability: ObservabilitySettings = Field(
         default_factory=ObservabilitySettings, description=ObservabilitySettings.__doc__
+    )
+    backup: BackupSettings | None = Field(None, description=BackupSettings.__doc__)
+    postgres: PostgresSettings = Field(
+        default_factory=PostgresSettings, description=PostgresSettings.__doc__
     )

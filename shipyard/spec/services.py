@@ -106,6 +106,11 @@ class AuthSpec(SpecModel):
         default_factory=dict, description="Named API keys (the name shows in logs and limits)."
     )
     jwt: JwtSpec | None = Field(None, description="Accept JWTs (HS256 or RS256).")
+    rotation_grace: Duration = Field(
+        "1h",
+        description="How long `shipyard keys rotate` keeps the previous API key or JWT key "
+        "valid beside the new one (unless `--grace` says otherwise), e.g. 1h or 15m.",
+    )
 
     @model_validator(mode="after")
     def _something(self) -> AuthSpec:
@@ -156,7 +161,7 @@ class BatchingSpec(SpecModel):
 
 
 class LoggingSpec(SpecModel):
-    """Request and prediction logging, with masking."""
+    """Request and prediction logging, with masking and encryption at rest."""
 
     requests: bool = Field(True, description="One JSON log line per request.")
     predictions: bool = Field(
@@ -165,6 +170,22 @@ class LoggingSpec(SpecModel):
     mask: list[str] = Field(
         default_factory=list,
         description="Field-name patterns (fnmatch, e.g. email, *_token) never written to logs.",
+    )
+    encrypt: list[str] = Field(
+        default_factory=list,
+        description="Field names or patterns (fnmatch, as `mask`) kept in the prediction and "
+        "feedback logs but encrypted at rest (Fernet); readers with the key see the values. "
+        "Needs `encryption_key`; a field also masked is masked.",
+    )
+    encryption_key: str | None = Field(
+        None,
+        description="The key encrypting the `encrypt` fields, as ${secret:NAME} (a random "
+        "string of 32+ characters). Resolved when the service starts.",
+    )
+    previous_keys: list[str] = Field(
+        default_factory=list,
+        description="Keys replaced by `encryption_key` (${secret:NAME} each), still used to "
+        "read the rows they encrypted.",
     )
 
 
@@ -175,6 +196,11 @@ class TlsSpec(SpecModel):
     keyfile: str = Field(description="PEM private key file.")
     ca_certs: str | None = Field(
         None, description="CA bundle; clients must present a certificate it signed (mutual TLS)."
+    )
+    min_version: Literal["1.2", "1.3"] = Field(
+        "1.2",
+        description="Oldest TLS version accepted: 1.2 (default) or 1.3. The port serves HTTPS "
+        "only; plain HTTP is refused.",
     )
 
 

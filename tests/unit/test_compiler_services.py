@@ -188,6 +188,7 @@ def test_settings_are_carried_over(tmp_path: Path) -> None:
         "certfile": str(tmp_path.resolve() / "certs/api.pem"),
         "keyfile": str(tmp_path.resolve() / "certs/api.key"),
         "ca_certs": None,
+        "min_version": "1.2",
     }
     assert plain.tls is None and plain.auth is None
 
