@@ -66,9 +66,7 @@ def test_schema_is_draft_2020_12_with_an_id() -> None:
     assert schema["required"] == ["project"]
     # the root's properties are the core fields and every registered section
     assert list(schema["properties"]) == list(PipelineSpec.model_fields)
-    assert set(CORE_FIELDS) | set(PipelineSpec.sections()) == set(
-        schema["properties"]
-    )
+    assert set(CORE_FIELDS) | set(PipelineSpec.sections()) == set(schema["properties"])
 
 
 def test_every_property_has_a_description() -> None:
