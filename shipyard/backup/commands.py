@@ -31,7 +31,7 @@ def add_backup_parser(
     backup = add("backup", lambda a: EXIT_OK, "back up all the project's state, list, restore")
     actions = backup.add_subparsers(dest="backup_command", required=True, metavar="ACTION")
     where = "a directory or s3:// URL (default: the profile's backup.to, else the DVC remote's "
-    where += "backups/ prefix)"
+    where += "backups/ prefix, or <state folder>-backups beside an embedded state folder)"
     text = "snapshot every piece of state into one verified archive"
     p = actions.add_parser("create", help=text, description=text)
     p.add_argument("--to", metavar="URL", help=where)
@@ -68,13 +68,14 @@ def backup_command(plan: Plan, args: argparse.Namespace) -> int:
 
 
 def default_location(plan: Plan) -> str:
-    """The profile's backup.to, else the backups/ prefix of its DVC remote."""
+    """The profile's backup.to, else the backups/ prefix of its DVC remote (beside the state
+    folder when that remote is inside it)."""
     from shipyard.compiler.backup import BACKUP_STEP, BackupStep, default_location
 
     step = plan.steps.get(BACKUP_STEP)
     if isinstance(step, BackupStep):
         return step.to
-    return default_location(plan.blocks.dvc_remote.url)
+    return default_location(plan.blocks.dvc_remote.url, Path(plan.runtime.state_dir))
 
 
 def _dvc_options(plan: Plan) -> dict[str, str]:

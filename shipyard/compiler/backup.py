@@ -8,6 +8,7 @@ the step after the sections, so every profile can back up on its own schedule.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import Field
@@ -39,8 +40,12 @@ class BackupStep(StepBase):
     noun: ClassVar[str] = "backup"
 
 
-def default_location(dvc_url: str) -> str:
-    """The backups/ prefix of a DVC remote (a directory or an object-store URL)."""
+def default_location(dvc_url: str, state_dir: Path) -> str:
+    """The backups/ prefix of a DVC remote (a directory or an object-store URL); for a remote
+    inside the state folder (the embedded default), a folder beside the state folder instead,
+    `<state folder>-backups`, so that losing the state folder does not lose its backups."""
+    if "://" not in dvc_url and state_dir in Path(dvc_url).resolve().parents:
+        return str(state_dir.parent / f"{state_dir.name}-backups")
     return dvc_url.rstrip("/") + "/backups"
 
 
@@ -60,7 +65,7 @@ def compile_backup(ctx: CompileContext) -> Iterator[BackupStep]:
         description=f"Back up all of project '{ctx.spec.project}''s state, keep {kept}.",
         tasks=("snapshot", "prune"),
         schedule=backup.schedule,
-        to=backup.to or default_location(dvc_url),
+        to=backup.to or default_location(dvc_url, ctx.state_dir),
         options={} if backup.to else dict(dvc.options),
         keep_last=count,
         keep_seconds=seconds,

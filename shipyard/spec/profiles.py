@@ -214,7 +214,8 @@ class BackupSettings(SpecModel):
     to: str | None = Field(
         None,
         description="Where backups go: a directory or an s3:// URL. Unset: the backups/ prefix "
-        "of the profile's DVC remote.",
+        "of the profile's DVC remote, or <state folder>-backups beside the state folder when "
+        "the remote is inside it (the embedded default).",
     )
 
     @model_validator(mode="after")

@@ -342,22 +342,34 @@ def test_two_backups_in_one_second_get_distinct_sortable_ids(plan: Plan, store: 
     assert [i for i, _ in list_backups(store, plan.project)] == [first, second]
 
 
-def test_the_default_location_is_inside_the_embedded_remote_and_says_so(plan: Plan) -> None:
-    from shipyard.backup.commands import create, default_location, store_for
+def test_the_default_location_is_beside_the_embedded_state_folder(plan: Plan) -> None:
+    """Backups outlive the state folder: an embedded remote lives inside it, so they go beside."""
+    from shipyard.backup.commands import create, default_location
 
     layout = StateLayout(plan.runtime.state_dir)
-    assert default_location(plan) == str(layout.dvc_remote / "backups")
+    beside = layout.root.parent / f"{layout.root.name}-backups"
+    assert default_location(plan) == str(beside)
     created = create(plan)
+    assert not any("inside the state folder" in w for w in created.warnings)
+    assert (beside / created.archive).is_file()
+    assert AuditLog(layout.catalog).entries()[-1].action == "backup.create"
+
+
+def test_a_backup_kept_inside_the_state_folder_says_so_and_is_not_backed_up(plan: Plan) -> None:
+    from shipyard.backup.commands import create, store_for
+
+    layout = StateLayout(plan.runtime.state_dir)
+    inside = str(layout.dvc_remote / "backups")
+    created = create(plan, inside)
     assert any("inside the state folder" in w for w in created.warnings)
     assert (layout.dvc_remote / "backups" / created.archive).is_file()
-    again = create_backup(plan, store_for(plan))  # earlier backups are not backed up
+    again = create_backup(plan, store_for(plan, inside))  # earlier backups are not backed up
     remote = next(p for p in again.manifest.parts if p.name == "state/dvc-remote")
     with tarfile.open(layout.dvc_remote / "backups" / again.archive) as tar:
         inner = tar.extractfile(remote.member)
         assert inner is not None
         with tarfile.open(fileobj=inner, mode="r:gz") as files:
             assert not [n for n in files.getnames() if "backups" in n]
-    assert AuditLog(layout.catalog).entries()[-1].action == "backup.create"
 
 
 def test_a_missing_dvc_object_is_a_warning_in_the_manifest(plan: Plan, store: LocalStore) -> None:
@@ -418,7 +430,7 @@ def test_a_profile_backup_compiles_to_a_scheduled_deployment(
     plan = compile_spec(_spec_with(tmp_path, '{schedule: "0 2 * * *", retention: 14d}'))
     step = plan.named(BackupStep, "state")
     assert (step.keep_last, step.keep_seconds) == (None, 14 * 86400)
-    assert step.to == str(tmp_path / ".shipyard" / "dvc-remote" / "backups")
+    assert step.to == str(tmp_path / ".shipyard-backups")  # beside the state folder, not in it
     assert step.tasks == ("snapshot", "prune")
     deployment = plan.deployment("backup-state", "state")
     assert deployment is not None and deployment.schedule == "0 2 * * *"
