@@ -36,7 +36,7 @@ demo: venv
 
 # The coverage floor: the share of shipyard/, flows/, blocks/ and bentos/ the suite runs.
 # Raise it when coverage rises; never lower it.
-COVERAGE_FLOOR := 70
+COVERAGE_FLOOR := 85
 REPORTS := reports
 
 test: lint typecheck security sbom system-deps tools
