@@ -29,6 +29,7 @@ import argparse
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -52,9 +53,9 @@ SHIPYARD = str(Path(PYTHON).parent / "shipyard")
 DATASET, MODEL, SERVICE = "customers", "churn", "churn-api"
 DEFAULT_ROWS = (10_000, 1_000_000, 5_000_000)
 READY_TIMEOUT = 240.0
-SECRETS = {
-    "SHIPYARD_SECRET_CHURN_API_KEY": "bench-everyday-app-key-0123456789",
-    "SHIPYARD_SECRET_CHURN_API_ADMIN_KEY": "bench-everyday-admin-key-0123456789",
+SECRETS = {  # fresh keys for the bench's own service, each run
+    name: secrets.token_urlsafe(24)
+    for name in ("SHIPYARD_SECRET_CHURN_API_KEY", "SHIPYARD_SECRET_CHURN_API_ADMIN_KEY")
 }
 
 
