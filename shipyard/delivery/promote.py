@@ -165,7 +165,14 @@ def passed_release(plan: Plan, service: str, version: str | None = None) -> Rele
             hint=f"deploy it there first (`SHIPYARD_PROFILE={env} shipyard serve {service}`)",
             resource=resource,
         )
-    config = ServiceConfig.model_validate_json((Path(state.bundle) / "service.json").read_text())
+    served = Path(state.bundle) / "service.json"
+    if not served.is_file():
+        raise ShipyardError(
+            f"'{env}' serves Bento {state.bento}, but its folder {state.bundle} is gone",
+            hint=f"rebuild it there (`SHIPYARD_PROFILE={env} shipyard build {service} --deploy`)",
+            resource=resource,
+        )
+    config = ServiceConfig.model_validate_json(served.read_text())
     stable = next(v for v in config.variants if v.name == "stable")
     for rollout in plan.steps_of(RolloutStep):
         current = RolloutStore(step.control_database).read(rollout.name)
