@@ -46,6 +46,8 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
+from serving import http_get, tree, tree_rss_mb  # bench/serving.py: same process helpers
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 PYTHON = sys.executable
@@ -145,22 +147,11 @@ def free_port(taken: set[int], low: int = 18100, high: int = 18999, span: int = 
     raise RuntimeError(f"no free port in {low}-{high}")
 
 
-def _tree(pid: int) -> list[Any]:
-    import psutil
-
-    try:
-        root = psutil.Process(pid)
-        return [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return []
-
-
 class Measured:
     """One command in a fresh process: wall seconds, peak RSS of its process tree (polled every
     20 ms), exit code and output."""
 
     def __init__(self, argv: Sequence[str], cwd: Path, env: dict[str, str], timeout: float) -> None:
-        import psutil
 
         self.peak_mb = 0.0
         started = time.perf_counter()
@@ -178,11 +169,7 @@ class Measured:
 
         def poll() -> None:
             while not done.is_set():
-                total = 0
-                for p in _tree(proc.pid):
-                    with suppress(psutil.NoSuchProcess, psutil.AccessDenied):
-                        total += p.memory_info().rss
-                self.peak_mb = max(self.peak_mb, total / 2**20)
+                self.peak_mb = max(self.peak_mb, tree_rss_mb(proc.pid))
                 done.wait(0.02)
 
         poller = threading.Thread(target=poll, daemon=True)
@@ -204,16 +191,6 @@ class Measured:
                 f"`{' '.join(argv)}` exited {proc.returncode}:\n"
                 f"{self.stdout[-3000:]}\n{self.stderr[-3000:]}"
             )
-
-
-def http_status(url: str, timeout: float = 0.5) -> int | None:
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        return int(exc.code)
-    except (OSError, ValueError):
-        return None
 
 
 def http_json(url: str, body: dict[str, Any]) -> Any:
@@ -308,7 +285,7 @@ class Project:
             with suppress(ValueError, OSError, psutil.Error):
                 process = psutil.Process(int(pidfile.read_text().split()[0]))
                 if str(self.folder) in " ".join([*process.cmdline(), process.cwd()]):
-                    for p in reversed(_tree(process.pid)):
+                    for p in reversed(tree(process.pid)):
                         with suppress(psutil.Error):
                             p.kill()
 
@@ -362,8 +339,8 @@ class Project:
                     f"bare `bentoml serve` exited {self.bare.returncode}; "
                     f"see {self.folder / 'bare-bentoml.log'}"
                 )
-            self.bare_pids.update(p.pid for p in _tree(self.bare.pid))
-            if http_status(url) == 200:
+            self.bare_pids.update(p.pid for p in tree(self.bare.pid))
+            if http_get(url) == 200:
                 return time.perf_counter() - started
             if time.perf_counter() - started > READY_TIMEOUT:
                 raise RuntimeError(f"bare `bentoml serve` not ready after {READY_TIMEOUT:.0f} s")
@@ -372,7 +349,7 @@ class Project:
     def stop_bare(self) -> None:
         if self.bare is None:
             return
-        self.bare_pids.update(p.pid for p in _tree(self.bare.pid))
+        self.bare_pids.update(p.pid for p in tree(self.bare.pid))
         with suppress(ProcessLookupError, PermissionError):
             os.killpg(self.bare.pid, signal.SIGTERM)
         with suppress(subprocess.TimeoutExpired):
@@ -519,7 +496,7 @@ def measure_cli(project: Project, rows: int, repeats: int) -> dict[str, Any]:
     project.serving = True
     serve = project.run("serve", SERVICE, timeout=READY_TIMEOUT + 60)
     step = _service_step(project)
-    ready = http_status(f"http://{step.host}:{step.port}/readyz") == 200
+    ready = http_get(f"http://{step.host}:{step.port}/readyz") == 200
     readonly[f"shipyard serve {SERVICE} --status"] = timed(
         project, project.argv("serve", SERVICE, "--status"), repeats
     )

@@ -117,7 +117,9 @@ def promote_command(
 def load_environments(spec_path: str, source: str, target: str, service: str) -> Environments:
     from shipyard.project import load_project
 
-    first = load_project(spec_path, compile=True).require_plan()
+    # compiled for the source profile (or the spec's own, when `source` is none): every plan
+    # carries the same environments, so this one is also the source's plan once checked
+    first = load_project(spec_path, profile=source).require_plan()
     order = [e.profile for e in first.environments]
     if not order:
         raise ShipyardError(
@@ -138,13 +140,11 @@ def load_environments(spec_path: str, source: str, target: str, service: str) ->
             hint=f"promote from '{source}' to '{nxt}' first" if nxt else f"'{source}' is the last",
             resource=f"service.{service}",
         )
-    plans = {
-        name: load_project(spec_path, profile=name).require_plan() for name in (source, target)
-    }
-    for plan in plans.values():
+    plans = (first, load_project(spec_path, profile=target).require_plan())
+    for plan in plans:
         plan.named(ServiceStep, service)
     source_env, target_env = (first.environments[order.index(n)] for n in (source, target))
-    return Environments(plans[source], plans[target], source_env, target_env)
+    return Environments(*plans, source_env, target_env)
 
 
 def passed_release(plan: Plan, service: str, version: str | None = None) -> Release:
@@ -420,7 +420,11 @@ def deliver(
     champion = registry.champion_version(release.model)
     if champion is not None and str(champion.version) == copied:
         say(f"{plan.profile}: v{copied} is the champion (the first release there); deploying it")
-        _deploy(plan, release.service)
+        try:
+            _deploy(plan, release.service)
+        except BaseException:
+            _tag(release.model, copied, "failed")  # nothing served before it to go back to
+            raise
         _tag(release.model, copied, "released")
         return
     rollout = envs.target_env.rollouts.get(release.service)
