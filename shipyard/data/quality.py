@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -134,10 +135,39 @@ def _naive_utc(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+BatchOf = Callable[[Any], Any]
+"""Given a GX data context, the batch to validate: the engine's data source, asset and batch."""
+
+
 def check_expectations(
     frame: pd.DataFrame, expectations: list[CompiledExpectation], dataset: str
 ) -> QualityReport:
-    """Run every expectation on the frame in one Great Expectations validation."""
+    """Run every expectation on the frame in one Great Expectations validation (pandas)."""
+    frame = _naive_utc(frame)
+
+    def pandas_batch(context: Any) -> Any:
+        return (
+            context.data_sources.add_pandas("shipyard")
+            .add_dataframe_asset(dataset)
+            .add_batch_definition_whole_dataframe("all")
+            .get_batch(batch_parameters={"dataframe": frame})
+        )
+
+    return check_batch(
+        pandas_batch, expectations, dataset, [str(c) for c in frame.columns], len(frame)
+    )
+
+
+def check_batch(
+    batch_of: BatchOf,
+    expectations: list[CompiledExpectation],
+    dataset: str,
+    columns: list[str],
+    rows: int,
+) -> QualityReport:
+    """Every expectation in one Great Expectations validation of the batch `batch_of` makes,
+    whatever engine runs it (pandas, SQL, Spark); `columns` are the batch's columns (a rule
+    on a column it lacks fails as that, without running) and `rows` its row count."""
     import great_expectations as gx
     from great_expectations.data_context.types.base import (
         DataContextConfig,
@@ -146,14 +176,10 @@ def check_expectations(
     )
     from great_expectations.expectations.expectation_configuration import ExpectationConfiguration
 
-    frame = _naive_utc(frame)
-    present = {str(c) for c in frame.columns}
+    present = set(columns)
     missing = sorted({c for e in expectations for c in e.columns() if c not in present})
     report = QualityReport(
-        dataset=dataset,
-        rows=len(frame),
-        missing_columns=missing,
-        file_columns=[str(c) for c in frame.columns],
+        dataset=dataset, rows=rows, missing_columns=missing, file_columns=list(columns)
     )
     # a rule on a column the file lacks fails as that, not with GX's exception about it
     runnable = {i: e for i, e in enumerate(expectations) if not set(e.columns()) & set(missing)}
@@ -178,12 +204,7 @@ def check_expectations(
                 resource=f"dataset.{dataset}",
             ) from exc
     suite = context.suites.add(suite)
-    batch = (
-        context.data_sources.add_pandas("shipyard")
-        .add_dataframe_asset(dataset)
-        .add_batch_definition_whole_dataframe("all")
-        .get_batch(batch_parameters={"dataframe": frame})
-    )
+    batch = batch_of(context)
     result = batch.validate(
         suite, result_format={"result_format": "SUMMARY", "partial_unexpected_count": SAMPLE_SIZE}
     )

@@ -277,7 +277,12 @@ def test_a_slower_canary_is_rolled_back_by_the_latency_comparison(project: Proje
 
 
 def test_a_healthy_canary_is_promoted_and_the_aliases_move(project: Project) -> None:
-    plan = project.plan(CANARY.format(smoke=3, extra=""))
+    # the same model on both sides: on a loaded machine one interval in four can still look
+    # slower by chance, so this healthy release may lose one measurement, not two
+    healthy = CANARY.format(smoke=3, extra="").replace(
+        "      interval: 2s\n", "      interval: 2s\n      failure_limit: 1\n"
+    )
+    plan = project.plan(healthy)
     _set_challenger(plan, "4")
     champion = _aliases(plan)["champion"]
     state = _controller(plan).run()
