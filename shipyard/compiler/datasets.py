@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 from pydantic import Field
 
 from shipyard.compiler.expectations import CompiledExpectation, compile_expectations
-from shipyard.compiler.plan import StepBase
-from shipyard.spec.datasets import CategoryType
+from shipyard.compiler.plan import FrozenModel, StepBase
+from shipyard.compiler.profiles import postgres_url
+from shipyard.spec.datasets import CategoryType, SqlSourceSpec
 from shipyard.spec.datasets import ColumnType as ColumnTypeSpec
 
 if TYPE_CHECKING:
@@ -23,11 +24,42 @@ def column_type(declared: ColumnTypeSpec) -> ColumnType:
     return list(declared.category) if isinstance(declared, CategoryType) else declared
 
 
+class SqlSource(FrozenModel):
+    """Where a SQL dataset is read: the database and a table or a query in it."""
+
+    connection: str = Field(
+        description="The connection as written: a name under the profile's `databases:`, or a URL."
+    )
+    url: str = Field(
+        description="The database's SQLAlchemy URL (TLS parameters added; secrets still "
+        "${secret:...} references, resolved at run time)."
+    )
+    table: str | None = Field(None, description="The table (or view) read whole.")
+    query: str | None = Field(None, description="The SELECT whose result is the dataset.")
+
+    @property
+    def what(self) -> str:
+        """`table 'x'` or `query`, for messages."""
+        return f"table '{self.table}'" if self.table else "query"
+
+
 class DatasetStep(StepBase):
-    """validate-dataset: one data file checked against its expectations, then versioned."""
+    """validate-dataset: one data file or SQL result checked against its expectations, then
+    versioned."""
 
     kind: Literal["dataset"] = "dataset"
-    path: str = Field(description="File path relative to the project folder.")
+    path: str | None = Field(
+        None, description="File path relative to the project folder (None: a SQL dataset)."
+    )
+    sql: SqlSource | None = Field(None, description="The database table or query (SQL datasets).")
+    engine: Literal["auto", "pandas", "spark"] = Field(
+        "auto", description="The engine that validates and reads a file dataset."
+    )
+    version_mode: Literal["hash", "snapshot"] = Field(
+        "hash",
+        description="How a SQL dataset is versioned: a content hash of the result, or a "
+        "parquet snapshot pushed to the DVC remote.",
+    )
     format: str
     columns: dict[str, ColumnType] = Field(description="Column -> type name, or categories.")
     key: list[str] = Field(default_factory=list)
@@ -47,14 +79,19 @@ class DatasetStep(StepBase):
 
 def compile_datasets(ctx: CompileContext) -> Iterator[DatasetStep]:
     for name, dataset in ctx.spec.datasets.items():
+        what = "its query result" if dataset.sql else "it"
         yield DatasetStep(
             id=f"dataset.{name}",
             name=name,
             description=dataset.description
-            or f"Validate dataset '{name}' with Great Expectations, then version it with DVC.",
+            or f"Validate dataset '{name}' with Great Expectations, then version {what}"
+            + (" with DVC." if dataset.sql is None else "."),
             tasks=("validate", "version") if dataset.versioning.enabled else ("validate",),
             schedule=dataset.schedule,
             path=dataset.path,
+            sql=compile_sql_source(ctx, dataset.sql) if dataset.sql else None,
+            engine=dataset.engine,
+            version_mode=dataset.versioning.mode,
             format=dataset.resolved_format or "parquet",
             columns={column: column_type(t) for column, t in dataset.columns.items()},
             key=dataset.key_columns,
@@ -62,3 +99,15 @@ def compile_datasets(ctx: CompileContext) -> Iterator[DatasetStep]:
             expectations=compile_expectations(dataset),
             version=dataset.versioning.enabled,
         )
+
+
+def compile_sql_source(ctx: CompileContext, sql: SqlSourceSpec) -> SqlSource:
+    """The dataset's connection resolved through the profile's `databases:` (validation made
+    sure a name is there), with the profile's PostgreSQL TLS settings."""
+    url = ctx.profile.databases.get(sql.connection, sql.connection)
+    return SqlSource(
+        connection=sql.connection,
+        url=postgres_url(ctx.spec, ctx.project_dir, url),
+        table=sql.table,
+        query=sql.query,
+    )
