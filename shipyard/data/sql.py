@@ -44,16 +44,45 @@ CONNECT_TIMEOUT = 10
 CHUNK_ROWS = 50_000
 """Rows fetched at a time when the result is streamed (snapshot, SQLite hash, reads)."""
 
+POSTGRES_TYPES: dict[str, list[str]] = {
+    "int": ["SMALLINT", "INTEGER", "BIGINT"],
+    "float": ["REAL", "DOUBLE PRECISION", "NUMERIC", "SMALLINT", "INTEGER", "BIGINT"],
+    "str": ["TEXT", "VARCHAR", "CHAR"],
+    "bool": ["BOOLEAN"],
+    "datetime": ["TIMESTAMP WITHOUT TIME ZONE", "TIMESTAMP WITH TIME ZONE"],
+    "date": ["DATE"],
+}
+"""PostgreSQL's type names (as SQLAlchemy writes them) accepted for each declared column type.
+GX compares them with the column's type as text, so a type with parameters (VARCHAR(40),
+NUMERIC(10, 2)) counts as its base name: `sql_expectations` adds the parameterized names a
+result actually has."""
 SQL_TYPES: dict[str, list[str]] = {
     "int": ["SMALLINT", "INTEGER", "BIGINT"],
-    "float": ["REAL", "FLOAT", "DOUBLE_PRECISION", "NUMERIC", "SMALLINT", "INTEGER", "BIGINT"],
-    "str": ["VARCHAR", "TEXT", "CHAR"],
+    "float": ["REAL", "FLOAT", "NUMERIC", "SMALLINT", "INTEGER", "BIGINT"],
+    "str": ["TEXT", "VARCHAR", "CHAR"],
     "bool": ["BOOLEAN"],
     "datetime": ["TIMESTAMP", "DATETIME"],
     "date": ["DATE"],
 }
-"""SQLAlchemy dialect type names accepted for each declared column type (the column type check
-compares them with the column types the database reports; a name a dialect lacks is skipped)."""
+"""SQLAlchemy type class names accepted for each declared column type on other databases (GX
+checks the column's reflected type is an instance of one; a name a dialect lacks is skipped)."""
+SQLITE_QUERY_TYPES: dict[str, list[str]] = {
+    "bool": ["INTEGER", "NUMERIC"],
+    "datetime": ["NUMERIC", "TEXT"],
+    "date": ["NUMERIC", "TEXT"],
+}
+"""Also accepted on a SQLite query: its result is typed by SQLite's column affinities only
+(INTEGER, REAL, NUMERIC, TEXT), so booleans and dates cannot show their declared types."""
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What the database reports of a result before it is validated."""
+
+    columns: list[str]
+    rows: int
+    types: dict[str, str]
+    """Column -> its type as SQLAlchemy writes it for the dialect (e.g. VARCHAR(40))."""
 
 
 @dataclass(frozen=True)
@@ -74,8 +103,10 @@ class SqlDataset:
         self.step = step
         self.sql: SqlSource = step.sql
         self.profile = profile
-        self.url = _sqlalchemy_url(resolve(self.sql.url) or "")
-        self.shown = redact_url(self.url)
+        written = resolve(self.sql.url) or ""
+        self.url = _sqlalchemy_url(written)
+        self.shown = redact_url(written)
+        """The database as the spec gives it, password hidden: what messages name."""
 
     # -- connections and errors -----------------------------------------------------------
 
@@ -156,18 +187,36 @@ class SqlDataset:
             return ".".join(quote(part) for part in self.sql.table.split("."))
         return f"({_bare(self.sql.query or '')}) AS shipyard_result"
 
-    def shape(self) -> tuple[list[str], int]:
-        """The result's columns and row count, counted in the database; no rows is a refusal."""
+    def shape(self) -> Shape:
+        """The result's columns, their types and its row count, from the database; a result
+        without rows is a refusal."""
         import sqlalchemy as sa
 
-        def probe(connection: Connection) -> tuple[list[str], int]:
+        def probe(connection: Connection) -> Shape:
             relation = self.relation(connection)
-            columns = list(connection.execute(sa.text(f"SELECT * FROM {relation} LIMIT 0")).keys())
-            rows = connection.execute(sa.text(f"SELECT count(*) FROM {relation}")).scalar_one()
-            return columns, int(rows)
+            columns = list(connection.execute(_text(f"SELECT * FROM {relation} LIMIT 0")).keys())
+            rows = connection.execute(_text(f"SELECT count(*) FROM {relation}")).scalar_one()
+            if self.sql.table is not None:
+                schema, _, table = self.sql.table.rpartition(".")
+                reflected = sa.inspect(connection).get_columns(table, schema=schema or None)
+            else:  # a query's types: those of a temporary view of it, gone with the rollback
+                try:
+                    connection.execute(
+                        _text(
+                            f"CREATE TEMPORARY VIEW shipyard_probe AS {_bare(self.sql.query or '')}"
+                        )
+                    )
+                    reflected = sa.inspect(connection).get_columns("shipyard_probe")
+                finally:
+                    connection.rollback()  # the probe's statements only read; the view goes
+            types = {
+                str(c["name"]): str(c["type"].compile(dialect=connection.dialect))
+                for c in reflected
+            }
+            return Shape(columns, int(rows), types)
 
-        columns, rows = self.run(f"reading the {self.sql.what}", probe)
-        if rows == 0:
+        shape = self.run(f"reading the {self.sql.what}", probe)
+        if shape.rows == 0:
             raise ShipyardError(
                 f"dataset '{self.step.name}' (engine sql, database {self.shown}): the "
                 f"{self.sql.what} returned no rows",
@@ -175,28 +224,29 @@ class SqlDataset:
                 "dataset is neither validated nor versioned",
                 resource=self.step.id,
             )
-        return columns, rows
+        return shape
 
     # -- validate -------------------------------------------------------------------------
 
     def validate(self) -> QualityReport:
         """Every expectation in one Great Expectations validation computed in the database."""
-        columns, rows = self.shape()
-        expectations = sql_expectations(self.step)
+        shape = self.shape()
+        dialect = "postgresql" if is_postgres(self.url) else self.url.split(":", 1)[0]
+        expectations = sql_expectations(self.step, dialect, self.sql.query is not None, shape)
 
         def sql_batch(context: Any) -> Any:
             source = self._data_source(context)
             if self.sql.table is not None:
                 schema, _, table = self.sql.table.rpartition(".")
-                asset = source.add_table_asset(
-                    self.step.name, table_name=table, schema_name=schema or None
-                )
+                # `schema_name` only when given: GX deprecates it (warning even for None)
+                where = {"schema_name": schema} if schema else {}
+                asset = source.add_table_asset(self.step.name, table_name=table, **where)
             else:
                 asset = source.add_query_asset(self.step.name, query=_bare(self.sql.query or ""))
             return asset.add_batch_definition_whole_table("all").get_batch()
 
         try:
-            return check_batch(sql_batch, expectations, self.step.name, columns, rows)
+            return check_batch(sql_batch, expectations, self.step.name, shape.columns, shape.rows)
         except ShipyardError:
             raise
         except Exception as exc:  # GX wraps the driver's errors in its own types
@@ -209,14 +259,23 @@ class SqlDataset:
             ) from exc
 
     def _data_source(self, context: Any) -> Any:
-        kwargs = {"connect_args": {"connect_timeout": CONNECT_TIMEOUT}}
+        # a query is materialized as a temporary table in the database for the validation:
+        # GX reports no column types of a bare query asset (its type checks would all error)
+        temp = self.sql.query is not None
         if is_postgres(self.url):
             return context.data_sources.add_postgres(
-                "shipyard", connection_string=self.url, kwargs=kwargs
+                "shipyard",
+                connection_string=self.url,
+                create_temp_table=temp,
+                kwargs={"connect_args": {"connect_timeout": CONNECT_TIMEOUT}},
             )
         if self.url.startswith("sqlite"):
-            return context.data_sources.add_sqlite("shipyard", connection_string=self.url)
-        return context.data_sources.add_sql("shipyard", connection_string=self.url)
+            return context.data_sources.add_sqlite(
+                "shipyard", connection_string=self.url, create_temp_table=temp
+            )
+        return context.data_sources.add_sql(
+            "shipyard", connection_string=self.url, create_temp_table=temp
+        )
 
     # -- read -----------------------------------------------------------------------------
 
@@ -355,8 +414,10 @@ class SqlDataset:
         return f"{self.shown} {self.sql.what}"
 
 
-def sql_expectations(step: DatasetStep) -> list[CompiledExpectation]:
-    """The dataset's expectations with each column type check naming SQL types (SQL_TYPES)
+def sql_expectations(
+    step: DatasetStep, dialect: str, is_query: bool, shape: Shape
+) -> list[CompiledExpectation]:
+    """The dataset's expectations with each column type check naming the dialect's SQL types
     instead of the pandas dtypes the plan holds."""
     out = []
     for expectation in step.expectations:
@@ -364,7 +425,16 @@ def sql_expectations(step: DatasetStep) -> list[CompiledExpectation]:
         if expectation.type == "expect_column_values_to_be_in_type_list" and isinstance(
             declared, str
         ):
-            kwargs = {**expectation.kwargs, "type_list": SQL_TYPES[declared]}
+            if dialect == "postgresql":
+                names = list(POSTGRES_TYPES[declared])
+                actual = shape.types.get(expectation.column or "", "")
+                if actual.partition("(")[0].strip() in names:  # VARCHAR(40) is a VARCHAR
+                    names.append(actual)
+            else:
+                names = list(SQL_TYPES[declared])
+                if dialect == "sqlite" and is_query:
+                    names += SQLITE_QUERY_TYPES.get(declared, [])
+            kwargs = {**expectation.kwargs, "type_list": list(dict.fromkeys(names))}
             expectation = expectation.model_copy(update={"kwargs": kwargs})
         out.append(expectation)
     return out
@@ -450,15 +520,16 @@ def _digest(columns: list[str], rows: int, size: int, sums: tuple[int, int]) -> 
 
 
 def _sqlalchemy_url(url: str) -> str:
-    """The URL SQLAlchemy opens synchronously: postgres:// as postgresql://, an async driver
-    (asyncpg, which Prefect's URLs name) as the default psycopg2."""
+    """The URL SQLAlchemy opens synchronously: a PostgreSQL URL without a driver, or with an
+    async one (asyncpg, which Prefect's URLs name), through psycopg2 (the driver installed;
+    SQLAlchemy 2.1's default is psycopg 3)."""
     scheme, sep, rest = url.partition("://")
     if not sep:
         return url
     base, _, driver = scheme.partition("+")
     if base in ("postgres", "postgresql"):
         keep = driver and driver not in ("asyncpg", "psycopg_async")
-        scheme = "postgresql" + (f"+{driver}" if keep else "")
+        scheme = "postgresql+" + (driver if keep else "psycopg2")
     if base == "sqlite" and driver == "aiosqlite":
         scheme = "sqlite"
     return f"{scheme}{sep}{rest}"
