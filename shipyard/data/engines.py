@@ -13,10 +13,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from shipyard.compiler import DatasetStep, Plan
+from shipyard.data import spark
 from shipyard.data.files import dataset_file, read_dataset
 from shipyard.data.quality import QualityReport, check_expectations
 from shipyard.data.versioning import DataVersion, DvcStore, VersionCatalog, version_file
-from shipyard.errors import ShipyardError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -26,20 +26,13 @@ Engine = Literal["pandas", "sql", "spark"]
 
 def engine_of(plan: Plan, step: DatasetStep) -> Engine:
     """The engine of a dataset: `sql` for a table or query; for a file, its `engine:`
-    (`auto`: pandas)."""
+    (`auto`: spark when the profile's `spark.min_size` is set and the file is that big, else
+    pandas)."""
     if step.sql is not None:
         return "sql"
-    if step.engine == "spark":
+    if spark.uses_spark(step, dataset_file(plan.runtime, step)):
         return "spark"
     return "pandas"
-
-
-def _no_engine(step: DatasetStep, engine: Engine) -> ShipyardError:
-    return ShipyardError(
-        f"dataset '{step.name}' asks for the {engine} engine, which this installation cannot run",
-        hint="set `engine: pandas` on the dataset in pipelines.yaml",
-        resource=step.id,
-    )
 
 
 def validate_step(plan: Plan, step: DatasetStep) -> QualityReport:
@@ -50,7 +43,7 @@ def validate_step(plan: Plan, step: DatasetStep) -> QualityReport:
 
         return SqlDataset(step, plan.runtime.profile).validate()
     if engine == "spark":
-        raise _no_engine(step, engine)
+        return spark.validate_file(step, dataset_file(plan.runtime, step), plan.runtime.state_dir)
     frame = read_dataset(step, dataset_file(plan.runtime, step))
     return check_expectations(frame, step.expectations, step.name)
 
@@ -69,7 +62,7 @@ def read_frame(plan: Plan, step: DatasetStep) -> pd.DataFrame:
             return read_snapshot(step, snapshot_file(plan, step))
         return SqlDataset(step, plan.runtime.profile).read()
     if engine == "spark":
-        raise _no_engine(step, engine)
+        return spark.read_file(step, dataset_file(plan.runtime, step), plan.runtime.state_dir)
     return read_dataset(step, dataset_file(plan.runtime, step))
 
 
