@@ -6,7 +6,8 @@ ports, its state folder inside the temp folder) and measures, each command in a 
   validate   `shipyard run validate-dataset customers` on N rows of the demo data, against the
              same rules in plain pandas, read included (the dataset's compiled expectations as
              Great Expectations evaluates them: 23 of the demo's 35): wall time, the `validate`
-             task's own time (from the Prefect task run), peak RSS of the process tree
+             task's own time (from the Prefect task run), peak RSS of the process tree;
+             with --spark also the same command with `engine: spark` (local[2]) beside it
   cache hit  `shipyard run train-model churn` with nothing changed, after one real training,
              against `python -c "import prefect"` and the cold `shipyard --version`
   read-only  `shipyard models list`, `shipyard data versions customers`,
@@ -18,6 +19,7 @@ ports, its state folder inside the temp folder) and measures, each command in a 
     .venv/bin/python bench/everyday.py --quick                    # 10k rows only
     .venv/bin/python bench/everyday.py                            # 10k, 1M and 5M rows
     .venv/bin/python bench/everyday.py --rows 10000,1000000
+    .venv/bin/python bench/everyday.py --rows 5000000 --skip-cli --spark   # Spark beside pandas
 
 Writes bench/results/everyday.json (--out) and a PNG beside it (validate time and peak memory
 against rows). Every process it starts is stopped at the end, also on errors.
@@ -41,8 +43,8 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
-from contextlib import suppress
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -249,6 +251,25 @@ class Project:
             os.environ.clear()
             os.environ.update(saved)
 
+    @contextmanager
+    def on_spark(self) -> Iterator[None]:
+        """The dataset validated with `engine: spark` on a local Spark (local[2]) meanwhile."""
+        text = self.spec.read_text()
+        spark = text.replace(
+            "    path: data/customers.parquet\n",
+            "    path: data/customers.parquet\n    engine: spark\n",
+            1,
+        ).replace(
+            "  local: {",
+            "  local: {spark: {master: 'local[2]', config: {spark.driver.memory: 2g}}, ",
+            1,
+        )
+        self.spec.write_text(spark)
+        try:
+            yield
+        finally:
+            self.spec.write_text(text)
+
     def argv(self, *args: str) -> list[str]:
         return [SHIPYARD, "-f", str(self.spec), *args]
 
@@ -378,7 +399,9 @@ def bento_folder(build_output: str) -> Path:
 # -- the measurements --------------------------------------------------------------------------
 
 
-def measure_validate(project: Project, rows: int, repeats: int) -> dict[str, Any]:
+def measure_validate(
+    project: Project, rows: int, repeats: int, spark: bool = False
+) -> dict[str, Any]:
     from shipyard.compiler import DatasetStep
     from shipyard.demo_data import write_customers
 
@@ -415,6 +438,18 @@ def measure_validate(project: Project, rows: int, repeats: int) -> dict[str, Any
         if checked["failed"]:
             raise RuntimeError(f"plain pandas failed rules Shipyard passed: {checked['failed']}")
         pandas_runs.append({"wall_s": anchor.seconds, "peak_mb": anchor.peak_mb, **checked})
+    spark_runs = []
+    for _ in range(repeats if spark else 0):
+        project.say(f"{rows:,} rows: shipyard run validate-dataset {DATASET}, engine spark ...")
+        with project.on_spark():
+            run = project.run("run", "validate-dataset", DATASET)
+        spark_runs.append(
+            {
+                "wall_s": run.seconds,
+                "task_s": project.task_seconds(run.stdout, "validate"),
+                "peak_mb": run.peak_mb,
+            }
+        )
     return {
         "rows": rows,
         "compiled": len(step.expectations),
@@ -422,6 +457,7 @@ def measure_validate(project: Project, rows: int, repeats: int) -> dict[str, Any
         "rules_by_kind": _count_kinds(rules),
         "shipyard": shipyard_runs,
         "pandas": pandas_runs,
+        **({"spark": spark_runs} if spark else {}),
     }
 
 
@@ -558,6 +594,25 @@ def table(validate: list[dict[str, Any]], cli: dict[str, Any] | None) -> list[st
         s, p = v["shipyard"], v["pandas"]
         pandas_wall = _med([r["wall_s"] for r in p])
         pandas_rules = _med([r["total_s"] for r in p])
+        on_spark_rows = (
+            ("whole command", "wall_s", "s"),
+            ("validate task", "task_s", "s"),
+            ("peak RSS", "peak_mb", "MB"),
+        )
+        for what, key, unit in on_spark_rows:
+            on_spark, on_pandas = (
+                _med([r[key] for r in v.get("spark", [])]),
+                _med([r[key] for r in s]),
+            )
+            if on_spark is not None:
+                rows.append(
+                    (
+                        f"validate-dataset on Spark, {n}: {what}",
+                        _fmt(on_spark, unit),
+                        f"on pandas {_fmt(on_pandas, unit)}",
+                        _ratio(on_spark, on_pandas),
+                    )
+                )
         rows += [
             (
                 f"validate-dataset, {n}: whole command",
@@ -671,6 +726,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="10k rows only")
     parser.add_argument("-n", "--repeats", type=int, default=1, help="runs per command")
     parser.add_argument("--skip-cli", action="store_true", help="only the validate-dataset rows")
+    parser.add_argument(
+        "--spark",
+        action="store_true",
+        help="also time validate-dataset with `engine: spark` (local[2]) at each size",
+    )
     parser.add_argument("--workdir", type=Path, help="project folder (default: a temp folder)")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "everyday.json")
     args = parser.parse_args(argv)
@@ -691,7 +751,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         project.start()
         for rows in sizes:
-            validate.append(measure_validate(project, rows, args.repeats))
+            validate.append(measure_validate(project, rows, args.repeats, args.spark))
         if not args.skip_cli:
             cli = measure_cli(project, sizes[0], args.repeats)
     finally:
