@@ -82,7 +82,7 @@ def _failure(state: Any) -> ShipyardError:
 
 
 def test_a_table_is_validated_in_the_database_and_versioned_by_content_hash(
-    make_project: Callable[..., Path], warehouse: str
+    make_project: Callable[..., Path], warehouse: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     database = _copy(warehouse, "customers_hash")
     plan = _plan(make_project, _spec("connection: warehouse, table: customers_hash", warehouse))
@@ -101,6 +101,13 @@ def test_a_table_is_validated_in_the_database_and_versioned_by_content_hash(
 
     again = _validate(plan).result()
     assert again.md5 == summary.md5 and again.new_version is False
+    # listed like file versions; a hash is no copy, so it cannot be restored
+    from shipyard.data.versioning import print_versions, restore_command
+
+    print_versions(plan, "customers")
+    assert version.short in capsys.readouterr().out
+    with pytest.raises(ShipyardError, match="versioned by the content hash"):
+        restore_command(plan, "customers", version.short)
 
     # the same rows in another order are the same content; one changed value is a new version
     psql(
