@@ -123,13 +123,15 @@ def _fmt(value: Any) -> str:
 
 
 def _naive_utc(frame: pd.DataFrame) -> pd.DataFrame:
-    """Time-zone-aware columns as naive UTC: GX's type checks know only numpy datetimes."""
+    """Time-zone-aware columns as naive UTC: GX's type checks know only numpy datetimes.
+    The other columns are the caller's, not copies (with copy-on-write, which
+    check_expectations turns on, the caller's frame stays as it was)."""
     import pandas as pd
 
     aware = [c for c in frame.columns if isinstance(frame[c].dtype, pd.DatetimeTZDtype)]
     if not aware:
         return frame
-    frame = frame.copy()
+    frame = frame.copy(deep=False)
     for column in aware:
         frame[column] = frame[column].dt.tz_convert("UTC").dt.tz_localize(None)
     return frame
@@ -143,21 +145,28 @@ def check_expectations(
     frame: pd.DataFrame, expectations: list[CompiledExpectation], dataset: str
 ) -> QualityReport:
     """Run every expectation on the frame in one Great Expectations validation (pandas)."""
-    frame = _naive_utc(frame)
+    import pandas as pd
 
     def pandas_batch(context: Any) -> Any:
-        return (
-            context.data_sources.add_pandas("shipyard")
-            .add_dataframe_asset(dataset)
-            .add_batch_definition_whole_dataframe("all")
-            .get_batch(batch_parameters={"dataframe": frame})
-        )
+        from great_expectations.execution_engine import pandas_execution_engine
 
-    import pandas as pd
+        asset = context.data_sources.add_pandas("shipyard").add_dataframe_asset(dataset)
+        # GX fingerprints a frame under 1 GB (hashes every row, most of a second per million)
+        # for a batch marker that the report never reads; the frame is the one just read
+        threshold = getattr(pandas_execution_engine, "HASH_THRESHOLD", None)
+        pandas_execution_engine.HASH_THRESHOLD = 0
+        try:
+            return asset.add_batch_definition_whole_dataframe("all").get_batch(
+                batch_parameters={"dataframe": frame}
+            )
+        finally:
+            if threshold is not None:
+                pandas_execution_engine.HASH_THRESHOLD = threshold
 
     # GX filters the whole frame to each rule's non-null rows (and again for its sample values):
     # with copy-on-write a filter that keeps every row is a view, not a copy of every column
     with pd.option_context("mode.copy_on_write", True):
+        frame = _naive_utc(frame)
         return check_batch(
             pandas_batch, expectations, dataset, [str(c) for c in frame.columns], len(frame)
         )

@@ -52,3 +52,26 @@ def test_values_that_are_no_dates_are_named_with_their_line(tmp_path: Path) -> N
         "(the first on line 3 of the file)"
     )
     assert "declare 'opened' as `str`" in (caught.value.hint or "")
+
+
+def test_parquet_reads_as_pandas_does(tmp_path: Path) -> None:
+    """Columns freed as they convert, yet the very frame pd.read_parquet gives: text ids keep
+    their zeros, aware and naive datetimes, categories, nullable ints, missing values."""
+    frame = pd.DataFrame(
+        {
+            "id": pd.array([1, None, 3], dtype="Int64"),
+            "zip": ["02139", None, "00501"],
+            "opened": pd.to_datetime(["2024-01-05T00:00:00Z", None, "2024-03-01T10:00:00Z"], utc=True),
+            "seen": pd.to_datetime(["2024-01-05", "2024-01-06", None]),
+            "plan": pd.Categorical(["basic", "pro", None]),
+            "charge": [1.5, float("nan"), 3.0],
+            "churned": [True, False, True],
+        }
+    )
+    frame.to_parquet(tmp_path / "a.parquet", index=False)
+    step = _step("a.parquet").model_copy(update={"format": "parquet"})
+    read = read_dataset(step, tmp_path / "a.parquet")
+    expected = pd.read_parquet(tmp_path / "a.parquet")
+    pd.testing.assert_frame_equal(read, expected)
+    assert read["zip"].iloc[0] == "02139"
+    assert read.dtypes.astype(str).tolist() == expected.dtypes.astype(str).tolist()
