@@ -153,7 +153,14 @@ class Measured:
     """One command in a fresh process: wall seconds, peak RSS of its process tree (polled every
     20 ms), exit code and output."""
 
-    def __init__(self, argv: Sequence[str], cwd: Path, env: dict[str, str], timeout: float) -> None:
+    def __init__(
+        self,
+        argv: Sequence[str],
+        cwd: Path,
+        env: dict[str, str],
+        timeout: float,
+        check: bool = True,
+    ) -> None:
 
         self.peak_mb = 0.0
         started = time.perf_counter()
@@ -188,7 +195,7 @@ class Measured:
             done.set()
             poller.join()
         self.returncode = proc.returncode
-        if proc.returncode != 0:
+        if check and proc.returncode != 0:
             raise RuntimeError(
                 f"`{' '.join(argv)}` exited {proc.returncode}:\n"
                 f"{self.stdout[-3000:]}\n{self.stderr[-3000:]}"
@@ -490,8 +497,13 @@ def _count_kinds(rules: list[dict[str, Any]]) -> dict[str, int]:
     return kinds
 
 
-def timed(project: Project, argv: Sequence[str], repeats: int) -> list[float]:
-    return [Measured(argv, project.folder, project.env, 900).seconds for _ in range(repeats)]
+def timed(project: Project, argv: Sequence[str], repeats: int, check: bool = True) -> list[float]:
+    """Seconds per run; `check=False` also times a command that exits non-zero (a rollout
+    status before any rollout started says so and exits 1)."""
+    return [
+        Measured(argv, project.folder, project.env, 900, check=check).seconds
+        for _ in range(repeats)
+    ]
 
 
 def measure_cli(project: Project, rows: int, repeats: int) -> dict[str, Any]:
@@ -522,6 +534,12 @@ def measure_cli(project: Project, rows: int, repeats: int) -> dict[str, Any]:
     project.say("read-only commands ...")
     readonly = {
         "shipyard models list": timed(project, project.argv("models", "list"), repeats),
+        f"shipyard models show {MODEL}": timed(
+            project, project.argv("models", "show", MODEL), repeats
+        ),
+        f"shipyard rollout status {SERVICE}": timed(
+            project, project.argv("rollout", "status", SERVICE), repeats, check=False
+        ),
         f"shipyard data versions {DATASET}": timed(
             project, project.argv("data", "versions", DATASET), repeats
         ),

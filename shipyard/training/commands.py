@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from shipyard.audit import AuditEntry, AuditLog
 from shipyard.compiler import Plan, TrainModelStep
 from shipyard.errors import ShipyardError
 from shipyard.settings import StateLayout
 from shipyard.training.recovery import OwnerGone
+
+if TYPE_CHECKING:
+    from shipyard.registry import VersionInfo
 
 
 def _use_tracking(plan: Plan) -> None:
@@ -26,10 +31,33 @@ def _registered_name(plan: Plan, model: str) -> str:
     return plan.named(TrainModelStep, model).registered_name
 
 
-def list_models(plan: Plan, as_json: bool) -> int:
-    from shipyard.registry import versions
+def _reader(plan: Plan) -> Callable[[str], list[VersionInfo]]:
+    """`registry.versions`, read without MLflow where the store allows it
+    (`shipyard.registry_read`), else through the MLflow client (set up on first need)."""
+    from shipyard.registry_read import read_versions
+    from shipyard.training.tracking import require_reachable
 
-    _use_tracking(plan)
+    uri = plan.blocks.mlflow.tracking_uri
+    require_reachable(uri, f"project {plan.project}")
+    client_ready = False
+
+    def read(name: str) -> list[VersionInfo]:
+        nonlocal client_ready
+        found = read_versions(uri, name)
+        if found is not None:
+            return found
+        from shipyard.registry import versions
+
+        if not client_ready:
+            _use_tracking(plan)
+            client_ready = True
+        return versions(name)
+
+    return read
+
+
+def list_models(plan: Plan, as_json: bool) -> int:
+    versions = _reader(plan)
     rows = []
     for step in plan.steps_of(TrainModelStep):
         name = step.registered_name
@@ -64,11 +92,10 @@ def list_models(plan: Plan, as_json: bool) -> int:
 
 
 def show_model(plan: Plan, model: str, as_json: bool) -> int:
-    from shipyard.registry import TAG_PENDING, describe, versions
+    from shipyard.registry import TAG_PENDING, describe
 
     name = _registered_name(plan, model)
-    _use_tracking(plan)
-    found = versions(name)
+    found = _reader(plan)(name)
     if as_json:
         print(json.dumps([describe(v) for v in found], indent=2, default=str))
         return 0

@@ -54,14 +54,20 @@ def use_tracking(tracking_uri: str, resource: str) -> None:
         os.environ.setdefault(key, value)
     if tracking_uri.startswith("sqlite:///"):
         Path(tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    elif tracking_uri.startswith(("http://", "https://")) and not _reachable(tracking_uri):
+    else:
+        require_reachable(tracking_uri, resource)
+    mlflow.set_tracking_uri(tracking_uri)
+
+
+def require_reachable(tracking_uri: str, resource: str) -> None:
+    """An http(s) tracking server that does not answer its health check is a clear error."""
+    if tracking_uri.startswith(("http://", "https://")) and not _reachable(tracking_uri):
         raise ServiceUnavailable(
             f"the MLflow tracking server at {tracking_uri} is not reachable",
             hint="start it with `shipyard mlflow start` (or check `mlflow.tracking_uri` in the "
             "profile / the MLflow block in the Prefect UI); nothing was trained or registered",
             resource=resource,
         )
-    mlflow.set_tracking_uri(tracking_uri)
 
 
 def _reachable(uri: str) -> bool:
@@ -98,12 +104,7 @@ def ensure_experiment(
     """
     import mlflow
 
-    tags = {KIND_TAG: MODEL_DEVELOPMENT}
-    if description:
-        tags[NOTE_TAG] = description
-    if primary_metric is not None:
-        tags[PRIMARY_METRIC_TAG] = primary_metric[0]
-        tags[PRIMARY_HIGHER_TAG] = str(primary_metric[1])
+    tags = experiment_tags(description, primary_metric)
     experiment = mlflow.get_experiment_by_name(name)
     if experiment is not None:
         client = mlflow.MlflowClient()
@@ -117,6 +118,17 @@ def ensure_experiment(
         root.mkdir(parents=True, exist_ok=True)
         location = (root / name.replace("/", "_")).as_uri()
     return str(mlflow.create_experiment(name, artifact_location=location, tags=tags))
+
+
+def experiment_tags(description: str, primary_metric: tuple[str, bool] | None) -> dict[str, str]:
+    """The tags `ensure_experiment` keeps on a model's experiment."""
+    tags = {KIND_TAG: MODEL_DEVELOPMENT}
+    if description:
+        tags[NOTE_TAG] = description
+    if primary_metric is not None:
+        tags[PRIMARY_METRIC_TAG] = primary_metric[0]
+        tags[PRIMARY_HIGHER_TAG] = str(primary_metric[1])
+    return tags
 
 
 def experiment_name(project: str, model: str) -> str:
