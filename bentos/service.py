@@ -31,6 +31,7 @@ from shipyard.compiler.services import RoutingPlan
 from shipyard.serving.config import ModelInput, bundle_dir, read_config
 from shipyard.serving.gate import EngineHolder, Gate
 from shipyard.serving.openapi import OpenApiDocument
+from shipyard.serving.startup import stage
 from shipyard.serving.telemetry import configure_logging
 from shipyard.spec.services import RouteRule
 
@@ -287,6 +288,7 @@ class ShipyardService:
         from shipyard.serving.engine import ServiceEngine
 
         started = time.perf_counter()
+        stage("starting")
         self.engine = ServiceEngine(BUNDLE)
         HOLDER.engine = self.engine
         _quiet_tracing()
@@ -296,6 +298,7 @@ class ShipyardService:
         # generation less often, and the old ones rarely (the heap above is frozen)
         gc.set_threshold(20_000, 20, 50)
         self.engine_ready_in = time.perf_counter() - started
+        stage("ready", seconds=round(self.engine_ready_in, 2))
 
     def __is_ready__(self) -> bool:
         return HOLDER.engine is not None

@@ -93,24 +93,45 @@ def bento_env(state_dir: Path) -> dict[str, str]:
     }
 
 
-def _resolve(step: ServiceStep, ref: VariantRef) -> Any | None:
+def _read_registry(tracking_uri: str, name: str) -> list[Any] | None:
+    """Every registered version of `name`, read without importing MLflow (seconds of a start
+    that then serves a Bento already built), by the read-only commands' registry reader; None
+    where that reader is absent or cannot say, and the MLflow client answers instead."""
+    import importlib
+
+    try:
+        reader = importlib.import_module("shipyard.registry_read")
+        found: list[Any] | None = reader.read_versions(tracking_uri, name)
+    except Exception:  # any doubt: the MLflow client decides, with its own errors
+        return None
+    return found
+
+
+def _resolve(step: ServiceStep, ref: VariantRef, read: list[Any] | None = None) -> Any | None:
     """The registry version a variant names, or None when the registry says there is none; a
-    registry that cannot answer is an error (never taken for "no such version")."""
+    registry that cannot answer is an error (never taken for "no such version"). With `read`
+    (every version of the model, read directly), from those."""
     from shipyard import registry
 
+    if read is not None:
+        if ref.version is not None:
+            return next((v for v in read if str(v.version) == str(ref.version)), None)
+        return next((v for v in read if ref.alias in (v.aliases or [])), None)
     if ref.version is not None:
         return registry.model_version(step.registered_name, ref.version)
     assert ref.alias is not None
     return registry.alias_version(step.registered_name, ref.alias)
 
 
-def resolve_variants(step: ServiceStep) -> tuple[list[tuple[VariantRef, Any]], list[str]]:
+def resolve_variants(
+    step: ServiceStep, read: list[Any] | None = None
+) -> tuple[list[tuple[VariantRef, Any]], list[str]]:
     """The registry versions to serve; a missing stable version is an error, a missing
     candidate is skipped with a note (candidates exist only while a rollout runs)."""
     found: list[tuple[VariantRef, Any]] = []
     skipped: list[str] = []
     for ref in step.variants:
-        version = _resolve(step, ref)
+        version = _resolve(step, ref, read)
         if version is not None:
             found.append((ref, version))
         elif ref.name == "stable":
@@ -223,7 +244,8 @@ def bento_version(step: ServiceStep, versions: list[tuple[VariantRef, Any]]) -> 
     payload = json.dumps(
         {
             "step": step.digest(),
-            "variants": [[ref.name, v.name, v.version] for ref, v in versions],
+            # as a string: MLflow's client gives an int, a direct read of the registry a string
+            "variants": [[ref.name, v.name, str(v.version)] for ref, v in versions],
             "code": _code_digest(),
         },
         sort_keys=True,
@@ -245,6 +267,25 @@ def existing_bento(name: str, version: str, state_dir: Path) -> Path | None:
     return src if (src / "service.json").exists() else None
 
 
+def _built_config(step: ServiceStep, bundle: Path) -> ServiceConfig:
+    """The service.json of a Bento already built; one that cannot be read is named, with the
+    fix, instead of failing as a traceback (or, later, as every worker's start)."""
+    from pydantic import ValidationError
+
+    file = bundle / "service.json"
+    try:
+        return ServiceConfig.model_validate_json(file.read_text())
+    except (OSError, ValidationError) as exc:
+        problem = str(exc).splitlines()[0]
+        raise ShipyardError(
+            f"service '{step.service}': the Bento's {file} cannot be read ({problem}); "
+            "nothing was started",
+            hint=f"delete {bundle.parent} and run `shipyard serve {step.service}` again, "
+            "which builds it anew",
+            resource=step.id,
+        ) from None
+
+
 def build_service(
     step: ServiceStep,
     feature_repo: FeatureRepoStep | None,
@@ -256,17 +297,26 @@ def build_service(
     for key, value in TELEMETRY_OFF.items():
         os.environ.setdefault(key, value)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    use_tracking(tracking_uri, step.id)
     state_dir = Path(step.state_dir)
+    name = step.service
     say(f"resolving {step.registered_name} in the model registry ...")
+    read = _read_registry(tracking_uri, step.registered_name)
+    if read is not None:  # the Bento of these versions may be built already: no MLflow needed
+        versions, skipped = resolve_variants(step, read)
+        version = bento_version(step, versions)
+        found = existing_bento(name, version, state_dir)
+        if found is not None:
+            config = _built_config(step, found)
+            return BuildResult(f"{name}:{version}", found, config, reused=True, skipped=skipped)
+    use_tracking(tracking_uri, step.id)
     versions, skipped = resolve_variants(step)
     version = bento_version(step, versions)
-    name = step.service
     tag = f"{name}:{version}"
     found = existing_bento(name, version, state_dir)
     if found is not None:
-        config = ServiceConfig.model_validate_json((found / "service.json").read_text())
-        return BuildResult(tag=tag, bundle=found, config=config, reused=True, skipped=skipped)
+        return BuildResult(
+            tag=tag, bundle=found, config=_built_config(step, found), reused=True, skipped=skipped
+        )
     # BentoML refuses build folders under hidden directories such as .shipyard
     ctx = Path(tempfile.mkdtemp(prefix=f"shipyard-build-{name}-"))
     try:

@@ -68,7 +68,7 @@ def serve_command(plan: Plan, name: str, action: str) -> int:
     _prefect_for_secrets(plan)
     if action == "restart":
         deploy.stop(step)
-    built = build_service(step, repo_step(plan.steps), _tracking(plan))
+    built = build_service(step, repo_step(plan.steps), _tracking(plan), say=deploy.shown)
     print(built.summary())
     print(deploy.deploy(step, built))
     print(deploy.describe(step, url))

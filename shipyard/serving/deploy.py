@@ -25,9 +25,15 @@ from shipyard.processes import ManagedProcess, children, http_ok
 from shipyard.serving.build import BuildResult, bento_env
 from shipyard.serving.config import read_config
 from shipyard.serving.control import ControlConflict, ControlState, ControlStore
+from shipyard.serving.startup import Failure, StartWatch
 from shipyard.settings import StateLayout
 
 READY_TIMEOUT = 240.0
+PROBE_TIMEOUT = 0.5
+"""Seconds one readiness probe waits for an answer."""
+POLL_SECONDS = 0.1
+QUIET_SECONDS = 3.0
+"""A start that logged nothing new for this long says what it still waits for."""
 
 
 def process(step: ServiceStep) -> ManagedProcess:
@@ -164,41 +170,9 @@ def check_stores(step: ServiceStep) -> None:
         store.close()
 
 
-def startup_error(log: str) -> str | None:
-    """Why a worker failed to start, from the service's log: the exception that ended it."""
-    for line in log.splitlines():
-        if '"Initializing service error"' not in line:
-            continue
-        try:
-            error = str(json.loads(line).get("error") or "")
-        except ValueError:
-            continue
-        lines = [text.strip() for text in error.splitlines() if text.strip()]
-        if lines:
-            return lines[-1]
-    return None
-
-
-def _worker_failed(managed: ManagedProcess, offset: int) -> Callable[[], str | None]:
-    """A check for ManagedProcess.wait_until: the first worker that failed or exited before
-    the service was ready, with the cause its log gives."""
-    seen: set[int] = set()
-
-    def failed() -> str | None:
-        cause = startup_error(managed.log_since(offset))
-        if cause is not None:
-            return f"a worker failed to start: {cause}"
-        pid = managed.pid()
-        if pid is None:
-            return None
-        workers = {child for child in children(pid) if _is_worker(child)}
-        gone = seen - workers
-        seen.update(workers)
-        if gone:
-            return f"worker process {min(gone)} exited before the service was ready"
-        return None
-
-    return failed
+def _workers(pid: int) -> set[int]:
+    """The worker processes `bentoml serve` (pid) runs now."""
+    return {child for child in children(pid) if _is_worker(child)}
 
 
 def _is_worker(pid: int) -> bool:
@@ -206,6 +180,88 @@ def _is_worker(pid: int) -> bool:
         return b"_bentoml_impl.worker" in Path(f"/proc/{pid}/cmdline").read_bytes()
     except OSError:
         return False
+
+
+def shown(text: str) -> None:
+    """A step of the start, on stderr as it happens (stdout keeps the command's result)."""
+    print(text, file=sys.stderr, flush=True)
+
+
+def wait_ready(
+    step: ServiceStep,
+    managed: ManagedProcess,
+    watch: StartWatch,
+    timeout: float = READY_TIMEOUT,
+    show: Callable[[str], None] = shown,
+) -> None:
+    """Wait until the service answers /readyz, showing what its workers do meanwhile.
+
+    Stops at the first sign that the start cannot succeed: a worker whose start raised (its
+    log line), a worker process that exited, or the `bentoml serve` process exiting (a port
+    taken, an import error). Then stops everything the start started and raises with the cause
+    the log gives: the exception, its last frames and the fix.
+
+    Raises:
+        ServiceUnavailable: Naming the service, the cause and what to do.
+    """
+    url = base_url(step) + "/readyz"
+    context = client_context(step)
+    deadline = time.monotonic() + timeout
+    said = time.monotonic()
+    seen: set[int] = set()
+    failure: Failure | None = None
+    while True:
+        # a short probe: once bentoml serve listens, a probe waits in its socket's backlog
+        # until a worker is up, and a long one would hide a worker's failure meanwhile
+        if http_ok(url, timeout=PROBE_TIMEOUT, context=context):
+            for line in watch.poll():
+                show(line)
+            show(f"service '{step.service}' is ready ({time.monotonic() - watch.started:.1f} s)")
+            return
+        for line in watch.poll():
+            show(line)
+            said = time.monotonic()
+        if watch.failure is not None:
+            failure = watch.failure
+            break
+        pid = managed.pid()
+        if pid is None:
+            failure = watch.exited()
+            break
+        workers = _workers(pid)
+        if gone := seen - workers:
+            failure = watch.exited(f"worker process {min(gone)} exited before it was ready")
+            break
+        seen |= workers
+        now = time.monotonic()
+        if now >= deadline:
+            failure = Failure(
+                f"not ready after {timeout:.0f} s; last: {watch.waiting_for()}",
+                hint=f"see {managed.log_file}",
+            )
+            break
+        if now - said >= QUIET_SECONDS:
+            show(f"still waiting ({now - watch.started:.0f} s): {watch.waiting_for()}")
+            said = now
+        time.sleep(POLL_SECONDS)
+    managed.stop(timeout=10.0)
+    raise ServiceUnavailable(
+        f"service '{step.service}' did not start: {failure.text()}\n"
+        f"  (everything it started was stopped; the whole log: {managed.log_file})",
+        hint=_port_hint(step) if _port_taken(failure) else failure.hint,
+        resource=step.id,
+    )
+
+
+def _port_taken(failure: Failure) -> bool:
+    return "address already in use" in failure.text().lower()
+
+
+def _port_hint(step: ServiceStep) -> str:
+    return (
+        f"port {step.port} is taken by another program: stop it or give the service another "
+        f"port: services.{step.service}.port in pipelines.yaml"
+    )
 
 
 def _argv(step: ServiceStep, built: BuildResult) -> list[str]:
@@ -282,7 +338,7 @@ def _ensure_same_api(step: ServiceStep, built: BuildResult) -> None:
         )
 
 
-def start(step: ServiceStep, built: BuildResult, say: Callable[[str], None] = print) -> str:
+def start(step: ServiceStep, built: BuildResult, say: Callable[[str], None] = shown) -> str:
     """Start `bentoml serve` for the Bento in the background; returns the URL once ready."""
     check_tls_files(step)
     managed = process(step)
@@ -304,22 +360,12 @@ def start(step: ServiceStep, built: BuildResult, say: Callable[[str], None] = pr
         )
     check_stores(step)
     record_deploy(step, built)
-    say(f"starting bentoml serve {built.tag} on {url} ...")
+    workers = f"{step.workers} worker" + ("s" if step.workers != 1 else "")
+    say(f"starting {workers} of {built.tag} on {url} ...")
     offset = managed.log_size()
     managed.start(_argv(step, built), serve_env(step), cwd=Path(step.project_dir))
-    try:
-        managed.wait_until(
-            url + "/readyz",
-            timeout=READY_TIMEOUT,
-            context=context,
-            failed=_worker_failed(managed, offset),
-        )
-    except ServiceUnavailable as exc:
-        raise ServiceUnavailable(
-            f"service '{step.service}' did not start: {exc.message}",
-            hint=exc.hint,
-            resource=step.id,
-        ) from None
+    watch = StartWatch(managed.log_file, offset, step.service, built.bundle.parent)
+    wait_ready(step, managed, watch)
     return url
 
 
@@ -349,7 +395,7 @@ def hot_reload(
     )
 
 
-def deploy(step: ServiceStep, built: BuildResult, say: Callable[[str], None] = print) -> str:
+def deploy(step: ServiceStep, built: BuildResult, say: Callable[[str], None] = shown) -> str:
     """Start the service, or hot-reload it when it already runs. Returns what happened."""
     running = process(step).pid() is not None and info(step) is not None
     if running:

@@ -31,6 +31,7 @@ from shipyard.serving.models import ModelSet
 from shipyard.serving.predlog import BATCH, PredictionLog
 from shipyard.serving.ratelimit import RateLimiter
 from shipyard.serving.router import Router, UnknownVariant
+from shipyard.serving.startup import stage
 from shipyard.serving.telemetry import configure_logging, service_metrics
 
 log = logging.getLogger("shipyard.serving")
@@ -117,6 +118,26 @@ def routing_for(config: ServiceConfig, routing: RoutingPlan | None) -> RoutingPl
     return config.step.routing.for_variants(served)
 
 
+def _without_typeguard() -> None:
+    """Feast decorates hundreds of functions with typeguard's `@typechecked`, which re-parses
+    and recompiles each one's source when Feast is imported: seconds of a worker's start, for
+    checks typeguard itself leaves out of production (`python -O` makes it a no-op). Make it
+    that no-op here, in a serving worker, before Feast is first imported."""
+    import sys
+
+    if "feast" in sys.modules:
+        return
+    try:
+        import typeguard
+    except ImportError:
+        return
+
+    def typechecked(target: Any = None, **_options: Any) -> Any:
+        return (lambda inner: inner) if target is None else target
+
+    typeguard.typechecked = typechecked
+
+
 class ServiceEngine:
     """Everything one worker needs to answer /predict, /feedback and the admin API."""
 
@@ -136,6 +157,8 @@ class ServiceEngine:
         self.models = ModelSet(self.config, bundle, self.metrics)
         self.features: Any = None
         if step.feature_service is not None and self.config.feature_repo is not None:
+            stage(f"opening the online feature store ({step.feature_service})")
+            _without_typeguard()
             from shipyard.features.online import OnlineFeatures
 
             self.features = OnlineFeatures(self.config.feature_repo)

@@ -3,6 +3,8 @@ from the request rows, each variant behind its own (adaptive) batcher."""
 
 from __future__ import annotations
 
+import os
+import pickle  # nosec B403 - MLflow's own formats for the registry's models, see _load_model
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -12,7 +14,10 @@ from typing import Any
 
 from shipyard.serving.batching import MicroBatcher, run_unbatched
 from shipyard.serving.config import ModelInput, ServiceConfig
+from shipyard.serving.startup import stage
 from shipyard.serving.telemetry import ServiceMetrics
+
+TRUE = ("true", "1", "yes")
 
 
 @dataclass(frozen=True)
@@ -28,20 +33,55 @@ class Variant:
     """The column of predict_proba a binary model's `probability` is (its positive class)."""
 
 
-def _load_model(path: Path) -> Any:
-    import mlflow.sklearn
+def _mlmodel(path: Path) -> dict[str, Any]:
+    """The model folder's MLmodel file, as the YAML mapping it is ({} when there is none)."""
+    import yaml
 
-    return mlflow.sklearn.load_model(str(path))
+    try:
+        text = (path / "MLmodel").read_text()
+    except FileNotFoundError:
+        return {}
+    loaded = yaml.safe_load(text)
+    return loaded if isinstance(loaded, dict) else {}
+
+
+def _load_model(path: Path) -> Any:
+    """The scikit-learn model of an MLflow model folder.
+
+    What `mlflow.sklearn.load_model` does for a local folder, without importing MLflow: that
+    import is most of a worker's start (seconds), and a worker needs none of MLflow otherwise.
+    Anything this does not know for certain (no sklearn flavor, a format other than skops,
+    pickle or cloudpickle, bundled code, deserialization turned off) goes through MLflow.
+    """
+    flavor = (_mlmodel(path).get("flavors") or {}).get("sklearn") or {}
+    file = flavor.get("pickled_model")
+    kind = flavor.get("serialization_format", "pickle")
+    allowed = os.environ.get("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true").lower() in TRUE
+    if not file or flavor.get("code") or kind not in ("skops", "pickle", "cloudpickle"):
+        allowed = False
+    if not allowed:
+        import mlflow.sklearn
+
+        return mlflow.sklearn.load_model(str(path))
+    model_file = path / str(file)
+    if kind == "skops":
+        import skops.io
+
+        return skops.io.load(model_file, trusted=flavor.get("skops_trusted_types"))
+    with model_file.open("rb") as handle:
+        if kind == "cloudpickle":
+            import cloudpickle
+
+            return cloudpickle.load(handle)
+        return pickle.load(handle)  # nosec B301 - the registry's own model, as MLflow loads it
 
 
 def _positive_column(path: Path, classes: list[Any] | None) -> int:
     """Where the positive class is among a binary model's classes: its MLmodel metadata names
     it (a string target's positive class may sort first); else the last, True or 1."""
-    from mlflow.models import Model
-
     if not (path / "MLmodel").exists():
         return 1
-    metadata = Model.load(str(path / "MLmodel")).metadata or {}
+    metadata = _mlmodel(path).get("metadata") or {}
     positive = metadata.get("shipyard", {}).get("positive_class")
     found = [i for i, c in enumerate(classes or []) if type(c) is type(positive) and c == positive]
     return found[0] if found else 1
@@ -90,6 +130,7 @@ class ModelSet:
         self.classifier = config.step.task == "classification"
         self.variants: dict[str, Variant] = {}
         for served in config.variants:
+            stage(f"loading model {served.registered_name} v{served.version} ({served.name})")
             model = _load_model(bundle / served.path)
             found = getattr(model, "classes_", None)
             classes = [_python(c) for c in found] if found is not None else None

@@ -387,3 +387,111 @@ def test_serve_with_a_dead_redis_exits_1_naming_it(trained: Trained) -> None:
 
     step = trained.step("churn-limits")
     assert deploy.process(step).pid() is None and not deploy.process(step).descendants()
+
+
+# -- issue 17: a worker that cannot start, said at once with its cause ---------------------------
+
+
+def _start_fails(step: ServiceStep, built: Any, capsys: pytest.CaptureFixture[str]) -> Any:
+    """deploy.start of a start that must fail: the error, and nothing left running."""
+    from shipyard.errors import ServiceUnavailable
+    from shipyard.serving import deploy
+
+    try:
+        with pytest.raises(ServiceUnavailable) as raised:
+            deploy.start(step, built, say=lambda _: None)
+    finally:
+        pid = deploy.process(step).pid()
+        left = deploy.process(step).descendants()
+        deploy.stop(step)
+    assert pid is None and not left, (pid, left)
+    assert f"service '{step.service}' did not start: " in raised.value.message
+    return raised.value
+
+
+def test_a_deleted_model_artifact_is_named_with_its_frames_and_the_fix(
+    trained: Trained, capsys: pytest.CaptureFixture[str]
+) -> None:
+    step = trained.step("churn-limits")
+    built = trained.build(step, version=2)
+    [model] = (built.bundle / "models" / "stable").glob("model.*")
+    kept = model.with_name("kept-aside")
+    model.rename(kept)
+    try:
+        error = _start_fails(step, built, capsys)
+    finally:
+        kept.rename(model)
+    message = error.message
+    assert f"FileNotFoundError: [Errno 2] No such file or directory: '{model}'" in message, message
+    assert "_load_model" in message  # the frames that led to it
+    assert f"delete {built.bundle.parent}" in (error.hint or "")
+    shown = capsys.readouterr().err
+    assert "worker 1: loading model test-project.churn v2 (stable) ..." in shown, shown
+
+
+def test_a_broken_service_config_is_named_before_or_while_starting(
+    trained: Trained, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from shipyard.errors import ShipyardError
+
+    step = trained.step("churn-limits", workers=1)
+    built = trained.build(step, version=2)
+    config = built.bundle / "service.json"
+    text = config.read_text()
+    config.write_text(text[: len(text) // 2])
+    try:
+        # the Bento's own service process reads it first, and exits with the traceback
+        error = _start_fails(step, built, capsys)
+        assert "ValidationError" in error.message or "JSON" in error.message, error.message
+        assert f"delete {built.bundle.parent}" in (error.hint or ""), error.hint
+        # a build that finds this Bento says so before starting anything
+        with pytest.raises(ShipyardError, match="cannot be read") as refused:
+            trained.build(step, version=2)
+        assert f"delete {built.bundle.parent}" in (refused.value.hint or "")
+    finally:
+        config.write_text(text)
+
+
+def test_a_port_taken_after_the_check_stops_the_start_naming_the_port(
+    trained: Trained, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    from shipyard.serving import deploy
+
+    step = trained.step("churn-limits")
+    built = trained.build(step, version=1)
+    monkeypatch.setattr(deploy, "listener", lambda port: None)  # taken after the check
+    with socket.socket() as holder:
+        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        holder.bind((step.host, step.port))
+        holder.listen()
+        error = _start_fails(step, built, capsys)
+    assert "address already in use" in error.message.lower(), error.message
+    assert f"services.{step.service}.port" in (error.hint or "")
+
+
+def test_serve_shows_the_workers_progress_and_exits_1_with_the_cause(trained: Trained) -> None:
+    """The command: its steps on stderr as they happen, the worker's error, exit 1, nothing
+    left running."""
+    from shipyard.serving import deploy
+    from shipyard.serving.build import build_service
+
+    step = trained.step("churn-limits")
+    repo = trained.plan.steps.get("features.repo")
+    built = build_service(step, repo, trained.plan.blocks.mlflow.tracking_uri, say=lambda _: None)  # type: ignore[arg-type]
+    [model] = (built.bundle / "models" / "stable").glob("model.*")
+    kept = model.with_name("kept-aside")
+    model.rename(kept)
+    try:
+        done = run_shipyard(trained.spec, "serve", "churn-limits", timeout=300)
+    finally:
+        kept.rename(model)
+        left = deploy.process(step).descendants()
+        deploy.stop(step)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "starting 2 workers of churn-limits:" in done.stderr, done.stderr
+    assert "loading model test-project.churn" in done.stderr, done.stderr
+    assert "did not start: FileNotFoundError" in done.stderr, done.stderr
+    assert "Traceback (most recent call last)" not in done.stderr
+    assert not left
