@@ -25,15 +25,14 @@ from shipyard.compiler import DatasetStep, FeatureRepoStep, TrainModelStep
 from shipyard.compiler.features import REPO_ID
 from shipyard.compiler.models import DaskTrials
 from shipyard.compiler.monitoring import PROFILE_ARTIFACT, is_categorical
-from shipyard.data.files import dataset_file, read_dataset
+from shipyard.data import engines
 from shipyard.errors import ShipyardError
 from shipyard.logs import quiet_expected_errors
-from shipyard.monitoring.reference import build_reference, prediction_values, write_reference
 from shipyard.processes import owner_gone
 from shipyard.runtime.flow_run import StepRun, begin, run_name
 from shipyard.runtime.mlflow_server import browse_command
 from shipyard.settings import StateLayout
-from shipyard.training import estimators, tracking
+from shipyard.training import estimators, store_read, tracking
 from shipyard.training.champion import champion_scores
 from shipyard.training.evaluation import Evaluation
 from shipyard.training.gate import ChampionScores, GateVerdict, judge
@@ -316,6 +315,9 @@ def reference_profile(
 ) -> Path:
     """What the service's monitor compares production with: the training features and the
     model's output on the holdout (shipyard/monitoring/reference.py)."""
+    # scipy (the drift statistics) is imported by a training only, not by a skipped run
+    from shipyard.monitoring.reference import build_reference, prediction_values, write_reference
+
     x = trained.split.x_train
     features = {f: x[f] for f in step.features if f in x.columns and _profiled(step, f)}
     categorical = [f for f in features if is_categorical(step.feature_types[f])]
@@ -345,7 +347,7 @@ def register(
     trained: Trained,
     evaluated: Evaluated,
     verdict: GateVerdict,
-    source: tuple[Path, str, str, str],
+    source: tuple[str, str, str, str],
 ) -> Registration:
     """Log the training to its MLflow run (always); register the model only if its gate passed.
 
@@ -396,7 +398,7 @@ def register(
             warnings.filterwarnings("ignore", message=".*can be interpreted in multiple ways")
             dataset = from_pandas(
                 trained.frame,
-                source=str(path),
+                source=_mlflow_source(path),
                 targets=step.target,
                 name=step.dataset_name,
                 digest=data_version,
@@ -456,6 +458,16 @@ def register(
     return Registration(run_id, version, aliases, semver, run_name, artifact_uri)
 
 
+def _mlflow_source(source: str) -> Any:
+    """The training data's source for MLflow: a file path as it is; a SQL dataset's database
+    and table or query (MLflow resolves no database URL) as a source tagged with them."""
+    if "://" not in source:
+        return source
+    from mlflow.data.code_dataset_source import CodeDatasetSource
+
+    return CodeDatasetSource(tags={"shipyard.source": source})
+
+
 def _finished_run(experiment_id: str, cache_key: str) -> Any | None:
     """The last MLflow run that finished training on exactly these inputs, if any."""
     import mlflow
@@ -486,29 +498,43 @@ def train_model(model: str, force: bool = False) -> TrainModelResult:
     with run.monitored() as metrics:
         started = time.perf_counter()
         block = run.block("mlflow")
-        tracking.use_tracking(block.tracking_uri, step.id)
         experiment = tracking.experiment_name(plan.project, step.name)
-        experiment_id = tracking.ensure_experiment(
-            experiment,
-            block.artifact_root,
-            block.tracking_uri,
-            description=tracking.experiment_description(step),
-            primary_metric=tracking.primary_metric(step),
+        description = tracking.experiment_description(step)
+        primary = tracking.primary_metric(step)
+        # an experiment MLflow's path would leave as it is (no tag to set, no killed run to
+        # settle) is read without MLflow: a cache hit then never imports it
+        quiet = (
+            None
+            if force
+            else store_read.quiet_experiment(
+                block.tracking_uri, experiment, tracking.experiment_tags(description, primary)
+            )
         )
-        # before anything else: what killed runs of this model left behind
-        recovered = recover(
-            experiment_id,
-            step.registered_name,
-            step.id,
-            owner_gone,
-            AuditLog(StateLayout(plan.runtime.state_dir).catalog),
-            by=f"flow run {run.flow_run_id or '(none)'}",
-        )
-        for line in recovered.lines:
-            log.warning(line, extra={"resource": step.id})
+        if quiet is not None:
+            experiment_id = quiet
+        else:
+            tracking.use_tracking(block.tracking_uri, step.id)
+            experiment_id = tracking.ensure_experiment(
+                experiment,
+                block.artifact_root,
+                block.tracking_uri,
+                description=description,
+                primary_metric=primary,
+            )
+            # before anything else: what killed runs of this model left behind
+            recovered = recover(
+                experiment_id,
+                step.registered_name,
+                step.id,
+                owner_gone,
+                AuditLog(StateLayout(plan.runtime.state_dir).catalog),
+                by=f"flow run {run.flow_run_id or '(none)'}",
+            )
+            for line in recovered.lines:
+                log.warning(line, extra={"resource": step.id})
         data = validate_dataset(dataset=data_step.name)
-        path = dataset_file(plan.runtime, data_step)
-        data_version = data.md5 or hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest()
+        source = engines.source_of(plan, data_step)  # the file, or the database and table
+        data_version = data.md5 or engines.data_version(plan, data_step)
         cache_key = hashlib.sha256(
             "|".join(
                 [
@@ -520,7 +546,20 @@ def train_model(model: str, force: bool = False) -> TrainModelResult:
                 ]
             ).encode()
         ).hexdigest()
-        earlier = None if force else _finished_run(experiment_id, cache_key)
+        earlier: Any = None
+        if not force:
+            earlier = (
+                store_read.finished_run(block.tracking_uri, experiment_id, cache_key, OUTCOME_TAG)
+                if quiet is not None
+                else False
+            )
+            if earlier is False:  # not readable here: MLflow answers
+                if quiet is not None:
+                    tracking.use_tracking(block.tracking_uri, step.id)
+                    quiet = None
+                earlier = _finished_run(experiment_id, cache_key)
+        if quiet is not None and earlier is None:  # training after all: MLflow from here on
+            tracking.use_tracking(block.tracking_uri, step.id)
         if earlier is not None:
             metrics.observe(
                 "model_training_skipped",
@@ -528,10 +567,10 @@ def train_model(model: str, force: bool = False) -> TrainModelResult:
                 "1 if inputs were unchanged and training was skipped.",
             )
             return _skipped(step, earlier, experiment_id, data_version, block.tracking_uri)
-        if hashlib.md5(path.read_bytes(), usedforsecurity=False).hexdigest() != data_version:
+        if engines.data_version(plan, data_step) != data_version:
             raise ShipyardError(
-                f"'{data_step.path}' changed after it was validated",
-                hint="run train-model again: it validates and versions the new file first",
+                f"'{data_step.path or source}' changed after it was validated",
+                hint="run train-model again: it validates and versions the new data first",
                 resource=step.id,
             )
         run_id = tracking.start_run(
@@ -540,7 +579,7 @@ def train_model(model: str, force: bool = False) -> TrainModelResult:
             _run_tags(run, data_version, cache_key),
         )
         with tracking.failed_on_error(run_id):
-            frame = read_dataset(data_step, path)
+            frame = engines.read_frame(plan, data_step)
             if step.feature_service:
                 assert repo is not None
                 frame = training_set(step, repo, frame)
@@ -548,7 +587,7 @@ def train_model(model: str, force: bool = False) -> TrainModelResult:
             evaluated = evaluate(step, trained)
             verdict = gate(step, trained, evaluated)
             registered = register(
-                run, trained, evaluated, verdict, (path, data_version, run_id, experiment_id)
+                run, trained, evaluated, verdict, (source, data_version, run_id, experiment_id)
             )
         links = tracking.RunLinks(
             tracking_uri=block.tracking_uri,

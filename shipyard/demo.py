@@ -359,6 +359,7 @@ class DemoTraffic:
 
 
 def run_demo(plan: Plan, rows: int = DEMO_ROWS) -> int:
+    from shipyard.data.files import dataset_file
     from shipyard.demo_data import write_customers
     from shipyard.runtime import server
     from shipyard.runtime.apply import apply_plan
@@ -367,7 +368,7 @@ def run_demo(plan: Plan, rows: int = DEMO_ROWS) -> int:
     if "dataset.customers" not in plan.steps:
         print("the demo needs a dataset named 'customers' in the spec", file=sys.stderr)
         return 1
-    data = Path(plan.runtime.project_dir) / plan.step("dataset.customers", DatasetStep).path
+    data = dataset_file(plan.runtime, plan.step("dataset.customers", DatasetStep))
 
     _step(f"generating {rows} rows of demo data -> {data.relative_to(plan.runtime.project_dir)}")
     write_customers(data, rows=rows)

@@ -254,6 +254,8 @@ def dataset_pointers(plan: Plan) -> dict[str, str]:
     project = Path(plan.runtime.project_dir)
     found: dict[str, str] = {}
     for step in plan.steps_of(DatasetStep):
+        if step.path is None:  # a SQL dataset: its versions are in the catalog
+            continue
         pointer = project / (step.path + ".dvc")
         if pointer.is_file():
             found[pointer.relative_to(project).as_posix()] = pointer.read_text(encoding="utf-8")

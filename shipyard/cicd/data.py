@@ -28,6 +28,8 @@ def pull_data(plan: Plan, say: Callable[[str], None] = print) -> int:
     project_dir = Path(plan.runtime.project_dir)
     wanted: list[tuple[DatasetStep, Path, str]] = []
     for step in plan.steps_of(DatasetStep):
+        if step.path is None:  # a SQL dataset: read from its database, nothing to pull
+            continue
         file = project_dir / step.path
         pointer = pointer_path(file)
         if file.exists():

@@ -122,7 +122,7 @@ def ci_project(plan: Plan, root: Path | None = None) -> CiProject:
     watched = [facts.spec_file, *(f"{d}/**" for d in code_dirs)]
     if next(project_dir.glob("*.py"), None) is not None:
         watched.append("*.py")
-    watched += [f"{s.path}.dvc" for s in plan.steps_of(DatasetStep)]
+    watched += [f"{s.path}.dvc" for s in plan.steps_of(DatasetStep) if s.path]
     watched += [n for n in ("requirements.lock", "pyproject.toml") if (project_dir / n).is_file()]
     return replace(
         facts,

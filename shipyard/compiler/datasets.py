@@ -9,8 +9,8 @@ from pydantic import Field
 
 from shipyard.compiler.expectations import CompiledExpectation, compile_expectations
 from shipyard.compiler.plan import FrozenModel, StepBase
-from shipyard.compiler.profiles import postgres_url
-from shipyard.spec.datasets import CategoryType, SqlSourceSpec
+from shipyard.compiler.profiles import SparkPlan, compile_spark, postgres_url
+from shipyard.spec.datasets import CategoryType, DatasetSpec, SqlSourceSpec
 from shipyard.spec.datasets import ColumnType as ColumnTypeSpec
 
 if TYPE_CHECKING:
@@ -55,6 +55,9 @@ class DatasetStep(StepBase):
     engine: Literal["auto", "pandas", "spark"] = Field(
         "auto", description="The engine that validates and reads a file dataset."
     )
+    spark: SparkPlan | None = Field(
+        None, description="The profile's Spark, for a file dataset that may be read on it."
+    )
     version_mode: Literal["hash", "snapshot"] = Field(
         "hash",
         description="How a SQL dataset is versioned: a content hash of the result, or a "
@@ -91,6 +94,7 @@ def compile_datasets(ctx: CompileContext) -> Iterator[DatasetStep]:
             path=dataset.path,
             sql=compile_sql_source(ctx, dataset.sql) if dataset.sql else None,
             engine=dataset.engine,
+            spark=_spark_of(ctx, dataset),
             version_mode=dataset.versioning.mode,
             format=dataset.resolved_format or "parquet",
             columns={column: column_type(t) for column, t in dataset.columns.items()},
@@ -99,6 +103,17 @@ def compile_datasets(ctx: CompileContext) -> Iterator[DatasetStep]:
             expectations=compile_expectations(dataset),
             version=dataset.versioning.enabled,
         )
+
+
+def _spark_of(ctx: CompileContext, dataset: DatasetSpec) -> SparkPlan | None:
+    """The Spark a file dataset may run on: the profile's; for `engine: spark` without one, a
+    local Spark; none for SQL and pandas datasets."""
+    if dataset.path is None or dataset.engine == "pandas":
+        return None
+    spark = compile_spark(ctx.profile)
+    if spark is None and dataset.engine == "spark":
+        return SparkPlan()
+    return spark
 
 
 def compile_sql_source(ctx: CompileContext, sql: SqlSourceSpec) -> SqlSource:

@@ -267,6 +267,7 @@ def _view_plan(
     """The view as Feast runs it: the parquet file it reads, its event time and ttl."""
     view = spec.features.views[name]
     source = spec.datasets[view.source]
+    assert source.path is not None, "validation: a feature source is a file dataset (E610)"
     source_path = str(project_dir / source.path)
     source_format = source.resolved_format or "parquet"
     timestamp = source.timestamp

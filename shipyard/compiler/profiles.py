@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import Field
+
 from shipyard.compiler.plan import (
     Blocks,
     DvcRemoteBlock,
     EnvironmentPlan,
+    FrozenModel,
     JobVariables,
     KubernetesPlan,
     MetricsSinkBlock,
@@ -19,6 +22,7 @@ from shipyard.compiler.plan import (
 from shipyard.databases import tls_parameters, with_tls
 from shipyard.settings import TELEMETRY_OFF, StateLayout, state_dir_for
 from shipyard.spec import PipelineSpec
+from shipyard.spec.profiles import ProfileSpec, parse_size
 
 PLAN_ENV = "SHIPYARD_PLAN"
 """Names the plan block a deployment's flow run reads its step from (set in job variables)."""
@@ -119,6 +123,30 @@ def compile_job_variables(spec: PipelineSpec, project_dir: Path, state_dir: Path
             "SHIPYARD_STATE_DIR": str(state_dir),
             "PREFECT_LOGGING_EXTRA_LOGGERS": "shipyard",
             PLAN_ENV: plan_block_name(spec.project, spec.profile),
+        },
+    )
+
+
+class SparkPlan(FrozenModel):
+    """The profile's Spark, for file datasets validated and read on it."""
+
+    master: str = Field("local[*]", description="Spark master URL.")
+    min_size: int | None = Field(
+        None, description="Bytes from which `engine: auto` picks Spark (None: never)."
+    )
+    config: dict[str, str] = Field(default_factory=dict, description="Spark settings.")
+
+
+def compile_spark(profile: ProfileSpec) -> SparkPlan | None:
+    """The profile's `spark:` settings (None when it has none)."""
+    spark = profile.spark
+    if spark is None:
+        return None
+    return SparkPlan(
+        master=spark.master,
+        min_size=None if spark.min_size is None else parse_size(spark.min_size),
+        config={
+            k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in spark.config.items()
         },
     )
 

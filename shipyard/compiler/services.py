@@ -361,7 +361,9 @@ def service_step(
             rules=tuple(request_rules(data.expectations, input_types)),
         ),
         features=train.features,
-        data_files=list(dict.fromkeys([str(ctx.project_dir / data.path), *sources])),
+        data_files=list(
+            dict.fromkeys([*([str(ctx.project_dir / data.path)] if data.path else []), *sources])
+        ),
         feature_service=feature_service,
         feature_repo=REPO_ID if feature_service and repo else None,
         host=service.host,

@@ -15,6 +15,12 @@ if TYPE_CHECKING:
 
 def dataset_file(runtime: RuntimeContext, step: DatasetStep) -> Path:
     """The dataset's file: its path is relative to the project folder."""
+    if step.path is None:
+        raise ShipyardError(
+            f"dataset '{step.name}' is a SQL dataset: it has no file",
+            hint="read it through shipyard.data.engines (read_frame), which knows its database",
+            resource=step.id,
+        )
     return Path(runtime.project_dir) / step.path
 
 

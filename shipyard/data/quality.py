@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from shipyard.compiler import CompiledExpectation
@@ -42,8 +42,9 @@ class QualityReport:
     """Columns the rules name that the file does not have (their rules fail without running)."""
     file_columns: list[str] = field(default_factory=list)
 
-    def missing_text(self, path: str) -> str | None:
-        """ "column 'x' is not in data/t.csv; the file has: a, b", or None."""
+    def missing_text(self, path: str, holder: str = "the file") -> str | None:
+        """ "column 'x' is not in data/t.csv; the file has: a, b", or None (`holder` names
+        what has the columns: the file, the table, the query)."""
         if not self.missing_columns:
             return None
         named = ", ".join(f"'{c}'" for c in self.missing_columns)
@@ -51,7 +52,7 @@ class QualityReport:
         has = ", ".join(self.file_columns[:30]) + (
             f" (and {len(self.file_columns) - 30} more)" if len(self.file_columns) > 30 else ""
         )
-        return f"{which} not in {path}; the file has: {has or 'no columns'}"
+        return f"{which} not in {path}; {holder} has: {has or 'no columns'}"
 
     @property
     def success(self) -> bool:
@@ -209,7 +210,9 @@ def check_batch(
             type=expectation.type, kwargs=dict(expectation.kwargs), meta={"index": i}
         )
         try:
-            suite.add_expectation_configuration(config)
+            # matched on every argument: GX's default (the domain) keeps one column-exists
+            # rule of all of them, the table being the domain of each
+            suite.add_expectation_configuration(config, match_type="runtime")
         except Exception as exc:  # GX raises several types for an unknown or malformed expectation
             raise ShipyardError(
                 f"expectation `{expectation.rule}` is not a valid Great Expectations "
@@ -269,5 +272,16 @@ def check_batch(
             observed=details.get("observed_value"),
             error=error,
         )
+    # a rule that compiles to the same expectation as another (key(id) and not_null(id)) ran
+    # once, as the later one: each gets that result under its own name
+    for i, expectation in runnable.items():
+        if i not in outcomes:
+            twin = next(
+                j
+                for j, other in runnable.items()
+                if j in outcomes
+                and (other.type, other.kwargs) == (expectation.type, expectation.kwargs)
+            )
+            outcomes[i] = replace(outcomes[twin], rule=expectation.rule, column=expectation.column)
     report.outcomes = [outcomes[i] for i in sorted(outcomes)]
     return report

@@ -81,7 +81,9 @@ def _to_diagnostic(detail: ErrorDetails, loc: Path, sm: SourceMap, root: type[An
     if kind == "extra_forbidden":
         key = loc[-1]
         allowed = _allowed_keys(root, where[:-1])
-        hint = did_you_mean(str(key), allowed) or (one_of(sorted(allowed)) if allowed else None)
+        hint = did_you_mean(str(key), allowed) or (
+            one_of(sorted(allowed), limit=12) if allowed else None
+        )
         return Diagnostic(
             "E101",
             f"{_dotted(where[:-1])}: unknown key '{key}'",

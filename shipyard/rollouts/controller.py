@@ -29,7 +29,6 @@ import urllib.request
 import uuid
 from collections.abc import Callable
 from contextlib import suppress
-from pathlib import Path
 from typing import Any
 
 from shipyard.audit import AuditLog, current_actor
@@ -709,11 +708,11 @@ def smoke_rows(plan: Plan, service: ServiceStep, count: int) -> list[dict[str, A
     if count == 0:
         return []
     from shipyard.compiler import DatasetStep, TrainModelStep
-    from shipyard.data.files import read_dataset
+    from shipyard.data.engines import read_frame
 
     train = plan.step(f"model.{service.model}", TrainModelStep)
     dataset = plan.step(train.dataset, DatasetStep)
-    frame = read_dataset(dataset, Path(plan.runtime.project_dir) / dataset.path)
+    frame = read_frame(plan, dataset)
     missing = [c for c in service.inputs if c not in frame.columns]
     if missing:
         raise ShipyardError(

@@ -234,9 +234,30 @@ Expectation = Annotated[
 
 
 class VersioningSpec(SpecModel):
-    """DVC versioning of the dataset file."""
+    """Versioning of the dataset after it validates: its file with DVC, or a SQL result."""
 
-    enabled: bool = Field(True, description="Version the file with DVC after it validates.")
+    enabled: bool = Field(True, description="Version the dataset after it validates.")
+    mode: Literal["hash", "snapshot"] = Field(
+        "hash",
+        description="SQL datasets only. hash: record a content hash of the result, computed in "
+        "the database. snapshot: export the result as parquet and push it to the DVC remote.",
+    )
+
+
+class SqlSourceSpec(SpecModel):
+    """A dataset read from a database: one table, or the result of one query."""
+
+    connection: str = Field(
+        min_length=1,
+        description="A name under the active profile's `databases:`, or a SQLAlchemy URL "
+        "(postgresql://user@host:5432/db, sqlite:///file.db).",
+    )
+    table: str | None = Field(
+        None, min_length=1, description="The table (or view) read whole; `schema.table` allowed."
+    )
+    query: str | None = Field(
+        None, min_length=1, description="A SELECT whose result is the dataset."
+    )
 
 
 class DatasetSpec(SpecModel):
@@ -251,7 +272,20 @@ class DatasetSpec(SpecModel):
     its columns are still defined for the rules that refer to them."""
 
     description: str | None = Field(None, description="What the data is, for people.")
-    path: str = Field(description="File path, relative to pipelines.yaml.", min_length=1)
+    path: str | None = Field(
+        None,
+        description="File path, relative to pipelines.yaml (a file dataset; or give `sql:`).",
+        min_length=1,
+    )
+    sql: SqlSourceSpec | None = Field(
+        None, description="The database table or query the dataset is (instead of `path:`)."
+    )
+    engine: Literal["auto", "pandas", "spark"] = Field(
+        "auto",
+        description="File datasets: the engine that validates and reads the file. auto: spark "
+        "when the profile's `spark.min_size` is set and the file is at least that big, else "
+        "pandas.",
+    )
     format: Literal["parquet", "csv", "json", "jsonl"] | None = Field(
         None, description="File format; inferred from the file suffix when unset."
     )
@@ -279,6 +313,8 @@ class DatasetSpec(SpecModel):
 
     @property
     def resolved_format(self) -> str | None:
+        if self.path is None:
+            return self.format
         return self.format or FORMATS.get(PurePosixPath(self.path).suffix.lower())
 
     @property

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from shipyard.spec.base import Cron, Duration, SpecModel, spec_rule
 
@@ -229,6 +230,56 @@ class BackupSettings(SpecModel):
         return self
 
 
+SIZE_PATTERN = r"^\s*([0-9]+(?:\.[0-9]+)?)\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$"
+_SIZE = re.compile(SIZE_PATTERN, re.IGNORECASE)
+_SIZE_BYTES = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
+_SIZE_BYTES |= {"kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def parse_size(text: str) -> int:
+    """'1GB', '512MB', '2GiB' -> bytes (decimal units are powers of 1000, KiB... of 1024)."""
+    match = _SIZE.match(text)
+    if not match:
+        raise ValueError(f"'{text}' is not a size")
+    return int(float(match.group(1)) * _SIZE_BYTES[match.group(2).lower()])
+
+
+def _check_size(value: str) -> str:
+    try:
+        parse_size(value)
+    except ValueError:
+        raise spec_rule(
+            f"'{value}' is not a size", "use a number and a unit, e.g. 500MB, 1GB or 2GiB"
+        ) from None
+    return value
+
+
+Size = Annotated[
+    str, AfterValidator(_check_size), Field(json_schema_extra={"pattern": SIZE_PATTERN})
+]
+"""A file size such as 500MB, 1GB or 2GiB."""
+
+
+class SparkSettings(SpecModel):
+    """Spark for file datasets (`engine: spark`, or `auto` from `min_size` up)."""
+
+    master: str = Field(
+        "local[*]",
+        description="Spark master URL: local[N] (Spark inside the flow's process, N cores), "
+        "spark://<host>:7077 (a standalone cluster), yarn, or k8s://https://<host>:<port>.",
+    )
+    min_size: Size | None = Field(
+        None,
+        description="Datasets with `engine: auto` (the default) are validated on Spark when "
+        "their file is at least this big (e.g. 1GB); unset: only `engine: spark` uses Spark.",
+    )
+    config: dict[str, str | int | float | bool] = Field(
+        default_factory=dict,
+        description="Spark settings by name (spark.executor.memory: 4g, "
+        "spark.driver.memory: 2g, ...), applied when the session starts.",
+    )
+
+
 SslMode = Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"]
 
 
@@ -296,4 +347,10 @@ class ProfileSpec(SpecModel):
     backup: BackupSettings | None = Field(None, description=BackupSettings.__doc__)
     postgres: PostgresSettings = Field(
         default_factory=PostgresSettings, description=PostgresSettings.__doc__
+    )
+    spark: SparkSettings | None = Field(None, description=SparkSettings.__doc__)
+    databases: dict[str, str] = Field(
+        default_factory=dict,
+        description="Databases SQL datasets read, by name: name -> SQLAlchemy URL "
+        "(postgresql://user@host:5432/db; ${secret:...} and ${env:...} allowed).",
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import PurePosixPath
 
@@ -25,6 +26,10 @@ def check_datasets(spec: PipelineSpec, sm: SourceMap) -> Iterator[Diagnostic]:
     for name, dataset in spec.datasets.items():
         base: Path = ("datasets", name)
         yield from check_dataset(name, dataset, sm)
+        yield from check_sql(name, dataset, spec, sm)
+        yield from check_engine(name, dataset, sm)
+        if dataset.path is None:
+            continue
         normalized = str(PurePosixPath(dataset.path))
         if normalized in seen_paths:
             yield Diagnostic(
@@ -38,10 +43,21 @@ def check_datasets(spec: PipelineSpec, sm: SourceMap) -> Iterator[Diagnostic]:
             seen_paths[normalized] = name
 
 
+def check_engine(name: str, dataset: DatasetSpec, sm: SourceMap) -> Iterator[Diagnostic]:
+    """`engine:` chooses how a file is read; a SQL dataset is always validated in place."""
+    if dataset.sql is not None and dataset.engine != "auto":
+        yield Diagnostic(
+            "E214",
+            f"dataset '{name}' is a SQL dataset: `engine: {dataset.engine}` does not apply",
+            sm.value_span(("datasets", name, "engine")),
+            "remove `engine:`: the database runs the checks of a SQL dataset; pandas or "
+            "Spark read files (`path:`)",
+        )
+
+
 def check_dataset(name: str, dataset: DatasetSpec, sm: SourceMap) -> Iterator[Diagnostic]:
     base: Path = ("datasets", name)
     columns = dataset.columns
-    path = PurePosixPath(dataset.path)
 
     def unknown(column: str, at: Path, role: str) -> Diagnostic:
         return Diagnostic(
@@ -51,6 +67,7 @@ def check_dataset(name: str, dataset: DatasetSpec, sm: SourceMap) -> Iterator[Di
             did_you_mean(column, columns) or "add it under `schema:` with its type",
         )
 
+    path = PurePosixPath(dataset.path or ".")
     if path.is_absolute() or ".." in path.parts:
         yield Diagnostic(
             "E209",
@@ -59,7 +76,7 @@ def check_dataset(name: str, dataset: DatasetSpec, sm: SourceMap) -> Iterator[Di
             "DVC versions files inside the project; "
             "copy the file under the folder of pipelines.yaml",
         )
-    if dataset.resolved_format is None:
+    if dataset.path is not None and dataset.resolved_format is None:
         yield Diagnostic(
             "E205",
             f"dataset '{name}': cannot tell the format of '{dataset.path}' from its suffix",
@@ -114,6 +131,66 @@ def check_dataset(name: str, dataset: DatasetSpec, sm: SourceMap) -> Iterator[Di
                     sm.value_span(column_at),
                     "declare the column as `str`, or use another rule",
                 )
+
+
+def check_sql(
+    name: str, dataset: DatasetSpec, spec: PipelineSpec, sm: SourceMap
+) -> Iterator[Diagnostic]:
+    """A dataset is a file or a SQL table/query, and its connection is a known database."""
+    base: Path = ("datasets", name)
+    if (dataset.path is None) == (dataset.sql is None) and not _unknown_keys(base, sm):
+        both = dataset.path is not None
+        yield Diagnostic(
+            "E210",
+            f"dataset '{name}' gives both `path:` and `sql:`"
+            if both
+            else f"dataset '{name}' has neither `path:` nor `sql:`",
+            sm.key_span((*base, "sql")) if both else sm.key_span(base),
+            "a dataset is one file (`path:`) or one database table or query (`sql:`); "
+            + ("remove one of them" if both else "add one of them"),
+        )
+    sql = dataset.sql
+    if sql is None:
+        return
+    at: Path = (*base, "sql")
+    if (sql.table is None) == (sql.query is None):
+        yield Diagnostic(
+            "E211",
+            f"dataset '{name}': `sql:` needs exactly one of `table:` and `query:`",
+            sm.key_span(at),
+            "name the table (`table: customers`) or give the query (`query: SELECT ...`)",
+        )
+    elif sql.query is not None and not re.match(r"(?is)\s*select\s", sql.query):
+        yield Diagnostic(
+            "E211",
+            f"dataset '{name}': the `sql.query` is not a SELECT",
+            sm.value_span((*at, "query")),
+            "the query is validated as a subquery: start it with SELECT (a WITH query can be "
+            "a view, named with `table:`)",
+        )
+    undefined_profile = bool(spec.profiles) and spec.profile not in spec.profiles  # E401's
+    if "://" not in sql.connection and not undefined_profile:
+        databases = spec.active_profile.databases
+        if sql.connection not in databases:
+            known = ", ".join(sorted(databases)) or "none"
+            yield Diagnostic(
+                "E212",
+                f"dataset '{name}': connection '{sql.connection}' is not a database of profile "
+                f"'{spec.profile}' (its databases: {known})",
+                sm.value_span((*at, "connection")),
+                did_you_mean(sql.connection, databases)
+                or f"add it under `profiles.{spec.profile}.databases:` "
+                "(name: postgresql://user@host:5432/db), or give a URL",
+            )
+
+
+def _unknown_keys(base: Path, sm: SourceMap) -> bool:
+    """The dataset has a key the spec does not define (E101, often a misspelt `path:`)."""
+    known = {f.alias or n for n, f in DatasetSpec.model_fields.items()}
+    return any(
+        len(at) == len(base) + 1 and at[: len(base)] == base and at[-1] not in known
+        for at in sm.values
+    )
 
 
 def _is_numeric(column_type: object) -> bool:

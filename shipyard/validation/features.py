@@ -50,6 +50,16 @@ def _check_views(spec: PipelineSpec, sm: SourceMap) -> Iterator[Diagnostic]:
                     ),
                 )
             continue
+        if source.sql is not None:
+            yield Diagnostic(
+                "E610",
+                f"feature view '{name}' reads dataset '{view.source}', a SQL dataset; Feast "
+                "reads feature sources from files",
+                sm.value_span((*base, "source")),
+                "read the features from a file dataset (export the table to parquet and "
+                "declare it with `path:`)",
+            )
+            continue
         if source.timestamp is None:
             yield from _check_static(name, view, source, entity, sm)
         if entity is not None and entity.join_key not in source.columns:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 from shipyard.diagnostics import Diagnostic, did_you_mean, one_of
 from shipyard.loader.source_map import SourceMap
 from shipyard.settings import DEFAULT_STATE_DIR
 from shipyard.spec import PipelineSpec
+from shipyard.spec.profiles import SparkSettings
 
 
 def check_profiles(spec: PipelineSpec, sm: SourceMap) -> Iterator[Diagnostic]:
@@ -26,6 +28,45 @@ def check_profiles(spec: PipelineSpec, sm: SourceMap) -> Iterator[Diagnostic]:
                 "is an object store",
                 sm.value_span(("profiles", name, "dvc", "remote")),
                 "set `kind: scale-out` for profiles that use remote engines",
+            )
+        if profile.spark is not None:
+            yield from _check_spark(name, profile.spark, sm)
+
+
+SPARK_MASTER = re.compile(
+    r"^(local(\[(\*|[1-9][0-9]*)(,[1-9][0-9]*)?\])?"
+    r"|spark://[^\s/:,]+:[0-9]+(,[^\s/:,]+:[0-9]+)*"
+    r"|yarn|k8s://\S+)$"
+)
+
+
+def _check_spark(name: str, spark: SparkSettings, sm: SourceMap) -> Iterator[Diagnostic]:
+    """The master is a Spark master URL, and the config names Spark settings."""
+    at = ("profiles", name, "spark")
+    if not SPARK_MASTER.match(spark.master):
+        yield Diagnostic(
+            "E407",
+            f"profile '{name}': '{spark.master}' is not a Spark master URL",
+            sm.value_span((*at, "master")),
+            "use local[N] (Spark in the flow's process on N cores), spark://<host>:7077 "
+            "(a standalone cluster), yarn, or k8s://https://<host>:<port>",
+        )
+    for key in spark.config:
+        if key in ("spark.master", "spark.app.name"):
+            yield Diagnostic(
+                "E408",
+                f"profile '{name}': `{key}` is set by Shipyard, not under `spark.config`",
+                sm.key_span((*at, "config", key)),
+                f"give it as `master:` under `profiles.{name}.spark:`"
+                if key == "spark.master"
+                else "remove it: Shipyard names its Spark application itself",
+            )
+        elif not key.startswith("spark."):
+            yield Diagnostic(
+                "E408",
+                f"profile '{name}': `{key}` under `spark.config` is not a Spark setting",
+                sm.key_span((*at, "config", key)),
+                f"Spark settings start with `spark.`: did you mean `spark.{key}`?",
             )
 
 

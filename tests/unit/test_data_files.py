@@ -61,7 +61,9 @@ def test_parquet_reads_as_pandas_does(tmp_path: Path) -> None:
         {
             "id": pd.array([1, None, 3], dtype="Int64"),
             "zip": ["02139", None, "00501"],
-            "opened": pd.to_datetime(["2024-01-05T00:00:00Z", None, "2024-03-01T10:00:00Z"], utc=True),
+            "opened": pd.to_datetime(
+                ["2024-01-05T00:00:00Z", None, "2024-03-01T10:00:00Z"], utc=True
+            ),
             "seen": pd.to_datetime(["2024-01-05", "2024-01-06", None]),
             "plan": pd.Categorical(["basic", "pro", None]),
             "charge": [1.5, float("nan"), 3.0],

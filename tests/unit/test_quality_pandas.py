@@ -18,7 +18,7 @@ def test_counts_samples_and_the_callers_frame_untouched() -> None:
     frame = pd.DataFrame(
         {
             "id": [1, 2, 3, 4, 4],
-            "at": pd.to_datetime(["2024-01-0%d" % d for d in (1, 2, 3, 4, 5)], utc=True),
+            "at": pd.to_datetime([f"2024-01-0{d}" for d in (1, 2, 3, 4, 5)], utc=True),
             "charge": [10.0, -1.0, None, -2.0, 5.0],
             "email": ["a@x", "b@x", "nope", None, "e@x"],
         }
@@ -49,3 +49,22 @@ def test_counts_samples_and_the_callers_frame_untouched() -> None:
     assert by_rule["unique(id)"].sample == (4, 4)
     assert by_rule["schema(at: datetime)"].success
     assert by_rule["schema(at: datetime)"].observed == "datetime64"
+
+
+def test_every_rule_has_its_own_outcome_even_where_gx_would_merge_them() -> None:
+    # GX keeps one expectation per domain by default: every column-exists rule shares the
+    # table's, and key(id) is the very not-null expectation not_null(id) is
+    frame = pd.DataFrame({"id": [1, 2, None], "a": [1.0, 2.0, 3.0]})
+    rules = [
+        _e("expect_column_to_exist", "schema(id)", "id"),
+        _e("expect_column_to_exist", "schema(a)", "a"),
+        _e("expect_column_values_to_not_be_null", "key(id)", "id"),
+        _e("expect_column_values_to_not_be_null", "not_null(id)", "id"),
+    ]
+    report = check_expectations(frame, rules, "t")
+    assert [(o.rule, o.success, o.unexpected_count) for o in report.outcomes] == [
+        ("schema(id)", True, None),
+        ("schema(a)", True, None),
+        ("key(id)", False, 1),
+        ("not_null(id)", False, 1),
+    ]
