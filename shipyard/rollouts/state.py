@@ -12,14 +12,16 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable
-from typing import Any, ClassVar, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, Field
 
 from shipyard.compiler.services import RoutingPlan
 from shipyard.errors import ServiceUnavailable, ShipyardError
 from shipyard.serving.control import backend_for
-from shipyard.stats.analysis import MetricOutcome
+
+if TYPE_CHECKING:
+    from shipyard.stats.analysis import MetricOutcome
 
 Status = Literal["running", "paused", "promoted", "rolled_back", "aborted"]
 Phase = Literal["load", "smoke", "stages", "promote", "done"]
@@ -45,6 +47,9 @@ class Measurement(BaseModel):
 
     def outcome_of(self) -> MetricOutcome:
         """As the statistics package gives it (what `judge_runs` takes)."""
+        # scipy comes with it: `rollout status` reads states without it
+        from shipyard.stats.analysis import MetricOutcome
+
         return MetricOutcome(**self.model_dump())
 
 

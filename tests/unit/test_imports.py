@@ -71,3 +71,17 @@ def test_the_demo_spec_exercises_the_feature_store() -> None:
 def test_probe_would_notice_a_heavy_import() -> None:
     # guards the test above against a probe that can never fail
     assert heavy_modules_after("import dvc") != []
+
+
+def test_the_rollout_status_path_imports_no_statistics_stack() -> None:
+    # `rollout status` reads a stored state: scipy (most of a second) only when judging
+    run = "import shipyard.rollouts.commands, shipyard.rollouts.report"
+    code = (
+        PROBE.format(run=run, heavy=HEAVY).rsplit("heavy =", 1)[0]
+        + "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] == 'scipy')))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=False, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []
