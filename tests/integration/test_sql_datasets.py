@@ -4,6 +4,7 @@ versioned, and train-model reads the dataset through the same engine."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -220,7 +221,8 @@ def test_a_table_without_a_declared_column_gets_the_missing_columns_report(
 def test_a_database_that_is_down_is_named_with_the_fix_and_its_password_hidden(
     make_project: Callable[..., Path], warehouse: str
 ) -> None:
-    down = f"postgresql://postgres:hunter2@127.0.0.1:{free_port()}/nothing"
+    password = secrets.token_hex(8)  # made here: no credential in the repository
+    down = f"postgresql://postgres:{password}@127.0.0.1:{free_port()}/nothing"
     plan = _plan(make_project, _spec("connection: warehouse, table: customers", down))
 
     error = _failure(_validate(plan))
@@ -228,7 +230,7 @@ def test_a_database_that_is_down_is_named_with_the_fix_and_its_password_hidden(
     assert isinstance(error, ServiceUnavailable)
     assert "dataset 'customers' (engine sql): cannot connect to the database" in error.message
     assert "Connection refused" in error.message or "connection refused" in error.message
-    assert "hunter2" not in error.message and "postgres:***@127.0.0.1" in error.message
+    assert password not in error.message and "postgres:***@127.0.0.1" in error.message
     assert error.hint and "`profiles.local.databases.warehouse`" in error.hint
     assert _versions(plan) == []
 
