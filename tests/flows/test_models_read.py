@@ -74,9 +74,13 @@ def test_the_fast_read_is_what_the_mlflow_client_reads(
     fast = read_versions(uri, NAME)
     assert fast is not None, "the fast path declined a store it should read"
     assert read_versions(uri, "no-such-model") == []
-    monkeypatch.setenv("MLFLOW_REGISTRY_URI", trained.url)  # set_registry_uri sets it: undone
+    # a registry URI of its own, as mlflow.set_registry_uri sets it (its environment variable
+    # and its module global), both put back after the test: later tests train on other servers
+    from mlflow.tracking._model_registry import utils as registry_utils
+
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", trained.url)
+    monkeypatch.setattr(registry_utils, "_registry_uri", trained.url)
     mlflow.set_tracking_uri(trained.url)
-    mlflow.set_registry_uri(trained.url)
     assert fast == registry.versions(NAME)
     assert read_versions(uri, NAME) is None  # a registry URI of its own: the client decides
     assert [v.version for v in fast] == ["2", "1"]
