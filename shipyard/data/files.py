@@ -24,10 +24,8 @@ def dataset_file(runtime: RuntimeContext, step: DatasetStep) -> Path:
     return Path(runtime.project_dir) / step.path
 
 
-def read_dataset(step: DatasetStep, path: Path) -> pd.DataFrame:
-    """Read the dataset's file; a missing or unreadable file is a ShipyardError naming the fix."""
-    import pandas as pd
-
+def require_file(step: DatasetStep, path: Path) -> None:
+    """A missing dataset file is a ShipyardError naming the fix, whichever engine reads it."""
     if not path.exists():
         raise ShipyardError(
             f"file '{step.path}' not found (looked in {path.parent})",
@@ -35,6 +33,13 @@ def read_dataset(step: DatasetStep, path: Path) -> pd.DataFrame:
             f"`shipyard data restore {step.name} <version>`",
             resource=step.id,
         )
+
+
+def read_dataset(step: DatasetStep, path: Path) -> pd.DataFrame:
+    """Read the dataset's file; a missing or unreadable file is a ShipyardError naming the fix."""
+    import pandas as pd
+
+    require_file(step, path)
     dates = [c for c, t in step.columns.items() if t in ("datetime", "date")]
     try:
         if step.format == "parquet":

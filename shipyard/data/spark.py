@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from shipyard.compiler import DatasetStep
 from shipyard.compiler.expectations import DTYPES, CompiledExpectation
 from shipyard.compiler.profiles import SparkPlan
+from shipyard.data.files import require_file
 from shipyard.data.quality import QualityReport, check_batch
 from shipyard.errors import ShipyardError
 from shipyard.settings import StateLayout
@@ -144,13 +145,7 @@ def read_spark_frame(step: DatasetStep, path: Path, state_dir: str) -> DataFrame
     """The dataset's file as a Spark DataFrame with the declared types: CSV text ids keep
     their leading zeros, numbers, booleans and dates are parsed; a date column with values
     that are no date is an error naming them, as with pandas."""
-    if not path.exists():
-        raise ShipyardError(
-            f"file '{step.path}' not found (looked in {path.parent})",
-            hint="create the file, fix `path:` in pipelines.yaml, or restore a version with "
-            f"`shipyard data restore {step.name} <version>`",
-            resource=step.id,
-        )
+    require_file(step, path)
     settings = settings_of(step)
     spark = session(step, settings, state_dir)
     try:
