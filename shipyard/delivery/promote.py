@@ -10,9 +10,13 @@ A promotion moves exactly that, never a retraining:
     copy     the model's files into the target registry, byte for byte (a digest of every file
              is compared after the copy), with the source run's parameters, metrics and tags;
              the data version's object into the target's DVC remote, and its catalog record
+    bento    the Bento the source serves, exported from its Bento store and imported into
+             the target's as it is (a digest of its files compared), and named on the copy
+             (`shipyard.bento`): the target serves that Bento, never one built anew, with its
+             own settings kept beside it (serving.config.Environment)
     release  the target environment's rollout for the service runs with the copy as its
-             candidate; without one the copy becomes the champion and the service is rebuilt
-             on it (a hot reload when it runs)
+             candidate; without one the copy becomes the champion and the service takes the
+             promoted Bento (a hot reload when it runs)
 
 Each step is idempotent: a promotion run again after a failure finds the copy it made (by its
 `shipyard.promoted_from` tag) instead of making another. A failed release rolls back: the
@@ -25,6 +29,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
@@ -96,6 +101,7 @@ def promote_command(
     )
     copied, release = copy_model(envs, release, say)
     copy_data_version(envs, release, say)
+    copy_bento(envs, release, copied, say)
     outcome = "released"
     try:
         deliver(envs, release, copied, run_rollout, say)
@@ -151,7 +157,7 @@ def passed_release(plan: Plan, service: str, version: str | None = None) -> Rele
     """What the environment serves as its champion, or a refusal saying why it did not pass."""
     from shipyard import registry
     from shipyard.rollouts.state import RolloutStore
-    from shipyard.serving.config import ServiceConfig
+    from shipyard.serving.config import read_config
     from shipyard.serving.control import ControlStore
     from shipyard.training.tracking import use_tracking
 
@@ -172,7 +178,7 @@ def passed_release(plan: Plan, service: str, version: str | None = None) -> Rele
             hint=f"rebuild it there (`SHIPYARD_PROFILE={env} shipyard build {service} --deploy`)",
             resource=resource,
         )
-    config = ServiceConfig.model_validate_json(served.read_text())
+    config = read_config(Path(state.bundle), step.state_dir)
     stable = next(v for v in config.variants if v.name == "stable")
     for rollout in plan.steps_of(RolloutStep):
         current = RolloutStore(step.control_database).read(rollout.name)
@@ -252,6 +258,7 @@ def copy_model(
                 f"models:/{release.model}/{release.version}", dst_path=str(scratch / "model")
             )
         )
+        run_files = _run_artifacts(release.run_id, scratch / "run")
         release = Release(**{**asdict(release), "files_digest": files_digest(folder)})
         use_tracking(envs.target.blocks.mlflow.tracking_uri, resource)
         existing = _copy_of(release.model, origin)
@@ -278,6 +285,11 @@ def copy_model(
             mlflow.log_params(source_run.data.params)
             mlflow.log_metrics(source_run.data.metrics)
             mlflow.log_artifacts(str(folder), artifact_path="model")
+            for item in run_files:  # its reference profile (monitoring), plots, reports
+                if item.is_dir():
+                    mlflow.log_artifacts(str(item), artifact_path=item.name)
+                else:
+                    mlflow.log_artifact(str(item))
         copied, aliases = registry.register(
             release.model,
             f"runs:/{run.info.run_id}/model",
@@ -295,6 +307,22 @@ def copy_model(
         return copied, release
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _run_artifacts(run_id: str, dest: Path) -> list[Path]:
+    """The source run's own artifacts (not its model, copied on its own): what monitoring
+    (the reference profile), the evaluation's plots and reports read from the run."""
+    import mlflow
+
+    names = [
+        Path(info.path).name
+        for info in mlflow.MlflowClient().list_artifacts(run_id)
+        if Path(info.path).name != "model"
+    ]
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=name, dst_path=str(dest))
+    return sorted(dest / name for name in names)
 
 
 def _copy_of(model: str, origin: str) -> str | None:
@@ -398,6 +426,108 @@ def _copy_dvc_object(md5: str, source: str, target: str, release: Release) -> No
             resource=f"service.{release.service}",
         )
     dst_fs.mv(partial, dst)
+
+
+# -- bento ------------------------------------------------------------------------------------
+
+
+def copy_bento(
+    envs: Environments, release: Release, copied: str, say: Callable[[str], None]
+) -> None:
+    """The Bento the source serves, into the target's Bento store as it is, named on the copy.
+
+    A Bento that serves a candidate beside stable holds a model that is not promoted: the
+    target assembles its own from the promoted files then (said). A Bento whose service takes
+    other fields than the target's (the spec changed since it passed) never passed: refused."""
+    from mlflow import MlflowClient
+
+    from shipyard.serving.build import existing_bento
+    from shipyard.serving.config import TAG_BENTO, read_config, release_differences
+
+    resource = f"service.{release.service}"
+    name, _, version = release.bento.partition(":")
+    source_state, target_state = envs.source.runtime.state_dir, envs.target.runtime.state_dir
+    source = existing_bento(name, version, Path(source_state))
+    if source is None:
+        raise ShipyardError(
+            f"Bento {release.bento}, which '{envs.source.profile}' serves, is not in its Bento "
+            "store",
+            hint=f"rebuild it there (`SHIPYARD_PROFILE={envs.source.profile} shipyard build "
+            f"{release.service} --deploy`), then promote again",
+            resource=resource,
+        )
+    bento = read_config(source, source_state)
+    if len(bento.variants) != 1:
+        say(
+            f"Bento {release.bento} serves candidates beside v{release.version}: "
+            f"'{envs.target.profile}' assembles its own from the promoted files"
+        )
+        return
+    target_step = envs.target.named(ServiceStep, release.service)
+    differ = release_differences(bento.step, target_step)
+    if differ:
+        raise ShipyardError(
+            f"Bento {release.bento} never passed '{envs.source.profile}' as "
+            f"'{envs.target.profile}' would serve it: the spec changed its {', '.join(differ)} "
+            "since it was built",
+            hint=f"release the change in '{envs.source.profile}' first (`SHIPYARD_PROFILE="
+            f"{envs.source.profile} shipyard serve {release.service}`), then promote again",
+            resource=resource,
+        )
+    digest = files_digest(source)
+    target = existing_bento(name, version, Path(target_state))
+    if target is None:
+        say(f"copying Bento {release.bento} into {envs.target.profile} ...")
+        target = _transfer_bento(release.bento, source_state, target_state, resource)
+    if files_digest(target) != digest:
+        shutil.rmtree(target.parent, ignore_errors=True)
+        raise ShipyardError(
+            f"Bento {release.bento} in '{envs.target.profile}' differs from the one "
+            f"'{envs.source.profile}' serves; the target's copy was deleted",
+            hint="promote again: the Bento is copied anew",
+            resource=resource,
+        )
+    MlflowClient().set_model_version_tag(release.model, copied, TAG_BENTO, release.bento)
+    say(f"{envs.target.profile}: Bento {release.bento}, files identical")
+
+
+def _transfer_bento(tag: str, source_state: str, target_state: str, resource: str) -> Path:
+    """`bentoml export` from one Bento store, `bentoml import` into the other."""
+    from shipyard.serving.build import bento_env, existing_bento
+
+    name, _, version = tag.partition(":")
+    scratch = Path(tempfile.mkdtemp(prefix="shipyard-bento-"))
+    archive = scratch / f"{name}-{version}.bento"
+    try:
+        for argv, state in (
+            (["export", tag, str(archive)], source_state),
+            (["import", str(archive)], target_state),
+        ):
+            done = subprocess.run(
+                [sys.executable, "-m", "bentoml", *argv],
+                env=bento_env(Path(state)),
+                capture_output=True,
+                text=True,
+                timeout=600,
+                check=False,
+            )
+            if done.returncode != 0:
+                detail = (done.stderr or done.stdout).strip().splitlines()[-5:]
+                raise ShipyardError(
+                    f"bentoml {argv[0]} of {tag} failed: " + " | ".join(detail),
+                    hint="nothing was released; fix the cause and promote again",
+                    resource=resource,
+                )
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    found = existing_bento(name, version, Path(target_state))
+    if found is None:
+        raise ShipyardError(
+            f"bentoml import reported success but {tag} is not in the target's Bento store",
+            hint=f"look in {StateLayout(Path(target_state)).bentoml_home / 'bentos' / name}",
+            resource=resource,
+        )
+    return found
 
 
 # -- release ----------------------------------------------------------------------------------

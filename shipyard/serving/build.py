@@ -32,9 +32,14 @@ from shipyard.compiler.services import VariantRef
 from shipyard.errors import ShipyardError
 from shipyard.serving.config import (
     CONFIG_ENV,
+    TAG_BENTO,
+    Environment,
     ModelInput,
     ServedVariant,
     ServiceConfig,
+    environment_file,
+    read_config,
+    release_differences,
     write_config,
 )
 from shipyard.settings import TELEMETRY_OFF, StateLayout
@@ -274,8 +279,8 @@ def _built_config(step: ServiceStep, bundle: Path) -> ServiceConfig:
 
     file = bundle / "service.json"
     try:
-        return ServiceConfig.model_validate_json(file.read_text())
-    except (OSError, ValidationError) as exc:
+        return read_config(bundle, step.state_dir)
+    except (OSError, ValidationError, ShipyardError) as exc:
         problem = str(exc).splitlines()[0]
         raise ShipyardError(
             f"service '{step.service}': the Bento's {file} cannot be read ({problem}); "
@@ -303,6 +308,9 @@ def build_service(
     read = _read_registry(tracking_uri, step.registered_name)
     if read is not None:  # the Bento of these versions may be built already: no MLflow needed
         versions, skipped = resolve_variants(step, read)
+        promoted = promoted_bento(step, feature_repo, versions, skipped, say)
+        if promoted is not None:
+            return promoted
         version = bento_version(step, versions)
         found = existing_bento(name, version, state_dir)
         if found is not None:
@@ -310,6 +318,9 @@ def build_service(
             return BuildResult(f"{name}:{version}", found, config, reused=True, skipped=skipped)
     use_tracking(tracking_uri, step.id)
     versions, skipped = resolve_variants(step)
+    promoted = promoted_bento(step, feature_repo, versions, skipped, say)
+    if promoted is not None:
+        return promoted
     version = bento_version(step, versions)
     tag = f"{name}:{version}"
     found = existing_bento(name, version, state_dir)
@@ -330,17 +341,7 @@ def build_service(
                 building.advance()
                 if ref.name == "stable":
                     model_inputs = signature_inputs(folder, step)
-                served.append(
-                    ServedVariant(
-                        name=ref.name,
-                        registered_name=mv.name,
-                        version=str(mv.version),
-                        semver=(mv.tags or {}).get("shipyard.semver", ""),
-                        run_id=mv.run_id,
-                        aliases=list(getattr(mv, "aliases", []) or []),
-                        path=str(folder.relative_to(ctx)),
-                    )
-                )
+                served.append(_served(ref, mv, str(folder.relative_to(ctx))))
             if step.feature_service:
                 request_fields = [
                     ModelInput(name=k, type=_declared(step.input_types.get(k, "int")))
@@ -375,6 +376,65 @@ def build_service(
             resource=step.id,
         )
     return BuildResult(tag=tag, bundle=bundle, config=config, reused=False, skipped=skipped)
+
+
+def _served(ref: VariantRef, mv: Any, path: str) -> ServedVariant:
+    """A registry version as the service serves it, its files at `path` in the bundle."""
+    return ServedVariant(
+        name=ref.name,
+        registered_name=mv.name,
+        version=str(mv.version),
+        semver=(mv.tags or {}).get("shipyard.semver", ""),
+        run_id=mv.run_id,
+        aliases=list(getattr(mv, "aliases", []) or []),
+        path=path,
+    )
+
+
+def promoted_bento(
+    step: ServiceStep,
+    feature_repo: FeatureRepoStep | None,
+    versions: list[tuple[VariantRef, Any]],
+    skipped: list[str],
+    say: Callable[[str], None] = print,
+) -> BuildResult | None:
+    """The Bento a promotion brought here with the stable version (its `shipyard.bento` tag),
+    served as it is with this environment's settings around it; None when the service serves
+    more than that version (a rollout's candidate beside it: a Bento of its own), or the
+    version was not promoted. A promoted Bento that is gone, or that takes other fields than
+    this environment's service, is assembled again from the same files, and said."""
+    if len(versions) != 1:
+        return None
+    ref, mv = versions[0]
+    tag = (mv.tags or {}).get(TAG_BENTO)
+    if not tag:
+        return None
+    name, _, version = tag.partition(":")
+    found = existing_bento(name, version, Path(step.state_dir))
+    if found is None:
+        skipped.append(
+            f"Bento {tag}, promoted with v{mv.version}, is not in this Bento store; assembled "
+            "again from the same model files"
+        )
+        return None
+    own = ServiceConfig.model_validate_json((found / "service.json").read_text())
+    differ = release_differences(own.step, step)
+    if len(own.variants) != 1 or differ:
+        why = f"its service differs in {', '.join(differ)}" if differ else "it serves candidates"
+        skipped.append(f"Bento {tag}, promoted with v{mv.version}, not served as it is: {why}")
+        return None
+    environment = Environment(
+        step=step,
+        feature_repo=feature_repo if step.feature_service else None,
+        variants=[_served(ref, mv, own.variants[0].path)],
+    )
+    file = environment_file(step.state_dir, tag)
+    file.parent.mkdir(parents=True, exist_ok=True)
+    partial = file.with_suffix(".partial")
+    partial.write_text(environment.model_dump_json(indent=2))
+    partial.replace(file)
+    say(f"serving the promoted Bento {tag} as it is, with this environment's settings")
+    return BuildResult(tag, found, environment.around(own), reused=True, skipped=skipped)
 
 
 def _bentofile(ctx: Path, step: ServiceStep, versions: list[tuple[VariantRef, Any]]) -> None:

@@ -18,6 +18,24 @@ from shipyard.compiler import FeatureRepoStep, ServiceStep
 CONFIG_FILE = "service.json"
 CONFIG_ENV = "SHIPYARD_SERVICE_BUNDLE"
 """Folder holding service.json and models/, when the service runs outside a Bento (tests)."""
+STATE_ENV = "SHIPYARD_STATE_DIR"
+"""The state folder of the environment a worker serves in (set by `shipyard serve`)."""
+TAG_BENTO = "shipyard.bento"
+"""On a model version promoted from another environment: the Bento that passed there, which
+this environment serves as it is (see `Environment`)."""
+RELEASE_FIELDS = (
+    "model",
+    "registered_name",
+    "task",
+    "inputs",
+    "input_types",
+    "entity_keys",
+    "request_checks",
+    "features",
+    "feature_service",
+)
+"""What a Bento holds of its service, not of its environment: a Bento promoted into another
+environment must agree with that environment's service on every one of them."""
 
 
 class ServedVariant(BaseModel):
@@ -77,6 +95,39 @@ class ServiceConfig(BaseModel):
         return json.dumps([f.model_dump() for f in self.request_fields], sort_keys=True)
 
 
+class Environment(BaseModel):
+    """What an environment sets around a Bento promoted into it: its own service settings
+    (ports, databases, keys, state folder), online store, and the registry versions there of
+    the models the Bento carries. Kept outside the Bento, so the Bento stays byte for byte
+    the one that passed the environment before."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    step: ServiceStep
+    feature_repo: FeatureRepoStep | None = None
+    variants: list[ServedVariant]
+
+    def around(self, config: ServiceConfig) -> ServiceConfig:
+        """`config` (the Bento's own) as this environment serves it: every model file, schema
+        and bucket from the Bento, the settings and registry versions from here."""
+        paths = {v.name: v.path for v in config.variants}
+        variants = [v.model_copy(update={"path": paths[v.name]}) for v in self.variants]
+        return config.model_copy(
+            update={"step": self.step, "feature_repo": self.feature_repo, "variants": variants}
+        )
+
+
+def environment_file(state_dir: Path | str, bento_tag: str) -> Path:
+    """Where an environment keeps its settings around a promoted Bento."""
+    name, _, version = bento_tag.partition(":")
+    return Path(state_dir) / "serving" / "environments" / name / f"{version}.json"
+
+
+def release_differences(bento: ServiceStep, here: ServiceStep) -> list[str]:
+    """The release fields on which a Bento's service and this environment's disagree."""
+    return [f for f in RELEASE_FIELDS if getattr(bento, f) != getattr(here, f)]
+
+
 def bundle_dir(default: Path) -> Path:
     """The folder of the running service's bundle: $SHIPYARD_SERVICE_BUNDLE, else `default`
     (the root of the Bento the service was loaded from)."""
@@ -84,7 +135,19 @@ def bundle_dir(default: Path) -> Path:
     return Path(configured).resolve() if configured else default
 
 
-def read_config(bundle: Path) -> ServiceConfig:
+def read_config(bundle: Path, state_dir: Path | str | None = None) -> ServiceConfig:
+    """The bundle's service.json, as the environment of `state_dir` (default: the worker's,
+    $SHIPYARD_STATE_DIR) serves it: a Bento promoted there gets that environment's settings."""
+    config = _read_bundle(bundle)
+    state = state_dir or os.environ.get(STATE_ENV)
+    if state:
+        around = environment_file(state, config.bento_tag)
+        if around.is_file():
+            return Environment.model_validate_json(around.read_text()).around(config)
+    return config
+
+
+def _read_bundle(bundle: Path) -> ServiceConfig:
     path = bundle / CONFIG_FILE
     try:
         data: Any = json.loads(path.read_text())

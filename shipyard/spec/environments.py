@@ -26,5 +26,6 @@ class EnvironmentSpec(SpecModel):
         default_factory=dict,
         description="Service -> the rollout (under `rollouts:`) a promotion into this "
         "environment runs. Default: the rollout whose service it is, if there is one; "
-        "otherwise the promoted version becomes the champion and the service is rebuilt on it.",
+        "otherwise the promoted version becomes the champion and the service serves its "
+        "promoted Bento.",
     )

@@ -125,6 +125,28 @@ def _digest(plan: Plan, version: str) -> str:
         return files_digest(Path(path))
 
 
+def _bentos(plan: Plan) -> list[str]:
+    """The Bentos of churn-api in the environment's own Bento store."""
+    store = StateLayout(plan.runtime.state_dir).bentoml_home / "bentos" / "churn-api"
+    return sorted(f"churn-api:{p.name}" for p in store.iterdir() if p.is_dir())
+
+
+def _bento_digest(plan: Plan, tag: str) -> str:
+    from shipyard.delivery.promote import files_digest
+
+    _, _, version = tag.partition(":")
+    home = StateLayout(plan.runtime.state_dir).bentoml_home
+    return files_digest(home / "bentos" / "churn-api" / version / "src")
+
+
+def _serves_stagings_bento(project: Project) -> None:
+    """Production serves the very Bento staging serves: same tag, same files, none built."""
+    tag = _served(project.staging)["bento"]
+    assert _served(project.production)["bento"] == tag
+    assert isinstance(tag, str) and tag in _bentos(project.production)
+    assert _bento_digest(project.production, tag) == _bento_digest(project.staging, tag)
+
+
 def test_refusals_leave_production_untouched(project: Project) -> None:
     with pytest.raises(ShipyardError, match="needs an approval"):
         _promote(project)
@@ -158,6 +180,17 @@ def test_first_promotion_serves_staging_files_in_production(project: Project) ->
     assert not (Path.cwd() / "mlruns").exists()  # the copy's artifacts are production's own
     served = _served(project.production)
     assert [v["version"] for v in served["variants"]] == ["1"]  # type: ignore[index]
+    _serves_stagings_bento(project)
+    assert _bentos(project.production) == [served["bento"]]  # never one built there
+    # the training run's own artifacts came along: monitoring reads its reference profile
+    import mlflow
+
+    from shipyard.compiler.monitoring import PROFILE_ARTIFACT
+
+    mlflow.set_tracking_uri(project.production.blocks.mlflow.tracking_uri)
+    run = mlflow.MlflowClient().get_model_version(MODEL, "1").run_id
+    profile = mlflow.artifacts.download_artifacts(run_id=run, artifact_path=PROFILE_ARTIFACT)
+    assert Path(profile).stat().st_size > 0
     # the data version staging trained on is recorded in production, on its own remote
     from shipyard.data.versioning import VersionCatalog
 
@@ -179,6 +212,27 @@ def test_first_promotion_serves_staging_files_in_production(project: Project) ->
 def test_promoting_again_reuses_the_copy(project: Project) -> None:
     assert _promote(project, approved_by="ops") == 0
     assert _aliases(project.production) == {"champion": "1"}
+    _serves_stagings_bento(project)
+
+
+def test_a_bento_the_spec_changed_since_it_passed_is_refused(project: Project) -> None:
+    from shipyard.delivery.promote import Environments, copy_bento, passed_release
+
+    before = _bentos(project.production)
+    changed = {
+        key: s.model_copy(update={"features": ["tenure_months"]})
+        if isinstance(s, ServiceStep)
+        else s
+        for key, s in project.production.steps.items()
+    }
+    target = project.production.model_copy(update={"steps": changed})
+    envs = Environments(
+        project.staging, target, project.staging.environments[0], target.environments[1]
+    )
+    release = passed_release(project.staging, "churn-api")
+    with pytest.raises(ShipyardError, match=r"never passed 'staging'.*changed its features"):
+        copy_bento(envs, release, "1", print)
+    assert _bentos(project.production) == before
 
 
 def test_a_failed_release_restores_the_champion(
@@ -214,6 +268,7 @@ def test_a_failed_release_restores_the_champion(
     assert _aliases(project.production)["champion"] == "2"
     assert _digest(project.production, "2") == _digest(staging, "2")
     assert [v["version"] for v in _served(project.production)["variants"]] == ["2"]  # type: ignore[index]
+    _serves_stagings_bento(project)
 
 
 PRODUCTION_ROLLOUT = """
@@ -292,3 +347,4 @@ def test_a_promotion_runs_the_environments_rollout_under_traffic(project: Projec
     assert _aliases(production)["champion"] == "3"
     assert _digest(production, "3") == _digest(staging, "3")
     assert answers and set(answers) == {200}, sorted(set(answers))
+    _serves_stagings_bento(project)  # after the rollout, the Bento that passed staging

@@ -359,6 +359,57 @@ def test_a_bento_built_without_its_candidate_routes_everything_to_stable(tmp_pat
     assert routing_for(config, in_force).weights == {"stable": 100.0}  # no longer fits: reset
 
 
+def test_a_promoted_bento_is_served_with_its_environments_settings(tmp_path: Path) -> None:
+    """The Bento keeps its files and schema; the environment it was promoted into gives the
+    settings (port, state folder) and its own registry versions, from a file beside its store."""
+    from shipyard.serving.config import (
+        Environment,
+        ModelInput,
+        ServedVariant,
+        ServiceConfig,
+        environment_file,
+        read_config,
+        release_differences,
+        write_config,
+    )
+
+    staging = service(plan_of(tmp_path / "staging"))
+    production = staging.model_copy(update={"port": staging.port + 100, "state_dir": "/prod"})
+    bento = tmp_path / "bento"
+    bento.mkdir()
+    served = ServedVariant(
+        name="stable", registered_name="churn-demo.churn", version="3", run_id="r-staging",
+        path="models/stable",
+    )  # fmt: skip
+    write_config(
+        bento,
+        ServiceConfig(
+            step=staging,
+            bento_tag="churn-api:m3-abc",
+            built_at="2026-12-01T00:00:00+00:00",
+            variants=[served],
+            model_inputs=[ModelInput(name="tenure", type="int")],
+            request_fields=[ModelInput(name="customer_id", type="int")],
+        ),
+    )
+    elsewhere = tmp_path / "production-state"
+    assert read_config(bento, elsewhere).step.port == staging.port  # nothing promoted there
+    here = served.model_copy(update={"version": "1", "run_id": "r-prod", "path": "ignored"})
+    file = environment_file(elsewhere, "churn-api:m3-abc")
+    file.parent.mkdir(parents=True)
+    file.write_text(Environment(step=production, variants=[here]).model_dump_json())
+    config = read_config(bento, elsewhere)
+    assert config.step.port == staging.port + 100 and config.step.state_dir == "/prod"
+    assert [(v.version, v.run_id, v.path) for v in config.variants] == [
+        ("1", "r-prod", "models/stable")
+    ]
+    assert config.bento_tag == "churn-api:m3-abc"
+    assert config.request_fields == [ModelInput(name="customer_id", type="int")]
+    assert release_differences(staging, production) == []
+    changed = production.model_copy(update={"features": ["tenure"]})
+    assert release_differences(staging, changed) == ["features"]
+
+
 # --- request checks and entity keys --------------------------------------------------------------
 
 CHECKED = replaced(
