@@ -567,7 +567,49 @@ def _prometheus(folder: Path, target: str) -> Iterator[str]:
         process.wait(timeout=30)
 
 
-def test_analysis_reads_the_profiles_prometheus_and_promql_metrics(project: Project) -> None:
+def _record_prometheus_reads(monkeypatch: pytest.MonkeyPatch) -> list[list[tuple[str, Any]]]:
+    """Every `Prometheus.traffic` call that returned, as the `(promql, series)` answers the
+    Prometheus HTTP API gave to the queries it made: one entry per measured interval."""
+    from shipyard.rollouts.observe import Prometheus
+
+    asked: list[tuple[str, Any]] = []
+    reads: list[list[tuple[str, Any]]] = []
+    query, traffic = Prometheus.query, Prometheus.traffic
+
+    def recording_query(self: Prometheus, promql: str) -> Any:
+        series = query(self, promql)
+        asked.append((promql, series))
+        return series
+
+    def recording_traffic(self: Prometheus, resource: str, seconds: float) -> Any:
+        start = len(asked)
+        counts = traffic(self, resource, seconds)
+        reads.append(asked[start:])
+        return counts
+
+    monkeypatch.setattr(Prometheus, "query", recording_query)
+    monkeypatch.setattr(Prometheus, "traffic", recording_traffic)
+    return reads
+
+
+def _increase_answer(read: list[tuple[str, Any]], window: str, errors: bool) -> dict[str, float]:
+    """Variant -> value of the one `increase(shipyard_service_requests_total...[window])` query
+    of a read: its 5xx answers (`errors`) or all its /predict requests."""
+    answers = [
+        {labels.get("variant", "none"): value for labels, value in series}
+        for promql, series in read
+        if "increase(shipyard_service_requests_total{" in promql
+        and 'endpoint="/predict"' in promql
+        and f"[{window}]" in promql
+        and ('status=~"5.."' in promql) == errors
+    ]
+    assert len(answers) == 1, read
+    return answers[0]
+
+
+def test_analysis_reads_the_profiles_prometheus_and_promql_metrics(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from shipyard.rollouts.observe import Prometheus
 
     target = project.url.removeprefix("http://")
@@ -580,6 +622,7 @@ def test_analysis_reads_the_profiles_prometheus_and_promql_metrics(project: Proj
         prometheus = Prometheus(url)
         _wait_for(lambda: prometheus.query("up") and prometheus.query("up")[0][1] == 1.0, 60)
         _set_challenger(plan, "2")  # fails 30% of its calls
+        reads = _record_prometheus_reads(monkeypatch)
         state = _controller(plan).run()
         assert state.status == "rolled_back", state.outcome
         first = state.intervals[0].measurements
@@ -587,10 +630,16 @@ def test_analysis_reads_the_profiles_prometheus_and_promql_metrics(project: Proj
         failed = [m for i in state.intervals for m in i.measurements if m.outcome == "failed"]
         assert failed, [m.evidence for i in state.intervals for m in i.measurements]
         assert _rolled_back_on(state, failed[0].name) <= 2
-        # the counts came from Prometheus' increase(), not a scrape of /metrics: not integers
-        assert any(v != int(v) for i in state.intervals for v in i.requests.values()), [
-            i.requests for i in state.intervals
-        ]
+        # the counts came from Prometheus' increase() over the interval, not from a scrape of
+        # /metrics: every measured interval is one read of it, its counts exactly the answers
+        measured = [i for i in state.intervals if i.requests]
+        assert measured and len(reads) == len(measured), (reads, state.intervals)
+        for interval, read in zip(measured, reads, strict=True):
+            window = f"{interval.seconds:g}s"
+            for errors, counts in ((False, interval.requests), (True, interval.errors)):
+                answer = _increase_answer(read, window, errors)
+                assert counts == {name: answer.get(name, 0.0) for name in counts}, (read, counts)
+        assert any(i.requests["challenger"] > 0 for i in measured), measured
     assert _weights(plan) == {"stable": 100.0}
 
 
