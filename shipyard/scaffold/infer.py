@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -117,12 +118,21 @@ def read_data(path: Path, shown: str) -> pd.DataFrame:
             hint="give the path of a CSV or Parquet file, e.g. `shipyard init data/train.csv`",
         )
     try:
+        header = _header(path, shown) if fmt == "csv" else None
         frame = pd.read_csv(path, dtype=str) if fmt == "csv" else pd.read_parquet(path)
     except pd.errors.EmptyDataError:
         frame = pd.DataFrame()
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
         raise ShipyardError(
-            f"cannot read '{shown}' as {fmt}: {exc}",
+            f"cannot read '{shown}' as csv: it is not UTF-8 text (byte {exc.object[exc.start]:#04x}"
+            f" at offset {exc.start})",
+            hint="give a CSV file saved as UTF-8 (a binary file or a spreadsheet renamed .csv "
+            "is not one; re-save it, e.g. with pandas: "
+            "pd.read_csv(f, encoding=...).to_csv(f, index=False))",
+        ) from exc
+    except (OSError, ValueError) as exc:
+        raise ShipyardError(
+            f"cannot read '{shown}' as {fmt}: {str(exc).strip()}",
             hint=f"check that the file is a complete {fmt} file (not truncated, not another "
             "format with this suffix)",
         ) from exc
@@ -132,7 +142,103 @@ def read_data(path: Path, shown: str) -> pd.DataFrame:
             f"data file '{shown}' has {what}: there is nothing to infer a schema from",
             hint="give a file with a header line and at least a few rows of data",
         )
+    if header is not None:
+        _check_header(header, frame, shown)
     return frame
+
+
+_SKLEARN = (
+    " (scikit-learn's own CSV files start with a line of counts and class names: write the data"
+    " with load_*(as_frame=True).frame.to_csv(f, index=False) instead)"
+)
+_CONVERT = "rewrite it with pandas: pd.read_csv(f, {}).to_csv(f, index=False)"
+
+
+def _header(path: Path, shown: str) -> list[str] | None:
+    """The CSV file's first line as the cells it holds, read as Shipyard reads it (UTF-8,
+    comma-separated); None for an empty file. A comment line, or a line that another separator
+    splits, is refused here: Shipyard reads comma-separated files only (no `sep:` in the spec)."""
+    import csv
+
+    with path.open(encoding="utf-8-sig", newline="") as text:
+        first = next(csv.reader(text), None)
+    if first is None or not any(cell.strip() for cell in first):
+        return None
+    if first[0].lstrip().startswith("#"):
+        raise ShipyardError(
+            f"the first line of '{shown}' is a comment ({_cut(','.join(first))}), not a "
+            "header of column names",
+            hint="delete the comment lines at the top of the file (Shipyard reads the first "
+            "line as the column names), or " + _CONVERT.format("comment='#'"),
+        )
+    if len(first) == 1:
+        for sep, called, shown_sep in (
+            (";", "semicolons", ";"),
+            ("\t", "tabs", "\\t"),
+            ("|", "'|'", "|"),
+        ):
+            if sep in first[0]:
+                raise ShipyardError(
+                    f"'{shown}' is separated by {called}, not commas: its header line "
+                    f"{_cut(first[0])} would be one column",
+                    hint="Shipyard reads comma-separated files: "
+                    + _CONVERT.format(f"sep='{shown_sep}'"),
+                )
+    return first
+
+
+def _check_header(header: list[str], frame: pd.DataFrame, shown: str) -> None:
+    """Refuse a first line that is not one distinct name per column: pandas would turn it into
+    columns named "150", "Unnamed: 2" or "a.1", or drop fields into the index, and the spec
+    would describe a file that is not there."""
+    names = [cell.strip() for cell in header]
+    if frame.index.nlevels > 1:
+        # one unnamed leading field is row names (as R writes them) and reads back the same
+        fields = len(names) + frame.index.nlevels
+        raise ShipyardError(
+            f"the rows of '{shown}' have {fields} fields but its first line names "
+            f"{len(names)} ({_cut(', '.join(names))}): it is not a header of column names",
+            hint="make the first line one name per field" + _SKLEARN,
+        )
+    empty = [i + 1 for i, name in enumerate(names) if not name]
+    if empty:
+        raise ShipyardError(
+            f"column {', '.join(map(str, empty))} of '{shown}' has no name in its header line",
+            hint="name every column in the first line; for a pandas index written along (the "
+            "usual unnamed first column), " + _CONVERT.format("index_col=0"),
+        )
+    twice = [name for name, count in Counter(names).items() if count > 1]
+    if twice:
+        raise ShipyardError(
+            f"the header line of '{shown}' names {', '.join(map(repr, twice))} more than once",
+            hint="give every column its own name in the first line",
+        )
+    numeric = _numbers(names)
+    if len(numeric) == len(names):
+        raise ShipyardError(
+            f"the first line of '{shown}' holds only numbers ({_cut(', '.join(names))}): it "
+            "looks like data, not a header of column names",
+            hint="add a first line with one name per column",
+        )
+    if numeric and numeric == list(range(len(numeric))):
+        raise ShipyardError(
+            f"the first line of '{shown}' starts with numbers "
+            f"({', '.join(names[i] for i in numeric)}) before names: it looks like a line of "
+            "counts, not a header of column names",
+            hint="make the first line one name per column" + _SKLEARN,
+        )
+
+
+def _numbers(names: list[str]) -> list[int]:
+    """The positions of the header cells that are numbers."""
+    return [i for i, name in enumerate(names) if _NUMBER.match(name)]
+
+
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+
+
+def _cut(text: str, width: int = 60) -> str:
+    return repr(text if len(text) <= width else text[: width - 3] + "...")
 
 
 def profile_frame(frame: pd.DataFrame) -> DataProfile:

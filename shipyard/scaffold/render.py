@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from decimal import Decimal
 
+from shipyard.errors import ShipyardError
 from shipyard.scaffold.infer import (
     MARGIN,
     DataProfile,
@@ -64,6 +65,8 @@ def scalar(value: object) -> str:
 def flow_list(values: list[object], indent: int, prefix: str) -> str:
     """`prefix[a, b, ...]` wrapped at WIDTH, continuation lines indented under the first item."""
     items = [scalar(v) for v in values]
+    if not items:
+        return " " * indent + prefix + "[]"
     lines: list[str] = []
     current = " " * indent + prefix + "["
     hang = " " * (indent + len(prefix) + 1)
@@ -134,9 +137,10 @@ def render_spec(profile: DataProfile, names: Names, target: str | None) -> str:
     for column in profile.columns:
         if column.categories is not None:
             values = ", ".join(json.dumps(v) for v in column.categories)
+            seen = f"{len(column.categories)} value" + ("s" if len(column.categories) > 1 else "")
             out.append(
                 f"      {scalar(column.name)}: {{category: [{values}]}}    "
-                f"# {len(column.categories)} values seen; any other value fails validation"
+                f"# {seen} seen; any other value fails validation"
             )
         else:
             out.append(f"      {scalar(column.name)}: {column.type}")
@@ -157,6 +161,12 @@ def render_spec(profile: DataProfile, names: Names, target: str | None) -> str:
         model_name, task, binary = _slug(target), *_task(profile, target)
     else:
         suggestion = suggested_target(profile)
+        suggested: list[str] = []
+        if suggestion is not None:
+            try:
+                suggested = _model_lines(profile, names, suggestion, key)
+            except ShipyardError:
+                suggestion = None  # named like a label, but not one a model can learn
         hint = (
             f"'{suggestion}' looks like the label: `shipyard init {names.source} --target "
             f"{suggestion}` writes this model for it"
@@ -166,7 +176,7 @@ def render_spec(profile: DataProfile, names: Names, target: str | None) -> str:
         out.append("# A model needs a target column:")
         out.append(f"# {hint}.")
         if suggestion is not None:
-            out.extend(_commented(_model_lines(profile, names, suggestion, key)))
+            out.extend(_commented(suggested))
             model_name, task, binary = _slug(suggestion), *_task(profile, suggestion)
         else:
             model_name, task = "my-model", "classification"
@@ -193,6 +203,15 @@ def _model_lines(
     column = check_target(profile, target)
     task = task_for(column)
     used, left_out = features_for(profile, target, key)
+    if not used:
+        reasons = ", ".join(f"{name} ({why})" for name, why in left_out.items())
+        raise ShipyardError(
+            f"--target '{target}' leaves no column to learn from"
+            + (f": the others are left out, {reasons}" if reasons else ": it is the only one"),
+            hint="give a file with at least one feature column beside the target (numbers, "
+            "booleans or categories), or run `shipyard init` without --target for the "
+            "dataset alone",
+        )
     classes = (
         f"{len(column.categories)} classes"
         if column.categories is not None

@@ -268,9 +268,43 @@ def test_refuses_to_overwrite_without_force_and_keeps_a_backup_with_it(tmp_path:
         (None, "data file 'data.csv' not found"),
         ("", "has no columns"),
         ("a,b\n", "has a header but no rows"),
-        (b"\xff\xfe\x00garbage", "cannot read 'data.csv' as csv"),
+        (b"\xff\xfe\x00garbage", "cannot read 'data.csv' as csv: it is not UTF-8 text"),
+        ("# source: somewhere\na,b\n1,2\n", "the first line of 'data.csv' is a comment"),
+        ("a;b;c\n1;2;3\n4;5;6\n", "'data.csv' is separated by semicolons, not commas"),
+        ("a\tb\n1\t2\n", "'data.csv' is separated by tabs, not commas"),
+        # scikit-learn's iris.csv: rows, features, then the class names
+        (
+            "6,2,setosa,versicolor,virginica\n" + "5.1,3.5,1.4,0.2,0\n" * 6,
+            r"starts with numbers \(6, 2\)",
+        ),
+        # scikit-learn's wine_data.csv: the same line, on rows with more fields
+        (
+            "4,3,class_0\n" + "1.1,2.2,3.3,0\n" * 4,
+            r"starts with numbers \(4, 3\)",
+        ),
+        (
+            "4,3,class_0,class_1\n" + "1.1,2.2,3.3,4.4,5.5,0\n" * 4,
+            "have 6 fields but its first line names 4",
+        ),
+        ("1.5,2,0\n2.5,3,1\n", "holds only numbers"),
+        (",a,b\n0,1,2\n1,3,4\n", "column 1 of 'data.csv' has no name"),
+        ("a,b,a\n1,2,3\n", "names 'a' more than once"),
     ],
-    ids=["missing", "empty", "header-only", "unreadable"],
+    ids=[
+        "missing",
+        "empty",
+        "header-only",
+        "unreadable",
+        "comment",
+        "semicolons",
+        "tabs",
+        "counts-line",
+        "counts-line-fewer-names",
+        "counts-line-wider-rows",
+        "no-header",
+        "unnamed-column",
+        "duplicate-names",
+    ],
 )
 def test_bad_data_files_are_named_with_the_fix(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, content: str | bytes | None, message: str
@@ -329,3 +363,36 @@ def test_cli_finds_the_one_data_file_reads_parquet_and_ignores_the_state_once(
     assert (tmp_path / ".gitignore").read_text().count(".shipyard/") == 1
     assert main(["init"]) == 1
     assert "already exists" in capsys.readouterr().err
+
+
+def test_headers_that_only_look_odd_are_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Years as column names (after names) and R's row names (one unnamed leading field) are
+    headers: the spec names the columns the file has."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "years.csv").write_text("country,1960,1961\nAruba,4.8,4.6\nAndorra,,1.2\n")
+    assert init_project(tmp_path / "pipelines.yaml", "years.csv") == 0
+    columns = load_project(tmp_path / "pipelines.yaml").loaded.spec.datasets["years"].columns
+    assert list(columns) == ["country", "1960", "1961"]
+    (tmp_path / "r.csv").write_text('"w","t"\n"1",26.5,1\n"2",27.6,2\n"3",28.1,3\n')
+    assert init_project(tmp_path / "pipelines.yaml", "r.csv", force=True) == 0
+    columns = load_project(tmp_path / "pipelines.yaml").loaded.spec.datasets["r"].columns
+    assert columns == {"w": "float", "t": "int"}
+
+
+def test_a_target_needs_a_feature_and_a_suggestion_must_be_learnable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "one.csv").write_text("x\n1\n2\n3\n4\n")
+    with pytest.raises(ShipyardError, match="--target 'x' leaves no column to learn from"):
+        init_project(tmp_path / "pipelines.yaml", "one.csv", target="x")
+    assert not (tmp_path / "pipelines.yaml").exists()
+    # a column named like a label that is free text: no --target was given, so no error about it
+    pd.DataFrame({"x": range(30), "label": [f"t{i}" for i in range(30)]}).to_csv(
+        tmp_path / "free.csv", index=False
+    )
+    assert init_project(tmp_path / "pipelines.yaml", "free.csv") == 0
+    text = (tmp_path / "pipelines.yaml").read_text()
+    assert "# models:" not in text and "shipyard init DATA --target COLUMN" in text
