@@ -28,6 +28,7 @@ from pydantic import (
 from starlette.responses import JSONResponse, Response
 
 from shipyard.compiler.services import RoutingPlan
+from shipyard.errors import ShipyardError
 from shipyard.serving.config import ModelInput, bundle_dir, read_config
 from shipyard.serving.gate import EngineHolder, Gate
 from shipyard.serving.openapi import OpenApiDocument
@@ -289,7 +290,11 @@ class ShipyardService:
 
         started = time.perf_counter()
         stage("starting")
-        self.engine = ServiceEngine(BUNDLE)
+        try:
+            self.engine = ServiceEngine(BUNDLE)
+        except ShipyardError as exc:  # its fix, for `shipyard serve` to show with the trace
+            stage("failed", hint=exc.hint)
+            raise
         HOLDER.engine = self.engine
         _quiet_tracing()
         gc.collect()

@@ -38,8 +38,30 @@ class OnlineFeatures:
                         hint=did_you_mean(name, names) or f"defined: {', '.join(names)}",
                         resource=self.repo.id,
                     )
-                self._services[name] = self.store.get_feature_service(name)
+                self._services[name] = self._registered(name)
             return self._services[name]
+
+    def _registered(self, name: str) -> Any:
+        """The feature service in Feast's registry, or why this environment has none: its
+        features were never applied and materialized here (a new environment, a promotion)."""
+        from feast.errors import FeatureServiceNotFoundException
+
+        try:
+            return self.store.get_feature_service(name)
+        except FeatureServiceNotFoundException:
+            views = ", ".join(v.name for v in self.repo.views) or "<view>"
+            raise ShipyardError(
+                f"feature service '{name}' is not in the feature registry "
+                f"{self.repo.registry.path}: its features were never applied and materialized "
+                "in this environment",
+                hint=f"run `shipyard run materialize-features <view>` here for each view "
+                f"({views}); it applies the repository, then loads the online store",
+                resource=self.repo.id,
+            ) from None
+
+    def check(self, service: str) -> None:
+        """Raise now, not at the first request, when `service` cannot be looked up here."""
+        self._service(service)
 
     def get(self, service: str, entity_keys: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         """One dict of features per entity row; unknown keys follow the service's `on_missing`."""

@@ -162,6 +162,7 @@ class ServiceEngine:
             from shipyard.features.online import OnlineFeatures
 
             self.features = OnlineFeatures(self.config.feature_repo)
+            self.features.check(step.feature_service)  # a worker without them does not start
         self.auth, self.limiter, self.masker = _policies(self.config)
         self.checker = RequestChecker(step.request_checks)
         self.log = _prediction_log(self.config)

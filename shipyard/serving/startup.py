@@ -66,6 +66,7 @@ class StartWatch:
         self.started = time.monotonic()
         self._partial = b""
         self._text: list[str] = []  # lines that are not JSON: a traceback printed as text
+        self._fix: str | None = None  # the hint of the ShipyardError a worker failed with
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -116,6 +117,9 @@ class StartWatch:
         worker = self.workers.get(pid)
         if worker is None:
             worker = self.workers[pid] = _Worker(number=len(self.workers) + 1)
+        if entry["startup"] == "failed":
+            self._fix = str(entry["hint"]) if entry.get("hint") else self._fix
+            return []
         if entry["startup"] == "ready":
             worker.ready = True
             return [f"worker {worker.number} ready ({time.monotonic() - self.started:.1f} s)"]
@@ -150,7 +154,8 @@ class StartWatch:
         lines = [line.rstrip() for line in lines if line.strip().strip("^~ ")]
         exception = _exception_line(lines)
         before = lines[: lines.index(exception)] if exception in lines else lines
-        return Failure(exception, before[-(TRACE_LINES - 1) :], self._hint(exception, before))
+        hint = self._hint(exception, before) or self._fix
+        return Failure(exception, before[-(TRACE_LINES - 1) :], hint)
 
     def _hint(self, exception: str, frames: list[str]) -> str | None:
         lowered = exception.lower()

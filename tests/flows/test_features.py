@@ -100,6 +100,12 @@ def test_materialize_then_look_up_online(make_project: Callable[..., Path]) -> N
     from shipyard.settings import StateLayout
 
     plan = _project(make_project)
+    from shipyard.features.online import OnlineFeatures
+
+    # a new environment (a promotion's target): nothing applied yet, said as such
+    with pytest.raises(ShipyardError, match="'profile_v1' is not in the feature registry") as new:
+        OnlineFeatures(_repo(plan)).check("profile_v1")
+    assert "shipyard run materialize-features" in (new.value.hint or "")
     state = run_flow(plan, materialize_features, view="profile")
     assert state.is_completed(), state.result(raise_on_failure=False)
     result = state.result()

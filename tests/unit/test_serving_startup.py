@@ -82,6 +82,27 @@ def test_a_worker_init_error_is_its_exception_last_frames_and_the_fix(tmp_path: 
     assert "shipyard serve churn-api" in failure.hint
 
 
+def test_a_shipyard_error_a_worker_failed_with_gives_its_own_fix(tmp_path: Path) -> None:
+    trace = (
+        "Traceback (most recent call last):\n"
+        '  File "/x/online.py", line 53, in _registered\n'
+        "    raise ShipyardError(\n"
+        "shipyard.errors.ShipyardError: feature service 'churn_v2' is not in the feature registry"
+    )
+    fix = "run `shipyard run materialize-features <view>` here for each view"
+    watch = _watch(
+        tmp_path,
+        _json(message="starting", startup="starting", pid=41),
+        _json(message="failed", startup="failed", pid=41, hint=fix),
+        _json(
+            level="error", logger="bentoml.serve", message="Initializing service error", error=trace
+        ),
+    )
+    assert watch.poll() == ["worker 1: starting ..."]  # the fix is no progress line
+    assert watch.failure is not None and "churn_v2" in watch.failure.cause
+    assert watch.failure.hint == fix
+
+
 def test_a_traceback_the_serve_process_printed_as_text_explains_its_exit(tmp_path: Path) -> None:
     watch = _watch(
         tmp_path,
