@@ -609,7 +609,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add(
         "promote",
         cmd_promote,
-        "move what passed in one environment to the next: same model files, data, code",
+        "move what passed in one environment to the next: the same Bento, model files and data",
     )
     p.add_argument("service", help="a service under `services:`")
     p.add_argument("--from", dest="source", required=True, help="environment it passed in")

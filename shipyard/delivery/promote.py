@@ -28,6 +28,7 @@ logs record the promotion, with its outcome.
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 import sys
@@ -99,6 +100,7 @@ def promote_command(
         f"{source}: {service} serves {release.model} v{release.version} "
         f"(Bento {release.bento}, data {(release.data_version or 'unrecorded')[:10]})"
     )
+    check_target_features(envs, service)
     copied, release = copy_model(envs, release, say)
     copy_data_version(envs, release, say)
     copy_bento(envs, release, copied, say)
@@ -217,6 +219,32 @@ def passed_release(plan: Plan, service: str, version: str | None = None) -> Rele
     )
 
 
+def check_target_features(envs: Environments, service: str) -> None:
+    """A service that reads online features is served only where they were built: refuse
+    before anything is copied, not at the release's first request."""
+    from shipyard.compiler.features import repo_step
+    from shipyard.features.online import OnlineFeatures
+
+    step = envs.target.named(ServiceStep, service)
+    repo = repo_step(envs.target.steps)
+    if step.feature_service is None or repo is None:
+        return
+    try:
+        OnlineFeatures(repo).check(step.feature_service)
+    except ShipyardError as exc:
+        env = envs.target.profile
+        views = [v.name for v in repo.views]
+        each = views[0] if len(views) == 1 else "<view>"
+        command = f"`SHIPYARD_PROFILE={env} shipyard run materialize-features {each}`"
+        if len(views) > 1:
+            command += f" for each view ({', '.join(views)})"
+        raise ShipyardError(
+            f"'{env}' cannot serve '{service}' yet: {exc.message}",
+            hint=f"build its features there first: {command}, then promote again",
+            resource=f"service.{service}",
+        ) from None
+
+
 # -- copy -----------------------------------------------------------------------------------
 
 
@@ -240,6 +268,7 @@ def copy_model(
     from shipyard import registry
     from shipyard.training.tracking import ensure_experiment, use_tracking
 
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # one line a step
     resource = f"service.{release.service}"
     origin = f"{envs.source.profile}:{release.model}/{release.version}"
     scratch = Path(tempfile.mkdtemp(prefix="shipyard-promote-"))

@@ -77,13 +77,18 @@ class BuildResult:
     config: ServiceConfig
     reused: bool
     skipped: list[str]
+    promoted: bool = False  # a promotion brought it; served with this environment's settings
 
     def summary(self) -> str:
         variants = ", ".join(
             f"{v.name}={v.registered_name} v{v.version}" + (f" ({v.semver})" if v.semver else "")
             for v in self.config.variants
         )
-        verb = "unchanged, reusing" if self.reused else "built"
+        verb = "built"
+        if self.promoted:
+            verb = "promoted, serving"
+        elif self.reused:
+            verb = "unchanged, reusing"
         lines = [f"{verb} Bento {self.tag}: {variants}"]
         lines += [f"  note: {note}" for note in self.skipped]
         return "\n".join(lines)
@@ -434,7 +439,8 @@ def promoted_bento(
     partial.write_text(environment.model_dump_json(indent=2))
     partial.replace(file)
     say(f"serving the promoted Bento {tag} as it is, with this environment's settings")
-    return BuildResult(tag, found, environment.around(own), reused=True, skipped=skipped)
+    config = environment.around(own)
+    return BuildResult(tag, found, config, reused=True, skipped=skipped, promoted=True)
 
 
 def _bentofile(ctx: Path, step: ServiceStep, versions: list[tuple[VariantRef, Any]]) -> None:
