@@ -218,10 +218,12 @@ def restore(plan: Plan, backup: str, location: str | None, yes: bool) -> int:
     state_dir = Path(plan.runtime.state_dir)
     ensure_stopped(state_dir)  # said before a long download; checked again before restoring
     with tempfile.TemporaryDirectory(prefix=".shipyard-restore-", dir=state_dir.parent) as tmp:
-        local = Path(tmp) / "backup.tar"
-        listed: Listed | None = None
         given = Path(backup)
-        if backup.endswith(".tar") and given.is_file():
+        from_file = backup.endswith(".tar") and given.is_file()
+        # named as the archive is: a refusal names the file the user gave or listed
+        local = Path(tmp) / (given.name if from_file else archive_name(plan.project, backup))
+        listed: Listed | None = None
+        if from_file:
             shutil.copyfile(given, local)
         else:
             names = store.names()

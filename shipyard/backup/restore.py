@@ -37,7 +37,7 @@ class Restored:
 
 def running_processes(state_dir: Path) -> list[str]:
     """The processes Shipyard started for this state folder that still run (server, worker,
-    services, MLflow, the observability stack), by their pid files."""
+    services, MLflow, the observability stack), by their pid files: "name (pid N)"."""
     run_dir = StateLayout(state_dir).run
     found = []
     for pid_file in sorted(run_dir.glob("*.pid")) if run_dir.is_dir() else []:
@@ -46,18 +46,35 @@ def running_processes(state_dir: Path) -> list[str]:
         except (OSError, ValueError):
             continue
         if running(pid):  # a stale pid file is left as it is: nothing is touched before restoring
-            found.append(pid_file.stem)
+            found.append(f"{pid_file.stem} (pid {pid})")
     return found
+
+
+def stop_command(process: str) -> str:
+    """The command that stops a process running_processes() names."""
+    name = process.split(" (pid ")[0]
+    if name == "prefect-server":
+        return "shipyard server stop"
+    if name.startswith("prefect-worker-"):
+        return "shipyard worker stop"
+    if name == "mlflow-server":
+        return "shipyard mlflow stop"
+    if name.startswith("service-"):
+        return f"shipyard serve {name.removeprefix('service-')} --stop"
+    if name.startswith("observability-"):
+        return "shipyard observability down"
+    return f"stop {process}"
 
 
 def ensure_stopped(state_dir: Path) -> None:
     running = running_processes(state_dir)
     if running:
+        commands = list(dict.fromkeys(f"`{stop_command(p)}`" for p in running))
         raise ShipyardError(
-            f"cannot restore while processes of this project run: {', '.join(running)}",
-            hint="stop them first (`shipyard serve <service> --stop`, `shipyard worker stop`, "
-            "`shipyard server stop`, `shipyard mlflow stop`, `shipyard observability down`), "
-            "then restore; start them again afterwards",
+            f"cannot restore while processes of this project run: {', '.join(running)}; "
+            "nothing was restored",
+            hint=f"stop them first ({', '.join(commands)}), then restore; start them again "
+            "afterwards",
         )
 
 

@@ -214,8 +214,11 @@ def test_a_flipped_byte_is_refused_and_nothing_is_touched(plan: Plan, store: Loc
         verify_archive(path, plan.project, listed)
     from shipyard.backup.commands import restore as restore_command
 
-    with pytest.raises(ShipyardError, match="corrupt"):
+    # the refusal names the archive as it is listed, or as the user gave it
+    with pytest.raises(ShipyardError, match=f"backup {path.name} is corrupt"):
         restore_command(plan, created.manifest.id, str(store.folder), yes=True)
+    with pytest.raises(ShipyardError, match=f"backup {path.name} is corrupt"):
+        restore_command(plan, str(path), None, yes=True)
     assert _tree(state) == before
     assert not list(state.parent.glob(".shipyard.before-restore-*"))
 
@@ -272,10 +275,17 @@ def test_restore_is_refused_while_a_process_of_the_project_runs(
     state = Path(plan.runtime.state_dir)
     created = create_backup(plan, store)
     (StateLayout(state).run / "prefect-server.pid").write_text(str(os.getpid()))
+    (StateLayout(state).run / "service-churn-api.pid").write_text(str(os.getpid()))
     before = _tree(state)
     path = _archive(store, plan, created.manifest.id)
-    with pytest.raises(ShipyardError, match="processes of this project run: prefect-server"):
+    with pytest.raises(
+        ShipyardError, match=rf"processes of this project run: prefect-server \(pid {os.getpid()}\)"
+    ) as refused:
         restore.restore_backup(plan, path, verify_archive(path, plan.project))
+    # each running process with the command that stops it; the stale gone.pid is not named
+    assert refused.value.hint is not None
+    assert "`shipyard server stop`, `shipyard serve churn-api --stop`" in refused.value.hint
+    assert "gone" not in str(refused.value)
     assert _tree(state) == before
 
 
