@@ -19,6 +19,7 @@ from shipyard.compiler import (
     ServiceStep,
     TrainModelStep,
 )
+from shipyard.compiler.features import repo_step
 from shipyard.errors import ShipyardError
 
 SKIPPED_DIRS = frozenset(
@@ -56,6 +57,9 @@ class CiProject:
     datasets: tuple[str, ...]
     models: tuple[str, ...]
     services: tuple[str, ...]
+    views: tuple[str, ...]
+    """The feature views a service reads online: each environment materializes them before
+    a release there (a service does not start without its online features)."""
     stages: tuple[Stage, ...]
     """The environments in promotion order, or the active profile alone."""
     declared_environments: bool
@@ -112,6 +116,7 @@ def ci_project(plan: Plan, root: Path | None = None) -> CiProject:
         datasets=datasets,
         models=tuple(s.name for s in plan.steps_of(TrainModelStep)),
         services=tuple(s.name for s in plan.steps_of(ServiceStep)),
+        views=_online_views(plan),
         stages=stages,
         declared_environments=bool(plan.environments),
         code_dirs=code_dirs,
@@ -142,6 +147,14 @@ def spec_variables(plan: Plan) -> tuple[str, ...]:
     names = [m.group(1) for m in _VARIABLE.finditer(text) if m.group(1) != "SHIPYARD_PROFILE"]
     names += [env_name(secret) for secret in plan.secrets]
     return tuple(dict.fromkeys(names))
+
+
+def _online_views(plan: Plan) -> tuple[str, ...]:
+    """Every view of the feature repository, when a service reads a feature service."""
+    repo = repo_step(plan.steps)
+    if repo is None or not any(s.feature_service for s in plan.steps_of(ServiceStep)):
+        return ()
+    return tuple(v.name for v in repo.views)
 
 
 def _own_rollouts(plan: Plan) -> dict[str, str]:

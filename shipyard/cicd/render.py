@@ -10,10 +10,11 @@ YAML is made from strings):
     data        `shipyard run validate-dataset` for every dataset
     train       `shipyard run train-model` for every model (a failed gate fails the job)
     build       `shipyard build` for every service, `bentoml containerize`, push
-    deploy      the first environment (or the active profile): its rollouts start, or the
-                services are rebuilt on the new champion
-    promote     each next environment: `shipyard promote --from A --to B --approved-by ...`,
-                behind an approval where `approval: true`
+    deploy      the first environment (or the active profile): its online features are
+                materialized, then its rollouts start, or the services are rebuilt on the new
+                champion
+    promote     each next environment: its online features, then `shipyard promote --from A
+                --to B --approved-by ...`, behind an approval where `approval: true`
     rollback    after a failed deploy or promotion: `shipyard rollout abort` for the
                 environment's rollouts, so that no traffic stays split
 
@@ -180,10 +181,20 @@ def bento_home(facts: CiProject, stage: Stage) -> str:
     return f'"$PWD"/{q(inside + "/bentoml")}'
 
 
+def features_commands(facts: CiProject, data_from: Stage | None = None) -> list[str]:
+    """The environment's online features, before a service is released there: the data files
+    (from `data_from`'s remote when the job's own does not hold them yet), then each view."""
+    if not facts.views:
+        return []
+    pull = f"SHIPYARD_PROFILE={q(data_from.profile)} {PULL_DATA}" if data_from else PULL_DATA
+    return [pull, *(f"shipyard run materialize-features {q(v)}" for v in facts.views)]
+
+
 def deploy_commands(facts: CiProject, stage: Stage) -> list[str]:
-    """Release into the first environment: its rollout starts with the new challenger, or the
-    service is rebuilt on the new champion (and hot-reloaded where it runs)."""
-    out = []
+    """Release into the first environment: its online features, then its rollout starts with
+    the new challenger, or the service is rebuilt on the new champion (and hot-reloaded where
+    it runs)."""
+    out = features_commands(facts)
     for service in facts.services:
         rollout = stage.services_with_rollout.get(service)
         out.append(
@@ -195,10 +206,15 @@ def deploy_commands(facts: CiProject, stage: Stage) -> list[str]:
 
 
 def promote_commands(facts: CiProject, source: Stage, target: Stage, sha: str) -> list[str]:
+    """The target's online features (from the data the source validated), then the
+    promotion of each service."""
     return [
-        f"shipyard promote {q(s)} --from {q(source.profile)} --to {q(target.profile)} "
-        f'--approved-by "$ACTOR" --reason "pipeline of {sha}"'
-        for s in facts.services
+        *features_commands(facts, data_from=source),
+        *(
+            f"shipyard promote {q(s)} --from {q(source.profile)} --to {q(target.profile)} "
+            f'--approved-by "$ACTOR" --reason "pipeline of {sha}"'
+            for s in facts.services
+        ),
     ]
 
 

@@ -261,6 +261,48 @@ def test_gitlab_jobs_run_the_spec_s_commands(shop: Path, tmp_path: Path) -> None
     assert ci["train"]["artifacts"]["paths"] == [".shipyard-staging/"]
 
 
+def test_each_environment_materializes_the_online_features_before_its_release(
+    tmp_path: Path, no_state_dir_override: None
+) -> None:
+    """The demo spec's service reads a feature service: a release into an environment whose
+    online store was never filled does not start there, so each one fills its own first."""
+    repo = tmp_path / "repo"
+    (repo / ".git").mkdir(parents=True)
+    shutil.copy(ROOT / "pipelines.yaml", repo / "pipelines.yaml")
+    materialize = [
+        "shipyard run materialize-features customer_profile",
+        "shipyard run materialize-features customer_usage",
+    ]
+    promote = (
+        'shipyard promote churn-api --from staging --to production --approved-by "$ACTOR" '
+        '--reason "pipeline of {sha}"'
+    )
+    workflow = render(repo, "github", tmp_path / "wf")
+    jobs = load(workflow)["jobs"]
+    assert run_commands(jobs["deploy-staging"])[-4:] == [
+        "shipyard ci pull-data",
+        *materialize,
+        "shipyard rollout start churn-api",
+    ]
+    assert run_commands(jobs["promote-production"])[-4:] == [
+        "SHIPYARD_PROFILE=staging shipyard ci pull-data",  # the data staging validated
+        *materialize,
+        promote.format(sha="${GITHUB_SHA}"),
+    ]
+    assert jobs["promote-production"]["env"]["SHIPYARD_PROFILE"] == "production"
+    linted = actionlint(workflow)
+    assert linted.returncode == 0, linted.stdout + linted.stderr
+    pipeline = render(repo, "gitlab", tmp_path / "gl")
+    ci = load(pipeline)
+    assert run_commands(ci["promote-production"]) == [
+        "SHIPYARD_PROFILE=staging shipyard ci pull-data",
+        *materialize,
+        promote.format(sha="$CI_COMMIT_SHA"),
+    ]
+    checked = schema_check("vendor.gitlab-ci", pipeline)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
 def test_without_environments_one_deploy_to_the_active_profile(shop: Path, tmp_path: Path) -> None:
     text = textwrap.dedent(SPEC)
     text = text.split("environments:")[0] + "datasets:" + text.split("datasets:")[1]
