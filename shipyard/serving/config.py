@@ -140,10 +140,21 @@ def read_config(bundle: Path, state_dir: Path | str | None = None) -> ServiceCon
     $SHIPYARD_STATE_DIR) serves it: a Bento promoted there gets that environment's settings."""
     config = _read_bundle(bundle)
     state = state_dir or os.environ.get(STATE_ENV)
-    if state:
-        around = environment_file(state, config.bento_tag)
-        if around.is_file():
-            return Environment.model_validate_json(around.read_text()).around(config)
+    if not state:
+        return config
+    around = environment_file(state, config.bento_tag)
+    if around.is_file():
+        return Environment.model_validate_json(around.read_text()).around(config)
+    if state_dir is None and Path(state).resolve() != Path(config.step.state_dir).resolve():
+        from shipyard.errors import ShipyardError
+
+        # a worker must never serve with another environment's databases and keys
+        raise ShipyardError(
+            f"Bento {config.bento_tag} was built for the state folder {config.step.state_dir}, "
+            f"and this environment ({state}) has no settings for it",
+            hint=f"run `shipyard build {config.step.service}` with this environment's profile: "
+            f"it writes them ({around}) for a promoted Bento, or builds one for here",
+        )
     return config
 
 

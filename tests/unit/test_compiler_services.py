@@ -359,7 +359,9 @@ def test_a_bento_built_without_its_candidate_routes_everything_to_stable(tmp_pat
     assert routing_for(config, in_force).weights == {"stable": 100.0}  # no longer fits: reset
 
 
-def test_a_promoted_bento_is_served_with_its_environments_settings(tmp_path: Path) -> None:
+def test_a_promoted_bento_is_served_with_its_environments_settings(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The Bento keeps its files and schema; the environment it was promoted into gives the
     settings (port, state folder) and its own registry versions, from a file beside its store."""
     from shipyard.serving.config import (
@@ -394,11 +396,20 @@ def test_a_promoted_bento_is_served_with_its_environments_settings(tmp_path: Pat
     )
     elsewhere = tmp_path / "production-state"
     assert read_config(bento, elsewhere).step.port == staging.port  # nothing promoted there
+    # a worker there (its state folder in its environment) never serves staging's settings
+    monkeypatch.setenv("SHIPYARD_STATE_DIR", str(elsewhere))
+    with pytest.raises(ShipyardError, match="built for the state folder") as refused:
+        read_config(bento)
+    assert "shipyard build churn-api" in (refused.value.hint or "")
+    monkeypatch.setenv("SHIPYARD_STATE_DIR", staging.state_dir)
+    assert read_config(bento).step.port == staging.port  # where it was built
+    monkeypatch.setenv("SHIPYARD_STATE_DIR", str(elsewhere))
     here = served.model_copy(update={"version": "1", "run_id": "r-prod", "path": "ignored"})
     file = environment_file(elsewhere, "churn-api:m3-abc")
     file.parent.mkdir(parents=True)
     file.write_text(Environment(step=production, variants=[here]).model_dump_json())
-    config = read_config(bento, elsewhere)
+    config = read_config(bento)
+    assert config == read_config(bento, elsewhere)
     assert config.step.port == staging.port + 100 and config.step.state_dir == "/prod"
     assert [(v.version, v.run_id, v.path) for v in config.variants] == [
         ("1", "r-prod", "models/stable")
