@@ -35,6 +35,30 @@ def require_file(step: DatasetStep, path: Path) -> None:
         )
 
 
+def _read_csv(step: DatasetStep, path: Path, text: dict[str, type]) -> pd.DataFrame:
+    """The CSV file's rows under its header line. pandas takes the leading fields of rows
+    wider than the header for an index, so every column would hold its neighbour's values:
+    such a file is refused instead, naming the header and the fix."""
+    import warnings
+
+    import pandas as pd
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", pd.errors.ParserWarning)
+        frame = pd.read_csv(path, dtype=text, index_col=False)
+    if any(issubclass(w.category, pd.errors.ParserWarning) for w in caught):
+        header = ", ".join(str(c) for c in frame.columns[:8])
+        raise ShipyardError(
+            f"rows of '{step.path}' have more fields than its header line names "
+            f"({len(frame.columns)}: {header}{', ...' if len(frame.columns) > 8 else ''}): "
+            "read as they are, every column would hold another column's values",
+            hint="give the file a header line that names every field (a first line of counts "
+            "or class names is no header), or remove the separator at the end of each row",
+            resource=step.id,
+        )
+    return frame
+
+
 def read_dataset(step: DatasetStep, path: Path) -> pd.DataFrame:
     """Read the dataset's file; a missing or unreadable file is a ShipyardError naming the fix."""
     import pandas as pd
@@ -47,7 +71,7 @@ def read_dataset(step: DatasetStep, path: Path) -> pd.DataFrame:
         if step.format == "csv":
             # text columns stay text: an id such as 00123 keeps its leading zeros
             text = {c: str for c, t in step.columns.items() if t == "str"}
-            frame = pd.read_csv(path, dtype=text)
+            frame = _read_csv(step, path, text)
             for column in dates:
                 if column in frame:
                     frame[column] = _dates(frame[column], step, column)

@@ -77,3 +77,12 @@ def test_parquet_reads_as_pandas_does(tmp_path: Path) -> None:
     pd.testing.assert_frame_equal(read, expected)
     assert read["zip"].iloc[0] == "02139"
     assert read.dtypes.astype(str).tolist() == expected.dtypes.astype(str).tolist()
+
+
+def test_rows_wider_than_the_header_are_refused_not_shifted(tmp_path: Path) -> None:
+    """scikit-learn's wine_data.csv: a first line of counts and class names, 14 fields a row.
+    pandas would take the first fields for an index and shift every column by them."""
+    with pytest.raises(ShipyardError, match=r"more fields than its header line names \(3: id,"):
+        _read(tmp_path, "id,zip,opened\n1,02139,2024-01-05,extra\n")
+    frame = _read(tmp_path, "id,zip,opened\n1,02139\n")  # a short row: its last field missing
+    assert frame["zip"].iloc[0] == "02139" and pd.isna(frame["opened"].iloc[0])
