@@ -35,7 +35,7 @@ def require_file(step: DatasetStep, path: Path) -> None:
         )
 
 
-def _read_csv(step: DatasetStep, path: Path, text: dict[str, type]) -> pd.DataFrame:
+def _read_csv(step: DatasetStep, path: Path, text: dict[str, type[str]]) -> pd.DataFrame:
     """The CSV file's rows under its header line. pandas takes the leading fields of rows
     wider than the header for an index, so every column would hold its neighbour's values:
     such a file is refused instead, naming the header and the fix."""
