@@ -61,6 +61,9 @@ def step(
         try:
             yield progress
             ok = progress.failure is None
+        except BaseException as exc:
+            progress.failure = progress.failure or _reason(exc)
+            raise
         finally:
             counted = f", {progress.done}/{total}" if total else ""
             outcome = "done" if ok else f"failed ({progress.failure or 'interrupted'})"
@@ -82,7 +85,20 @@ def step(
     columns.append(TimeElapsedColumn())
     with Bar(*columns, console=Console(file=out), transient=False) as bar, _logs_above(bar.console):
         progress._bar, progress._task = bar, bar.add_task(description, total=total)
-        yield progress
+        try:
+            yield progress
+        except BaseException as exc:
+            progress.fail(progress.failure or _reason(exc))
+            raise
+
+
+def _reason(exc: BaseException) -> str:
+    """Why a step's block raised, short: its message's first line (the error itself prints
+    in full after the step's line)."""
+    if isinstance(exc, KeyboardInterrupt | GeneratorExit):
+        return "interrupted"
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return first if len(first) <= 80 else first[:77] + "..."
 
 
 @contextmanager

@@ -42,8 +42,11 @@ def test_a_failed_step_says_why_in_its_last_line() -> None:
 def test_an_exception_inside_the_step_is_not_reported_as_done() -> None:
     out = io.StringIO()
     with pytest.raises(RuntimeError), progress.step("building churn-api", stream=out):
-        raise RuntimeError("boom")
-    assert "failed (interrupted)" in out.getvalue()
+        raise RuntimeError("boom: the archive is corrupt\nmore detail")
+    assert "building churn-api: failed (boom: the archive is corrupt) in " in out.getvalue()
+    with pytest.raises(KeyboardInterrupt), progress.step("verifying", stream=out):
+        raise KeyboardInterrupt
+    assert "verifying: failed (interrupted) in " in out.getvalue()
 
 
 def test_a_terminal_gets_the_live_display_with_the_count() -> None:
