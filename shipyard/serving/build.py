@@ -38,6 +38,7 @@ from shipyard.serving.config import (
     ServedVariant,
     ServiceConfig,
     environment_file,
+    read_bundle,
     read_config,
     release_differences,
     write_config,
@@ -277,15 +278,14 @@ def existing_bento(name: str, version: str, state_dir: Path) -> Path | None:
     return src if (src / "service.json").exists() else None
 
 
-def _built_config(step: ServiceStep, bundle: Path) -> ServiceConfig:
-    """The service.json of a Bento already built; one that cannot be read is named, with the
-    fix, instead of failing as a traceback (or, later, as every worker's start)."""
-    from pydantic import ValidationError
-
+def _built_config(step: ServiceStep, bundle: Path, own: bool = False) -> ServiceConfig:
+    """The service.json of a Bento already built, as this environment serves it (`own`: as
+    it was built); one that cannot be read is named, with the fix, instead of failing as a
+    traceback (or, later, as every worker's start)."""
     file = bundle / "service.json"
     try:
-        return read_config(bundle, step.state_dir)
-    except (OSError, ValidationError, ShipyardError) as exc:
+        return read_bundle(bundle) if own else read_config(bundle, step.state_dir)
+    except (OSError, ValueError, ShipyardError) as exc:  # JSON and pydantic errors included
         problem = str(exc).splitlines()[0]
         raise ShipyardError(
             f"service '{step.service}': the Bento's {file} cannot be read ({problem}); "
@@ -422,7 +422,7 @@ def promoted_bento(
             "again from the same model files"
         )
         return None
-    own = ServiceConfig.model_validate_json((found / "service.json").read_text())
+    own = _built_config(step, found, own=True)
     differ = release_differences(own.step, step)
     if len(own.variants) != 1 or differ:
         why = f"its service differs in {', '.join(differ)}" if differ else "it serves candidates"

@@ -138,7 +138,7 @@ def bundle_dir(default: Path) -> Path:
 def read_config(bundle: Path, state_dir: Path | str | None = None) -> ServiceConfig:
     """The bundle's service.json, as the environment of `state_dir` (default: the worker's,
     $SHIPYARD_STATE_DIR) serves it: a Bento promoted there gets that environment's settings."""
-    config = _read_bundle(bundle)
+    config = read_bundle(bundle)
     state = state_dir or os.environ.get(STATE_ENV)
     if not state:
         return config
@@ -158,7 +158,8 @@ def read_config(bundle: Path, state_dir: Path | str | None = None) -> ServiceCon
     return config
 
 
-def _read_bundle(bundle: Path) -> ServiceConfig:
+def read_bundle(bundle: Path) -> ServiceConfig:
+    """The bundle's own service.json, as it was built (no environment's settings)."""
     path = bundle / CONFIG_FILE
     try:
         data: Any = json.loads(path.read_text())
