@@ -30,7 +30,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
@@ -522,7 +521,7 @@ def copy_bento(
 
 def _transfer_bento(tag: str, source_state: str, target_state: str, resource: str) -> Path:
     """`bentoml export` from one Bento store, `bentoml import` into the other."""
-    from shipyard.serving.build import bento_env, existing_bento
+    from shipyard.serving.build import existing_bento, run_bentoml
 
     name, _, version = tag.partition(":")
     scratch = Path(tempfile.mkdtemp(prefix="shipyard-bento-"))
@@ -532,18 +531,10 @@ def _transfer_bento(tag: str, source_state: str, target_state: str, resource: st
             (["export", tag, str(archive)], source_state),
             (["import", str(archive)], target_state),
         ):
-            done = subprocess.run(
-                [sys.executable, "-m", "bentoml", *argv],
-                env=bento_env(Path(state)),
-                capture_output=True,
-                text=True,
-                timeout=600,
-                check=False,
-            )
-            if done.returncode != 0:
-                detail = (done.stderr or done.stdout).strip().splitlines()[-5:]
+            detail = run_bentoml(argv, Path(state))
+            if detail is not None:
                 raise ShipyardError(
-                    f"bentoml {argv[0]} of {tag} failed: " + " | ".join(detail),
+                    f"bentoml {argv[0]} of {tag} failed: " + " | ".join(detail[-5:]),
                     hint="nothing was released; fix the cause and promote again",
                     resource=resource,
                 )

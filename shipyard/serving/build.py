@@ -251,7 +251,7 @@ def _copy_code(ctx: Path) -> None:
 
 def bento_version(step: ServiceStep, versions: list[tuple[VariantRef, Any]]) -> str:
     """m<stable version>-<digest>: the digest covers the compiled service, every served version
-    and the serving code, so a change elsewhere in the spec does not rebuild the Bento."""
+    and the code it carries, so a change elsewhere in the spec does not rebuild the Bento."""
     payload = json.dumps(
         {
             "step": step.digest(),
@@ -266,9 +266,12 @@ def bento_version(step: ServiceStep, versions: list[tuple[VariantRef, Any]]) -> 
 
 
 def _code_digest() -> str:
+    """Over all the code a Bento carries (_copy_code): a fix anywhere in it (the online
+    feature lookup, the log encryption) builds a new Bento, not only one in serving/."""
     digest = hashlib.sha256()
-    for package in ("bentos", "shipyard/serving"):
+    for package in ("bentos", "shipyard"):
         for path in sorted((CODE_DIR / package).rglob("*.py")):
+            digest.update(path.relative_to(CODE_DIR).as_posix().encode() + b"\0")
             digest.update(path.read_bytes())
     return digest.hexdigest()
 
@@ -465,19 +468,32 @@ def _bentofile(ctx: Path, step: ServiceStep, versions: list[tuple[VariantRef, An
     (ctx / "bentofile.yaml").write_text(yaml.safe_dump(bentofile, sort_keys=False))
 
 
-def _bentoml_build(ctx: Path, version: str, state_dir: Path) -> None:
-    env = {**bento_env(state_dir), CONFIG_ENV: str(ctx), "PYTHONPATH": str(ctx)}
+def run_bentoml(
+    args: list[str],
+    state_dir: Path,
+    extra_env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> list[str] | None:
+    """`bentoml <args>` on the state folder's Bento store: None when it succeeded, else the
+    last lines it printed."""
     done = subprocess.run(
-        [sys.executable, "-m", "bentoml", "build", str(ctx), "--version", version, "-o", "tag"],
-        cwd=ctx,
-        env=env,
+        [sys.executable, "-m", "bentoml", *args],
+        cwd=cwd,
+        env={**bento_env(state_dir), **(extra_env or {})},
         capture_output=True,
         text=True,
         timeout=600,
         check=False,
     )
-    if done.returncode != 0:
-        detail = (done.stderr or done.stdout).strip().splitlines()[-15:]
+    if done.returncode == 0:
+        return None
+    return (done.stderr or done.stdout).strip().splitlines()[-15:]
+
+
+def _bentoml_build(ctx: Path, version: str, state_dir: Path) -> None:
+    args = ["build", str(ctx), "--version", version, "-o", "tag"]
+    detail = run_bentoml(args, state_dir, {CONFIG_ENV: str(ctx), "PYTHONPATH": str(ctx)}, ctx)
+    if detail is not None:
         raise ShipyardError(
             "bentoml build failed:\n  " + "\n  ".join(detail),
             hint="the full output is above; the build folder was " + str(ctx),
