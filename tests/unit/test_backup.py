@@ -8,6 +8,8 @@ import hashlib
 import json
 import os
 import sqlite3
+import subprocess
+import sys
 import tarfile
 import threading
 from collections.abc import Callable
@@ -151,6 +153,45 @@ def test_a_sqlite_database_is_copied_consistently_while_it_is_written(tmp_path: 
     finally:
         stop.set()
         writer.join()
+
+
+WRITER = """
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1], timeout=30)
+db.execute("PRAGMA synchronous=OFF")  # as fast as it can: a write between every two steps
+print("writing", flush=True)
+while True:
+    with db:
+        db.execute("INSERT INTO t (body) VALUES (?)", ("y" * 200,))
+"""
+
+
+def test_a_database_larger_than_a_step_is_copied_under_a_steady_writer(tmp_path: Path) -> None:
+    """The copy finishes while another process keeps committing (it used to start again after
+    each 16 MB step that a write came between, without end, its WAL growing)."""
+    source = tmp_path / "log.sqlite"
+    with closing(sqlite3.connect(source)) as db, db:
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, body TEXT)")
+        db.executemany("INSERT INTO t (body) VALUES (?)", [("x" * 200,)] * 120_000)  # ~6k pages
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(source)], stdout=subprocess.PIPE, text=True
+    )
+    assert writer.stdout is not None and writer.stdout.readline() == "writing\n"
+    timer = threading.Timer(60, writer.kill)  # a copy that never ends: the writer is stopped
+    timer.start()
+    try:
+        parts.sqlite_copy(source, tmp_path / "copy.sqlite")
+        finished_while_written = writer.poll() is None
+    finally:
+        timer.cancel()
+        writer.kill()
+        writer.wait()
+    assert finished_while_written
+    with closing(sqlite3.connect(tmp_path / "copy.sqlite")) as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        count, top = db.execute("SELECT count(*), max(id) FROM t").fetchone()
+        assert count == top >= 120_000  # rows 1..N, none missing
 
 
 def test_restore_brings_a_lost_state_folder_back(plan: Plan, store: LocalStore) -> None:
