@@ -6,7 +6,9 @@ model, which the service's stable variant serves, with the data version it was t
 A promotion moves exactly that, never a retraining:
 
     check    the version is what `--from` serves as its champion (no rollout in flight), the
-             target is the next environment, and a person approved it where one must
+             target is the next environment, a person approved it where one must, the
+             target's online features are built, and the spec did not change the Bento's
+             service since it passed
     copy     the model's files into the target registry, byte for byte (a digest of every file
              is compared after the copy), with the source run's parameters, metrics and tags;
              the data version's object into the target's DVC remote, and its catalog record
@@ -20,7 +22,7 @@ A promotion moves exactly that, never a retraining:
 
 Each step is idempotent: a promotion run again after a failure finds the copy it made (by its
 `shipyard.promoted_from` tag) instead of making another. A failed release rolls back: the
-rollout's own rollback, or the previous champion restored and the service rebuilt on it; the
+rollout's own rollback, or the previous champion restored and served again; the
 copy keeps a `shipyard.promotion: failed` tag and loses its alias. Both environments' audit
 logs record the promotion, with its outcome.
 """
@@ -100,9 +102,11 @@ def promote_command(
         f"(Bento {release.bento}, data {(release.data_version or 'unrecorded')[:10]})"
     )
     check_target_features(envs, service)
+    bento = bento_to_move(envs, release, say)
     copied, release = copy_model(envs, release, say)
     copy_data_version(envs, release, say)
-    copy_bento(envs, release, copied, say)
+    if bento is not None:
+        copy_bento(envs, release, bento, copied, say)
     outcome = "released"
     try:
         deliver(envs, release, copied, run_rollout, say)
@@ -459,22 +463,18 @@ def _copy_dvc_object(md5: str, source: str, target: str, release: Release) -> No
 # -- bento ------------------------------------------------------------------------------------
 
 
-def copy_bento(
-    envs: Environments, release: Release, copied: str, say: Callable[[str], None]
-) -> None:
-    """The Bento the source serves, into the target's Bento store as it is, named on the copy.
-
-    A Bento that serves a candidate beside stable holds a model that is not promoted: the
-    target assembles its own from the promoted files then (said). A Bento whose service takes
-    other fields than the target's (the spec changed since it passed) never passed: refused."""
-    from mlflow import MlflowClient
-
+def bento_to_move(envs: Environments, release: Release, say: Callable[[str], None]) -> Path | None:
+    """The folder of the Bento the source serves, to move as it is; None when the target
+    assembles its own from the promoted files (said): a Bento that serves a candidate beside
+    stable holds a model that is not promoted. A Bento whose service takes other fields than
+    the target's (the spec changed since it passed) never passed: refused, before anything
+    is copied."""
     from shipyard.serving.build import existing_bento
-    from shipyard.serving.config import TAG_BENTO, read_config, release_differences
+    from shipyard.serving.config import read_config, release_differences
 
     resource = f"service.{release.service}"
     name, _, version = release.bento.partition(":")
-    source_state, target_state = envs.source.runtime.state_dir, envs.target.runtime.state_dir
+    source_state = envs.source.runtime.state_dir
     source = existing_bento(name, version, Path(source_state))
     if source is None:
         raise ShipyardError(
@@ -490,9 +490,8 @@ def copy_bento(
             f"Bento {release.bento} serves candidates beside v{release.version}: "
             f"'{envs.target.profile}' assembles its own from the promoted files"
         )
-        return
-    target_step = envs.target.named(ServiceStep, release.service)
-    differ = release_differences(bento.step, target_step)
+        return None
+    differ = release_differences(bento.step, envs.target.named(ServiceStep, release.service))
     if differ:
         raise ShipyardError(
             f"Bento {release.bento} never passed '{envs.source.profile}' as "
@@ -502,6 +501,22 @@ def copy_bento(
             f"{envs.source.profile} shipyard serve {release.service}`), then promote again",
             resource=resource,
         )
+    return source
+
+
+def copy_bento(
+    envs: Environments, release: Release, source: Path, copied: str, say: Callable[[str], None]
+) -> None:
+    """The source's Bento (`source`, from bento_to_move) into the target's Bento store as it
+    is, its files compared, and named on the copy."""
+    from mlflow import MlflowClient
+
+    from shipyard.serving.build import existing_bento
+    from shipyard.serving.config import TAG_BENTO
+
+    resource = f"service.{release.service}"
+    name, _, version = release.bento.partition(":")
+    source_state, target_state = envs.source.runtime.state_dir, envs.target.runtime.state_dir
     digest = files_digest(source)
     target = existing_bento(name, version, Path(target_state))
     if target is None:

@@ -216,7 +216,7 @@ def test_promoting_again_reuses_the_copy(project: Project) -> None:
 
 
 def test_a_bento_the_spec_changed_since_it_passed_is_refused(project: Project) -> None:
-    from shipyard.delivery.promote import Environments, copy_bento, passed_release
+    from shipyard.delivery.promote import Environments, bento_to_move, passed_release
 
     before = _bentos(project.production)
     changed = {
@@ -231,7 +231,7 @@ def test_a_bento_the_spec_changed_since_it_passed_is_refused(project: Project) -
     )
     release = passed_release(project.staging, "churn-api")
     with pytest.raises(ShipyardError, match=r"never passed 'staging'.*changed its features"):
-        copy_bento(envs, release, "1", print)
+        bento_to_move(envs, release, print)
     assert _bentos(project.production) == before
 
 
